@@ -1,0 +1,345 @@
+//! The ATerm text form of a derivation, `Derive([outputs],[inputDrvs],[inputSrcs],system,
+//! builder,[args],[env])`. Strings are bytes; only `\" \\ \n \r \t` are escapes. The parser
+//! accepts exactly the canonical form the writer produces (sorted, unique keys), so a parsed
+//! file re-serialises to the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::{Derivation, Output};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid derivation at byte {offset}: {message}")]
+pub struct AtermError {
+    pub offset: usize,
+    pub message: String,
+}
+
+pub fn write(
+    drv: &Derivation,
+    mask_outputs: bool,
+    input_drvs: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"Derive([");
+    for (i, (name, o)) in drv.outputs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'(');
+        string(&mut out, name.as_bytes());
+        out.push(b',');
+        string(&mut out, if mask_outputs { b"" } else { o.path.as_bytes() });
+        out.push(b',');
+        string(&mut out, o.hash_algo.as_bytes());
+        out.push(b',');
+        string(&mut out, o.hash.as_bytes());
+        out.push(b')');
+    }
+    out.extend_from_slice(b"],[");
+    for (i, (path, outputs)) in input_drvs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'(');
+        string(&mut out, path.as_bytes());
+        out.push(b',');
+        list(&mut out, outputs.iter().map(|s| s.as_bytes()));
+        out.push(b')');
+    }
+    out.extend_from_slice(b"],");
+    list(&mut out, drv.input_srcs.iter().map(|s| s.as_bytes()));
+    out.push(b',');
+    string(&mut out, &drv.system);
+    out.push(b',');
+    string(&mut out, &drv.builder);
+    out.push(b',');
+    list(&mut out, drv.args.iter().map(|s| s.as_slice()));
+    out.extend_from_slice(b",[");
+    for (i, (k, v)) in drv.env.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'(');
+        string(&mut out, k);
+        out.push(b',');
+        let masked =
+            mask_outputs && std::str::from_utf8(k).is_ok_and(|k| drv.outputs.contains_key(k));
+        string(&mut out, if masked { b"" } else { v });
+        out.push(b')');
+    }
+    out.extend_from_slice(b"])");
+    out
+}
+
+fn list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a [u8]>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, s);
+    }
+    out.push(b']');
+}
+
+fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+pub fn parse(s: &[u8]) -> Result<Derivation, AtermError> {
+    let mut p = Parser { s, pos: 0 };
+    p.expect(b"Derive(")?;
+
+    let mut outputs = BTreeMap::new();
+    p.list(|p| {
+        let at = p.pos;
+        p.expect(b"(")?;
+        let name = p.utf8_string("output name")?;
+        p.expect(b",")?;
+        let path = p.utf8_string("output path")?;
+        p.expect(b",")?;
+        let hash_algo = p.utf8_string("output hash algorithm")?;
+        p.expect(b",")?;
+        let hash = p.utf8_string("output hash")?;
+        p.expect(b")")?;
+        insert_sorted(
+            &mut outputs,
+            name,
+            Output {
+                path,
+                hash_algo,
+                hash,
+            },
+            at,
+            "output",
+        )
+    })?;
+    p.expect(b",")?;
+
+    let mut input_drvs = BTreeMap::new();
+    p.list(|p| {
+        let at = p.pos;
+        p.expect(b"(")?;
+        let path = p.utf8_string("input derivation path")?;
+        p.expect(b",")?;
+        let mut outs = BTreeSet::new();
+        p.list(|p| {
+            let at = p.pos;
+            let o = p.utf8_string("input output name")?;
+            push_sorted(&mut outs, o, at, "input derivation output")
+        })?;
+        p.expect(b")")?;
+        insert_sorted(&mut input_drvs, path, outs, at, "input derivation")
+    })?;
+    p.expect(b",")?;
+
+    let mut input_srcs = BTreeSet::new();
+    p.list(|p| {
+        let at = p.pos;
+        let s = p.utf8_string("input source")?;
+        push_sorted(&mut input_srcs, s, at, "input source")
+    })?;
+    p.expect(b",")?;
+    let system = p.string()?;
+    p.expect(b",")?;
+    let builder = p.string()?;
+    p.expect(b",")?;
+    let mut args = Vec::new();
+    p.list(|p| {
+        args.push(p.string()?);
+        Ok(())
+    })?;
+    p.expect(b",")?;
+    let mut env = BTreeMap::new();
+    p.list(|p| {
+        let at = p.pos;
+        p.expect(b"(")?;
+        let k = p.string()?;
+        p.expect(b",")?;
+        let v = p.string()?;
+        p.expect(b")")?;
+        insert_sorted(&mut env, k, v, at, "environment variable")
+    })?;
+    p.expect(b")")?;
+    if p.pos != s.len() {
+        return Err(p.err("trailing bytes after the derivation"));
+    }
+    Ok(Derivation {
+        outputs,
+        input_drvs,
+        input_srcs,
+        system,
+        builder,
+        args,
+        env,
+    })
+}
+
+fn insert_sorted<K: Ord + std::fmt::Debug, V>(
+    map: &mut BTreeMap<K, V>,
+    k: K,
+    v: V,
+    at: usize,
+    what: &str,
+) -> Result<(), AtermError> {
+    if let Some((last, _)) = map.last_key_value() {
+        if *last == k {
+            return Err(AtermError {
+                offset: at,
+                message: format!("duplicate {what} {k:?}"),
+            });
+        }
+        if *last > k {
+            return Err(AtermError {
+                offset: at,
+                message: format!("{what} {k:?} is out of order (keys must be sorted)"),
+            });
+        }
+    }
+    map.insert(k, v);
+    Ok(())
+}
+
+fn push_sorted(
+    set: &mut BTreeSet<String>,
+    s: String,
+    at: usize,
+    what: &str,
+) -> Result<(), AtermError> {
+    if let Some(last) = set.last() {
+        if *last >= s {
+            let kind = if *last == s {
+                "duplicate"
+            } else {
+                "out-of-order"
+            };
+            return Err(AtermError {
+                offset: at,
+                message: format!("{kind} {what} {s:?}"),
+            });
+        }
+    }
+    set.insert(s);
+    Ok(())
+}
+
+impl Parser<'_> {
+    fn err(&self, message: impl Into<String>) -> AtermError {
+        AtermError {
+            offset: self.pos,
+            message: message.into(),
+        }
+    }
+
+    fn expect(&mut self, lit: &[u8]) -> Result<(), AtermError> {
+        if self.s[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            let found = self
+                .s
+                .get(self.pos..(self.pos + lit.len()).min(self.s.len()))
+                .unwrap_or_default();
+            Err(self.err(format!(
+                "expected {:?}, found {:?}",
+                String::from_utf8_lossy(lit),
+                if found.is_empty() {
+                    "end of input".into()
+                } else {
+                    String::from_utf8_lossy(found)
+                }
+            )))
+        }
+    }
+
+    /// `[item,item,...]`
+    fn list(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), AtermError>,
+    ) -> Result<(), AtermError> {
+        self.expect(b"[")?;
+        if self.s.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            match self.s.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Vec<u8>, AtermError> {
+        self.expect(b"\"")?;
+        let mut out = Vec::new();
+        loop {
+            let rest = &self.s[self.pos..];
+            let Some(i) = rest
+                .iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | b'\n' | b'\r' | b'\t'))
+            else {
+                return Err(self.err("unterminated string"));
+            };
+            out.extend_from_slice(&rest[..i]);
+            self.pos += i;
+            match self.s[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {}
+                raw => {
+                    return Err(self.err(format!(
+                        "raw control character {:?} in string (must be escaped)",
+                        raw as char
+                    )))
+                }
+            }
+            let c = match self.s.get(self.pos + 1) {
+                Some(b'"') => b'"',
+                Some(b'\\') => b'\\',
+                Some(b'n') => b'\n',
+                Some(b'r') => b'\r',
+                Some(b't') => b'\t',
+                Some(other) => {
+                    return Err(self.err(format!("bad escape \"\\{}\"", other.escape_ascii())))
+                }
+                None => return Err(self.err("unterminated string")),
+            };
+            out.push(c);
+            self.pos += 2;
+        }
+    }
+
+    fn utf8_string(&mut self, what: &str) -> Result<String, AtermError> {
+        let at = self.pos;
+        String::from_utf8(self.string()?).map_err(|_| AtermError {
+            offset: at,
+            message: format!("{what} is not UTF-8"),
+        })
+    }
+}

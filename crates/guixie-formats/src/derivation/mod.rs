@@ -1,0 +1,324 @@
+//! Derivations: the build recipes in `.drv` files, their ATerm form, Nix's
+//! `hashDerivationModulo`, output paths and the `nix show-derivation` JSON view.
+
+mod aterm;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+pub use aterm::AtermError;
+
+use crate::hash::{Hash, HashAlgo, HashError};
+use crate::store_path::{StoreDir, StorePath, StorePathError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Absolute store path; empty while the path is being computed.
+    pub path: String,
+    /// Empty, or `[r:]algo` for a fixed-output derivation (`r:` = recursive / NAR hash).
+    pub hash_algo: String,
+    /// Empty, or the base16 digest for a fixed-output derivation.
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Derivation {
+    pub outputs: BTreeMap<String, Output>,
+    /// Input derivation path → the outputs of it that are used.
+    pub input_drvs: BTreeMap<String, BTreeSet<String>>,
+    pub input_srcs: BTreeSet<String>,
+    pub system: Vec<u8>,
+    pub builder: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
+    pub env: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// How `hashDerivationModulo` combines two input derivations whose modulo hashes are equal
+/// (e.g. two fixed-output derivations producing the same content).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputCollision {
+    /// The union of the used outputs of all colliding inputs (Nix since Aug 2026).
+    #[default]
+    Merge,
+    /// The outputs of the input whose `.drv` path sorts last replace the others (Nix up to
+    /// Aug 2026, including the Nix 2.8 that Debian ships).
+    LastWins,
+}
+
+impl InputCollision {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "merge" => Some(InputCollision::Merge),
+            "last-wins" => Some(InputCollision::LastWins),
+            _ => None,
+        }
+    }
+}
+
+/// A fixed output's declared content hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixedOutput {
+    pub recursive: bool,
+    pub hash: Hash,
+}
+
+#[derive(Debug, Error)]
+pub enum DerivationError {
+    #[error(transparent)]
+    Aterm(#[from] AtermError),
+    #[error("output {output:?}: {source}")]
+    OutputHash { output: String, source: HashError },
+    #[error("output {output:?}: fixed-output derivations have a single output named \"out\"")]
+    FixedOutputShape { output: String },
+    #[error("{what}: {source}")]
+    Path {
+        what: String,
+        source: StorePathError,
+    },
+    #[error("input derivation {path}: {message}")]
+    Input { path: String, message: String },
+    #[error("derivation has no \"name\" in its environment")]
+    NoName,
+}
+
+impl Derivation {
+    pub fn parse(bytes: &[u8]) -> Result<Self, AtermError> {
+        aterm::parse(bytes)
+    }
+
+    /// The canonical ATerm bytes, as written to the `.drv` file.
+    pub fn to_aterm(&self) -> Vec<u8> {
+        aterm::write(self, false, &self.input_drvs)
+    }
+
+    pub fn name(&self) -> Result<&str, DerivationError> {
+        self.env
+            .get(b"name".as_slice())
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .ok_or(DerivationError::NoName)
+    }
+
+    /// The declared hash if this is a fixed-output derivation.
+    pub fn fixed_output(&self) -> Result<Option<FixedOutput>, DerivationError> {
+        let Some((name, out)) = self.outputs.iter().find(|(_, o)| !o.hash.is_empty()) else {
+            return Ok(None);
+        };
+        if self.outputs.len() != 1 || name != "out" {
+            return Err(DerivationError::FixedOutputShape {
+                output: name.clone(),
+            });
+        }
+        let (recursive, algo) = match out.hash_algo.strip_prefix("r:") {
+            Some(a) => (true, a),
+            None => (false, out.hash_algo.as_str()),
+        };
+        let err = |source| DerivationError::OutputHash {
+            output: name.clone(),
+            source,
+        };
+        let algo = HashAlgo::parse(algo).map_err(err)?;
+        let hash = Hash::parse_digest(algo, &out.hash).map_err(err)?;
+        Ok(Some(FixedOutput { recursive, hash }))
+    }
+
+    /// Nix's `hashDerivationModulo`. `input_hash` gives the (unmasked) modulo hash of each input
+    /// derivation; see [`ModuloHasher`] for a memoising implementation.
+    pub fn hash_modulo(
+        &self,
+        mask_outputs: bool,
+        collision: InputCollision,
+        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+    ) -> Result<Hash, DerivationError> {
+        if let Some(fixed) = self.fixed_output()? {
+            let out = &self.outputs["out"];
+            let s = format!(
+                "fixed:out:{}:{}:{}",
+                out.hash_algo,
+                fixed.hash.to_hex(),
+                out.path
+            );
+            return Ok(Hash::digest_of(HashAlgo::Sha256, s.as_bytes()));
+        }
+        let mut inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (path, outputs) in &self.input_drvs {
+            let key = input_hash(path)?.to_hex();
+            match collision {
+                InputCollision::Merge => inputs
+                    .entry(key)
+                    .or_default()
+                    .extend(outputs.iter().cloned()),
+                InputCollision::LastWins => {
+                    inputs.insert(key, outputs.clone());
+                }
+            }
+        }
+        let aterm = aterm::write(self, mask_outputs, &inputs);
+        Ok(Hash::digest_of(HashAlgo::Sha256, &aterm))
+    }
+
+    /// Computes every output path from scratch (ignoring the paths written in `self`).
+    pub fn compute_output_paths(
+        &self,
+        store_dir: &StoreDir,
+        drv_name: &str,
+        collision: InputCollision,
+        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+    ) -> Result<BTreeMap<String, StorePath>, DerivationError> {
+        let path_err = |what: &str| {
+            let what = what.to_owned();
+            move |source| DerivationError::Path { what, source }
+        };
+        if let Some(fixed) = self.fixed_output()? {
+            let p = store_dir
+                .make_fixed_output_path(drv_name, fixed.recursive, &fixed.hash)
+                .map_err(path_err("fixed output"))?;
+            return Ok(BTreeMap::from([("out".to_owned(), p)]));
+        }
+        let h = self.hash_modulo(true, collision, input_hash)?;
+        self.outputs
+            .keys()
+            .map(|o| {
+                let p = store_dir
+                    .make_output_path(o, &h, drv_name)
+                    .map_err(path_err(&format!("output {o:?}")))?;
+                Ok((o.clone(), p))
+            })
+            .collect()
+    }
+
+    /// Fills in output paths and their environment variables, as `derivation` does in Nix.
+    pub fn fill_output_paths(
+        &mut self,
+        store_dir: &StoreDir,
+        collision: InputCollision,
+        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+    ) -> Result<(), DerivationError> {
+        let name = self.name()?.to_owned();
+        for (o, out) in self.outputs.iter_mut() {
+            out.path.clear();
+            self.env.insert(o.as_bytes().to_vec(), Vec::new());
+        }
+        let paths = self.compute_output_paths(store_dir, &name, collision, input_hash)?;
+        for (o, p) in paths {
+            let abs = store_dir.display(&p);
+            self.env
+                .insert(o.as_bytes().to_vec(), abs.as_bytes().to_vec());
+            self.outputs
+                .get_mut(&o)
+                .expect("computed from outputs")
+                .path = abs;
+        }
+        Ok(())
+    }
+
+    /// The store paths this `.drv` file references: its input sources and input derivations.
+    pub fn references(&self, store_dir: &StoreDir) -> Result<BTreeSet<StorePath>, DerivationError> {
+        self.input_srcs
+            .iter()
+            .chain(self.input_drvs.keys())
+            .map(|p| {
+                store_dir
+                    .parse_path(p)
+                    .map_err(|source| DerivationError::Path {
+                        what: format!("input {p}"),
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// The store path of this derivation's `.drv` file.
+    pub fn drv_path(
+        &self,
+        store_dir: &StoreDir,
+        drv_name: &str,
+    ) -> Result<StorePath, DerivationError> {
+        let refs = self.references(store_dir)?;
+        let h = Hash::digest_of(HashAlgo::Sha256, &self.to_aterm());
+        store_dir
+            .make_text_path(&format!("{drv_name}.drv"), &h, &refs)
+            .map_err(|source| DerivationError::Path {
+                what: "derivation path".into(),
+                source,
+            })
+    }
+
+    /// The `nix show-derivation` JSON object for this derivation (without the path key).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let lossy = |b: &[u8]| Value::String(String::from_utf8_lossy(b).into_owned());
+        let outputs: Map<String, Value> = self
+            .outputs
+            .iter()
+            .map(|(name, o)| {
+                let mut m = Map::new();
+                m.insert("path".into(), json!(o.path));
+                if !o.hash.is_empty() {
+                    m.insert("hashAlgo".into(), json!(o.hash_algo));
+                    m.insert("hash".into(), json!(o.hash));
+                }
+                (name.clone(), Value::Object(m))
+            })
+            .collect();
+        let env: Map<String, Value> = self
+            .env
+            .iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), lossy(v)))
+            .collect();
+        json!({
+            "outputs": outputs,
+            "inputSrcs": self.input_srcs,
+            "inputDrvs": self.input_drvs,
+            "system": lossy(&self.system),
+            "builder": lossy(&self.builder),
+            "args": self.args.iter().map(|a| lossy(a)).collect::<Vec<_>>(),
+            "env": env,
+        })
+    }
+}
+
+/// Memoising `hashDerivationModulo` over a graph: `load` returns the parsed derivation for a
+/// `.drv` path (from a store, a directory, memory). Each input is hashed once.
+pub struct ModuloHasher<L> {
+    load: L,
+    collision: InputCollision,
+    cache: std::collections::HashMap<String, Hash>,
+}
+
+impl<L: FnMut(&str) -> Result<Derivation, DerivationError>> ModuloHasher<L> {
+    pub fn new(load: L, collision: InputCollision) -> Self {
+        ModuloHasher {
+            load,
+            collision,
+            cache: Default::default(),
+        }
+    }
+
+    /// The unmasked modulo hash of the derivation at `path`, as used for its dependants.
+    pub fn hash_of(&mut self, path: &str) -> Result<Hash, DerivationError> {
+        if let Some(h) = self.cache.get(path) {
+            return Ok(h.clone());
+        }
+        let drv = (self.load)(path)?;
+        let h = self.hash_drv(&drv, false)?;
+        self.cache.insert(path.to_owned(), h.clone());
+        Ok(h)
+    }
+
+    pub fn hash_drv(
+        &mut self,
+        drv: &Derivation,
+        mask_outputs: bool,
+    ) -> Result<Hash, DerivationError> {
+        let collision = self.collision;
+        drv.hash_modulo(mask_outputs, collision, &mut |p| self.hash_of(p))
+    }
+
+    pub fn collision(&self) -> InputCollision {
+        self.collision
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::{padding, COPY_BUFFER, MAGIC};
+use crate::hash::{CountingWriter, Hash, HashAlgo, Hasher};
+
+#[derive(Debug, Error)]
+pub enum DumpError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("cannot archive {path}: it is neither a regular file, a directory nor a symlink")]
+    UnsupportedType { path: PathBuf },
+    #[error("{path} changed while it was being archived (expected {expected} bytes)")]
+    Changed { path: PathBuf, expected: u64 },
+    #[error("writing the archive failed: {0}")]
+    Output(io::Error),
+}
+
+/// Low-level NAR token writer; `dump_path` drives it from a file system tree, other sources
+/// (a content-addressed chunk store, a test generator) can drive it directly.
+pub struct NarEncoder<W: Write> {
+    out: W,
+}
+
+impl<W: Write> NarEncoder<W> {
+    pub fn new(mut out: W) -> io::Result<Self> {
+        write_str(&mut out, MAGIC)?;
+        Ok(NarEncoder { out })
+    }
+
+    pub fn token(&mut self, s: &[u8]) -> io::Result<()> {
+        write_str(&mut self.out, s)
+    }
+
+    pub fn tokens(&mut self, ts: &[&[u8]]) -> io::Result<()> {
+        ts.iter().try_for_each(|t| self.token(t))
+    }
+
+    pub fn symlink(&mut self, target: &[u8]) -> io::Result<()> {
+        self.tokens(&[b"(", b"type", b"symlink", b"target", target, b")"])
+    }
+
+    /// Starts a regular file; the caller then writes exactly `size` bytes with
+    /// `contents_mut` and calls `end_file`.
+    pub fn begin_file(&mut self, executable: bool, size: u64) -> io::Result<()> {
+        self.tokens(&[b"(", b"type", b"regular"])?;
+        if executable {
+            self.tokens(&[b"executable", b""])?;
+        }
+        self.token(b"contents")?;
+        self.out.write_all(&size.to_le_bytes())
+    }
+
+    pub fn contents_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    pub fn end_file(&mut self, size: u64) -> io::Result<()> {
+        self.out.write_all(&[0u8; 8][..padding(size)])?;
+        self.token(b")")
+    }
+
+    pub fn begin_directory(&mut self) -> io::Result<()> {
+        self.tokens(&[b"(", b"type", b"directory"])
+    }
+
+    /// Entries must come in strictly increasing byte order of `name`.
+    pub fn begin_entry(&mut self, name: &[u8]) -> io::Result<()> {
+        self.tokens(&[b"entry", b"(", b"name", name, b"node"])
+    }
+
+    pub fn end_entry(&mut self) -> io::Result<()> {
+        self.token(b")")
+    }
+
+    pub fn end_directory(&mut self) -> io::Result<()> {
+        self.token(b")")
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+fn write_str(out: &mut impl Write, s: &[u8]) -> io::Result<()> {
+    // One write per token keeps small-token overhead low on unbuffered sinks like hashers.
+    let mut buf = [0u8; 64];
+    if s.len() + 16 <= buf.len() {
+        let len = s.len();
+        buf[..8].copy_from_slice(&(len as u64).to_le_bytes());
+        buf[8..8 + len].copy_from_slice(s);
+        let total = 8 + len + padding(len as u64);
+        out.write_all(&buf[..total])
+    } else {
+        out.write_all(&(s.len() as u64).to_le_bytes())?;
+        out.write_all(s)?;
+        out.write_all(&[0u8; 8][..padding(s.len() as u64)])
+    }
+}
+
+/// Serialises the tree at `path` (not following a top-level symlink) as a NAR into `out`.
+pub fn dump_path(path: &Path, out: impl Write) -> Result<(), DumpError> {
+    let mut enc = NarEncoder::new(out).map_err(DumpError::Output)?;
+    let mut buf = vec![0u8; COPY_BUFFER];
+    dump_node(path, &mut enc, &mut buf)?;
+    enc.contents_mut().flush().map_err(DumpError::Output)
+}
+
+/// NAR hash and NAR size of the tree at `path`.
+pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), DumpError> {
+    let mut counting = CountingWriter::new(Hasher::new(algo));
+    dump_path(path, &mut counting)?;
+    Ok((counting.inner.finish(), counting.count))
+}
+
+fn dump_node<W: Write>(
+    path: &Path,
+    enc: &mut NarEncoder<W>,
+    buf: &mut [u8],
+) -> Result<(), DumpError> {
+    let io_err = |source| DumpError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = fs::symlink_metadata(path).map_err(io_err)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(io_err)?;
+        enc.symlink(target.as_os_str().as_bytes())
+            .map_err(DumpError::Output)
+    } else if ft.is_file() {
+        let mut file = File::open(path).map_err(io_err)?;
+        let size = meta.len();
+        let executable = meta.permissions().mode() & 0o100 != 0;
+        enc.begin_file(executable, size)
+            .map_err(DumpError::Output)?;
+        let mut remaining = size;
+        while remaining > 0 {
+            let want = remaining.min(buf.len() as u64) as usize;
+            let n = match file.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(DumpError::Changed {
+                        path: path.to_owned(),
+                        expected: size,
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            enc.contents_mut()
+                .write_all(&buf[..n])
+                .map_err(DumpError::Output)?;
+            remaining -= n as u64;
+        }
+        enc.end_file(size).map_err(DumpError::Output)
+    } else if ft.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path)
+            .map_err(io_err)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err)?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        enc.begin_directory().map_err(DumpError::Output)?;
+        for name in names {
+            enc.begin_entry(name.as_bytes())
+                .map_err(DumpError::Output)?;
+            dump_node(&path.join(&name), enc, buf)?;
+            enc.end_entry().map_err(DumpError::Output)?;
+        }
+        enc.end_directory().map_err(DumpError::Output)
+    } else {
+        Err(DumpError::UnsupportedType {
+            path: path.to_owned(),
+        })
+    }
+}
