@@ -1,0 +1,253 @@
+//! Adding paths. Every way in (a file system tree, a NAR, a text) goes through the same steps:
+//! restore into a temporary entry inside the store directory (same file system, name starting
+//! with `.` so it is never a valid store path), canonicalise and fsync, take the path's lock,
+//! rename into place, fsync the directory, register in one transaction.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use guixie_formats::hash::{HashAlgo, Hasher};
+use guixie_formats::nar;
+use guixie_formats::refscan::RefScanner;
+use guixie_formats::{Hash, StorePath};
+
+use super::locks::FileLock;
+use super::LocalStore;
+use crate::canonical::{canonicalise, remove_tree, sync_dir};
+use crate::error::{io_err, StoreError};
+use crate::PathInfo;
+
+/// Temporary entries in the store directory start with this; GC removes stale ones.
+pub(super) const TEMP_PREFIX: &str = ".tmp-";
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary entry that is removed on drop unless it was moved into place.
+struct TempEntry(Option<PathBuf>);
+
+impl TempEntry {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("temp entry still owned")
+    }
+}
+
+impl Drop for TempEntry {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = remove_tree(&p);
+        }
+    }
+}
+
+/// Hashes, counts and optionally reference-scans the NAR stream as it is read.
+struct Observed<R> {
+    inner: R,
+    hasher: Hasher,
+    size: u64,
+    scanner: Option<RefScanner>,
+}
+
+impl<R: Read> Read for Observed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        if let Some(s) = &mut self.scanner {
+            s.scan(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+impl LocalStore {
+    fn temp_entry(&self) -> Result<TempEntry, StoreError> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = self
+            .real_store
+            .join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
+        // A leftover of a dead process that had our pid; nobody else can own it while we live.
+        remove_tree(&p)?;
+        Ok(TempEntry(Some(p)))
+    }
+
+    fn gc_lock_shared(&self) -> Result<FileLock, StoreError> {
+        FileLock::shared(&self.state.join("gc.lock"))
+    }
+
+    pub(super) fn gc_lock_exclusive(&self) -> Result<FileLock, StoreError> {
+        FileLock::exclusive(&self.state.join("gc.lock"))
+    }
+
+    fn path_lock(&self, path: &StorePath) -> Result<FileLock, StoreError> {
+        FileLock::exclusive(
+            &self
+                .state
+                .join("locks")
+                .join(format!("{}.lock", path.hash_part())),
+        )
+    }
+
+    /// Adds the tree at `src` as a NAR-hashed (recursive sha256) source path, as
+    /// `nix-store --add` does. With `scan_references`, store paths that are valid here and
+    /// whose hashes occur in the contents become references (and part of the path's hash).
+    pub fn add_path(
+        &self,
+        src: &Path,
+        name: &str,
+        scan_references: bool,
+    ) -> Result<PathInfo, StoreError> {
+        guixie_formats::store_path::validate_name(name)?;
+        let _gc = self.gc_lock_shared()?;
+        let scanner = if scan_references {
+            Some(RefScanner::new(&self.valid_paths()?))
+        } else {
+            None
+        };
+        let temp = self.temp_entry()?;
+        let (reader, mut writer) = io::pipe().map_err(io_err(src))?;
+        let src_owned = src.to_owned();
+        let dumper = std::thread::spawn(move || {
+            let r = nar::dump_path(&src_owned, &mut writer);
+            drop(writer);
+            r
+        });
+        let mut observed = Observed {
+            inner: reader,
+            hasher: Hasher::new(HashAlgo::Sha256),
+            size: 0,
+            scanner,
+        };
+        let restored = nar::restore(&mut observed, temp.path());
+        // The dumper's error explains a broken pipe better than the restorer's.
+        dumper.join().expect("NAR dumper thread panicked")?;
+        restored?;
+        let nar_hash = observed.hasher.finish();
+        let references: BTreeSet<StorePath> =
+            observed.scanner.map(|s| s.into_found()).unwrap_or_default();
+        let path = self
+            .store_dir
+            .make_source_path(name, &nar_hash, &references, false)?;
+        let info = PathInfo {
+            path,
+            nar_hash,
+            nar_size: observed.size,
+            references,
+            deriver: None,
+            signatures: Vec::new(),
+            registration_time: (self.clock)(),
+            ca: None,
+        };
+        self.finalize(temp, info)
+    }
+
+    /// Adds a text file (such as a `.drv`) whose path is computed from its contents and references.
+    pub fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &BTreeSet<StorePath>,
+    ) -> Result<PathInfo, StoreError> {
+        let content_hash = Hash::digest_of(HashAlgo::Sha256, contents);
+        let path = self
+            .store_dir
+            .make_text_path(name, &content_hash, references)?;
+        if let Some(info) = self.db().path_info(&self.store_dir, &path)? {
+            return Ok(info);
+        }
+        let _gc = self.gc_lock_shared()?;
+        let temp = self.temp_entry()?;
+        std::fs::write(temp.path(), contents).map_err(io_err(temp.path()))?;
+        let (nar_hash, nar_size) = nar::hash_path(temp.path(), HashAlgo::Sha256)?;
+        let info = PathInfo {
+            path,
+            nar_hash,
+            nar_size,
+            references: references.clone(),
+            deriver: None,
+            signatures: Vec::new(),
+            registration_time: (self.clock)(),
+            ca: Some(format!(
+                "text:{}",
+                content_hash.to_typed_string(guixie_formats::Encoding::Nix32)
+            )),
+        };
+        self.finalize(temp, info)
+    }
+
+    /// Imports a path from a NAR stream, checking it against `info`'s hash and size.
+    pub(super) fn import(
+        &self,
+        info: &PathInfo,
+        nar_stream: &mut dyn Read,
+    ) -> Result<(), StoreError> {
+        if self.is_valid_quick(&info.path)? {
+            return Ok(());
+        }
+        let _gc = self.gc_lock_shared()?;
+        let temp = self.temp_entry()?;
+        let mut observed = Observed {
+            inner: nar_stream,
+            hasher: Hasher::new(info.nar_hash.algo()),
+            size: 0,
+            scanner: None,
+        };
+        nar::restore(&mut observed, temp.path())?;
+        let actual = observed.hasher.finish();
+        if actual != info.nar_hash || observed.size != info.nar_size {
+            return Err(StoreError::HashMismatch {
+                path: self.store_dir.display(&info.path),
+                expected: info.nar_hash.to_string(),
+                actual: actual.to_string(),
+                expected_size: info.nar_size,
+                actual_size: observed.size,
+            });
+        }
+        self.finalize(temp, info.clone()).map(|_| ())
+    }
+
+    fn is_valid_quick(&self, path: &StorePath) -> Result<bool, StoreError> {
+        Ok(self.db().path_info(&self.store_dir, path)?.is_some())
+    }
+
+    /// Moves a complete temporary tree into place as `info.path` and registers it. If another
+    /// process registered the same path meanwhile, its copy wins and ours is discarded.
+    fn finalize(&self, mut temp: TempEntry, info: PathInfo) -> Result<PathInfo, StoreError> {
+        canonicalise(temp.path())?;
+        let _lock = self.path_lock(&info.path)?;
+        if let Some(existing) = self.db().path_info(&self.store_dir, &info.path)? {
+            return Ok(existing);
+        }
+        for r in &info.references {
+            if *r != info.path && !self.is_valid_quick(r)? {
+                return Err(StoreError::MissingReference {
+                    path: self.store_dir.display(&info.path),
+                    reference: self.store_dir.display(r),
+                });
+            }
+        }
+        let dest = self.real_path(&info.path);
+        // Left over from a crash between rename and registration: never valid, safe to replace.
+        remove_tree(&dest)?;
+        let src = temp.0.take().expect("temp entry still owned");
+        if let Err(e) = std::fs::rename(&src, &dest) {
+            temp.0 = Some(src);
+            return Err(io_err(&dest)(e));
+        }
+        sync_dir(&self.real_store)?;
+        self.db().register(&self.store_dir, &info)?;
+        Ok(info)
+    }
+
+    /// Reference scanning of an existing tree against `candidates` (used for build outputs).
+    pub fn scan_references(
+        &self,
+        tree: &Path,
+        candidates: &[StorePath],
+    ) -> Result<BTreeSet<StorePath>, StoreError> {
+        let mut scanner = RefScanner::new(candidates);
+        nar::dump_path(tree, &mut scanner)?;
+        Ok(scanner.into_found())
+    }
+}

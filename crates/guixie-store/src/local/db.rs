@@ -1,0 +1,364 @@
+//! The SQLite database of valid paths. Paths are stored as absolute logical paths, as in Nix.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use guixie_formats::signing::Signature;
+use guixie_formats::{Encoding, Hash, StoreDir, StorePath};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::PathInfo;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS Config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ValidPaths (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    path             TEXT UNIQUE NOT NULL,
+    narHash          TEXT NOT NULL,
+    narSize          INTEGER NOT NULL,
+    registrationTime INTEGER NOT NULL,
+    deriver          TEXT,
+    sigs             TEXT NOT NULL DEFAULT '',
+    ca               TEXT
+);
+CREATE TABLE IF NOT EXISTS Refs (
+    referrer  INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+    reference INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE RESTRICT,
+    PRIMARY KEY (referrer, reference)
+);
+CREATE INDEX IF NOT EXISTS IndexReference ON Refs(reference);
+";
+
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Db {
+    pub fn open(path: &Path, store_dir: &StoreDir, root: &Path) -> Result<Self, StoreError> {
+        let err = |source| StoreError::Db {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(600)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(SCHEMA).map_err(err)?;
+        let existing: Option<String> = tx
+            .query_row("SELECT value FROM Config WHERE key = 'storeDir'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        match existing {
+            Some(found) if found != store_dir.as_str() => {
+                return Err(StoreError::StoreDirMismatch {
+                    root: root.to_owned(),
+                    found,
+                    requested: store_dir.as_str().to_owned(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO Config (key, value) VALUES ('storeDir', ?1)",
+                    [store_dir.as_str()],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(Db {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    pub fn path_info(
+        &self,
+        sd: &StoreDir,
+        path: &StorePath,
+    ) -> Result<Option<PathInfo>, StoreError> {
+        let abs = sd.display(path);
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, narHash, narSize, registrationTime, deriver, sigs, ca FROM ValidPaths WHERE path = ?1",
+                [&abs],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        let Some((id, hash, size, time, deriver, sigs, ca)) = row else {
+            return Ok(None);
+        };
+        let bad =
+            |what: &str, e: &dyn std::fmt::Display| self.corrupt(format!("{abs}: {what}: {e}"));
+        let nar_hash = Hash::parse(&hash, None).map_err(|e| bad("narHash", &e))?;
+        let references = self
+            .references_of(id)?
+            .iter()
+            .map(|r| sd.parse_path(r).map_err(|e| bad("reference", &e)))
+            .collect::<Result<_, _>>()?;
+        let deriver = deriver
+            .map(|d| sd.parse_path(&d).map_err(|e| bad("deriver", &e)))
+            .transpose()?;
+        let signatures = sigs
+            .split_whitespace()
+            .map(|s| Signature::parse(s).map_err(|e| bad("signature", &e)))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(PathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size: size as u64,
+            references,
+            deriver,
+            signatures,
+            registration_time: time,
+            ca,
+        }))
+    }
+
+    fn references_of(&self, id: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT v.path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?1 ORDER BY v.path",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([id], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Registers a path in one transaction; fails if a reference (other than itself) is not valid.
+    /// Returns false if the path was already valid (nothing changed).
+    pub fn register(&mut self, sd: &StoreDir, info: &PathInfo) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let abs = sd.display(&info.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM ValidPaths WHERE path = ?1", [&abs], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        let sigs: Vec<String> = info.signatures.iter().map(|s| s.to_string()).collect();
+        tx.execute(
+            "INSERT INTO ValidPaths (path, narHash, narSize, registrationTime, deriver, sigs, ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                abs,
+                info.nar_hash.to_typed_string(Encoding::Nix32),
+                info.nar_size as i64,
+                info.registration_time,
+                info.deriver.as_ref().map(|d| sd.display(d)),
+                sigs.join(" "),
+                info.ca,
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        for r in &info.references {
+            let r_abs = sd.display(r);
+            let rid: Option<i64> = if *r == info.path {
+                Some(id)
+            } else {
+                tx.query_row(
+                    "SELECT id FROM ValidPaths WHERE path = ?1",
+                    [&r_abs],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(err)?
+            };
+            let Some(rid) = rid else {
+                return Err(StoreError::MissingReference {
+                    path: abs,
+                    reference: r_abs,
+                });
+            };
+            tx.execute(
+                "INSERT INTO Refs (referrer, reference) VALUES (?1, ?2)",
+                [id, rid],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(true)
+    }
+
+    pub fn valid_paths(&self, sd: &StoreDir) -> Result<Vec<StorePath>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path FROM ValidPaths ORDER BY path")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let p = row.map_err(self.err())?;
+            out.push(
+                sd.parse_path(&p)
+                    .map_err(|e| self.corrupt(format!("{p}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The closure of `roots` under references (roots that are not valid are skipped).
+    pub fn closure(
+        &self,
+        sd: &StoreDir,
+        roots: &[StorePath],
+    ) -> Result<BTreeSet<StorePath>, StoreError> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<StorePath> = roots.to_vec();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT v.path FROM ValidPaths p JOIN Refs r ON r.referrer = p.id JOIN ValidPaths v ON v.id = r.reference WHERE p.path = ?1",
+            )
+            .map_err(self.err())?;
+        let mut exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM ValidPaths WHERE path = ?1")
+            .map_err(self.err())?;
+        while let Some(p) = todo.pop() {
+            if seen.contains(&p) {
+                continue;
+            }
+            let abs = sd.display(&p);
+            if !exists.exists([&abs]).map_err(self.err())? {
+                continue;
+            }
+            let refs = stmt
+                .query_map([&abs], |r| r.get::<_, String>(0))
+                .map_err(self.err())?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(self.err())?;
+            for r in refs {
+                todo.push(
+                    sd.parse_path(&r)
+                        .map_err(|e| self.corrupt(format!("{r}: {e}")))?,
+                );
+            }
+            seen.insert(p);
+        }
+        Ok(seen)
+    }
+
+    /// Invalidates `paths` in one transaction. Every referrer of a path in `paths` must be in
+    /// `paths` too (GC guarantees it: dead paths are only referenced by dead paths).
+    pub fn invalidate(&mut self, sd: &StoreDir, paths: &[StorePath]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut id_of = tx
+                .prepare("SELECT id FROM ValidPaths WHERE path = ?1")
+                .map_err(err)?;
+            let mut del_refs = tx
+                .prepare("DELETE FROM Refs WHERE referrer = ?1")
+                .map_err(err)?;
+            let mut ids = Vec::new();
+            for p in paths {
+                if let Some(id) = id_of
+                    .query_row([sd.display(p)], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(err)?
+                {
+                    del_refs.execute([id]).map_err(err)?;
+                    ids.push(id);
+                }
+            }
+            let mut del = tx
+                .prepare("DELETE FROM ValidPaths WHERE id = ?1")
+                .map_err(err)?;
+            for id in ids {
+                del.execute([id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Each valid path with its recorded NAR hash and size.
+    pub fn all_hashes(&self, sd: &StoreDir) -> Result<Vec<(StorePath, Hash, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, narHash, narSize FROM ValidPaths ORDER BY path")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.err())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        rows.into_iter()
+            .map(|(p, h, n)| {
+                let path = sd
+                    .parse_path(&p)
+                    .map_err(|e| self.corrupt(format!("{p}: {e}")))?;
+                let hash = Hash::parse(&h, None)
+                    .map_err(|e| self.corrupt(format!("{p}: narHash: {e}")))?;
+                Ok((path, hash, n as u64))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,137 @@
+//! Garbage collection: roots are symlinks in `var/guixie/gcroots/` pointing at store paths;
+//! everything not in their closure is invalidated, then deleted. Entries in the store
+//! directory that are not valid (crash leftovers, stale temporaries) are removed too.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use guixie_formats::StorePath;
+
+use super::LocalStore;
+use crate::canonical::{remove_tree, sync_dir};
+use crate::error::{io_err, StoreError};
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Valid paths that were (or, in a dry run, would be) deleted.
+    pub deleted: Vec<String>,
+    /// Sum of the NAR sizes of `deleted`.
+    pub freed_nar_bytes: u64,
+    /// Store directory entries that were never valid (crash leftovers, temporaries).
+    pub stray: Vec<String>,
+}
+
+impl GcReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deleted": self.deleted,
+            "freedNarBytes": self.freed_nar_bytes,
+            "stray": self.stray,
+        })
+    }
+}
+
+impl LocalStore {
+    fn roots_dir(&self) -> PathBuf {
+        self.state.join("gcroots")
+    }
+
+    /// Registers `path` as a GC root under `name` (replacing a root of that name).
+    pub fn add_root(&self, name: &str, path: &StorePath) -> Result<PathBuf, StoreError> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(StoreError::Io {
+                path: self.roots_dir().join(name),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "root name must be a plain file name",
+                ),
+            });
+        }
+        let link = self.roots_dir().join(name);
+        let tmp = self.roots_dir().join(format!(".{name}.tmp"));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(self.store_dir.display(path), &tmp).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &link).map_err(io_err(&link))?;
+        Ok(link)
+    }
+
+    /// The store paths the roots point at (a root into a sub-path keeps the whole path).
+    pub fn roots(&self) -> Result<Vec<(String, StorePath)>, StoreError> {
+        let dir = self.roots_dir();
+        let mut roots = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let Ok(target) = fs::read_link(entry.path()) else {
+                continue;
+            };
+            if let Ok((p, _)) = self
+                .store_dir
+                .parse_path_with_rest(&target.to_string_lossy())
+            {
+                roots.push((entry.file_name().to_string_lossy().into_owned(), p));
+            }
+        }
+        roots.sort();
+        Ok(roots)
+    }
+
+    /// Deletes everything not reachable from a root (`dry_run`: only reports).
+    pub fn gc(&self, dry_run: bool) -> Result<GcReport, StoreError> {
+        let _gc = self.gc_lock_exclusive()?;
+        let roots: Vec<StorePath> = self.roots()?.into_iter().map(|(_, p)| p).collect();
+        let live = self.closure(&roots)?;
+        let mut report = GcReport::default();
+        let mut dead = Vec::new();
+        for (path, _, size) in self.db().all_hashes(&self.store_dir)? {
+            if !live.contains(&path) {
+                report.deleted.push(self.store_dir.display(&path));
+                report.freed_nar_bytes += size;
+                dead.push(path);
+            }
+        }
+        let valid: BTreeSet<String> = self.valid_paths()?.iter().map(|p| p.to_string()).collect();
+        for entry in fs::read_dir(&self.real_store).map_err(io_err(&self.real_store))? {
+            let name = entry
+                .map_err(io_err(&self.real_store))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if !valid.contains(&name) {
+                report.stray.push(name);
+            }
+        }
+        report.stray.sort();
+        if dry_run {
+            return Ok(report);
+        }
+        // Invalidate first: a crash after this leaves only stray entries, which the next GC removes.
+        self.db().invalidate(&self.store_dir, &dead)?;
+        for p in &dead {
+            remove_tree(&self.real_path(p))?;
+        }
+        for name in &report.stray {
+            remove_tree(&self.real_store.join(name))?;
+        }
+        sync_dir(&self.real_store)?;
+        self.remove_unused_locks()?;
+        Ok(report)
+    }
+
+    /// Lock files of paths that are not valid; nobody holds them while GC holds its lock.
+    fn remove_unused_locks(&self) -> Result<(), StoreError> {
+        let dir = self.state.join("locks");
+        let valid: BTreeSet<String> = self.valid_paths()?.iter().map(|p| p.hash_part()).collect();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name
+                .strip_suffix(".lock")
+                .is_some_and(|h| valid.contains(h))
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
