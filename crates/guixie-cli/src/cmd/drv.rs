@@ -1,0 +1,234 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+use guixie_formats::derivation::{Derivation, DerivationError, InputCollision, ModuloHasher};
+use guixie_formats::{StoreDir, StorePath};
+
+use super::store_dir_of;
+use crate::output::{print_json, stdout};
+use crate::Context;
+
+/// `.drv` files larger than this are refused before parsing.
+const MAX_DRV_BYTES: u64 = 64 << 20;
+
+#[derive(Subcommand)]
+pub enum DrvCmd {
+    /// Show a derivation as JSON, in the shape of `nix show-derivation`, keyed by its computed path.
+    Show(DrvArgs),
+    /// Re-serialise a derivation to standard output (byte-identical for canonical input).
+    Fmt { file: PathBuf },
+    /// Print `hashDerivationModulo` in base16 (the form dependants embed).
+    HashModulo(DrvArgs),
+    /// Recompute every output path and the `.drv` path; exit 1 on any mismatch.
+    Check(DrvArgs),
+}
+
+#[derive(Args)]
+pub struct DrvArgs {
+    file: PathBuf,
+    /// Directory of input `.drv` files named `<hash>-<name>.drv` (searched before the store).
+    #[arg(long, value_name = "DIR")]
+    inputs: Option<PathBuf>,
+    /// How inputs with equal modulo hashes combine (Nix ≥ Aug 2026: merge; Nix 2.8: last-wins).
+    #[arg(long, value_enum, default_value_t = Collision::Merge)]
+    collision: Collision,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Collision {
+    Merge,
+    LastWins,
+}
+
+impl From<Collision> for InputCollision {
+    fn from(c: Collision) -> Self {
+        match c {
+            Collision::Merge => InputCollision::Merge,
+            Collision::LastWins => InputCollision::LastWins,
+        }
+    }
+}
+
+fn read_drv(path: &Path) -> anyhow::Result<Derivation> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = f.metadata()?.len();
+    if len > MAX_DRV_BYTES {
+        bail!(
+            "{}: {len} bytes is larger than the {MAX_DRV_BYTES} allowed for a derivation",
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Derivation::parse(&bytes).with_context(|| path.display().to_string())
+}
+
+/// The derivation's name: from a `<hash>-<name>.drv` file name, else from its `name` variable.
+fn drv_name(file: &Path, drv: &Derivation) -> anyhow::Result<String> {
+    let base = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Ok(p) = StorePath::from_base_name(&base) {
+        if let Some(n) = p.name().strip_suffix(".drv") {
+            return Ok(n.to_owned());
+        }
+    }
+    Ok(drv.name()?.to_owned())
+}
+
+fn infer_store_dir(ctx: &Context, drv: &Derivation) -> anyhow::Result<StoreDir> {
+    let inside = drv
+        .outputs
+        .values()
+        .map(|o| o.path.as_str())
+        .chain(drv.input_drvs.keys().map(String::as_str))
+        .chain(drv.input_srcs.iter().map(String::as_str))
+        .find_map(store_dir_of);
+    ctx.store_dir_or(inside)
+}
+
+/// Finds input `.drv` files: `--inputs DIR`, then the local store, then the path itself
+/// (which is where it is when the store directory is a real `/nix/store`).
+fn loader<'a>(
+    ctx: &'a Context,
+    inputs: Option<&'a Path>,
+    store_dir: &'a StoreDir,
+) -> impl FnMut(&str) -> Result<Derivation, DerivationError> + 'a {
+    let store_real = ctx
+        .store
+        .as_ref()
+        .map(|root| root.join(store_dir.as_str().trim_start_matches('/')));
+    move |path: &str| {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let mut tried = Vec::new();
+        let candidates = inputs
+            .map(|d| d.join(base))
+            .into_iter()
+            .chain(store_real.as_ref().map(|s| s.join(base)))
+            .chain(std::iter::once(PathBuf::from(path)));
+        for c in candidates {
+            if c.is_file() {
+                return read_drv(&c).map_err(|e| DerivationError::Input {
+                    path: path.to_owned(),
+                    message: format!("{e:#}"),
+                });
+            }
+            tried.push(c.display().to_string());
+        }
+        Err(DerivationError::Input {
+            path: path.to_owned(),
+            message: format!(
+                "not found (looked at {}); pass --inputs DIR",
+                tried.join(", ")
+            ),
+        })
+    }
+}
+
+pub fn run(ctx: &Context, cmd: DrvCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DrvCmd::Fmt { file } => {
+            let drv = read_drv(&file)?;
+            let mut out = stdout();
+            out.write_all(&drv.to_aterm())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DrvCmd::Show(a) => {
+            let drv = read_drv(&a.file)?;
+            let sd = infer_store_dir(ctx, &drv)?;
+            let name = drv_name(&a.file, &drv)?;
+            let path = drv.drv_path(&sd, &name)?;
+            print_json(&serde_json::json!({ sd.display(&path): drv.to_json() }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DrvCmd::HashModulo(a) => {
+            let drv = read_drv(&a.file)?;
+            let sd = infer_store_dir(ctx, &drv)?;
+            let mut hasher =
+                ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
+            let h = hasher.hash_drv(&drv, false)?;
+            if ctx.json {
+                let masked = hasher.hash_drv(&drv, true)?;
+                print_json(
+                    &serde_json::json!({"hashModulo": h.to_hex(), "hashModuloMasked": masked.to_hex()}),
+                )?;
+            } else {
+                println!("{}", h.to_hex());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DrvCmd::Check(a) => check(ctx, a),
+    }
+}
+
+fn check(ctx: &Context, a: DrvArgs) -> anyhow::Result<ExitCode> {
+    let drv = read_drv(&a.file)?;
+    let sd = infer_store_dir(ctx, &drv)?;
+    let name = drv_name(&a.file, &drv)?;
+    let mut hasher = ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
+    let collision = hasher.collision();
+    let computed = drv.compute_output_paths(&sd, &name, collision, &mut |p| hasher.hash_of(p))?;
+    let mut results = Vec::new();
+    for (output, path) in &computed {
+        let expected = sd.display(path);
+        let recorded = &drv.outputs[output].path;
+        let env = drv
+            .env
+            .get(output.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        results.push((
+            format!("output {output}"),
+            recorded.clone(),
+            expected.clone(),
+        ));
+        results.push((format!("env {output}"), env.unwrap_or_default(), expected));
+    }
+    let drv_path = sd.display(&drv.drv_path(&sd, &name)?);
+    let file_base = a
+        .file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if StorePath::from_base_name(&file_base).is_ok() {
+        results.push((
+            "drv path".into(),
+            format!("{}/{file_base}", sd.as_str()),
+            drv_path.clone(),
+        ));
+    }
+    let ok = results
+        .iter()
+        .all(|(_, recorded, computed)| recorded == computed);
+    if ctx.json {
+        let items: Vec<_> = results
+            .iter()
+            .map(|(what, recorded, computed)| {
+                serde_json::json!({"what": what, "recorded": recorded, "computed": computed, "ok": recorded == computed})
+            })
+            .collect();
+        print_json(&serde_json::json!({"drvPath": drv_path, "ok": ok, "checks": items}))?;
+    } else {
+        for (what, recorded, computed) in &results {
+            if recorded == computed {
+                println!("ok       {what}: {computed}");
+            } else {
+                println!("MISMATCH {what}: file has {recorded:?}, computed {computed}");
+            }
+        }
+        if !results.iter().any(|(w, _, _)| w == "drv path") {
+            println!("computed drv path: {drv_path}");
+        }
+    }
+    if !ok {
+        eprintln!(
+            "guixie: {}: derivation does not match its recomputation",
+            a.file.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

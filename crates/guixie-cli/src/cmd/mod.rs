@@ -1,0 +1,52 @@
+pub mod drv;
+pub mod hash;
+pub mod key;
+pub mod nar;
+pub mod narinfo;
+pub mod store;
+
+use anyhow::Context as _;
+use guixie_formats::StoreDir;
+use guixie_store::{LocalStore, StoreConfig};
+
+use crate::Context;
+
+pub const DEFAULT_STORE_DIR: &str = "/gnu/store";
+
+impl Context {
+    /// The store directory given on the command line, else `fallback`, else the default.
+    pub fn store_dir_or(&self, fallback: Option<&str>) -> anyhow::Result<StoreDir> {
+        let dir = self
+            .store_dir
+            .as_deref()
+            .or(fallback)
+            .unwrap_or(DEFAULT_STORE_DIR);
+        Ok(StoreDir::new(dir)?)
+    }
+
+    pub fn open_store(&self) -> anyhow::Result<LocalStore> {
+        let root = match &self.store {
+            Some(r) => r.clone(),
+            None => default_store_root()?,
+        };
+        let store_dir = self.store_dir_or(None)?;
+        LocalStore::open(StoreConfig::new(&root, store_dir))
+            .with_context(|| format!("opening the store at {}", root.display()))
+    }
+}
+
+fn default_store_root() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(std::path::PathBuf::from(d).join("guixie"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither --store, GUIXIE_STORE, XDG_DATA_HOME nor HOME is set")?;
+    Ok(std::path::PathBuf::from(home).join(".local/share/guixie"))
+}
+
+/// The directory part of an absolute store path string (`/nix/store/x-y` → `/nix/store`).
+pub fn store_dir_of(path: &str) -> Option<&str> {
+    path.rsplit_once('/')
+        .map(|(d, _)| d)
+        .filter(|d| !d.is_empty())
+}

@@ -1,0 +1,139 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use guixie_formats::narinfo::{NarInfo, MAX_NARINFO_BYTES};
+use guixie_formats::signing::{PublicKey, SecretKey};
+use guixie_formats::{Encoding, StoreDir};
+
+use super::store_dir_of;
+use crate::output::print_json;
+use crate::Context;
+
+#[derive(Subcommand)]
+pub enum NarinfoCmd {
+    /// Print a narinfo in canonical form (or as JSON).
+    Show { file: PathBuf },
+    /// Sign a narinfo's fingerprint; prints the signed narinfo (or rewrites FILE with --in-place).
+    Sign {
+        file: PathBuf,
+        /// Secret key file, as written by `guixie key generate` or `nix-store --generate-binary-cache-key`.
+        #[arg(long, value_name = "SECRETKEYFILE")]
+        key: PathBuf,
+        #[arg(long, short = 'i')]
+        in_place: bool,
+    },
+    /// Exit 0 if a signature verifies with one of the keys (`name:base64`), 1 if none does.
+    Verify {
+        file: PathBuf,
+        #[arg(long = "key", value_name = "NAME:PUBKEY", required = true)]
+        keys: Vec<String>,
+    },
+}
+
+fn read_narinfo(ctx: &Context, file: &Path) -> anyhow::Result<(NarInfo, StoreDir)> {
+    let len = std::fs::metadata(file)
+        .with_context(|| format!("opening {}", file.display()))?
+        .len();
+    if len > MAX_NARINFO_BYTES as u64 {
+        bail!(
+            "{}: {len} bytes is larger than the {MAX_NARINFO_BYTES} allowed for a narinfo",
+            file.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let inside = text
+        .lines()
+        .find_map(|l| l.strip_prefix("StorePath:"))
+        .and_then(|p| store_dir_of(p.trim()));
+    let sd = ctx.store_dir_or(inside)?;
+    let info = NarInfo::parse(&text, &sd).with_context(|| file.display().to_string())?;
+    Ok((info, sd))
+}
+
+pub fn read_key_file(path: &Path) -> anyhow::Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
+    SecretKey::parse(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+pub fn run(ctx: &Context, cmd: NarinfoCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NarinfoCmd::Show { file } => {
+            let (info, sd) = read_narinfo(ctx, &file)?;
+            if ctx.json {
+                print_json(&serde_json::json!({
+                    "storePath": sd.display(&info.store_path),
+                    "url": info.url,
+                    "compression": info.compression,
+                    "fileHash": info.file_hash.as_ref().map(|h| h.to_typed_string(Encoding::Nix32)),
+                    "fileSize": info.file_size,
+                    "narHash": info.nar_hash.to_typed_string(Encoding::Nix32),
+                    "narSize": info.nar_size,
+                    "references": info.references.iter().map(|r| sd.display(r)).collect::<Vec<_>>(),
+                    "deriver": info.deriver.as_ref().map(|d| sd.display(d)),
+                    "system": info.system,
+                    "signatures": info.signatures.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    "ca": info.ca,
+                    "fingerprint": info.fingerprint(&sd).ok(),
+                }))?;
+            } else {
+                print!("{}", info.to_text(&sd));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NarinfoCmd::Sign {
+            file,
+            key,
+            in_place,
+        } => {
+            let (mut info, sd) = read_narinfo(ctx, &file)?;
+            let key = read_key_file(&key)?;
+            info.sign(&sd, &key)?;
+            let text = info.to_text(&sd);
+            if in_place {
+                let tmp = file.with_extension("narinfo.tmp");
+                std::fs::write(&tmp, &text)
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                std::fs::rename(&tmp, &file)
+                    .with_context(|| format!("replacing {}", file.display()))?;
+            } else {
+                print!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NarinfoCmd::Verify { file, keys } => {
+            let (info, sd) = read_narinfo(ctx, &file)?;
+            let keys = keys
+                .iter()
+                .map(|k| PublicKey::parse(k).with_context(|| format!("--key {k:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for k in &keys {
+                if info.verify(&sd, k)? {
+                    if !ctx.json {
+                        println!("valid: signed by {}", k.name());
+                    } else {
+                        print_json(&serde_json::json!({"valid": true, "key": k.name()}))?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let names: Vec<&str> = info.signatures.iter().map(|s| s.name()).collect();
+            eprintln!(
+                "guixie: {}: no signature verifies with the given key(s) (signatures present: {})",
+                file.display(),
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            );
+            if ctx.json {
+                print_json(&serde_json::json!({"valid": false}))?;
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

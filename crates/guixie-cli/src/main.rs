@@ -1,0 +1,87 @@
+//! `guixie`: the command-line front end. Parsing arguments and printing results lives here;
+//! everything else is in the library crates.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "guixie",
+    version,
+    about = "A Guix-like, evidence-based build system"
+)]
+struct Cli {
+    /// Root of the local store (holds `<store dir>/` and `var/guixie/`).
+    #[arg(long, global = true, env = "GUIXIE_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Logical store directory, part of every store path's hash [default: /gnu/store; for
+    /// `.drv` and narinfo files: taken from the paths inside them].
+    #[arg(long, global = true, env = "GUIXIE_STORE_DIR", value_name = "DIR")]
+    store_dir: Option<String>,
+    /// Print data as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Hash files, trees (NAR) and convert hash encodings.
+    #[command(subcommand)]
+    Hash(cmd::hash::HashCmd),
+    /// Write, restore and list NAR archives.
+    #[command(subcommand)]
+    Nar(cmd::nar::NarCmd),
+    /// Inspect, re-serialise and check `.drv` derivations.
+    #[command(subcommand)]
+    Drv(cmd::drv::DrvCmd),
+    /// Show, sign and verify binary-cache narinfo files.
+    #[command(subcommand)]
+    Narinfo(cmd::narinfo::NarinfoCmd),
+    /// Ed25519 signing keys in Nix's `name:base64` format.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCmd),
+    /// The local store.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCmd),
+    /// Delete store paths not reachable from a GC root.
+    Gc(cmd::store::GcArgs),
+}
+
+/// What every command gets besides its own arguments.
+pub struct Context {
+    store: Option<PathBuf>,
+    store_dir: Option<String>,
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context {
+        store: cli.store,
+        store_dir: cli.store_dir,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Command::Hash(c) => cmd::hash::run(&ctx, c),
+        Command::Nar(c) => cmd::nar::run(&ctx, c),
+        Command::Drv(c) => cmd::drv::run(&ctx, c),
+        Command::Narinfo(c) => cmd::narinfo::run(&ctx, c),
+        Command::Key(c) => cmd::key::run(&ctx, c),
+        Command::Store(c) => cmd::store::run(&ctx, c),
+        Command::Gc(a) => cmd::store::gc(&ctx, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            output::report_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
