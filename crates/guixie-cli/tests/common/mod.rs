@@ -1,0 +1,81 @@
+//! Helpers shared by the CLI integration suites.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn guixie() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_guixie"));
+    c.env_remove("GUIXIE_STORE").env_remove("GUIXIE_STORE_DIR");
+    c
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+pub fn ok_str(cmd: &mut Command) -> String {
+    String::from_utf8(ok(cmd))
+        .expect("utf-8 output")
+        .trim_end()
+        .to_owned()
+}
+
+pub fn fails(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded");
+    out
+}
+
+/// Whether the reference peer is installed. In CI (`GUIXIE_REQUIRE_NIX=1`) its absence fails
+/// the test instead of skipping it, so the comparison can never silently not run.
+pub fn nix_available() -> bool {
+    let found = Command::new("nix-store")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("GUIXIE_REQUIRE_NIX").is_none(),
+            "GUIXIE_REQUIRE_NIX is set but nix-store is not installed (scripts/test.sh installs nix-bin)"
+        );
+        eprintln!("skipping: nix-store not installed");
+    }
+    found
+}
+
+/// A Nix command run single-user against the local store, as the project's machines run it.
+pub fn nix(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("NIX_REMOTE", "local")
+        .arg("--extra-experimental-features")
+        .arg("nix-command");
+    c
+}
+
+/// A private Nix store rooted at `root` with logical directory `store_dir`.
+pub fn nix_store_uri(root: &Path, store_dir: &str) -> String {
+    format!("local?root={}&store={store_dir}", root.display())
+}
+
+/// Where a Nix chroot store keeps its files (Nix 2.8 uses `<root>/nix/store` whatever the
+/// logical store directory is).
+pub fn nix_real_store(root: &Path, store_dir: &str) -> PathBuf {
+    let logical = root.join(store_dir.trim_start_matches('/'));
+    if logical.exists() {
+        logical
+    } else {
+        root.join("nix/store")
+    }
+}
