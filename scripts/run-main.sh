@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job at this stage: build guixie and walk a local store through its life —
+# add a tree, inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
+# Everything lives under a throw-away store root; no server, nothing outside it is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --locked -q
+guixie() { target/release/guixie "$@"; }
+
+work=$(mktemp -d)
+trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
+export GUIXIE_STORE="$work/store"
+
+echo "== store root: $GUIXIE_STORE (logical store directory /gnu/store)"
+path=$(guixie store add --name guixie-source crates)
+echo "== added crates/ as $path"
+guixie store info "$path"
+echo "== NAR hash of crates/ (sha256, nix32): $(guixie hash path --to nix32 crates)"
+echo "== NAR listing (first lines):"
+guixie store info --json "$path" >/dev/null
+guixie nar dump crates > "$work/crates.nar"
+guixie nar ls "$work/crates.nar" | head -5
+guixie nar restore "$work/restored" < "$work/crates.nar"
+echo "== restored copy hashes the same: $(guixie hash path --to nix32 "$work/restored")"
+
+guixie key generate demo-cache-1 --secret-key-file "$work/key.sec" --public-key-file "$work/key.pub"
+cat > "$work/demo.narinfo" <<INFO
+StorePath: $path
+URL: nar/demo.nar
+Compression: none
+NarHash: $(guixie store info --json "$path" | sed -n 's/.*"narHash": "\(.*\)".*/\1/p')
+NarSize: $(stat -c %s "$work/crates.nar")
+References: 
+INFO
+guixie narinfo sign -i "$work/demo.narinfo" --key "$work/key.sec"
+echo "== signed narinfo:"; cat "$work/demo.narinfo"
+guixie narinfo verify "$work/demo.narinfo" --key "$(cat "$work/key.pub")"
+
+guixie store add-root demo "$path" >/dev/null
+guixie gc
+guixie store verify
+echo "== done"
