@@ -3,6 +3,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use thiserror::Error;
 
@@ -111,11 +113,73 @@ pub fn dump_path(path: &Path, out: impl Write) -> Result<(), DumpError> {
     enc.contents_mut().flush().map_err(DumpError::Output)
 }
 
-/// NAR hash and NAR size of the tree at `path`.
+/// NAR hash and NAR size of the tree at `path`. Reading the tree and hashing run on two
+/// threads joined by a bounded queue of recycled buffers, so file I/O overlaps with hashing and
+/// memory stays at a few chunks whatever the tree's size.
 pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), DumpError> {
-    let mut counting = CountingWriter::new(Hasher::new(algo));
-    dump_path(path, &mut counting)?;
-    Ok((counting.inner.finish(), counting.count))
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_DEPTH);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    let hasher = thread::spawn(move || {
+        let mut counting = CountingWriter::new(Hasher::new(algo));
+        for chunk in full_rx {
+            counting.write_all(&chunk).expect("hashing cannot fail");
+            // The dumper may have finished already; then the buffer is simply dropped.
+            let _ = empty_tx.send(chunk);
+        }
+        (counting.inner.finish(), counting.count)
+    });
+    let mut chunks = ChunkWriter {
+        current: Vec::with_capacity(COPY_BUFFER),
+        full: full_tx,
+        empty: empty_rx,
+    };
+    let dumped = dump_path(path, &mut chunks)
+        .and_then(|()| chunks.send_current().map_err(DumpError::Output));
+    drop(chunks);
+    let result = hasher.join().expect("hashing thread panicked");
+    dumped.map(|()| result)
+}
+
+/// Chunks in flight between the dumping and the hashing thread.
+const PIPELINE_DEPTH: usize = 4;
+
+struct ChunkWriter {
+    current: Vec<u8>,
+    full: mpsc::SyncSender<Vec<u8>>,
+    empty: mpsc::Receiver<Vec<u8>>,
+}
+
+impl ChunkWriter {
+    fn send_current(&mut self) -> io::Result<()> {
+        if self.current.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(COPY_BUFFER));
+        let full = std::mem::replace(&mut self.current, next);
+        self.full
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "hashing thread stopped"))?;
+        self.current.clear();
+        Ok(())
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = COPY_BUFFER - self.current.len();
+        let n = buf.len().min(room);
+        self.current.extend_from_slice(&buf[..n]);
+        if self.current.len() == COPY_BUFFER {
+            self.send_current()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn dump_node<W: Write>(
