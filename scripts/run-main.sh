@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/deps.sh
 cargo build --release --locked -q
 guixie() { target/release/guixie "$@"; }
 

@@ -1,17 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test guixie has, installing what they need on a fresh Debian machine:
-# the reference peer Nix (nix-bin, run single-user as root with NIX_REMOTE=local), cargo-nextest.
+# Guile 3.0, the reference peer Nix (nix-bin, run single-user as root with NIX_REMOTE=local).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v nix-store >/dev/null || need_apt+=(nix-bin)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]}" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+scripts/deps.sh --test
 
 # Interop tests must compare with Nix, never skip silently.
 export GUIXIE_REQUIRE_NIX=1

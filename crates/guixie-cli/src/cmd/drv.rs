@@ -98,8 +98,8 @@ fn loader<'a>(
     store_dir: &'a StoreDir,
 ) -> impl FnMut(&str) -> Result<Derivation, DerivationError> + 'a {
     let store_real = ctx
-        .store
-        .as_ref()
+        .store_root()
+        .ok()
         .map(|root| root.join(store_dir.as_str().trim_start_matches('/')));
     move |path: &str| {
         let base = path.rsplit('/').next().unwrap_or(path);

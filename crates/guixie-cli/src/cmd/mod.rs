@@ -24,11 +24,16 @@ impl Context {
         Ok(StoreDir::new(dir)?)
     }
 
+    /// `--store`, `$GUIXIE_STORE`, else `$XDG_DATA_HOME/guixie` or `~/.local/share/guixie`.
+    pub fn store_root(&self) -> anyhow::Result<std::path::PathBuf> {
+        match &self.store {
+            Some(r) => Ok(r.clone()),
+            None => default_store_root(),
+        }
+    }
+
     pub fn open_store(&self) -> anyhow::Result<LocalStore> {
-        let root = match &self.store {
-            Some(r) => r.clone(),
-            None => default_store_root()?,
-        };
+        let root = self.store_root()?;
         let store_dir = self.store_dir_or(None)?;
         LocalStore::open(StoreConfig::new(&root, store_dir))
             .with_context(|| format!("opening the store at {}", root.display()))

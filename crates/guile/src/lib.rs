@@ -1,0 +1,132 @@
+//! A safe layer over GNU Guile 3.0 (libguile-3.0).
+//!
+//! - [`with_guile`] runs a closure on the process's one Guile thread; the [`Guile`] token it
+//!   hands out is neither `Send` nor `Sync`, and every [`Value`] borrows it, so no Scheme
+//!   value escapes Guile mode or that thread. Async callers just call it from a blocking task.
+//! - Every call into Scheme goes through [`Guile::catch`]: a Scheme error (a non-local exit by
+//!   `longjmp`) is caught on the C side before it can cross Rust frames, and becomes a
+//!   [`GuileError`] with the message and, where Guile knows it, the source location.
+//! - Rust primitives ([`Guile::define_primitive`]) run inside `catch_unwind`; a Rust error or
+//!   panic is turned into a Scheme exception only after every Rust value is dropped.
+//! - [`Value`]s live on the stack, which Guile's conservative GC scans. The GC does not scan
+//!   the Rust heap: keep values there as [`Protected`].
+
+mod error;
+mod primitive;
+mod value;
+
+pub use error::{GuileError, Location};
+pub use primitive::{Primitive, PrimitiveError};
+pub use value::{Protected, Value};
+
+use std::ffi::{c_void, CString};
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{mpsc, OnceLock};
+
+use guile_sys as sys;
+
+/// Proof that the current thread is in Guile mode.
+pub struct Guile {
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// Runs `f` in Guile mode and returns its result. All Guile work in the process happens on
+/// one dedicated, long-lived thread (started on first use, with a large stack for deep
+/// Scheme recursion): threads that enter Guile and then exit race with the collector's
+/// stop-the-world signals, and Guile's initialisation must not race with itself. The caller
+/// blocks until `f` has finished, so `f` may borrow from the caller's stack. A panic in `f`
+/// is resumed in the caller.
+pub fn with_guile<F, R>(f: F) -> R
+where
+    F: FnOnce(&Guile) -> R + Send,
+    R: Send,
+{
+    let (done_tx, done_rx) = mpsc::sync_channel::<std::thread::Result<R>>(1);
+    let job: Box<dyn FnOnce(&Guile) + Send + '_> = Box::new(move |g: &Guile| {
+        let r = panic::catch_unwind(AssertUnwindSafe(|| f(g)));
+        let _ = done_tx.send(r);
+    });
+    // SAFETY: the job may borrow from this frame; we erase that lifetime to send it, and
+    // do not return before the job has run to completion (or the Guile thread is gone, in
+    // which case the job was dropped without running).
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce(&Guile) + Send + '_>, Job>(job) };
+    guile_thread()
+        .send(job)
+        .expect("the Guile thread is running");
+    match done_rx.recv().expect("the Guile thread ran the job") {
+        Ok(r) => r,
+        Err(p) => panic::resume_unwind(p),
+    }
+}
+
+type Job = Box<dyn FnOnce(&Guile) + Send + 'static>;
+
+fn guile_thread() -> &'static mpsc::Sender<Job> {
+    static SENDER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("guile".into())
+            .stack_size(256 << 20)
+            .spawn(move || enter_guile_and_serve(rx))
+            .expect("spawning the Guile thread");
+        tx
+    })
+}
+
+fn enter_guile_and_serve(rx: mpsc::Receiver<Job>) {
+    unsafe extern "C" fn serve(data: *mut c_void) -> *mut c_void {
+        // SAFETY: `data` is the receiver below, alive for the whole scm_with_guile call.
+        let rx = unsafe { &*(data as *const mpsc::Receiver<Job>) };
+        let g = Guile {
+            _not_send: PhantomData,
+        };
+        for job in rx.iter() {
+            job(&g);
+        }
+        std::ptr::null_mut()
+    }
+    // SAFETY: `serve` matches its data pointer; jobs catch their own panics.
+    unsafe { sys::scm_with_guile(serve, &rx as *const _ as *mut c_void) };
+}
+
+impl Guile {
+    /// Evaluates Scheme source in the current module.
+    pub fn eval_str<'g>(&'g self, code: &str) -> Result<Value<'g>, GuileError> {
+        let c = CString::new(code).map_err(|_| GuileError::plain("source contains a NUL byte"))?;
+        let ptr = c.as_ptr();
+        // SAFETY: `c` outlives the call; the body holds no Rust values with destructors.
+        self.catch(|| unsafe { sys::scm_c_eval_string(ptr) })
+    }
+
+    /// Calls a procedure.
+    pub fn call<'g>(
+        &'g self,
+        proc_: Value<'g>,
+        args: &[Value<'g>],
+    ) -> Result<Value<'g>, GuileError> {
+        let mut raw: Vec<sys::SCM> = args.iter().map(|a| a.raw()).collect();
+        let (ptr, len) = (raw.as_mut_ptr(), raw.len());
+        // The argument vector lives on the Rust heap but its values are also in `args`, on the
+        // caller's stack, so the GC sees them.
+        let r = self.catch(|| unsafe { sys::scm_call_n(proc_.raw(), ptr, len) });
+        drop(raw);
+        r
+    }
+
+    /// A public variable of a module, e.g. `("guile", "car")` or `("guixie primitives", "x")`.
+    pub fn public_ref<'g>(&'g self, module: &str, name: &str) -> Result<Value<'g>, GuileError> {
+        let m = CString::new(module).map_err(|_| GuileError::plain("NUL in module name"))?;
+        let n = CString::new(name).map_err(|_| GuileError::plain("NUL in variable name"))?;
+        let (mp, np) = (m.as_ptr(), n.as_ptr());
+        self.catch(|| unsafe { sys::scm_c_public_ref(mp, np) })
+    }
+
+    /// Runs `body` (which calls libguile) with every Scheme exception caught. `body` must not
+    /// hold values with destructors across the libguile calls it makes: on an exception its
+    /// frame is skipped by `longjmp`.
+    pub fn catch<'g>(&'g self, body: impl FnMut() -> sys::SCM) -> Result<Value<'g>, GuileError> {
+        error::catch(self, body)
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages guixie needs, if missing: Guile 3.0 (headers and library, for
+# the package language) and pkg-config; with --test also Nix (nix-bin), the reference peer.
+set -euo pipefail
+want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config)
+[ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store)
+missing=()
+for entry in "${want[@]}"; do
+  [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing ${missing[*]}" >&2
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
