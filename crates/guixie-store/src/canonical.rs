@@ -43,7 +43,7 @@ pub fn canonicalise(path: &Path) -> Result<(), StoreError> {
     set_mtime_one(path)
 }
 
-fn set_mtime_one(path: &Path) -> Result<(), StoreError> {
+pub fn set_mtime_one(path: &Path) -> Result<(), StoreError> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| StoreError::Io {
         path: path.to_owned(),
         source: e.into(),

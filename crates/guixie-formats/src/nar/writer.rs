@@ -140,6 +140,17 @@ pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), DumpError> 
     dumped.map(|()| result)
 }
 
+/// NAR sha256 and size of a single regular file with these contents, without touching disk.
+pub fn hash_regular_file(contents: &[u8], executable: bool) -> (Hash, u64) {
+    let mut counting = CountingWriter::new(Hasher::new(HashAlgo::Sha256));
+    let mut enc = NarEncoder::new(&mut counting).expect("hashing cannot fail");
+    enc.begin_file(executable, contents.len() as u64)
+        .and_then(|()| enc.contents_mut().write_all(contents))
+        .and_then(|()| enc.end_file(contents.len() as u64))
+        .expect("hashing cannot fail");
+    (counting.inner.finish(), counting.count)
+}
+
 /// Chunks in flight between the dumping and the hashing thread.
 const PIPELINE_DEPTH: usize = 4;
 

@@ -149,31 +149,16 @@ impl LocalStore {
         contents: &[u8],
         references: &BTreeSet<StorePath>,
     ) -> Result<PathInfo, StoreError> {
-        let content_hash = Hash::digest_of(HashAlgo::Sha256, contents);
-        let path = self
-            .store_dir
-            .make_text_path(name, &content_hash, references)?;
-        if let Some(info) = self.db().path_info(&self.store_dir, &path)? {
-            return Ok(info);
-        }
-        let _gc = self.gc_lock_shared()?;
-        let temp = self.temp_entry()?;
-        std::fs::write(temp.path(), contents).map_err(io_err(temp.path()))?;
-        let (nar_hash, nar_size) = nar::hash_path(temp.path(), HashAlgo::Sha256)?;
-        let info = PathInfo {
-            path,
-            nar_hash,
-            nar_size,
+        let item = TextItem {
+            name: name.to_owned(),
+            contents: contents.to_vec(),
             references: references.clone(),
-            deriver: None,
-            signatures: Vec::new(),
-            registration_time: (self.clock)(),
-            ca: Some(format!(
-                "text:{}",
-                content_hash.to_typed_string(guixie_formats::Encoding::Nix32)
-            )),
         };
-        self.finalize(temp, info)
+        let path = self.add_texts(std::slice::from_ref(&item))?.remove(0);
+        Ok(self
+            .db()
+            .path_info(&self.store_dir, &path)?
+            .expect("just registered"))
     }
 
     /// Imports a path from a NAR stream, checking it against `info`'s hash and size.
@@ -250,4 +235,110 @@ impl LocalStore {
         nar::dump_path(tree, &mut scanner)?;
         Ok(scanner.into_found())
     }
+}
+
+/// One text file of a batch (a `.drv`, usually).
+pub struct TextItem {
+    pub name: String,
+    pub contents: Vec<u8>,
+    pub references: BTreeSet<StorePath>,
+}
+
+impl LocalStore {
+    /// Adds many text files at once. Paths already valid are skipped. This is for
+    /// content-addressed text only: any two writers of a path write identical bytes, so instead
+    /// of one lock per path, the batch is renamed into place while holding the database's
+    /// write transaction, and one `syncfs` makes all contents durable before any rename. Items
+    /// may reference earlier items of the same batch.
+    pub fn add_texts(&self, items: &[TextItem]) -> Result<Vec<StorePath>, StoreError> {
+        let mut paths = Vec::with_capacity(items.len());
+        for item in items {
+            let h = Hash::digest_of(HashAlgo::Sha256, &item.contents);
+            paths.push(
+                self.store_dir
+                    .make_text_path(&item.name, &h, &item.references)?,
+            );
+        }
+        let todo: Vec<usize> = {
+            let db = self.db();
+            let mut v = Vec::new();
+            for (i, p) in paths.iter().enumerate() {
+                if db.path_info(&self.store_dir, p)?.is_none() {
+                    v.push(i);
+                }
+            }
+            v
+        };
+        if todo.is_empty() {
+            return Ok(paths);
+        }
+        let _gc = self.gc_lock_shared()?;
+        let mut temps = Vec::with_capacity(todo.len());
+        for &i in &todo {
+            let temp = self.temp_entry()?;
+            write_canonical_text(temp.path(), &items[i].contents)?;
+            temps.push(temp);
+        }
+        sync_filesystem(&self.real_store)?;
+        let now = (self.clock)();
+        let infos: Vec<PathInfo> = todo
+            .iter()
+            .map(|&i| {
+                let item = &items[i];
+                let content_hash = Hash::digest_of(HashAlgo::Sha256, &item.contents);
+                let (nar_hash, nar_size) = nar::hash_regular_file(&item.contents, false);
+                PathInfo {
+                    path: paths[i].clone(),
+                    nar_hash,
+                    nar_size,
+                    references: item.references.clone(),
+                    deriver: None,
+                    signatures: Vec::new(),
+                    registration_time: now,
+                    ca: Some(format!(
+                        "text:{}",
+                        content_hash.to_typed_string(guixie_formats::Encoding::Nix32)
+                    )),
+                }
+            })
+            .collect();
+        let real_store = self.real_store.clone();
+        let store_dir = self.store_dir.clone();
+        self.db().register_batch(
+            &store_dir,
+            &infos,
+            |info, idx| {
+                let src = temps[idx].0.take().expect("temp entry still owned");
+                let dest = real_store.join(info.path.to_string());
+                std::fs::rename(&src, &dest).map_err(io_err(&dest))?;
+                Ok(())
+            },
+            || sync_dir(&real_store),
+        )?;
+        Ok(paths)
+    }
+}
+
+fn write_canonical_text(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
+        .map_err(io_err(path))?;
+    std::io::Write::write_all(&mut f, contents).map_err(io_err(path))?;
+    drop(f);
+    crate::canonical::set_mtime_one(path)
+}
+
+/// `syncfs` on the file system holding `dir`: one call makes every write on it durable.
+fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
+    let f = std::fs::File::open(dir).map_err(io_err(dir))?;
+    // SAFETY: `f` is an open descriptor for the duration of the call.
+    let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
+    if rc != 0 {
+        return Err(io_err(dir)(io::Error::last_os_error()));
+    }
+    Ok(())
 }

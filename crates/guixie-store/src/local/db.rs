@@ -232,6 +232,79 @@ impl Db {
         Ok(true)
     }
 
+    /// Registers `infos` in one write transaction. For each path not yet valid, `place` is
+    /// called (with the item's index) while the transaction holds SQLite's write lock, then
+    /// `before_commit` runs once; nothing is committed if any step fails.
+    pub fn register_batch(
+        &mut self,
+        sd: &StoreDir,
+        infos: &[PathInfo],
+        mut place: impl FnMut(&PathInfo, usize) -> Result<(), StoreError>,
+        before_commit: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut id_of = tx
+                .prepare_cached("SELECT id FROM ValidPaths WHERE path = ?1")
+                .map_err(err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO ValidPaths (path, narHash, narSize, registrationTime, deriver, sigs, ca) VALUES (?1, ?2, ?3, ?4, NULL, '', ?5)",
+                )
+                .map_err(err)?;
+            let mut insert_ref = tx
+                .prepare_cached("INSERT INTO Refs (referrer, reference) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for (idx, info) in infos.iter().enumerate() {
+                let abs = sd.display(&info.path);
+                if id_of
+                    .query_row([&abs], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(err)?
+                    .is_some()
+                {
+                    continue;
+                }
+                let mut ref_ids = Vec::with_capacity(info.references.len());
+                for r in &info.references {
+                    let r_abs = sd.display(r);
+                    let rid = id_of
+                        .query_row([&r_abs], |row| row.get::<_, i64>(0))
+                        .optional()
+                        .map_err(err)?;
+                    ref_ids.push(rid.ok_or_else(|| StoreError::MissingReference {
+                        path: abs.clone(),
+                        reference: r_abs,
+                    })?);
+                }
+                place(info, idx)?;
+                insert
+                    .execute(params![
+                        abs,
+                        info.nar_hash.to_typed_string(Encoding::Nix32),
+                        info.nar_size as i64,
+                        info.registration_time,
+                        info.ca
+                    ])
+                    .map_err(err)?;
+                let id = tx.last_insert_rowid();
+                for rid in ref_ids {
+                    insert_ref.execute([id, rid]).map_err(err)?;
+                }
+            }
+        }
+        before_commit()?;
+        tx.commit().map_err(err)
+    }
+
     pub fn valid_paths(&self, sd: &StoreDir) -> Result<Vec<StorePath>, StoreError> {
         let mut stmt = self
             .conn

@@ -179,3 +179,56 @@ fn concurrent_adders_agree() {
     assert_eq!(fs::read_dir(store.real_store_dir()).unwrap().count(), 1);
     assert!(store.verify().unwrap().1.is_empty());
 }
+
+#[test]
+fn batch_text_adds_register_in_order_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("root"));
+    let first = TextItem {
+        name: "a.drv".into(),
+        contents: b"Derive(a)".to_vec(),
+        references: BTreeSet::new(),
+    };
+    let a_path = store
+        .store_dir()
+        .make_text_path(
+            "a.drv",
+            &guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, b"Derive(a)"),
+            [],
+        )
+        .unwrap();
+    let second = TextItem {
+        name: "b.drv".into(),
+        contents: b"Derive(b)".to_vec(),
+        references: BTreeSet::from([a_path.clone()]),
+    };
+    let paths = store.add_texts(&[first, second]).unwrap();
+    assert_eq!(paths[0], a_path);
+    let b = store.path_info(&paths[1]).unwrap().unwrap();
+    assert_eq!(b.references, BTreeSet::from([a_path.clone()]));
+    assert_eq!(fs::read(store.real_path(&paths[1])).unwrap(), b"Derive(b)");
+    // Again: nothing changes; verify re-hashes the files from disk and agrees.
+    let again = store
+        .add_texts(&[TextItem {
+            name: "a.drv".into(),
+            contents: b"Derive(a)".to_vec(),
+            references: BTreeSet::new(),
+        }])
+        .unwrap();
+    assert_eq!(again[0], a_path);
+    assert_eq!(store.verify().unwrap(), (2, vec![]));
+    // A dangling reference fails the whole batch and leaves nothing behind.
+    let bad = TextItem {
+        name: "c.drv".into(),
+        contents: b"c".to_vec(),
+        references: BTreeSet::from([StorePath::from_base_name(
+            "00000000000000000000000000000000-x",
+        )
+        .unwrap()]),
+    };
+    assert!(matches!(
+        store.add_texts(&[bad]),
+        Err(StoreError::MissingReference { .. })
+    ));
+    assert_eq!(fs::read_dir(store.real_store_dir()).unwrap().count(), 2);
+}
