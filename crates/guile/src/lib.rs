@@ -20,6 +20,7 @@ pub use primitive::{Primitive, PrimitiveError};
 pub use value::{Protected, Value};
 
 use std::ffi::{c_void, CString};
+
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{mpsc, OnceLock};
@@ -92,12 +93,11 @@ fn enter_guile_and_serve(rx: mpsc::Receiver<Job>) {
 }
 
 impl Guile {
-    /// Evaluates Scheme source in the current module.
+    /// Evaluates Scheme source (every form in it, in order) in the current module. The text is
+    /// handed to Guile as UTF-8, whatever the process locale.
     pub fn eval_str<'g>(&'g self, code: &str) -> Result<Value<'g>, GuileError> {
-        let c = CString::new(code).map_err(|_| GuileError::plain("source contains a NUL byte"))?;
-        let ptr = c.as_ptr();
-        // SAFETY: `c` outlives the call; the body holds no Rust values with destructors.
-        self.catch(|| unsafe { sys::scm_c_eval_string(ptr) })
+        let eval_string = self.public_ref("guile", "eval-string")?;
+        self.call(eval_string, &[self.string(code)])
     }
 
     /// Calls a procedure.

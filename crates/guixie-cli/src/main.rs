@@ -52,6 +52,8 @@ enum Command {
     Store(cmd::store::StoreCmd),
     /// Delete store paths not reachable from a GC root.
     Gc(cmd::store::GcArgs),
+    /// Evaluate a Guile package file and print the `.drv` path of each derivation it returns.
+    Eval(cmd::eval::EvalArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Key(c) => cmd::key::run(&ctx, c),
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gc(a) => cmd::store::gc(&ctx, a),
+        Command::Eval(a) => cmd::eval::run(&ctx, a),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 pub mod drv;
+pub mod eval;
 pub mod hash;
 pub mod key;
 pub mod nar;

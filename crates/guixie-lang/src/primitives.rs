@@ -1,0 +1,197 @@
+//! `(guixie primitives)`: the Rust procedures the Scheme layer lowers with. Scheme never
+//! computes a hash or a store path itself; Rust never interprets Scheme.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use guile::{Guile, Primitive, PrimitiveError, Value};
+use guixie_formats::derivation::{Derivation, Output};
+use guixie_formats::{Hash, HashAlgo, StorePath};
+use guixie_store::TextItem;
+
+use crate::session::Session;
+
+pub const EXPORTS: &[&str] = &["%derivation", "%store-dir"];
+
+pub fn define_all(g: &Guile) {
+    g.define_primitive::<DerivationPrim>();
+    g.define_primitive::<StoreDirPrim>();
+}
+
+fn err(msg: impl Into<String>) -> PrimitiveError {
+    PrimitiveError::new(msg)
+}
+
+fn text(v: Value<'_>, what: &str) -> Result<String, PrimitiveError> {
+    v.to_text()
+        .ok_or_else(|| err(format!("{what}: expected a string")))
+}
+
+fn bytes(v: Value<'_>, what: &str) -> Result<Vec<u8>, PrimitiveError> {
+    v.to_bytes()
+        .ok_or_else(|| err(format!("{what}: expected a string or bytevector")))
+}
+
+fn list<'g>(v: Value<'g>, what: &str) -> Result<Vec<Value<'g>>, PrimitiveError> {
+    v.list()
+        .ok_or_else(|| err(format!("{what}: expected a list")))
+}
+
+struct StoreDirPrim;
+impl Primitive for StoreDirPrim {
+    const NAME: &'static str = "%store-dir";
+    fn call<'g>(g: &'g Guile, _: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let dir = Session::with_current(|s| Ok(s.store_dir.as_str().to_owned())).map_err(err)?;
+        Ok(g.string(&dir))
+    }
+}
+
+/// `(%derivation name system builder args env-vars input-drvs input-srcs outputs fixed)`
+/// → `(drv-file . ((output . path) ...))`. `input-drvs` is `((drv-file output ...) ...)`,
+/// `fixed` is `#f` or `(algo hash recursive?)`.
+struct DerivationPrim;
+impl Primitive for DerivationPrim {
+    const NAME: &'static str = "%derivation";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [name, system, builder, argv, env, input_drvs, input_srcs, outputs, fixed] = args
+        else {
+            return Err(err(format!("expected 9 arguments, got {}", args.len())));
+        };
+        let name = text(*name, "name")?;
+        let ctx = |e: String| err(format!("derivation {name:?}: {e}"));
+        let mut drv = Derivation {
+            system: bytes(*system, "system")?,
+            builder: bytes(*builder, "builder")?,
+            ..Default::default()
+        };
+        for a in list(*argv, "args")? {
+            drv.args.push(bytes(a, "args")?);
+        }
+        for pair in list(*env, "env-vars")? {
+            let (Some(k), Some(v)) = (pair.car(), pair.cdr()) else {
+                return Err(ctx("env-vars: expected (name . value) pairs".into()));
+            };
+            let k = bytes(k, "environment variable name")?;
+            if drv
+                .env
+                .insert(k.clone(), bytes(v, "environment variable value")?)
+                .is_some()
+            {
+                return Err(ctx(format!(
+                    "environment variable {:?} given twice",
+                    String::from_utf8_lossy(&k)
+                )));
+            }
+        }
+        drv.env
+            .entry(b"name".to_vec())
+            .or_insert_with(|| name.clone().into_bytes());
+        let fixed = if fixed.is_false() {
+            None
+        } else {
+            match list(*fixed, "fixed output")?.as_slice() {
+                [algo, hash, recursive] => {
+                    let algo = HashAlgo::parse(&text(*algo, "hash algorithm")?)
+                        .map_err(|e| ctx(e.to_string()))?;
+                    let hash = Hash::parse(&text(*hash, "hash")?, Some(algo))
+                        .map_err(|e| ctx(format!("hash: {e}")))?;
+                    Some((hash, recursive.is_true()))
+                }
+                _ => return Err(ctx("fixed output: expected (algo hash recursive?)".into())),
+            }
+        };
+        let outputs = list(*outputs, "outputs")?;
+        if outputs.is_empty() {
+            return Err(ctx("a derivation needs at least one output".into()));
+        }
+        for o in outputs {
+            let o = text(o, "output name")?;
+            let output = match &fixed {
+                Some((hash, recursive)) => Output {
+                    path: String::new(),
+                    hash_algo: format!("{}{}", if *recursive { "r:" } else { "" }, hash.algo()),
+                    hash: hash.to_hex(),
+                },
+                None => Output {
+                    path: String::new(),
+                    hash_algo: String::new(),
+                    hash: String::new(),
+                },
+            };
+            if drv.outputs.insert(o.clone(), output).is_some() {
+                return Err(ctx(format!("output {o:?} given twice")));
+            }
+        }
+        let mut drv_inputs: Vec<(String, Vec<String>)> = Vec::new();
+        for entry in list(*input_drvs, "input derivations")? {
+            let items = list(entry, "input derivation")?;
+            let (first, rest) = items
+                .split_first()
+                .ok_or_else(|| ctx("empty input derivation entry".into()))?;
+            let outs = rest
+                .iter()
+                .map(|o| text(*o, "input output name"))
+                .collect::<Result<_, _>>()?;
+            drv_inputs.push((text(*first, "input derivation")?, outs));
+        }
+        let srcs: Vec<String> = list(*input_srcs, "input sources")?
+            .into_iter()
+            .map(|s| text(s, "input source"))
+            .collect::<Result<_, _>>()?;
+
+        let (drv_path, out_paths) =
+            Session::with_current(|s| lower(s, &name, drv, drv_inputs, srcs)).map_err(ctx)?;
+        let outs: Vec<Value<'g>> = out_paths
+            .iter()
+            .map(|(o, p)| g.cons(g.string(o), g.string(p)))
+            .collect();
+        Ok(g.cons(g.string(&drv_path), g.list(&outs)))
+    }
+}
+
+/// Completes the derivation (inputs, output paths), queues its `.drv` for the store and
+/// returns its path and output paths.
+fn lower(
+    s: &mut Session,
+    name: &str,
+    mut drv: Derivation,
+    inputs: Vec<(String, Vec<String>)>,
+    srcs: Vec<String>,
+) -> Result<(String, BTreeMap<String, String>), String> {
+    let sd = s.store_dir.clone();
+    for (path, outs) in inputs {
+        let p = sd.parse_path(&path).map_err(|e| e.to_string())?;
+        if !p.name().ends_with(".drv") {
+            return Err(format!("input {path} is not a derivation"));
+        }
+        drv.input_drvs.entry(path).or_default().extend(outs);
+    }
+    for src in srcs {
+        sd.parse_path(&src).map_err(|e| e.to_string())?;
+        drv.input_srcs.insert(src);
+    }
+    let references: BTreeSet<StorePath> = drv.references(&sd).map_err(|e| e.to_string())?;
+    s.references_available(&references)?;
+    let collision = s.collision;
+    drv.fill_output_paths(&sd, collision, &mut |p| s.modulo_of(p))
+        .map_err(|e| e.to_string())?;
+    let drv_path = drv.drv_path(&sd, name).map_err(|e| e.to_string())?;
+    let own_hash = drv
+        .hash_modulo(false, collision, &mut |p| s.modulo_of(p))
+        .map_err(|e| e.to_string())?;
+    let abs = sd.display(&drv_path);
+    s.remember_modulo(abs.clone(), own_hash);
+    let outputs = drv
+        .outputs
+        .iter()
+        .map(|(o, out)| (o.clone(), out.path.clone()))
+        .collect();
+    s.add_pending(
+        drv_path,
+        TextItem {
+            name: format!("{name}.drv"),
+            contents: drv.to_aterm(),
+            references,
+        },
+    );
+    Ok((abs, outputs))
+}

@@ -1,0 +1,117 @@
+//! The state of one evaluation, kept on the Guile thread while Scheme code runs: the store,
+//! the `.drv` and text files computed so far (written only when evaluation succeeds), and
+//! memoised modulo hashes of derivations.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use guixie_formats::derivation::{Derivation, DerivationError, InputCollision};
+use guixie_formats::{Hash, StoreDir, StorePath};
+use guixie_store::{LocalStore, Store, TextItem};
+
+pub struct Session {
+    pub store: Arc<LocalStore>,
+    pub store_dir: StoreDir,
+    pub collision: InputCollision,
+    /// Files to add to the store, in creation order (dependencies first).
+    pub pending: Vec<TextItem>,
+    pending_paths: HashSet<StorePath>,
+    modulo: HashMap<String, Hash>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
+
+impl Session {
+    pub fn new(store: Arc<LocalStore>, collision: InputCollision) -> Self {
+        Session {
+            store_dir: store.store_dir().clone(),
+            store,
+            collision,
+            pending: Vec::new(),
+            pending_paths: HashSet::new(),
+            modulo: HashMap::new(),
+        }
+    }
+
+    /// Makes `self` the session primitives see on this thread, runs `f`, and hands it back.
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> (R, Session) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self));
+        let r = f();
+        let s = CURRENT
+            .with(|c| c.borrow_mut().take())
+            .expect("session installed above");
+        (r, s)
+    }
+
+    pub fn with_current<R>(f: impl FnOnce(&mut Session) -> Result<R, String>) -> Result<R, String> {
+        CURRENT.with(|c| match c.borrow_mut().as_mut() {
+            Some(s) => f(s),
+            None => {
+                Err("guixie primitives are only available while guixie evaluates a file".into())
+            }
+        })
+    }
+
+    /// Whether `path` is in the store or will be written by this evaluation.
+    pub fn is_available(&self, path: &StorePath) -> Result<bool, String> {
+        if self.pending_paths.contains(path) {
+            return Ok(true);
+        }
+        self.store.is_valid(path).map_err(|e| e.to_string())
+    }
+
+    pub fn add_pending(&mut self, path: StorePath, item: TextItem) {
+        if self.pending_paths.insert(path) {
+            self.pending.push(item);
+        }
+    }
+
+    pub fn remember_modulo(&mut self, drv_path: String, h: Hash) {
+        self.modulo.insert(drv_path, h);
+    }
+
+    /// The unmasked `hashDerivationModulo` of a derivation made in this session or found in
+    /// the store.
+    pub fn modulo_of(&mut self, drv_path: &str) -> Result<Hash, DerivationError> {
+        if let Some(h) = self.modulo.get(drv_path) {
+            return Ok(h.clone());
+        }
+        let input_err = |message: String| DerivationError::Input {
+            path: drv_path.to_owned(),
+            message,
+        };
+        let path = self
+            .store_dir
+            .parse_path(drv_path)
+            .map_err(|e| input_err(e.to_string()))?;
+        if !self
+            .store
+            .is_valid(&path)
+            .map_err(|e| input_err(e.to_string()))?
+        {
+            return Err(input_err("is not in the store".into()));
+        }
+        let bytes =
+            std::fs::read(self.store.real_path(&path)).map_err(|e| input_err(e.to_string()))?;
+        let drv = Derivation::parse(&bytes).map_err(|e| input_err(e.to_string()))?;
+        let collision = self.collision;
+        let h = drv.hash_modulo(false, collision, &mut |p| self.modulo_of(p))?;
+        self.modulo.insert(drv_path.to_owned(), h.clone());
+        Ok(h)
+    }
+
+    pub fn references_available(&self, refs: &BTreeSet<StorePath>) -> Result<(), String> {
+        for r in refs {
+            if !self.is_available(r)? {
+                return Err(format!(
+                    "input {} is not in the store",
+                    self.store_dir.display(r)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
