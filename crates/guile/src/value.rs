@@ -140,6 +140,14 @@ impl Guile {
         let c = std::ffi::CString::new(s).expect("symbol names have no NUL");
         unsafe { Value::from_raw(self, sys::scm_from_utf8_symbol(c.as_ptr())) }
     }
+    pub fn bytevector<'g>(&'g self, bytes: &[u8]) -> Value<'g> {
+        unsafe {
+            let bv = sys::scm_c_make_bytevector(bytes.len());
+            let dst = sys::guixie_bytevector_contents(bv) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+            Value::from_raw(self, bv)
+        }
+    }
     pub fn int<'g>(&'g self, n: i64) -> Value<'g> {
         unsafe { Value::from_raw(self, sys::scm_from_int64(n)) }
     }

@@ -5,6 +5,7 @@
   #:use-module (srfi srfi-1)
   #:use-module (srfi srfi-9)
   #:use-module (srfi srfi-9 gnu)
+  #:use-module (srfi srfi-11)
   #:use-module (ice-9 match)
   #:export (derivation
             derivation?
@@ -81,40 +82,50 @@
 ;; Nix's `builtins.derivation': every attribute becomes an environment variable (except
 ;; `args'), derivations in values become their output paths and inputs, lists are joined
 ;; with spaces, #t is "1", #f is "". `attrs' is an alist of (symbol-or-string . value).
+
+;; -> (values string inputs), consing any derivation found in `v' onto `inputs'.
+(define (attribute->string v inputs)
+  (cond
+   ((string? v) (values v inputs))
+   ((derivation? v) (values (derivation-output-path v) (cons v inputs)))
+   ((derivation-output? v)
+    (values (derivation-output-path (derivation-output-derivation v) (derivation-output-name v))
+            (cons v inputs)))
+   ((symbol? v) (values (symbol->string v) inputs))
+   ((number? v) (values (number->string v) inputs))
+   ((eq? v #t) (values "1" inputs))
+   ((or (eq? v #f) (null? v)) (values "" inputs))
+   ((list? v)
+    (let-values (((strings inputs) (attributes->strings v inputs)))
+      (values (string-join strings " ") inputs)))
+   (else (error "cannot turn into a derivation attribute:" v))))
+
+(define (attributes->strings items inputs)
+  (let loop ((items items) (strings '()) (inputs inputs))
+    (if (null? items)
+        (values (reverse strings) inputs)
+        (let-values (((s inputs) (attribute->string (car items) inputs)))
+          (loop (cdr items) (cons s strings) inputs)))))
+
+;; One pass over the attributes: this runs once per package of a large graph.
 (define (builtins-derivation attrs)
-  (define inputs '())
-  (define (->string v)
-    (match v
-      ((? string?) v)
-      ((? symbol?) (symbol->string v))
-      ((? number?) (number->string v))
-      (#t "1")
-      (#f "")
-      (() "")
-      ((? derivation? d) (set! inputs (cons d inputs)) (derivation-output-path d))
-      ((? derivation-output? o)
-       (set! inputs (cons o inputs))
-       (derivation-output-path (derivation-output-derivation o) (derivation-output-name o)))
-      ((? list? l) (string-join (map ->string l) " "))
-      (_ (error "cannot turn into a derivation attribute:" v))))
-  (define (attr name)
-    (let ((entry (find (lambda (a) (equal? (->key (car a)) name)) attrs)))
-      (and entry (cdr entry))))
-  (define (->key k) (if (symbol? k) (symbol->string k) k))
-  (let* ((name (or (attr "name") (error "builtins-derivation: missing attribute `name'")))
-         (builder (->string (or (attr "builder") (error "builtins-derivation: missing attribute `builder'"))))
-         (system (->string (or (attr "system") (error "builtins-derivation: missing attribute `system'"))))
-         (args (map ->string (or (attr "args") '())))
-         (outputs (map ->string (or (attr "outputs") '("out"))))
-         (env (filter-map (lambda (a)
-                            (let ((k (->key (car a))))
-                              (and (not (string=? k "args"))
-                                   (cons k (->string (cdr a))))))
-                          attrs))
-         (mode (attr "outputHashMode"))
-         (hash (attr "outputHash")))
-    (derivation name builder args
-                #:system system #:env-vars env #:inputs inputs #:outputs outputs
-                #:hash hash
-                #:hash-algo (string->symbol (or (attr "outputHashAlgo") "sha256"))
-                #:recursive? (equal? mode "recursive"))))
+  (let loop ((attrs attrs) (env '()) (inputs '()) (args '()))
+    (if (pair? attrs)
+        (let ((key (let ((k (caar attrs))) (if (symbol? k) (symbol->string k) k)))
+              (value (cdar attrs)))
+          (if (string=? key "args")
+              (let-values (((strings inputs) (attributes->strings value inputs)))
+                (loop (cdr attrs) env inputs strings))
+              (let-values (((str inputs) (attribute->string value inputs)))
+                (loop (cdr attrs) (cons (cons key str) env) inputs args))))
+        (let ((get (lambda (key) (assoc-ref env key))))
+          (derivation (or (get "name") (error "builtins-derivation: missing attribute `name'"))
+                      (or (get "builder") (error "builtins-derivation: missing attribute `builder'"))
+                      args
+                      #:system (or (get "system") (error "builtins-derivation: missing attribute `system'"))
+                      #:env-vars env
+                      #:inputs inputs
+                      #:outputs (let ((o (get "outputs"))) (if o (string-split o #\space) '("out")))
+                      #:hash (get "outputHash")
+                      #:hash-algo (string->symbol (or (get "outputHashAlgo") "sha256"))
+                      #:recursive? (equal? (get "outputHashMode") "recursive"))))))

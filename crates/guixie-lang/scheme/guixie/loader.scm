@@ -1,4 +1,5 @@
-;;; Evaluates user files: pure (no files, sockets, processes), time-limited, one top-level
+;;; Evaluates user files: no files, sockets or processes (local data may be mutated),
+;;; time-limited, one top-level
 ;;; form at a time without compiling them, errors tagged with file:line:column.
 
 (define-module (guixie loader)
@@ -17,7 +18,7 @@
      find any every count remove partition reduce)))
 
 (define (user-module)
-  (make-sandbox-module (append guixie-bindings all-pure-bindings)))
+  (make-sandbox-module (append guixie-bindings all-pure-and-impure-bindings)))
 
 (define (located? key args)
   (case key

@@ -193,7 +193,7 @@ impl LocalStore {
     }
 
     fn is_valid_quick(&self, path: &StorePath) -> Result<bool, StoreError> {
-        Ok(self.db().path_info(&self.store_dir, path)?.is_some())
+        self.db().is_valid(&self.store_dir, path)
     }
 
     /// Moves a complete temporary tree into place as `info.path` and registers it. If another
@@ -263,7 +263,7 @@ impl LocalStore {
             let db = self.db();
             let mut v = Vec::new();
             for (i, p) in paths.iter().enumerate() {
-                if db.path_info(&self.store_dir, p)?.is_none() {
+                if !db.is_valid(&self.store_dir, p)? {
                     v.push(i);
                 }
             }

@@ -98,29 +98,38 @@ impl Db {
         }
     }
 
+    pub fn is_valid(&self, sd: &StoreDir, path: &StorePath) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM ValidPaths WHERE path = ?1")
+            .map_err(self.err())?;
+        stmt.exists([sd.display(path)]).map_err(self.err())
+    }
+
     pub fn path_info(
         &self,
         sd: &StoreDir,
         path: &StorePath,
     ) -> Result<Option<PathInfo>, StoreError> {
         let abs = sd.display(path);
-        let row = self
+        let mut stmt = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, narHash, narSize, registrationTime, deriver, sigs, ca FROM ValidPaths WHERE path = ?1",
-                [&abs],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                    ))
-                },
             )
+            .map_err(self.err())?;
+        let row = stmt
+            .query_row([&abs], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
             .optional()
             .map_err(self.err())?;
         let Some((id, hash, size, time, deriver, sigs, ca)) = row else {

@@ -131,6 +131,10 @@ impl Store for LocalStore {
         self.db().path_info(&self.store_dir, path)
     }
 
+    fn is_valid(&self, path: &StorePath) -> Result<bool, StoreError> {
+        self.db().is_valid(&self.store_dir, path)
+    }
+
     fn nar(&self, path: &StorePath, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
         if !self.is_valid(path)? {
             return Err(StoreError::NotValid {
