@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const MODULES: &[&str] = &["guixie/derivations", "guixie/loader"];
-const PRIMITIVES: &[&str] = &["%derivation", "%store-dir"];
+const PRIMITIVES: &[&str] = &["%derivation", "%store-dir", "%text-file"];
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());

@@ -10,11 +10,12 @@ use guixie_store::TextItem;
 
 use crate::session::Session;
 
-pub const EXPORTS: &[&str] = &["%derivation", "%store-dir"];
+pub const EXPORTS: &[&str] = &["%derivation", "%store-dir", "%text-file"];
 
 pub fn define_all(g: &Guile) {
     g.define_primitive::<DerivationPrim>();
     g.define_primitive::<StoreDirPrim>();
+    g.define_primitive::<TextFilePrim>();
 }
 
 fn err(msg: impl Into<String>) -> PrimitiveError {
@@ -42,6 +43,48 @@ impl Primitive for StoreDirPrim {
     fn call<'g>(g: &'g Guile, _: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
         let dir = Session::with_current(|s| Ok(s.store_dir.as_str().to_owned())).map_err(err)?;
         Ok(g.string(&dir))
+    }
+}
+
+/// `(%text-file name contents references)` → the store path of a text file, as Nix's
+/// `builtins.toFile` computes it; the file is written with the evaluation's other results.
+struct TextFilePrim;
+impl Primitive for TextFilePrim {
+    const NAME: &'static str = "%text-file";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [name, contents, refs] = args else {
+            return Err(err(format!("expected 3 arguments, got {}", args.len())));
+        };
+        let name = text(*name, "name")?;
+        let contents = bytes(*contents, "contents")?;
+        let refs: Vec<String> = list(*refs, "references")?
+            .into_iter()
+            .map(|r| text(r, "reference"))
+            .collect::<Result<_, _>>()?;
+        let path = Session::with_current(|s| {
+            let references = refs
+                .iter()
+                .map(|r| s.store_dir.parse_path(r).map_err(|e| e.to_string()))
+                .collect::<Result<BTreeSet<_>, _>>()?;
+            s.references_available(&references)?;
+            let h = Hash::digest_of(HashAlgo::Sha256, &contents);
+            let path = s
+                .store_dir
+                .make_text_path(&name, &h, &references)
+                .map_err(|e| e.to_string())?;
+            let abs = s.store_dir.display(&path);
+            s.add_pending(
+                path,
+                TextItem {
+                    name: name.clone(),
+                    contents: contents.clone(),
+                    references,
+                },
+            );
+            Ok(abs)
+        })
+        .map_err(|e| err(format!("text file {name:?}: {e}")))?;
+        Ok(g.string(&path))
     }
 }
 

@@ -16,6 +16,9 @@
             derivation-output
             derivation-output?
             builtins-derivation
+            text-file
+            store-item?
+            store-item-path
             %current-system
             store-directory))
 
@@ -34,6 +37,17 @@
 (set-record-type-printer! <derivation>
   (lambda (d port)
     (format port "#<derivation ~a>" (derivation-file-name d))))
+
+;; A file already destined for the store (e.g. from `text-file'); usable as an input source
+;; and as a derivation attribute, like a Nix string with context.
+(define-record-type <store-item>
+  (make-store-item path)
+  store-item?
+  (path store-item-path))
+
+;; Nix's `builtins.toFile': a text file in the store, named NAME.
+(define* (text-file name contents #:optional (references '()))
+  (make-store-item (%text-file name contents references)))
 
 ;; One named output of a derivation, usable wherever a derivation is (input, env value).
 (define-record-type <derivation-output>
@@ -54,6 +68,7 @@
      (cons (derivation-file-name (derivation-output-derivation o)) (derivation-output-name o)))
     (((? derivation? d) (? string? output)) (cons (derivation-file-name d) output))
     ((? string?) #f)
+    ((? store-item?) #f)
     (_ (error "not a derivation input (derivation, (derivation \"output\") or store path):" input))))
 
 (define (group-inputs pairs)
@@ -73,7 +88,10 @@
                      #:key (system (%current-system)) (env-vars '()) (inputs '())
                      (outputs '("out")) hash (hash-algo 'sha256) recursive?)
   (let* ((pairs (filter-map input->pair inputs))
-         (sources (filter string? inputs))
+         (sources (filter-map (lambda (i) (cond ((string? i) i)
+                                                 ((store-item? i) (store-item-path i))
+                                                 (else #f)))
+                              inputs))
          (result (%derivation name system builder args env-vars
                               (group-inputs pairs) sources outputs
                               (and hash (list (symbol->string hash-algo) hash recursive?)))))
@@ -91,6 +109,7 @@
    ((derivation-output? v)
     (values (derivation-output-path (derivation-output-derivation v) (derivation-output-name v))
             (cons v inputs)))
+   ((store-item? v) (values (store-item-path v) (cons v inputs)))
    ((symbol? v) (values (symbol->string v) inputs))
    ((number? v) (values (number->string v) inputs))
    ((eq? v #t) (values "1" inputs))

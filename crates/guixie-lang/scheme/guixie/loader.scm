@@ -12,6 +12,7 @@
   '(((guixie derivations)
      derivation derivation? derivation-name derivation-file-name derivation-outputs
      derivation-output-path derivation-output derivation-output? builtins-derivation
+     text-file store-item? store-item-path
      %current-system store-directory)
     ((srfi srfi-1)
      fold fold-right filter-map append-map delete-duplicates last first second third iota
