@@ -169,10 +169,28 @@ impl Guile {
     pub fn cons<'g>(&'g self, a: Value<'g>, b: Value<'g>) -> Value<'g> {
         unsafe { Value::from_raw(self, sys::scm_cons(a.raw(), b.raw())) }
     }
+    /// A list of `items`. The slice must be on the stack (an array), not in a `Vec`: the GC
+    /// does not scan the Rust heap. To build a list of computed values, use [`Guile::list_with`].
     pub fn list<'g>(&'g self, items: &[Value<'g>]) -> Value<'g> {
         let mut l = unsafe { Value::from_raw(self, sys::guixie_scm_eol()) };
         for v in items.iter().rev() {
             l = self.cons(*v, l);
+        }
+        l
+    }
+
+    /// A list with one value per item, made by `make`. Each value is consed onto the list
+    /// (held on the stack) as soon as it exists, so no value is ever only on the Rust heap
+    /// while allocation, and so collection, can happen.
+    pub fn list_with<'g, T>(
+        &'g self,
+        items: &[T],
+        mut make: impl FnMut(&T) -> Value<'g>,
+    ) -> Value<'g> {
+        let mut l = unsafe { Value::from_raw(self, sys::guixie_scm_eol()) };
+        for item in items.iter().rev() {
+            let v = make(item);
+            l = self.cons(v, l);
         }
         l
     }

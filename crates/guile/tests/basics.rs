@@ -108,3 +108,24 @@ fn callers_on_many_threads_share_the_guile_thread() {
     let r: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(r, (0..8).map(|i| Some(i * 10)).collect::<Vec<_>>());
 }
+
+#[test]
+fn lists_built_from_rust_survive_collections() {
+    with_guile(|g| {
+        let gc = g.eval_str("(lambda () (gc))").unwrap();
+        let items: Vec<i64> = (0..20_000).collect();
+        let l = g.list_with(&items, |i| {
+            if i % 2_000 == 0 {
+                g.call(gc, &[]).unwrap();
+            }
+            g.cons(g.string(&format!("item-{i}")), g.int(*i))
+        });
+        g.call(gc, &[]).unwrap();
+        let back = l.list().unwrap();
+        assert_eq!(back.len(), items.len());
+        for (i, v) in back.iter().enumerate() {
+            assert_eq!(v.car().unwrap().to_text().unwrap(), format!("item-{i}"));
+            assert_eq!(v.cdr().unwrap().to_i64(), Some(i as i64));
+        }
+    });
+}

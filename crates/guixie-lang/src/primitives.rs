@@ -183,11 +183,9 @@ impl Primitive for DerivationPrim {
 
         let (drv_path, out_paths) =
             Session::with_current(|s| lower(s, &name, drv, drv_inputs, srcs)).map_err(ctx)?;
-        let outs: Vec<Value<'g>> = out_paths
-            .iter()
-            .map(|(o, p)| g.cons(g.string(o), g.string(p)))
-            .collect();
-        Ok(g.cons(g.string(&drv_path), g.list(&outs)))
+        let out_paths: Vec<(String, String)> = out_paths.into_iter().collect();
+        let outs = g.list_with(&out_paths, |(o, p)| g.cons(g.string(o), g.string(p)));
+        Ok(g.cons(g.string(&drv_path), outs))
     }
 }
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Instantiate the synthetic graph (gen-nix-graph.py N 3; Scheme side gen-scm-graph.py N 3) to
+.drv files: guixie eval beside nix-instantiate, cold (empty store) and warm (all .drv files
+already valid). Prints time, peak RSS and ratios; checks that both list the same .drv paths.
+
+Usage: bench/eval_graph.py [--packages N] [--runs R]"""
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GUIXIE = os.path.join(ROOT, "target", "release", "guixie")
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench", "gen-nix-graph.py")
+
+
+def run(cmd):
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, NIX_REMOTE="local"))
+    out, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed: {err.decode()[-2000:]}")
+    return elapsed, out.decode()
+
+
+def peak_rss(cmd):
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True,
+                       env=dict(os.environ, NIX_REMOTE="local"))
+    return int(r.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packages", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "guixie-cli"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="guixie-bench-eval-")
+    nix_src, scm_src = os.path.join(work, "graph.nix"), os.path.join(work, "graph.scm")
+    with open(nix_src, "w") as f:
+        subprocess.run([sys.executable, SHARED, str(args.packages), "3"], stdout=f, check=True)
+    with open(scm_src, "w") as f:
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen-scm-graph.py"), str(args.packages), "3"],
+                       stdout=f, check=True)
+
+    def guixie_cmd(root):
+        return [GUIXIE, "--store", root, "--store-dir", "/nix/store", "eval", scm_src]
+
+    def nix_cmd(root):
+        return ["nix-instantiate", "--store", f"local?root={root}", nix_src]
+
+    results = {}
+    for tool, make in (("guixie", guixie_cmd), ("nix", nix_cmd)):
+        cold, warm, outs = [], [], set()
+        for i in range(args.runs):
+            root = os.path.join(work, f"{tool}-{i}")
+            t, out = run(make(root))
+            cold.append(t)
+            outs.add(out)
+            t, out = run(make(root))
+            warm.append(t)
+        results[tool] = (statistics.median(cold), statistics.median(warm), peak_rss(make(os.path.join(work, f"{tool}-rss"))), outs)
+    if results["guixie"][3] != results["nix"][3]:
+        sys.exit("guixie and nix-instantiate printed different .drv paths")
+    print(f"{args.packages} packages, median of {args.runs}; identical .drv paths on both sides")
+    print(f"{'tool':8} {'cold s':>8} {'warm s':>8} {'peak RSS':>9}")
+    for tool in ("guixie", "nix"):
+        c, w, rss, _ = results[tool]
+        print(f"{tool:8} {c:8.3f} {w:8.3f} {rss:7.1f}MiB")
+    g, n = results["guixie"], results["nix"]
+    print(f"ratio nix/guixie: cold {n[0] / g[0]:.2f}x, warm {n[1] / g[1]:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
