@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job at this stage: build guixie and walk a local store through its life —
-# add a tree, inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
+# The main job at this stage: build guixie, evaluate the example package file to .drv files,
+# and walk a local store through its life: add a tree, inspect it, dump and restore its NAR,
+# sign a narinfo, GC, verify.
 # Everything lives under a throw-away store root; no server, nothing outside it is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,11 @@ trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 export GUIXIE_STORE="$work/store"
 
 echo "== store root: $GUIXIE_STORE (logical store directory /gnu/store)"
+echo "== guixie eval examples/hello.scm"
+guixie eval examples/hello.scm
+hello_drv=$(guixie eval examples/hello.scm | head -1)
+guixie drv show "$GUIXIE_STORE$hello_drv" | head -20
+guixie drv check "$GUIXIE_STORE$hello_drv"
 path=$(guixie store add --name guixie-source crates)
 echo "== added crates/ as $path"
 guixie store info "$path"
