@@ -46,7 +46,7 @@ pub trait NodeSource {
 /// largest power of two not above end - start).
 pub fn range_hash<S: NodeSource>(src: &S, start: u64, end: u64) -> Result<Hash, S::Error> {
     let n = end - start;
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.perfect(n.trailing_zeros(), start / n);
     }
     let k = split_point(n);
@@ -278,7 +278,7 @@ impl MemoryTree {
     pub fn push_leaf_hash(&mut self, h: Hash) {
         self.levels[0].push(h);
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let n = self.levels[level].len();
             let parent = node_hash(&self.levels[level][n - 2], &self.levels[level][n - 1]);
             if self.levels.len() == level + 1 {

@@ -177,7 +177,7 @@ impl FileLog {
                 if self.frontier.len() <= level {
                     self.frontier.push(None);
                 }
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     self.frontier[level] = Some(h);
                     break;
                 }
