@@ -115,8 +115,13 @@ impl SecretKey {
     pub fn sign(&self, message: &[u8]) -> Signature {
         Signature {
             name: self.name.clone(),
-            bytes: self.key.sign(message).to_bytes(),
+            bytes: self.sign_raw(message),
         }
+    }
+
+    /// The bare 64-byte Ed25519 signature (for formats that carry the key name apart, e.g. DSSE).
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
     }
 }
 
@@ -167,11 +172,17 @@ impl PublicKey {
 
     /// True when `sig` is by this key's name and verifies over `message`.
     pub fn verify(&self, message: &[u8], sig: &Signature) -> bool {
-        sig.name == self.name
-            && self
-                .key
-                .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig.bytes))
-                .is_ok()
+        sig.name == self.name && self.verify_raw(message, &sig.bytes)
+    }
+
+    /// True when the bare Ed25519 signature `sig` verifies over `message` with this key.
+    pub fn verify_raw(&self, message: &[u8], sig: &[u8]) -> bool {
+        let Ok(sig) = <[u8; 64]>::try_from(sig) else {
+            return false;
+        };
+        self.key
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
     }
 }
 
