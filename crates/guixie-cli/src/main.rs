@@ -54,6 +54,18 @@ enum Command {
     Gc(cmd::store::GcArgs),
     /// Evaluate a Guile package file and print the `.drv` path of each derivation it returns.
     Eval(cmd::eval::EvalArgs),
+    /// The local transparency log: append, checkpoints, proofs; verify proofs.
+    #[command(subcommand)]
+    Log(cmd::log::LogCmd),
+    /// Verify C2SP signed notes.
+    #[command(subcommand)]
+    Note(cmd::log::NoteCmd),
+    /// Verify C2SP checkpoints and witness cosignatures.
+    #[command(subcommand)]
+    Checkpoint(cmd::log::CheckpointCmd),
+    /// Show and verify build attestations (in-toto in DSSE).
+    #[command(subcommand)]
+    Attest(cmd::attest::AttestCmd),
 }
 
 /// What every command gets besides its own arguments.
@@ -79,6 +91,10 @@ fn main() -> ExitCode {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gc(a) => cmd::store::gc(&ctx, a),
         Command::Eval(a) => cmd::eval::run(&ctx, a),
+        Command::Log(c) => cmd::log::run(&ctx, c),
+        Command::Note(c) => cmd::log::note(&ctx, c),
+        Command::Checkpoint(c) => cmd::log::checkpoint(&ctx, c),
+        Command::Attest(c) => cmd::attest::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

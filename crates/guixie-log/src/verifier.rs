@@ -158,6 +158,15 @@ impl ClientState {
             .and_then(|r| r.try_into().ok())
             .expect("stored root is 32 hex bytes");
         let proof = prove(from, cp.size).map_err(|e| Rejected::NoProof(e, from, cp.size))?;
+        // A growing tree always needs at least one hash; an empty proof is a missing proof,
+        // which says nothing against the log.
+        if proof.is_empty() {
+            return Err(Rejected::NoProof(
+                "the proof is empty".into(),
+                from,
+                cp.size,
+            ));
+        }
         if let Err(e) = verify_consistency(from, cp.size, &old_root, &cp.root, &proof) {
             let reason = match e {
                 ProofError::RootMismatch => "the proof does not connect the two roots".to_owned(),

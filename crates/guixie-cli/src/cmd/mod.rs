@@ -1,7 +1,9 @@
+pub mod attest;
 pub mod drv;
 pub mod eval;
 pub mod hash;
 pub mod key;
+pub mod log;
 pub mod nar;
 pub mod narinfo;
 pub mod store;
