@@ -74,9 +74,7 @@ impl Checkpoint {
         let root_line = lines
             .next()
             .ok_or_else(|| malformed("missing root hash line"))?;
-        let root = BASE64
-            .decode(root_line.as_bytes())
-            .ok()
+        let root = crate::note::decode_base64(root_line)
             .and_then(|r| <[u8; 32]>::try_from(r).ok())
             .ok_or_else(|| malformed("root hash is not base64 of 32 bytes"))?;
         let extensions: Vec<String> = lines.map(str::to_owned).collect();

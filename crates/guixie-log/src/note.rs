@@ -39,6 +39,13 @@ fn malformed(msg: impl Into<String>) -> NoteError {
     NoteError::Malformed(msg.into())
 }
 
+/// Standard base64, accepted only in its canonical form (what encoding the bytes gives back),
+/// so that every note has exactly one spelling.
+pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let raw = BASE64.decode(s.as_bytes()).ok()?;
+    (BASE64.encode(&raw) == s).then_some(raw)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
 }
@@ -83,9 +90,7 @@ impl VerifierKey {
             .decode(id_hex.as_bytes())
             .map_err(|_| bad("key id is not hex"))?;
         let id = u32::from_be_bytes(id_bytes.try_into().expect("4 bytes"));
-        let raw = BASE64
-            .decode(b64.as_bytes())
-            .map_err(|_| bad("key is not base64"))?;
+        let raw = decode_base64(b64).ok_or_else(|| bad("key is not canonical base64"))?;
         let (&alg, key) = raw.split_first().ok_or_else(|| bad("empty key"))?;
         if alg != ALG_ED25519 && alg != ALG_COSIGNATURE_V1 {
             return Err(bad(&format!("unsupported key type 0x{alg:02x}")));
@@ -168,9 +173,7 @@ impl SignerKey {
         if !valid_name(name) {
             return Err(bad("bad name"));
         }
-        let raw = BASE64
-            .decode(b64.as_bytes())
-            .map_err(|_| bad("key is not base64"))?;
+        let raw = decode_base64(b64).ok_or_else(|| bad("key is not canonical base64"))?;
         let (&alg, seed) = raw.split_first().ok_or_else(|| bad("empty key"))?;
         if alg != ALG_ED25519 && alg != ALG_COSIGNATURE_V1 {
             return Err(bad(&format!("unsupported key type 0x{alg:02x}")));
@@ -285,9 +288,7 @@ impl Note {
             if !valid_name(name) {
                 return Err(bad("bad key name"));
             }
-            let raw = BASE64
-                .decode(b64.as_bytes())
-                .map_err(|_| bad("signature is not base64"))?;
+            let raw = decode_base64(b64).ok_or_else(|| bad("signature is not canonical base64"))?;
             if raw.len() < 5 {
                 return Err(bad("signature is too short"));
             }
@@ -423,6 +424,10 @@ mod tests {
             Note::parse(&vec![b'a'; MAX_NOTE_BYTES + 1]),
             Err(NoteError::TooLarge(_))
         ));
+        // Found by fuzzing: base64 with padding in the middle decodes, but is not the one
+        // canonical spelling, so a note could be re-spelled without touching its signatures.
+        let respelled = SIGNED.replace("AM=\n", "AM=nAM=\n");
+        assert!(Note::parse(respelled.as_bytes()).is_err());
         // A key whose id was altered, a truncated key, a wrong type.
         for bad in [
             "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
