@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages guixie needs, if missing: Guile 3.0 (headers and library, for
-# the package language) and pkg-config; with --test also Nix (nix-bin), the reference peer.
+# the package language), pkg-config, a static busybox (the sandbox's /bin/sh, as in Nix's
+# default sandbox paths);
+# with --test also Nix (nix-bin), the reference peer.
 set -euo pipefail
-want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config)
+want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store)
 missing=()
 for entry in "${want[@]}"; do

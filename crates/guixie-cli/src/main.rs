@@ -66,6 +66,8 @@ enum Command {
     /// Show and verify build attestations (in-toto in DSSE).
     #[command(subcommand)]
     Attest(cmd::attest::AttestCmd),
+    /// Build derivations (from `.scm` files or `.drv` paths) in the sandbox; print output paths.
+    Build(cmd::build::BuildArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -76,6 +78,13 @@ pub struct Context {
 }
 
 fn main() -> ExitCode {
+    // The sandbox helper must stay single-threaded until it has unshared its namespaces, so it
+    // is dispatched before anything else runs.
+    let mut raw = std::env::args_os();
+    if raw.nth(1).as_deref() == Some(std::ffi::OsStr::new("__sandbox")) {
+        let spec = raw.next().unwrap_or_default();
+        guixie_build::sandbox::helper_main(&spec);
+    }
     let cli = Cli::parse();
     let ctx = Context {
         store: cli.store,
@@ -95,6 +104,7 @@ fn main() -> ExitCode {
         Command::Note(c) => cmd::log::note(&ctx, c),
         Command::Checkpoint(c) => cmd::log::checkpoint(&ctx, c),
         Command::Attest(c) => cmd::attest::run(&ctx, c),
+        Command::Build(a) => cmd::build::run(&ctx, a),
     };
     match result {
         Ok(code) => code,

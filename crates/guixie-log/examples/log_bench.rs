@@ -46,7 +46,10 @@ fn entry(i: u64) -> Vec<u8> {
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let mut log = FileLog::open(&dir.path().join("log")).unwrap();
 
@@ -93,21 +96,43 @@ fn main() {
     // Verification of a signed checkpoint plus an inclusion proof.
     let key = SignerKey::generate("bench.example/log", ALG_ED25519).unwrap();
     let root = log.root(size).unwrap();
-    let note = Checkpoint { origin: key.name.clone(), size, root, extensions: vec![] }.sign(&key).unwrap();
+    let note = Checkpoint {
+        origin: key.name.clone(),
+        size,
+        root,
+        extensions: vec![],
+    }
+    .sign(&key)
+    .unwrap();
     let vkey = key.verifier();
     let leaf_hashes: Vec<Hash> = samples.iter().map(|&k| log.leaf_hash(k).unwrap()).collect();
     let start = Instant::now();
     for (k, &idx) in samples.iter().enumerate() {
         let v = checkpoint::verify(note.as_bytes(), &vkey, &[], 0).unwrap();
-        merkle::verify_inclusion(&leaf_hashes[k], idx, v.checkpoint.size, &proofs[k], &v.checkpoint.root).unwrap();
+        merkle::verify_inclusion(
+            &leaf_hashes[k],
+            idx,
+            v.checkpoint.size,
+            &proofs[k],
+            &v.checkpoint.root,
+        )
+        .unwrap();
     }
     let verify_us = start.elapsed().as_secs_f64() * 1e6 / samples.len() as f64;
 
     println!("entries                         {n}");
-    println!("append (batches of 10k, durable) {append_rate:>12.0} entries/s   (target >= 200,000)");
-    println!("append baseline (fsync each)     {naive_append_rate:>12.0} entries/s   ratio {:.0}x", append_rate / naive_append_rate);
+    println!(
+        "append (batches of 10k, durable) {append_rate:>12.0} entries/s   (target >= 200,000)"
+    );
+    println!(
+        "append baseline (fsync each)     {naive_append_rate:>12.0} entries/s   ratio {:.0}x",
+        append_rate / naive_append_rate
+    );
     println!("inclusion proof at size {size}    {proof_us:>9.1} us           (target <= 50)");
-    println!("inclusion baseline (recompute)   {naive_proof_us:>12.1} us           ratio {:.0}x", naive_proof_us / proof_us);
+    println!(
+        "inclusion baseline (recompute)   {naive_proof_us:>12.1} us           ratio {:.0}x",
+        naive_proof_us / proof_us
+    );
     println!("verify checkpoint + inclusion    {verify_us:>12.1} us           (target <= 100)");
     println!("peak RSS after appends           {rss_after_append:>12.1} MiB  (frontier only; the naive baseline then holds all leaf hashes: {:.1} MiB)", peak_rss_mib());
 }

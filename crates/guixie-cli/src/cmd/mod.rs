@@ -1,4 +1,5 @@
 pub mod attest;
+pub mod build;
 pub mod drv;
 pub mod eval;
 pub mod hash;

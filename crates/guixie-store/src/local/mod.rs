@@ -82,6 +82,11 @@ impl LocalStore {
         &self.real_store
     }
 
+    /// `<root>/var/guixie`: the database, GC roots, locks, build logs.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
     /// Physical location of a store path's contents.
     pub fn real_path(&self, path: &StorePath) -> PathBuf {
         self.real_store.join(path.to_string())

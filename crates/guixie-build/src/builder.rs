@@ -1,0 +1,442 @@
+//! Realising derivations: the closure in dependency order, each missing output built in the
+//! sandbox, checked (fixed-output hashes, escaping symlinks) and registered with its
+//! references. A failed build registers nothing and leaves nothing that blocks a retry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use guixie_formats::derivation::Derivation;
+use guixie_formats::{StoreDir, StorePath};
+use guixie_store::{LocalStore, Store, StoreError};
+use thiserror::Error;
+
+use crate::sandbox::SandboxSpec;
+
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{drv}: {message}")]
+    Derivation { drv: String, message: String },
+    #[error("builder for {drv} failed with exit status {status}; log: {log}{}", kept.as_ref().map(|k| format!("; build directory kept at {}", k.display())).unwrap_or_default())]
+    Failed {
+        drv: String,
+        status: i32,
+        log: String,
+        kept: Option<PathBuf>,
+    },
+    #[error("builder for {drv} was stopped after {seconds} s (--timeout); log: {log}")]
+    TimedOut {
+        drv: String,
+        seconds: u64,
+        log: String,
+    },
+    #[error("builder for {drv} did not produce output {output} ({path})")]
+    MissingOutput {
+        drv: String,
+        output: String,
+        path: String,
+    },
+    #[error("output {path} of {drv}: {message}")]
+    BadOutput {
+        drv: String,
+        path: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// `/bin/sh` inside the sandbox (a static shell, as Nix's default sandbox paths give).
+    pub shell: Option<PathBuf>,
+    pub timeout: Duration,
+    pub keep_failed: bool,
+    pub max_processes: u64,
+    pub max_file_size: u64,
+    /// Where `guixie __sandbox` lives (normally the running executable).
+    pub helper: PathBuf,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            shell: Some(PathBuf::from("/bin/busybox")).filter(|p| p.exists()),
+            timeout: Duration::from_secs(3600),
+            keep_failed: false,
+            max_processes: 4096,
+            max_file_size: 64 << 30,
+            helper: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("guixie")),
+        }
+    }
+}
+
+/// What happened to one derivation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Realised {
+    AlreadyValid,
+    Built { log: PathBuf },
+}
+
+pub struct Builder<'s> {
+    store: &'s LocalStore,
+    options: BuildOptions,
+}
+
+fn drv_err(drv: &str, message: impl Into<String>) -> BuildError {
+    BuildError::Derivation {
+        drv: drv.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl<'s> Builder<'s> {
+    pub fn new(store: &'s LocalStore, options: BuildOptions) -> Self {
+        Builder { store, options }
+    }
+
+    fn load(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
+        let shown = self.store.store_dir().display(drv_path);
+        if !self.store.is_valid(drv_path)? {
+            return Err(drv_err(
+                &shown,
+                "is not in the store (evaluate or import it first)",
+            ));
+        }
+        let bytes = std::fs::read(self.store.real_path(drv_path))
+            .map_err(|e| drv_err(&shown, e.to_string()))?;
+        Derivation::parse(&bytes).map_err(|e| drv_err(&shown, e.to_string()))
+    }
+
+    /// The derivations to realise for `targets`, dependencies first.
+    pub fn plan(&self, targets: &[StorePath]) -> Result<Vec<(StorePath, Derivation)>, BuildError> {
+        let sd = self.store.store_dir().clone();
+        let mut order = Vec::new();
+        let mut done = BTreeSet::new();
+        // Iterative post-order DFS: deep graphs do not exhaust the stack.
+        let mut stack: Vec<(StorePath, bool)> =
+            targets.iter().rev().map(|t| (t.clone(), false)).collect();
+        let mut loaded: BTreeMap<StorePath, Derivation> = BTreeMap::new();
+        while let Some((p, expanded)) = stack.pop() {
+            if done.contains(&p) {
+                continue;
+            }
+            if expanded {
+                done.insert(p.clone());
+                let drv = loaded.remove(&p).expect("loaded when expanded");
+                order.push((p, drv));
+                continue;
+            }
+            let drv = self.load(&p)?;
+            stack.push((p.clone(), true));
+            for input in drv.input_drvs.keys().rev() {
+                let ip = sd
+                    .parse_path(input)
+                    .map_err(|e| drv_err(&sd.display(&p), e.to_string()))?;
+                if !done.contains(&ip) {
+                    stack.push((ip, false));
+                }
+            }
+            loaded.insert(p, drv);
+        }
+        Ok(order)
+    }
+
+    fn output_paths(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+    ) -> Result<BTreeMap<String, StorePath>, BuildError> {
+        let sd = self.store.store_dir();
+        drv.outputs
+            .iter()
+            .map(|(name, o)| {
+                let p = sd
+                    .parse_path(&o.path)
+                    .map_err(|e| drv_err(&sd.display(drv_path), format!("output {name}: {e}")))?;
+                Ok((name.clone(), p))
+            })
+            .collect()
+    }
+
+    /// Realises `targets` and everything they need; returns each target's outputs.
+    pub fn realise(
+        &self,
+        targets: &[StorePath],
+        mut progress: impl FnMut(&StorePath, &Realised),
+    ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildError> {
+        let plan = self.plan(targets)?;
+        let mut outputs_of: BTreeMap<StorePath, BTreeMap<String, StorePath>> = BTreeMap::new();
+        for (drv_path, drv) in &plan {
+            let outputs = self.output_paths(drv_path, drv)?;
+            let mut all_valid = true;
+            for p in outputs.values() {
+                all_valid &= self.store.is_valid(p)?;
+            }
+            let outcome = if all_valid {
+                Realised::AlreadyValid
+            } else {
+                self.build_one(drv_path, drv, &outputs, &outputs_of)?
+            };
+            progress(drv_path, &outcome);
+            outputs_of.insert(drv_path.clone(), outputs);
+        }
+        Ok(targets.iter().map(|t| outputs_of[t].clone()).collect())
+    }
+
+    fn build_one(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+    ) -> Result<Realised, BuildError> {
+        let sd = self.store.store_dir().clone();
+        let shown = sd.display(drv_path);
+        // Inputs: the used outputs of input derivations and the input sources, with closures.
+        let mut direct = Vec::new();
+        for (input, used) in &drv.input_drvs {
+            let ip = sd
+                .parse_path(input)
+                .map_err(|e| drv_err(&shown, e.to_string()))?;
+            let outs = &outputs_of[&ip];
+            for o in used {
+                direct.push(
+                    outs.get(o)
+                        .ok_or_else(|| drv_err(&shown, format!("input {input} has no output {o}")))?
+                        .clone(),
+                );
+            }
+        }
+        for src in &drv.input_srcs {
+            direct.push(
+                sd.parse_path(src)
+                    .map_err(|e| drv_err(&shown, e.to_string()))?,
+            );
+        }
+        let closure = self.store.closure(&direct)?;
+        for p in &direct {
+            if !closure.contains(p) {
+                return Err(drv_err(
+                    &shown,
+                    format!("input {} is not valid", sd.display(p)),
+                ));
+            }
+        }
+        let fixed = drv
+            .fixed_output()
+            .map_err(|e| drv_err(&shown, e.to_string()))?;
+
+        let area = self.store.build_area()?;
+        let root = area.join("root");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", root.display())))?;
+        let build_dir = PathBuf::from("/build");
+        let mut inputs: Vec<(PathBuf, PathBuf)> = closure
+            .iter()
+            .map(|p| (self.store.real_path(p), PathBuf::from(sd.display(p))))
+            .collect();
+        if let Some(shell) = &self.options.shell {
+            inputs.push((shell.clone(), PathBuf::from("/bin/sh")));
+        }
+        let env = build_env(drv, &sd, &build_dir);
+        let spec = SandboxSpec {
+            root: root.clone(),
+            inputs,
+            writable_dirs: vec![
+                PathBuf::from(sd.as_str()),
+                build_dir.clone(),
+                PathBuf::from("/tmp"),
+            ],
+            workdir: build_dir,
+            builder: drv.builder.clone(),
+            args: drv.args.clone(),
+            env,
+            network: fixed.is_some(),
+            hostname: "localhost".into(),
+            max_processes: self.options.max_processes,
+            max_file_size: self.options.max_file_size,
+        };
+        let spec_path = area.join("spec.json");
+        std::fs::write(
+            &spec_path,
+            serde_json::to_vec(&spec).expect("spec serialises"),
+        )
+        .map_err(|e| BuildError::Io(e.to_string()))?;
+        let log = self.log_path(drv_path)?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", log.display())))?;
+        let mut child = Command::new(&self.options.helper)
+            .arg("__sandbox")
+            .arg(&spec_path)
+            .stdin(Stdio::null())
+            .stdout(
+                log_file
+                    .try_clone()
+                    .map_err(|e| BuildError::Io(e.to_string()))?,
+            )
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| {
+                BuildError::Io(format!(
+                    "starting the sandbox helper {}: {e}",
+                    self.options.helper.display()
+                ))
+            })?;
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = child
+                .try_wait()
+                .map_err(|e| BuildError::Io(e.to_string()))?
+            {
+                break s;
+            }
+            if started.elapsed() > self.options.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.discard(&area);
+                return Err(BuildError::TimedOut {
+                    drv: shown,
+                    seconds: self.options.timeout.as_secs(),
+                    log: log.display().to_string(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if !status.success() {
+            let kept = self.options.keep_failed.then(|| area.clone());
+            if !self.options.keep_failed {
+                self.discard(&area);
+            }
+            return Err(BuildError::Failed {
+                drv: shown,
+                status: status.code().unwrap_or(-1),
+                log: log.display().to_string(),
+                kept,
+            });
+        }
+        let inside_store = root.join(sd.as_str().trim_start_matches('/'));
+        let mut candidates: Vec<StorePath> = closure.iter().cloned().collect();
+        candidates.extend(outputs.values().cloned());
+        // Outputs go in after everything the sandbox mounted is gone (the helper has exited,
+        // and with it its mount namespace).
+        let result = (|| {
+            for (name, path) in outputs {
+                let tree = inside_store.join(path.to_string());
+                if std::fs::symlink_metadata(&tree).is_err() {
+                    return Err(BuildError::MissingOutput {
+                        drv: shown.clone(),
+                        output: name.clone(),
+                        path: sd.display(path),
+                    });
+                }
+                check_output(&tree, &sd).map_err(|message| BuildError::BadOutput {
+                    drv: shown.clone(),
+                    path: sd.display(path),
+                    message,
+                })?;
+                let expected = fixed.as_ref().map(|f| (&f.hash, f.recursive));
+                self.store.register_built(
+                    &tree,
+                    path,
+                    &candidates,
+                    Some(drv_path.clone()),
+                    expected,
+                )?;
+            }
+            Ok(())
+        })();
+        self.discard(&area);
+        result?;
+        Ok(Realised::Built { log })
+    }
+
+    fn discard(&self, area: &Path) {
+        let _ = make_writable_and_remove(area);
+    }
+
+    /// Where the log of a derivation's last build is kept.
+    pub fn log_path(&self, drv_path: &StorePath) -> Result<PathBuf, BuildError> {
+        let dir = self.store.state_dir().join("build-logs");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
+        Ok(dir.join(format!("{drv_path}.log")))
+    }
+}
+
+/// The environment Nix gives a builder: defaults, then the derivation's variables, then the
+/// build directory variables.
+fn build_env(drv: &Derivation, sd: &StoreDir, build_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut env: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    };
+    set("PATH", "/path-not-set");
+    set("HOME", "/homeless-shelter");
+    set("NIX_STORE", sd.as_str());
+    set("NIX_BUILD_CORES", "1");
+    set("NIX_LOG_FD", "2");
+    set("TERM", "xterm-256color");
+    set("SOURCE_DATE_EPOCH", "1");
+    for (k, v) in &drv.env {
+        env.insert(k.clone(), v.clone());
+    }
+    let top = build_dir.to_string_lossy().into_owned();
+    for k in ["NIX_BUILD_TOP", "TMPDIR", "TEMPDIR", "TMP", "TEMP", "PWD"] {
+        env.insert(k.as_bytes().to_vec(), top.as_bytes().to_vec());
+    }
+    env.into_iter().collect()
+}
+
+/// Rejects symlinks whose target leaves the store, and any file type the store cannot hold.
+fn check_output(tree: &Path, sd: &StoreDir) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(tree).map_err(|e| e.to_string())?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(tree).map_err(|e| e.to_string())?;
+        let t = target.to_string_lossy();
+        if target.is_absolute() && !t.starts_with(&format!("{}/", sd.as_str())) {
+            return Err(format!(
+                "symlink {} points outside the store, to {t}",
+                tree.display()
+            ));
+        }
+        if !target.is_absolute() && t.split('/').filter(|c| *c == "..").count() > 64 {
+            return Err(format!(
+                "symlink {} climbs out of the store",
+                tree.display()
+            ));
+        }
+    } else if ft.is_dir() {
+        for e in std::fs::read_dir(tree).map_err(|e| e.to_string())? {
+            check_output(&e.map_err(|e| e.to_string())?.path(), sd)?;
+        }
+    } else if !ft.is_file() {
+        return Err(format!(
+            "{} is neither a file, a directory nor a symlink",
+            tree.display()
+        ));
+    }
+    Ok(())
+}
+
+fn make_writable_and_remove(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.is_dir() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+        for e in std::fs::read_dir(path)? {
+            make_writable_and_remove(&e?.path())?;
+        }
+        std::fs::remove_dir(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}

@@ -1,0 +1,8 @@
+//! guixie's builder: realises derivations (guixie's or Nix's `.drv` files) in a rootless
+//! namespace sandbox that sees only their declared inputs, and registers the outputs in the
+//! local store. See `sandbox` for the isolation and `builder` for scheduling and outputs.
+
+pub mod builder;
+pub mod sandbox;
+
+pub use builder::{BuildError, BuildOptions, Builder, Realised};

@@ -1,0 +1,88 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use guixie_build::{BuildOptions, Builder, Realised};
+use guixie_formats::StorePath;
+use guixie_lang::{EvalOptions, Evaluator};
+use guixie_store::Store;
+
+use crate::output::print_json;
+use crate::Context;
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// `.scm` package files (their derivations are built) or `.drv` store paths.
+    #[arg(required = true)]
+    targets: Vec<String>,
+    /// With a `.scm` file: build only this variable.
+    #[arg(short = 'A', long = "attr", value_name = "NAME")]
+    attr: Option<String>,
+    /// Keep the build directory of a failed build (its location is printed).
+    #[arg(long)]
+    keep_failed: bool,
+    /// Stop a builder after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+    /// Print nothing but the output paths.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(ctx.open_store()?);
+    let sd = store.store_dir().clone();
+    let mut drvs: Vec<StorePath> = Vec::new();
+    for t in &args.targets {
+        if t.ends_with(".scm") {
+            let evaluator = Evaluator::new(store.clone(), EvalOptions::default());
+            for e in evaluator.eval_file(std::path::Path::new(t), args.attr.as_deref())? {
+                drvs.push(sd.parse_path(&e.drv_path)?);
+            }
+        } else {
+            drvs.push(
+                store
+                    .parse_user_path(t)
+                    .with_context(|| format!("{t} is neither a .scm file nor a .drv store path"))?,
+            );
+        }
+    }
+    let options = BuildOptions {
+        timeout: Duration::from_secs(args.timeout),
+        keep_failed: args.keep_failed,
+        ..BuildOptions::default()
+    };
+    let builder = Builder::new(&store, options);
+    let quiet = args.quiet || ctx.json;
+    let results = builder.realise(&drvs, |drv, outcome| {
+        if !quiet {
+            match outcome {
+                Realised::AlreadyValid => {}
+                Realised::Built { .. } => eprintln!("built {}", sd.display(drv)),
+            }
+        }
+    })?;
+    if ctx.json {
+        let items: Vec<_> = drvs
+            .iter()
+            .zip(&results)
+            .map(|(d, outs)| {
+                let o: serde_json::Map<_, _> = outs
+                    .iter()
+                    .map(|(name, p)| (name.clone(), serde_json::json!({"path": sd.display(p), "realPath": store.real_path(p)})))
+                    .collect();
+                serde_json::json!({"drvPath": sd.display(d), "outputs": o})
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(items))?;
+    } else {
+        for outs in &results {
+            for p in outs.values() {
+                println!("{}", sd.display(p));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
