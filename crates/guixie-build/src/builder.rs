@@ -168,6 +168,8 @@ impl<'s> Builder<'s> {
         targets: &[StorePath],
         mut progress: impl FnMut(&StorePath, &Realised),
     ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildError> {
+        // Inputs and build areas must not be collected while we build.
+        let _gc = self.store.gc_guard()?;
         let plan = self.plan(targets)?;
         let mut outputs_of: BTreeMap<StorePath, BTreeMap<String, StorePath>> = BTreeMap::new();
         for (drv_path, drv) in &plan {
@@ -259,6 +261,7 @@ impl<'s> Builder<'s> {
             hostname: "localhost".into(),
             max_processes: self.options.max_processes,
             max_file_size: self.options.max_file_size,
+            pids_cgroup: pids_cgroup(&area, self.options.max_processes),
         };
         let spec_path = area.join("spec.json");
         std::fs::write(
@@ -356,6 +359,10 @@ impl<'s> Builder<'s> {
 
     fn discard(&self, area: &Path) {
         let _ = make_writable_and_remove(area);
+        if let Some(cg) = pids_cgroup_path(area) {
+            // Every process of the build is gone (PID 1 of its namespace exited), so it is empty.
+            let _ = std::fs::remove_dir(cg);
+        }
     }
 
     /// Where the log of a derivation's last build is kept.
@@ -365,6 +372,21 @@ impl<'s> Builder<'s> {
             .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
         Ok(dir.join(format!("{drv_path}.log")))
     }
+}
+
+const PIDS_CGROUP_ROOT: &str = "/sys/fs/cgroup/pids";
+
+fn pids_cgroup_path(area: &Path) -> Option<PathBuf> {
+    let name = area.file_name()?.to_string_lossy().into_owned();
+    Some(Path::new(PIDS_CGROUP_ROOT).join("guixie").join(name))
+}
+
+/// A `pids` cgroup limiting the build's processes, where the machine lets us make one.
+fn pids_cgroup(area: &Path, max: u64) -> Option<PathBuf> {
+    let cg = pids_cgroup_path(area)?;
+    std::fs::create_dir_all(&cg).ok()?;
+    std::fs::write(cg.join("pids.max"), max.to_string()).ok()?;
+    Some(cg)
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the

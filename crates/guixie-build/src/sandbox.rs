@@ -32,6 +32,9 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Limits applied to the builder.
     pub max_processes: u64,
+    /// A `pids` cgroup (with `pids.max` set) the helper joins before anything else, so that
+    /// the limit holds even for root, whom `RLIMIT_NPROC` does not bind.
+    pub pids_cgroup: Option<PathBuf>,
     pub max_file_size: u64,
 }
 
@@ -150,6 +153,25 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
         Ok(s) => s,
         Err(e) => fail(e),
     };
+    if let Some(cg) = &spec.pids_cgroup {
+        if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string()) {
+            fail(io::Error::new(
+                e.kind(),
+                format!("joining {}: {e}", cg.display()),
+            ))
+        }
+    }
+    // If guixie dies (even by SIGKILL), so does the build.
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
@@ -188,6 +210,17 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
         };
         std::process::exit(code)
     }
+    // PID 1 of the namespace dies with the helper, and takes every build process with it.
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     match enter_root(&spec) {
         Ok(never) => match never {},
         Err(e) => fail(e),
@@ -199,8 +232,12 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     // Nothing we mount propagates back to the host.
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
     mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC)?;
+    // Writable directories are mounts of their own, so the root around them can be made
+    // read-only at the end.
     for d in &spec.writable_dirs {
-        std::fs::create_dir_all(inside(root, d))?;
+        let dir = inside(root, d);
+        std::fs::create_dir_all(&dir)?;
+        mount(Some(&dir), &dir, None, libc::MS_BIND)?;
     }
     for (host, at) in &spec.inputs {
         bind_read_only(root, host, at)?;
@@ -245,6 +282,13 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     std::fs::write(
         root.join("etc/hosts"),
         "127.0.0.1 localhost\n::1 localhost\n",
+    )?;
+    // Everything else in the root is read-only for the builder.
+    mount(
+        None,
+        root,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
     )?;
     let host = cstr(spec.hostname.as_bytes())?;
     // SAFETY: valid pointer and length.

@@ -26,6 +26,12 @@ pub struct BuildArgs {
     /// Stop a builder after this many seconds.
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// Most processes a build may run at once.
+    #[arg(long, default_value_t = 4096)]
+    max_processes: u64,
+    /// Largest file a build may write, in bytes.
+    #[arg(long, default_value_t = 64 << 30)]
+    max_file_size: u64,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -52,6 +58,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = BuildOptions {
         timeout: Duration::from_secs(args.timeout),
         keep_failed: args.keep_failed,
+        max_processes: args.max_processes,
+        max_file_size: args.max_file_size,
         ..BuildOptions::default()
     };
     let builder = Builder::new(&store, options);

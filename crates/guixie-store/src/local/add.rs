@@ -19,6 +19,9 @@ use crate::canonical::{canonicalise, remove_tree, sync_dir};
 use crate::error::{io_err, StoreError};
 use crate::PathInfo;
 
+/// While alive, garbage collection waits (see [`LocalStore::gc_guard`]).
+pub struct GcGuard(#[allow(dead_code)] FileLock);
+
 /// Temporary entries in the store directory start with this; GC removes stale ones.
 pub(super) const TEMP_PREFIX: &str = ".tmp-";
 
@@ -74,6 +77,11 @@ impl LocalStore {
 
     fn gc_lock_shared(&self) -> Result<FileLock, StoreError> {
         FileLock::shared(&self.state.join("gc.lock"))
+    }
+
+    /// Keeps GC away (from inputs and build areas) while the guard lives; builds hold one.
+    pub fn gc_guard(&self) -> Result<GcGuard, StoreError> {
+        Ok(GcGuard(self.gc_lock_shared()?))
     }
 
     pub(super) fn gc_lock_exclusive(&self) -> Result<FileLock, StoreError> {

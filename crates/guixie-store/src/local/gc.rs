@@ -115,6 +115,16 @@ impl LocalStore {
         }
         sync_dir(&self.real_store)?;
         self.remove_unused_locks()?;
+        // Build areas of builds that were killed: no build runs while GC holds its lock.
+        let builds = self.state.join("builds");
+        if let Ok(entries) = fs::read_dir(&builds) {
+            for e in entries.flatten() {
+                remove_tree(&e.path())?;
+                let _ = fs::remove_dir(
+                    std::path::Path::new("/sys/fs/cgroup/pids/guixie").join(e.file_name()),
+                );
+            }
+        }
         Ok(report)
     }
 
