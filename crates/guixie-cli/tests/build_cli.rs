@@ -143,7 +143,7 @@ fn denied(root: &Path, name: &str, script: &str, extra: &[&str]) -> String {
     if let Some(log) = text
         .split("log: ")
         .nth(1)
-        .and_then(|l| l.split(|c| c == ';' || c == '\n').next())
+        .and_then(|l| l.split([';', '\n']).next())
     {
         text.push_str(&fs::read_to_string(log.trim()).unwrap_or_default());
     }
