@@ -68,6 +68,8 @@ enum Command {
     Attest(cmd::attest::AttestCmd),
     /// Build derivations (from `.scm` files or `.drv` paths) in the sandbox; print output paths.
     Build(cmd::build::BuildArgs),
+    /// Compare the attested outputs of derivations across builders' logs (exit 1 if they differ).
+    Challenge(cmd::challenge::ChallengeArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Checkpoint(c) => cmd::log::checkpoint(&ctx, c),
         Command::Attest(c) => cmd::attest::run(&ctx, c),
         Command::Build(a) => cmd::build::run(&ctx, a),
+        Command::Challenge(a) => cmd::challenge::run(&ctx, a),
     };
     match result {
         Ok(code) => code,

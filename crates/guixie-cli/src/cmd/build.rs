@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct BuildArgs {
     /// Largest file a build may write, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
     max_file_size: u64,
+    /// Do not append signed attestations of the outputs to the local transparency log.
+    #[arg(long)]
+    no_attest: bool,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -64,14 +68,41 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let builder = Builder::new(&store, options);
     let quiet = args.quiet || ctx.json;
+    let key = if args.no_attest {
+        None
+    } else {
+        Some(super::evidence::builder_key(&store)?)
+    };
+    let mut built: Vec<(StorePath, PathBuf)> = Vec::new();
     let results = builder.realise(&drvs, |drv, outcome| {
-        if !quiet {
-            match outcome {
-                Realised::AlreadyValid => {}
-                Realised::Built { .. } => eprintln!("built {}", sd.display(drv)),
+        if let Realised::Built { log } = outcome {
+            if !quiet {
+                eprintln!("built {}", sd.display(drv));
+            }
+            built.push((drv.clone(), log.clone()));
+        }
+    });
+    // Whatever was built before a failure is attested too: it is in the store.
+    if let Some(key) = &key {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        for (drv, log) in &built {
+            let drv_bytes = std::fs::read(store.real_path(drv))?;
+            let parsed = guixie_formats::derivation::Derivation::parse(&drv_bytes)?;
+            let outputs = parsed
+                .outputs
+                .iter()
+                .map(|(n, o)| Ok((n.clone(), sd.parse_path(&o.path)?)))
+                .collect::<anyhow::Result<_>>()?;
+            let index = super::evidence::attest(&store, key, drv, &outputs, log, now)?;
+            if !quiet {
+                eprintln!("attested {} as log entry {index}", sd.display(drv));
             }
         }
-    })?;
+    }
+    let results = results?;
     if ctx.json {
         let items: Vec<_> = drvs
             .iter()

@@ -154,10 +154,10 @@ fn hex(h: &Hash) -> String {
     HEXLOWER.encode(h)
 }
 
-/// The local log lives beside the store: `<store root>/var/guixie/log/`, signed with
-/// `log.key` (made on first use; its name, the log's origin, from $GUIXIE_LOG_ORIGIN).
+/// The local log lives beside the store (see `evidence::log_dir`), signed with `log.key`
+/// (made on first use; its name, the log's origin, from $GUIXIE_LOG_ORIGIN).
 fn log_dir(ctx: &Context) -> anyhow::Result<PathBuf> {
-    Ok(ctx.store_root()?.join("var/guixie/log"))
+    Ok(super::evidence::log_dir(&ctx.open_store()?))
 }
 
 fn log_key(dir: &Path) -> anyhow::Result<SignerKey> {

@@ -1,7 +1,9 @@
 pub mod attest;
 pub mod build;
+pub mod challenge;
 pub mod drv;
 pub mod eval;
+pub mod evidence;
 pub mod hash;
 pub mod key;
 pub mod log;
