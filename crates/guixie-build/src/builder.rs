@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use guixie_formats::derivation::Derivation;
 use guixie_formats::{StoreDir, StorePath};
@@ -55,9 +55,11 @@ pub struct BuildOptions {
     pub shell: Option<PathBuf>,
     pub timeout: Duration,
     pub keep_failed: bool,
+    /// Builds run at once.
+    pub jobs: usize,
     pub max_processes: u64,
     pub max_file_size: u64,
-    /// Where `guixie __sandbox` lives (normally the running executable).
+    /// The sandbox helper executable, `guixie-sandbox` (normally beside the running one).
     pub helper: PathBuf,
 }
 
@@ -67,9 +69,13 @@ impl Default for BuildOptions {
             shell: Some(PathBuf::from("/bin/busybox")).filter(|p| p.exists()),
             timeout: Duration::from_secs(3600),
             keep_failed: false,
+            jobs: 1,
             max_processes: 4096,
             max_file_size: 64 << 30,
-            helper: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("guixie")),
+            helper: std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("guixie-sandbox")))
+                .unwrap_or_else(|| PathBuf::from("guixie-sandbox")),
         }
     }
 }
@@ -162,31 +168,114 @@ impl<'s> Builder<'s> {
             .collect()
     }
 
-    /// Realises `targets` and everything they need; returns each target's outputs.
+    /// Realises `targets` and everything they need, `jobs` builds at a time (a derivation
+    /// starts once all its inputs are done); returns each target's outputs. On a failure,
+    /// running builds finish, nothing new starts, and the first error is returned.
     pub fn realise(
         &self,
         targets: &[StorePath],
-        mut progress: impl FnMut(&StorePath, &Realised),
+        progress: impl Fn(&StorePath, &Realised) + Sync,
     ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildError> {
         // Inputs and build areas must not be collected while we build.
         let _gc = self.store.gc_guard()?;
         let plan = self.plan(targets)?;
-        let mut outputs_of: BTreeMap<StorePath, BTreeMap<String, StorePath>> = BTreeMap::new();
-        for (drv_path, drv) in &plan {
-            let outputs = self.output_paths(drv_path, drv)?;
-            let mut all_valid = true;
-            for p in outputs.values() {
-                all_valid &= self.store.is_valid(p)?;
+        let jobs = self.options.jobs.max(1) as u64;
+        let _cgroup = SessionCgroup::join(jobs * self.options.max_processes + 64);
+        let sd = self.store.store_dir().clone();
+        let index: BTreeMap<&StorePath, usize> =
+            plan.iter().enumerate().map(|(i, (p, _))| (p, i)).collect();
+        let mut waiting_on: Vec<usize> = vec![0; plan.len()];
+        let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); plan.len()];
+        for (i, (p, drv)) in plan.iter().enumerate() {
+            for input in drv.input_drvs.keys() {
+                let ip = sd
+                    .parse_path(input)
+                    .map_err(|e| drv_err(&sd.display(p), e.to_string()))?;
+                waiting_on[i] += 1;
+                dependants[index[&ip]].push(i);
             }
-            let outcome = if all_valid {
-                Realised::AlreadyValid
-            } else {
-                self.build_one(drv_path, drv, &outputs, &outputs_of)?
-            };
-            progress(drv_path, &outcome);
-            outputs_of.insert(drv_path.clone(), outputs);
         }
-        Ok(targets.iter().map(|t| outputs_of[t].clone()).collect())
+        let ready: Vec<usize> = (0..plan.len())
+            .rev()
+            .filter(|&i| waiting_on[i] == 0)
+            .collect();
+        let state = std::sync::Mutex::new(Schedule {
+            ready,
+            waiting_on,
+            outputs_of: BTreeMap::new(),
+            running: 0,
+            finished: 0,
+            error: None,
+        });
+        let wake = std::sync::Condvar::new();
+        let total = plan.len();
+        std::thread::scope(|scope| {
+            for _ in 0..self.options.jobs.max(1) {
+                scope.spawn(|| loop {
+                    let (i, inputs) = {
+                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if st.error.is_some() || st.finished == total {
+                                return;
+                            }
+                            if let Some(i) = st.ready.pop() {
+                                st.running += 1;
+                                break (i, st.outputs_of.clone());
+                            }
+                            if st.running == 0 {
+                                return;
+                            }
+                            st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let (drv_path, drv) = &plan[i];
+                    let result = self.realise_one(drv_path, drv, &inputs);
+                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    st.running -= 1;
+                    match result {
+                        Ok((outputs, outcome)) => {
+                            progress(drv_path, &outcome);
+                            st.outputs_of.insert(drv_path.clone(), outputs);
+                            st.finished += 1;
+                            for &d in &dependants[i] {
+                                st.waiting_on[d] -= 1;
+                                if st.waiting_on[d] == 0 {
+                                    st.ready.push(d);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            st.error.get_or_insert(e);
+                        }
+                    }
+                    wake.notify_all();
+                });
+            }
+        });
+        let st = state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = st.error {
+            return Err(e);
+        }
+        Ok(targets.iter().map(|t| st.outputs_of[t].clone()).collect())
+    }
+
+    fn realise_one(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+    ) -> Result<(BTreeMap<String, StorePath>, Realised), BuildError> {
+        let outputs = self.output_paths(drv_path, drv)?;
+        let mut all_valid = true;
+        for p in outputs.values() {
+            all_valid &= self.store.is_valid(p)?;
+        }
+        let outcome = if all_valid {
+            Realised::AlreadyValid
+        } else {
+            self.build_one(drv_path, drv, &outputs, outputs_of)?
+        };
+        Ok((outputs, outcome))
     }
 
     fn build_one(
@@ -261,7 +350,7 @@ impl<'s> Builder<'s> {
             hostname: "localhost".into(),
             max_processes: self.options.max_processes,
             max_file_size: self.options.max_file_size,
-            pids_cgroup: pids_cgroup(&area, self.options.max_processes),
+            pids_cgroup: None,
         };
         let spec_path = area.join("spec.json");
         std::fs::write(
@@ -273,7 +362,6 @@ impl<'s> Builder<'s> {
         let log_file = std::fs::File::create(&log)
             .map_err(|e| BuildError::Io(format!("{}: {e}", log.display())))?;
         let mut child = Command::new(&self.options.helper)
-            .arg("__sandbox")
             .arg(&spec_path)
             .stdin(Stdio::null())
             .stdout(
@@ -289,26 +377,31 @@ impl<'s> Builder<'s> {
                     self.options.helper.display()
                 ))
             })?;
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child
-                .try_wait()
-                .map_err(|e| BuildError::Io(e.to_string()))?
-            {
-                break s;
+        // A watchdog kills the helper at the deadline (its PDEATHSIG takes the build with it);
+        // otherwise we just block until it exits.
+        let pid = child.id() as libc::pid_t;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let timeout = self.options.timeout;
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() {
+                // SAFETY: signalling our own child, which has not been reaped yet.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return true;
             }
-            if started.elapsed() > self.options.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                self.discard(&area);
-                return Err(BuildError::TimedOut {
-                    drv: shown,
-                    seconds: self.options.timeout.as_secs(),
-                    log: log.display().to_string(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+            false
+        });
+        let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
+        let _ = done_tx.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let status = status?;
+        if timed_out {
+            self.discard(&area);
+            return Err(BuildError::TimedOut {
+                drv: shown,
+                seconds: self.options.timeout.as_secs(),
+                log: log.display().to_string(),
+            });
+        }
         if !status.success() {
             let kept = self.options.keep_failed.then(|| area.clone());
             if !self.options.keep_failed {
@@ -359,10 +452,6 @@ impl<'s> Builder<'s> {
 
     fn discard(&self, area: &Path) {
         let _ = make_writable_and_remove(area);
-        if let Some(cg) = pids_cgroup_path(area) {
-            // Every process of the build is gone (PID 1 of its namespace exited), so it is empty.
-            let _ = std::fs::remove_dir(cg);
-        }
     }
 
     /// Where the log of a derivation's last build is kept.
@@ -376,17 +465,49 @@ impl<'s> Builder<'s> {
 
 const PIDS_CGROUP_ROOT: &str = "/sys/fs/cgroup/pids";
 
-fn pids_cgroup_path(area: &Path) -> Option<PathBuf> {
-    let name = area.file_name()?.to_string_lossy().into_owned();
-    Some(Path::new(PIDS_CGROUP_ROOT).join("guixie").join(name))
+/// A `pids` cgroup for one `realise` call, which this process joins so that every build it
+/// starts inherits it (moving each build into a cgroup of its own costs milliseconds).
+/// `pids.max` bounds all builds of the session together: a fork bomb cannot exhaust the
+/// machine, even when guixie runs as root (whom `RLIMIT_NPROC` does not bind).
+struct SessionCgroup {
+    path: PathBuf,
+    parent_procs: PathBuf,
 }
 
-/// A `pids` cgroup limiting the build's processes, where the machine lets us make one.
-fn pids_cgroup(area: &Path, max: u64) -> Option<PathBuf> {
-    let cg = pids_cgroup_path(area)?;
-    std::fs::create_dir_all(&cg).ok()?;
-    std::fs::write(cg.join("pids.max"), max.to_string()).ok()?;
-    Some(cg)
+impl SessionCgroup {
+    fn join(max: u64) -> Option<Self> {
+        let root = Path::new(PIDS_CGROUP_ROOT);
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let current = own
+            .lines()
+            .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.trim().to_owned()))?;
+        let parent = root.join(current.trim_start_matches('/'));
+        let path = root.join("guixie").join(std::process::id().to_string());
+        std::fs::create_dir_all(&path).ok()?;
+        std::fs::write(path.join("pids.max"), max.to_string()).ok()?;
+        std::fs::write(path.join("cgroup.procs"), std::process::id().to_string()).ok()?;
+        Some(SessionCgroup {
+            path,
+            parent_procs: parent.join("cgroup.procs"),
+        })
+    }
+}
+
+impl Drop for SessionCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.parent_procs, std::process::id().to_string());
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// The scheduler's shared state.
+struct Schedule {
+    ready: Vec<usize>,
+    waiting_on: Vec<usize>,
+    outputs_of: BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+    running: usize,
+    finished: usize,
+    error: Option<BuildError>,
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the

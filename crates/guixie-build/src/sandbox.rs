@@ -1,4 +1,4 @@
-//! The sandbox: a helper process (`guixie __sandbox SPEC`, single-threaded, as
+//! The sandbox: a helper process (`guixie-sandbox SPEC`, single-threaded, as
 //! `unshare(CLONE_NEWUSER)` requires) enters new user, mount, PID, network, UTS and IPC
 //! namespaces and maps the caller to uid/gid 1000. Its child, PID 1 of the new PID namespace,
 //! builds a root from the spec: inputs bind-mounted read-only, a writable build directory and
@@ -32,8 +32,8 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// Limits applied to the builder.
     pub max_processes: u64,
-    /// A `pids` cgroup (with `pids.max` set) the helper joins before anything else, so that
-    /// the limit holds even for root, whom `RLIMIT_NPROC` does not bind.
+    /// A `pids` cgroup (with `pids.max` set) for the helper to join before anything else;
+    /// `None` when the build already runs inside one (the builder's session cgroup).
     pub pids_cgroup: Option<PathBuf>,
     pub max_file_size: u64,
 }

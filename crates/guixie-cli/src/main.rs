@@ -80,13 +80,6 @@ pub struct Context {
 }
 
 fn main() -> ExitCode {
-    // The sandbox helper must stay single-threaded until it has unshared its namespaces, so it
-    // is dispatched before anything else runs.
-    let mut raw = std::env::args_os();
-    if raw.nth(1).as_deref() == Some(std::ffi::OsStr::new("__sandbox")) {
-        let spec = raw.next().unwrap_or_default();
-        guixie_build::sandbox::helper_main(&spec);
-    }
     let cli = Cli::parse();
     let ctx = Context {
         store: cli.store,

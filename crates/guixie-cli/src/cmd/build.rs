@@ -27,6 +27,9 @@ pub struct BuildArgs {
     /// Stop a builder after this many seconds.
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// Builds to run at once.
+    #[arg(short = 'j', long, default_value_t = 1)]
+    jobs: usize,
     /// Most processes a build may run at once.
     #[arg(long, default_value_t = 4096)]
     max_processes: u64,
@@ -62,6 +65,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = BuildOptions {
         timeout: Duration::from_secs(args.timeout),
         keep_failed: args.keep_failed,
+        jobs: args.jobs,
         max_processes: args.max_processes,
         max_file_size: args.max_file_size,
         ..BuildOptions::default()
@@ -73,15 +77,19 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(super::evidence::builder_key(&store)?)
     };
-    let mut built: Vec<(StorePath, PathBuf)> = Vec::new();
+    let built: std::sync::Mutex<Vec<(StorePath, PathBuf)>> = Default::default();
     let results = builder.realise(&drvs, |drv, outcome| {
         if let Realised::Built { log } = outcome {
             if !quiet {
                 eprintln!("built {}", sd.display(drv));
             }
-            built.push((drv.clone(), log.clone()));
+            built
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((drv.clone(), log.clone()));
         }
     });
+    let built = built.into_inner().unwrap_or_else(|p| p.into_inner());
     // Whatever was built before a failure is attested too: it is in the store.
     if let Some(key) = &key {
         let now = std::time::SystemTime::now()

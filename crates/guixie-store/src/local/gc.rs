@@ -120,9 +120,12 @@ impl LocalStore {
         if let Ok(entries) = fs::read_dir(&builds) {
             for e in entries.flatten() {
                 remove_tree(&e.path())?;
-                let _ = fs::remove_dir(
-                    std::path::Path::new("/sys/fs/cgroup/pids/guixie").join(e.file_name()),
-                );
+            }
+        }
+        // Session cgroups of builders that were killed (their directories are empty).
+        if let Ok(entries) = fs::read_dir("/sys/fs/cgroup/pids/guixie") {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let _ = fs::remove_dir(e.path());
             }
         }
         Ok(report)
