@@ -220,7 +220,16 @@ impl<'s> Builder<'s> {
                             }
                             if let Some(i) = st.ready.pop() {
                                 st.running += 1;
-                                break (i, st.outputs_of.clone());
+                                // Only this derivation's inputs: copying everything would make
+                                // a large graph quadratic.
+                                let inputs = plan[i]
+                                    .1
+                                    .input_drvs
+                                    .keys()
+                                    .filter_map(|d| sd.parse_path(d).ok())
+                                    .filter_map(|d| st.outputs_of.get(&d).map(|o| (d, o.clone())))
+                                    .collect::<BTreeMap<_, _>>();
+                                break (i, inputs);
                             }
                             if st.running == 0 {
                                 return;
