@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job at this stage: build guixie, evaluate the example package file to .drv files,
-# and walk a local store through its life: add a tree, inspect it, dump and restore its NAR,
-# sign a narinfo, GC, verify.
+# The main job: build guixie, then build examples/hello.scm in the sandbox (each output
+# signed and logged as evidence), and walk the local store through its life: add a tree,
+# inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
 # Everything lives under a throw-away store root; no server, nothing outside it is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +15,16 @@ trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 export GUIXIE_STORE="$work/store"
 
 echo "== store root: $GUIXIE_STORE (logical store directory /gnu/store)"
-echo "== guixie eval examples/hello.scm"
-guixie eval examples/hello.scm
+echo "== guixie build examples/hello.scm (sandboxed; each output attested in the local log)"
+outputs=$(guixie build -j 2 examples/hello.scm)
+echo "$outputs"
+hello_out=$(echo "$outputs" | head -1)
+echo "== $hello_out says: $(cat "$GUIXIE_STORE$hello_out")"
 hello_drv=$(guixie eval examples/hello.scm | head -1)
-guixie drv show "$GUIXIE_STORE$hello_drv" | head -20
 guixie drv check "$GUIXIE_STORE$hello_drv"
+echo "== the log's signed checkpoint, and the challenge of the build:"
+guixie log checkpoint
+guixie challenge "$hello_out"
 path=$(guixie store add --name guixie-source crates)
 echo "== added crates/ as $path"
 guixie store info "$path"

@@ -70,6 +70,8 @@ enum Command {
     Build(cmd::build::BuildArgs),
     /// Compare the attested outputs of derivations across builders' logs (exit 1 if they differ).
     Challenge(cmd::challenge::ChallengeArgs),
+    /// Print the build log of a derivation (`.drv` or output path).
+    BuildLog { target: String },
 }
 
 /// What every command gets besides its own arguments.
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Attest(c) => cmd::attest::run(&ctx, c),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
+        Command::BuildLog { target } => cmd::build_log::run(&ctx, &target),
     };
     match result {
         Ok(code) => code,

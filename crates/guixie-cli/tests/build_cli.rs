@@ -98,6 +98,8 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
         ]));
         assert_eq!(sri, entry["narHash"].as_str().unwrap(), "{path}");
     }
+    // The build log is kept, by derivation or by output.
+    ok(at(&ours_root).args(["--store-dir", "/nix/store", "build-log", &ours[0]]));
     // A rebuild finds everything valid and builds nothing.
     let again = at(&ours_root)
         .args(["--store-dir", "/nix/store", "build"])

@@ -1,5 +1,6 @@
 pub mod attest;
 pub mod build;
+pub mod build_log;
 pub mod challenge;
 pub mod drv;
 pub mod eval;
