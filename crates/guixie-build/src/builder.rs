@@ -275,6 +275,12 @@ impl<'s> Builder<'s> {
         outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
     ) -> Result<(BTreeMap<String, StorePath>, Realised), BuildError> {
         let outputs = self.output_paths(drv_path, drv)?;
+        // Another process may be building the same outputs: wait for it (locks in sorted
+        // order, so two builders cannot deadlock), then see what is left to do.
+        let mut locks = Vec::new();
+        for p in outputs.values() {
+            locks.push(self.store.build_lock(p)?);
+        }
         let mut all_valid = true;
         for p in outputs.values() {
             all_valid &= self.store.is_valid(p)?;
@@ -284,6 +290,7 @@ impl<'s> Builder<'s> {
         } else {
             self.build_one(drv_path, drv, &outputs, outputs_of)?
         };
+        drop(locks);
         Ok((outputs, outcome))
     }
 

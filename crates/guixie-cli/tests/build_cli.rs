@@ -310,3 +310,49 @@ fn sigkill_during_a_graph_build_never_corrupts_the_store() {
     assert_eq!(outs.lines().count(), 60);
     ok(at(&root).args(["store", "verify"]));
 }
+
+#[test]
+fn two_processes_building_one_graph_build_each_output_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let graph = dir.path().join("g.scm");
+    fs::write(
+        &graph,
+        ok(Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py"))
+            .args(["40", "3"])),
+    )
+    .unwrap();
+    ok(at(&root).arg("eval").arg(&graph));
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            at(&root)
+                .args(["build", "-j", "2"])
+                .arg(&graph)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut built = Vec::new();
+    let mut outputs = Vec::new();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        built.extend(
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| l.starts_with("built "))
+                .map(str::to_owned),
+        );
+        outputs.push(String::from_utf8(o.stdout).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    built.sort();
+    let n = built.len();
+    built.dedup();
+    assert_eq!(built.len(), n, "a derivation was built by both processes");
+    assert_eq!(n, 40);
+    ok(at(&root).args(["store", "verify"]));
+}

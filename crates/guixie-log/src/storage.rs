@@ -62,7 +62,14 @@ fn open_rw(path: &Path) -> Result<File, LogError> {
 }
 
 impl FileLog {
+    /// Opens the log for reading (and appending). Files may be longer than the durable size
+    /// (an append in progress elsewhere, or a crash): only the durable prefix is used, and only
+    /// a writer holding the lock truncates the rest.
     pub fn open(dir: &Path) -> Result<Self, LogError> {
+        Self::load(dir, false)
+    }
+
+    fn load(dir: &Path, truncate: bool) -> Result<Self, LogError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let size_path = dir.join("size");
         let size = match fs::read(&size_path) {
@@ -85,7 +92,9 @@ impl FileLog {
                 message: format!("index covers {} entries, size says {size}", index_len / 8),
             });
         }
-        index.set_len(size * 8).map_err(io_err(&index_path))?;
+        if truncate {
+            index.set_len(size * 8).map_err(io_err(&index_path))?;
+        }
         let entries_len = if size == 0 {
             0
         } else {
@@ -99,9 +108,11 @@ impl FileLog {
                 message: "entries file is shorter than its index".into(),
             });
         }
-        entries
-            .set_len(entries_len)
-            .map_err(io_err(&entries_path))?;
+        if truncate {
+            entries
+                .set_len(entries_len)
+                .map_err(io_err(&entries_path))?;
+        }
         let mut log = FileLog {
             dir: dir.to_owned(),
             size,
@@ -122,7 +133,9 @@ impl FileLog {
                     message: "level file is shorter than the tree size needs".into(),
                 });
             }
-            f.set_len(want).map_err(io_err(&path))?;
+            if truncate {
+                f.set_len(want).map_err(io_err(&path))?;
+            }
             log.levels.push(f);
             level += 1;
         }
@@ -146,8 +159,20 @@ impl FileLog {
         self.size
     }
 
-    /// Appends entries and makes them durable; returns the index of the first.
+    /// Appends entries and makes them durable; returns the index of the first. Writers in
+    /// other processes are excluded by a lock on the log directory, and the state is
+    /// re-read under it (another process may have appended since this one opened the log).
     pub fn append_batch<E: AsRef<[u8]>>(&mut self, batch: &[E]) -> Result<u64, LogError> {
+        let lock_path = self.dir.join("lock");
+        let lock = open_rw(&lock_path)?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        *self = FileLog::load(&self.dir, true)?;
+        let result = self.append_locked(batch);
+        drop(lock);
+        result
+    }
+
+    fn append_locked<E: AsRef<[u8]>>(&mut self, batch: &[E]) -> Result<u64, LogError> {
         let first = self.size;
         if batch.is_empty() {
             return Ok(first);

@@ -14,7 +14,7 @@ mod local;
 mod path_info;
 
 pub use error::StoreError;
-pub use local::{GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};
+pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};
 pub use path_info::PathInfo;
 
 use std::io::Write;

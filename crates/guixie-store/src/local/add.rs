@@ -19,6 +19,9 @@ use crate::canonical::{canonicalise, remove_tree, sync_dir};
 use crate::error::{io_err, StoreError};
 use crate::PathInfo;
 
+/// While alive, nobody else builds the path (see [`LocalStore::build_lock`]).
+pub struct BuildLock(#[allow(dead_code)] FileLock);
+
 /// While alive, garbage collection waits (see [`LocalStore::gc_guard`]).
 pub struct GcGuard(#[allow(dead_code)] FileLock);
 
@@ -77,6 +80,17 @@ impl LocalStore {
 
     fn gc_lock_shared(&self) -> Result<FileLock, StoreError> {
         FileLock::shared(&self.state.join("gc.lock"))
+    }
+
+    /// Held while building `path`: another process building it waits, then finds it valid.
+    /// (A lock file of its own: `finalize` takes the path's registration lock meanwhile.)
+    pub fn build_lock(&self, path: &StorePath) -> Result<BuildLock, StoreError> {
+        Ok(BuildLock(FileLock::exclusive(
+            &self
+                .state
+                .join("locks")
+                .join(format!("{}.build", path.hash_part())),
+        )?))
     }
 
     /// Keeps GC away (from inputs and build areas) while the guard lives; builds hold one.

@@ -138,10 +138,10 @@ impl LocalStore {
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !name
+            let hash = name
                 .strip_suffix(".lock")
-                .is_some_and(|h| valid.contains(h))
-            {
+                .or_else(|| name.strip_suffix(".build"));
+            if !hash.is_some_and(|h| valid.contains(h)) {
                 let _ = fs::remove_file(entry.path());
             }
         }

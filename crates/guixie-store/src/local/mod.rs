@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use guixie_formats::{StoreDir, StorePath};
 
-pub use add::{GcGuard, TextItem};
+pub use add::{BuildLock, GcGuard, TextItem};
 pub use gc::GcReport;
 pub use verify::VerifyProblem;
 
