@@ -450,14 +450,40 @@ impl<'s> Builder<'s> {
                     path: sd.display(path),
                     message,
                 })?;
+            }
+            // Outputs may refer to each other (`dev` to `out`): register each after the
+            // siblings it refers to.
+            let siblings: Vec<StorePath> = outputs.values().cloned().collect();
+            let mut pending: Vec<(StorePath, BTreeSet<StorePath>)> = Vec::new();
+            for path in outputs.values() {
+                let tree = inside_store.join(path.to_string());
+                let mut refs = self.store.scan_references(&tree, &siblings)?;
+                refs.remove(path);
+                pending.push((path.clone(), refs));
+            }
+            let mut registered: BTreeSet<StorePath> = BTreeSet::new();
+            while !pending.is_empty() {
+                let Some(i) = pending
+                    .iter()
+                    .position(|(_, refs)| refs.is_subset(&registered))
+                else {
+                    return Err(BuildError::BadOutput {
+                        drv: shown.clone(),
+                        path: sd.display(&pending[0].0),
+                        message: "outputs refer to each other in a cycle".into(),
+                    });
+                };
+                let (path, _) = pending.remove(i);
+                let tree = inside_store.join(path.to_string());
                 let expected = fixed.as_ref().map(|f| (&f.hash, f.recursive));
                 self.store.register_built(
                     &tree,
-                    path,
+                    &path,
                     &candidates,
                     Some(drv_path.clone()),
                     expected,
                 )?;
+                registered.insert(path);
             }
             Ok(())
         })();

@@ -3,6 +3,7 @@
 //! local store. See `sandbox` for the isolation and `builder` for scheduling and outputs.
 
 pub mod builder;
+pub mod import;
 pub mod sandbox;
 
 pub use builder::{BuildError, BuildOptions, Builder, Realised};

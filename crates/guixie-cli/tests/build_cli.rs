@@ -356,3 +356,103 @@ fn two_processes_building_one_graph_build_each_output_once() {
     assert_eq!(n, 40);
     ok(at(&root).args(["store", "verify"]));
 }
+
+#[test]
+fn drv_files_written_by_nix_instantiate_build_to_nix_outputs() {
+    if !nix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(
+        d.join("set.nix"),
+        r#"let src = builtins.toFile "input.txt" "some source\n";
+               a = derivation { name = "a"; system = "x86_64-linux"; builder = "/bin/sh"; args = ["-c" "cat ${src} > $out"]; };
+               multi = derivation { name = "multi"; system = "x86_64-linux"; builder = "/bin/sh"; outputs = ["out" "dev"];
+                                    args = ["-c" "echo out > $out; mkdir $dev; ln -s $out $dev/link"]; };
+           in derivation { name = "b"; system = "x86_64-linux"; builder = "/bin/sh";
+                           args = ["-c" "cat ${a} ${a} > $out; echo ${src} ${multi.dev} >> $out"]; }"#,
+    )
+    .unwrap();
+    let nix_root = d.join("nix");
+    let uri = nix_store_uri(&nix_root, "/nix/store");
+    let drv = ok_str(
+        nix("nix-instantiate")
+            .args(["--store", &uri])
+            .arg(d.join("set.nix")),
+    );
+    let theirs = ok_str(nix("nix-store").args([
+        "--store",
+        &uri,
+        "--option",
+        "sandbox-paths",
+        "/bin/sh=/bin/busybox",
+        "-r",
+        &drv,
+    ]));
+    let ours_root = d.join("ours");
+    let file = nix_real_store(&nix_root, "/nix/store").join(drv.trim_start_matches("/nix/store/"));
+    let ours = ok_str(
+        at(&ours_root)
+            .args(["--store-dir", "/nix/store", "build", "-q"])
+            .arg(&file),
+    );
+    assert_eq!(ours, theirs);
+    let mut closure = ok_str(nix("nix-store").args(["--store", &uri, "-qR", &theirs]))
+        .lines()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    closure.sort();
+    let info: serde_json::Value = serde_json::from_slice(&ok(nix("nix")
+        .args(["path-info", "--json", "--store", &uri])
+        .args(&closure)))
+    .unwrap();
+    for entry in info.as_array().unwrap() {
+        let path = entry["path"].as_str().unwrap();
+        let mine: serde_json::Value = serde_json::from_slice(&ok(at(&ours_root).args([
+            "--store-dir",
+            "/nix/store",
+            "--json",
+            "store",
+            "info",
+            path,
+        ])))
+        .unwrap();
+        let sri = ok_str(guixie().args([
+            "hash",
+            "convert",
+            "--to",
+            "sri",
+            mine["narHash"].as_str().unwrap(),
+        ]));
+        assert_eq!(sri, entry["narHash"].as_str().unwrap(), "{path}");
+        let mut refs: Vec<&str> = mine["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let mut nix_refs: Vec<&str> = entry["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        refs.sort();
+        nix_refs.sort();
+        assert_eq!(refs, nix_refs, "references of {path}");
+    }
+    // A file whose name does not match its contents is refused.
+    let forged = file.with_file_name("00000000000000000000000000000000-forged.drv");
+    fs::copy(&file, &forged).unwrap();
+    let e = String::from_utf8_lossy(
+        &fails(
+            at(&d.join("other"))
+                .args(["--store-dir", "/nix/store", "build"])
+                .arg(&forged),
+        )
+        .stderr,
+    )
+    .into_owned();
+    assert!(e.contains("not its own name"), "{e}");
+}

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             for e in evaluator.eval_file(std::path::Path::new(t), args.attr.as_deref())? {
                 drvs.push(sd.parse_path(&e.drv_path)?);
             }
+        } else if Path::new(t).is_file() && !Path::new(t).starts_with(store.real_store_dir()) {
+            // A .drv another tool wrote (e.g. in Nix's store): import it and its inputs first.
+            drvs.push(guixie_build::import::import_drv_closure(
+                &store,
+                Path::new(t),
+            )?);
         } else {
             drvs.push(
                 store

@@ -1,0 +1,96 @@
+//! Importing `.drv` files another tool wrote (`nix-instantiate`, another guixie) from a
+//! directory that holds them and their inputs, such as Nix's store directory. Every file is
+//! added the way its path says it was made: `.drv` files and `builtins.toFile` sources as text
+//! (content + references), other sources as NAR-hashed paths. The recomputed path must equal
+//! the file's name, or the import stops.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use guixie_formats::derivation::Derivation;
+use guixie_formats::StorePath;
+use guixie_store::{LocalStore, Store};
+
+use crate::builder::BuildError;
+
+fn err(what: &Path, message: impl Into<String>) -> BuildError {
+    BuildError::Derivation {
+        drv: what.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Imports the `.drv` at `file` and everything it needs from the same directory; returns its
+/// store path.
+pub fn import_drv_closure(store: &LocalStore, file: &Path) -> Result<StorePath, BuildError> {
+    let dir = file.parent().ok_or_else(|| err(file, "has no directory"))?;
+    let base = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let top = StorePath::from_base_name(&base)
+        .map_err(|e| err(file, format!("not a store path name: {e}")))?;
+    let mut done = BTreeSet::new();
+    import_one(store, dir, &top, &mut done)?;
+    Ok(top)
+}
+
+fn import_one(
+    store: &LocalStore,
+    dir: &Path,
+    path: &StorePath,
+    done: &mut BTreeSet<StorePath>,
+) -> Result<(), BuildError> {
+    if done.contains(path) || store.is_valid(path)? {
+        return Ok(());
+    }
+    let sd = store.store_dir().clone();
+    let file = dir.join(path.to_string());
+    if path.name().ends_with(".drv") {
+        let bytes = std::fs::read(&file).map_err(|e| err(&file, e.to_string()))?;
+        let drv = Derivation::parse(&bytes).map_err(|e| err(&file, e.to_string()))?;
+        for input in drv.input_drvs.keys().chain(drv.input_srcs.iter()) {
+            let p = sd
+                .parse_path(input)
+                .map_err(|e| err(&file, e.to_string()))?;
+            import_one(store, dir, &p, done)?;
+        }
+        let refs = drv.references(&sd).map_err(|e| err(&file, e.to_string()))?;
+        let info = store.add_text(path.name(), &bytes, &refs)?;
+        if info.path != *path {
+            return Err(err(
+                &file,
+                format!(
+                    "its contents give {}, not its own name",
+                    sd.display(&info.path)
+                ),
+            ));
+        }
+    } else {
+        // A source: text (`builtins.toFile`, no references here) or NAR-hashed (`nix-store --add`).
+        let meta = std::fs::symlink_metadata(&file).map_err(|e| err(&file, e.to_string()))?;
+        let as_text = meta
+            .is_file()
+            .then(|| std::fs::read(&file).ok())
+            .flatten()
+            .and_then(|bytes| {
+                let h = guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, &bytes);
+                (sd.make_text_path(path.name(), &h, []).ok()? == *path).then_some(bytes)
+            });
+        let info = match as_text {
+            Some(bytes) => store.add_text(path.name(), &bytes, &BTreeSet::new())?,
+            None => store.add_path(&file, path.name(), false)?,
+        };
+        if info.path != *path {
+            return Err(err(
+                &file,
+                format!(
+                    "its contents give {}, not its own name",
+                    sd.display(&info.path)
+                ),
+            ));
+        }
+    }
+    done.insert(path.clone());
+    Ok(())
+}
