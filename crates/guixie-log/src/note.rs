@@ -441,6 +441,23 @@ mod tests {
     }
 
     #[test]
+    fn c2sp_spec_example_parses() {
+        // The example of c2sp.org/signed-note (its public key is not published, so it can
+        // only be parsed): the text keeps its inner blank line, the signature its name and id.
+        let note = "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned \u{e8} subito sera.\n\n\u{2014} quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n";
+        let parsed = Note::parse(note.as_bytes()).unwrap();
+        assert_eq!(parsed.text, "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned \u{e8} subito sera.\n");
+        assert_eq!(parsed.signatures.len(), 1);
+        assert_eq!(parsed.signatures[0].name, "quasimodo.example/salvatore");
+        assert_eq!(parsed.signatures[0].id, 0x367ba04b);
+        assert_eq!(parsed.signatures[0].sig.len(), 64);
+        assert_eq!(parsed.to_text(), note);
+        // transparency-dev/formats' test key, whose base64 contains a '+'.
+        let plus = "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6";
+        assert_eq!(VerifierKey::parse(plus).unwrap().to_string(), plus);
+    }
+
+    #[test]
     fn key_id_collision_with_the_wrong_key_is_caught() {
         // An attacker signs with their own key but claims the trusted key's name and id.
         let trusted = SignerKey::generate("log.example", ALG_ED25519).unwrap();
