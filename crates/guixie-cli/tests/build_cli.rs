@@ -456,3 +456,55 @@ fn drv_files_written_by_nix_instantiate_build_to_nix_outputs() {
     .into_owned();
     assert!(e.contains("not its own name"), "{e}");
 }
+
+#[test]
+fn check_rebuilds_and_names_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let file = dir.path().join("p.scm");
+    fs::write(
+        &file,
+        "(define same (derivation \"same\" \"/bin/sh\" '(\"-c\" \"mkdir $out; echo a > $out/a; echo b > $out/b\")))\n\
+         (define noisy (derivation \"noisy\" \"/bin/sh\" '(\"-c\" \"mkdir $out; echo a > $out/a; head -c 8 /dev/urandom > $out/b\")))\n\
+         (list same noisy)\n",
+    )
+    .unwrap();
+    let outs = ok_str(at(&root).args(["build", "-q"]).arg(&file));
+    let drvs = ok_str(at(&root).arg("eval").arg(&file));
+    let (same_drv, noisy_drv) = (drvs.lines().next().unwrap(), drvs.lines().nth(1).unwrap());
+    let out = ok_str(at(&root).args(["build", "--check", same_drv]));
+    assert!(out.starts_with("reproducible: "), "{out}");
+    let out = at(&root)
+        .args(["build", "--check", noisy_drv])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("DIFFERS")
+            && text.contains("b: contents differ")
+            && !text.contains("a: contents"),
+        "{text}"
+    );
+    let kept = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rebuilt copy kept at "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(Path::new(&kept).join("a").exists());
+    // The store copy is untouched and still verifies.
+    ok(at(&root).args(["store", "verify"]));
+    assert!(outs.lines().count() == 2);
+    // --check needs a previous build.
+    let fresh = dir.path().join("fresh");
+    ok(at(&fresh).arg("eval").arg(&file));
+    assert!(!at(&fresh)
+        .args(["build", "--check", same_drv])
+        .output()
+        .unwrap()
+        .status
+        .success());
+}

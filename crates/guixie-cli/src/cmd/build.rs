@@ -36,6 +36,10 @@ pub struct BuildArgs {
     /// Largest file a build may write, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
     max_file_size: u64,
+    /// Rebuild the (already built) targets and compare bit for bit with the store; exit 1 on a
+    /// difference, naming the differing files and keeping the rebuilt copy.
+    #[arg(long)]
+    check: bool,
     /// Do not append signed attestations of the outputs to the local transparency log.
     #[arg(long)]
     no_attest: bool,
@@ -77,6 +81,34 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ..BuildOptions::default()
     };
     let builder = Builder::new(&store, options);
+    if args.check {
+        let mut all_same = true;
+        for d in &drvs {
+            for r in builder.check(d)? {
+                if r.differences.is_empty() {
+                    println!("reproducible: {}", sd.display(&r.path));
+                } else {
+                    all_same = false;
+                    println!("DIFFERS: {}", sd.display(&r.path));
+                    for f in &r.differences {
+                        println!("  {f}");
+                    }
+                    if let Some(k) = &r.kept {
+                        println!(
+                            "  rebuilt copy kept at {} (the store copy: {})",
+                            k.display(),
+                            store.real_path(&r.path).display()
+                        );
+                    }
+                }
+            }
+        }
+        return Ok(if all_same {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let quiet = args.quiet || ctx.json;
     let key = if args.no_attest {
         None
