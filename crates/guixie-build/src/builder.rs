@@ -47,6 +47,8 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Io(String),
+    #[error("{} builds failed:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<BuildError>),
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +57,8 @@ pub struct BuildOptions {
     pub shell: Option<PathBuf>,
     pub timeout: Duration,
     pub keep_failed: bool,
+    /// Go on building what does not depend on a failed derivation.
+    pub keep_going: bool,
     /// Builds run at once.
     pub jobs: usize,
     pub max_processes: u64,
@@ -69,6 +73,7 @@ impl Default for BuildOptions {
             shell: Some(PathBuf::from("/bin/busybox")).filter(|p| p.exists()),
             timeout: Duration::from_secs(3600),
             keep_failed: false,
+            keep_going: false,
             jobs: 1,
             max_processes: 4096,
             max_file_size: 64 << 30,
@@ -205,7 +210,7 @@ impl<'s> Builder<'s> {
             outputs_of: BTreeMap::new(),
             running: 0,
             finished: 0,
-            error: None,
+            errors: Vec::new(),
         });
         let wake = std::sync::Condvar::new();
         let total = plan.len();
@@ -215,7 +220,9 @@ impl<'s> Builder<'s> {
                     let (i, inputs) = {
                         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                         loop {
-                            if st.error.is_some() || st.finished == total {
+                            if (!st.errors.is_empty() && !self.options.keep_going)
+                                || st.finished == total
+                            {
                                 return;
                             }
                             if let Some(i) = st.ready.pop() {
@@ -254,7 +261,9 @@ impl<'s> Builder<'s> {
                             }
                         }
                         Err(e) => {
-                            st.error.get_or_insert(e);
+                            // Whatever depends on it never becomes ready; with
+                            // --keep-going everything else still builds.
+                            st.errors.push(e);
                         }
                     }
                     wake.notify_all();
@@ -262,8 +271,11 @@ impl<'s> Builder<'s> {
             }
         });
         let st = state.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = st.error {
-            return Err(e);
+        let mut errors = st.errors;
+        match errors.len() {
+            0 => {}
+            1 => return Err(errors.remove(0)),
+            _ => return Err(BuildError::Several(errors)),
         }
         Ok(targets.iter().map(|t| st.outputs_of[t].clone()).collect())
     }
@@ -721,7 +733,7 @@ struct Schedule {
     outputs_of: BTreeMap<StorePath, BTreeMap<String, StorePath>>,
     running: usize,
     finished: usize,
-    error: Option<BuildError>,
+    errors: Vec<BuildError>,
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the

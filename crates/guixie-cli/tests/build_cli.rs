@@ -508,3 +508,31 @@ fn check_rebuilds_and_names_what_differs() {
         .status
         .success());
 }
+
+#[test]
+fn keep_going_builds_what_does_not_depend_on_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.scm");
+    fs::write(
+        &file,
+        "(define bad (derivation \"bad\" \"/bin/sh\" '(\"-c\" \"exit 3\")))\n\
+         (define after-bad (derivation \"after-bad\" \"/bin/sh\" '(\"-c\" \"echo > $out\") #:inputs (list bad)))\n\
+         (define good (derivation \"good\" \"/bin/sh\" '(\"-c\" \"echo > $out\")))\n\
+         (list bad after-bad good)\n",
+    )
+    .unwrap();
+    for (flag, good_built) in [("--keep-going", true), ("-j1", false)] {
+        let root = dir.path().join(flag.trim_start_matches('-'));
+        let out = at(&root).args(["build", flag]).arg(&file).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("exit status 3"), "{err}");
+        let valid = ok_str(at(&root).args(["store", "ls"]));
+        assert_eq!(
+            valid.lines().any(|l| l.ends_with("-good")),
+            good_built,
+            "{flag}: {valid}"
+        );
+        assert!(!valid.lines().any(|l| l.ends_with("-after-bad")), "{flag}");
+    }
+}

@@ -27,6 +27,9 @@ pub struct BuildArgs {
     /// Stop a builder after this many seconds.
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// After a failure, go on building everything that does not depend on it.
+    #[arg(long, short = 'k')]
+    keep_going: bool,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 1)]
     jobs: usize,
@@ -75,6 +78,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = BuildOptions {
         timeout: Duration::from_secs(args.timeout),
         keep_failed: args.keep_failed,
+        keep_going: args.keep_going,
         jobs: args.jobs,
         max_processes: args.max_processes,
         max_file_size: args.max_file_size,
