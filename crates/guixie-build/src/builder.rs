@@ -59,6 +59,8 @@ pub struct BuildOptions {
     pub keep_failed: bool,
     /// Go on building what does not depend on a failed derivation.
     pub keep_going: bool,
+    /// Copy builders' output to stderr as it comes (it is always logged).
+    pub echo_log: bool,
     /// Builds run at once.
     pub jobs: usize,
     pub max_processes: u64,
@@ -74,6 +76,7 @@ impl Default for BuildOptions {
             timeout: Duration::from_secs(3600),
             keep_failed: false,
             keep_going: false,
+            echo_log: false,
             jobs: 1,
             max_processes: 4096,
             max_file_size: 64 << 30,
@@ -83,6 +86,22 @@ impl Default for BuildOptions {
                 .unwrap_or_else(|| PathBuf::from("guixie-sandbox")),
         }
     }
+}
+
+/// What `realise` reports as it goes.
+pub enum BuildEvent<'a> {
+    /// The closure to realise has this many derivations (valid ones included).
+    Planned { derivations: usize },
+    /// A build starts (its outputs were not valid).
+    Started { drv: &'a StorePath },
+    Finished {
+        drv: &'a StorePath,
+        outcome: &'a Realised,
+    },
+    Failed {
+        drv: &'a StorePath,
+        error: &'a BuildError,
+    },
 }
 
 /// What happened to one derivation.
@@ -179,11 +198,14 @@ impl<'s> Builder<'s> {
     pub fn realise(
         &self,
         targets: &[StorePath],
-        progress: impl Fn(&StorePath, &Realised) + Sync,
+        progress: impl Fn(BuildEvent<'_>) + Sync,
     ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildError> {
         // Inputs and build areas must not be collected while we build.
         let _gc = self.store.gc_guard()?;
         let plan = self.plan(targets)?;
+        progress(BuildEvent::Planned {
+            derivations: plan.len(),
+        });
         let jobs = self.options.jobs.max(1) as u64;
         let _cgroup = SessionCgroup::join(jobs * self.options.max_processes + 64);
         let sd = self.store.store_dir().clone();
@@ -245,12 +267,15 @@ impl<'s> Builder<'s> {
                         }
                     };
                     let (drv_path, drv) = &plan[i];
-                    let result = self.realise_one(drv_path, drv, &inputs);
+                    let result = self.realise_one(drv_path, drv, &inputs, &progress);
                     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                     st.running -= 1;
                     match result {
                         Ok((outputs, outcome)) => {
-                            progress(drv_path, &outcome);
+                            progress(BuildEvent::Finished {
+                                drv: drv_path,
+                                outcome: &outcome,
+                            });
                             st.outputs_of.insert(drv_path.clone(), outputs);
                             st.finished += 1;
                             for &d in &dependants[i] {
@@ -263,6 +288,10 @@ impl<'s> Builder<'s> {
                         Err(e) => {
                             // Whatever depends on it never becomes ready; with
                             // --keep-going everything else still builds.
+                            progress(BuildEvent::Failed {
+                                drv: drv_path,
+                                error: &e,
+                            });
                             st.errors.push(e);
                         }
                     }
@@ -285,6 +314,7 @@ impl<'s> Builder<'s> {
         drv_path: &StorePath,
         drv: &Derivation,
         outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+        progress: &(dyn Fn(BuildEvent<'_>) + Sync),
     ) -> Result<(BTreeMap<String, StorePath>, Realised), BuildError> {
         let outputs = self.output_paths(drv_path, drv)?;
         // Another process may be building the same outputs: wait for it (locks in sorted
@@ -300,6 +330,7 @@ impl<'s> Builder<'s> {
         let outcome = if all_valid {
             Realised::AlreadyValid
         } else {
+            progress(BuildEvent::Started { drv: drv_path });
             self.build_one(drv_path, drv, &outputs, outputs_of)?
         };
         drop(locks);
@@ -390,22 +421,43 @@ impl<'s> Builder<'s> {
         let log = self.log_path(drv_path)?;
         let log_file = std::fs::File::create(&log)
             .map_err(|e| BuildError::Io(format!("{}: {e}", log.display())))?;
-        let mut child = Command::new(&self.options.helper)
+        // The builder's output goes through a pipe into a gzip stream (and, with `echo_log`,
+        // to our stderr as it comes).
+        let (mut reader, writer) = std::io::pipe().map_err(|e| BuildError::Io(e.to_string()))?;
+        let writer2 = writer
+            .try_clone()
+            .map_err(|e| BuildError::Io(e.to_string()))?;
+        let spawned = Command::new(&self.options.helper)
             .arg(&spec_path)
             .stdin(Stdio::null())
-            .stdout(
-                log_file
-                    .try_clone()
-                    .map_err(|e| BuildError::Io(e.to_string()))?,
-            )
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| {
-                BuildError::Io(format!(
-                    "starting the sandbox helper {}: {e}",
-                    self.options.helper.display()
-                ))
-            })?;
+            .stdout(writer)
+            .stderr(writer2)
+            .spawn();
+        let echo = self.options.echo_log;
+        let logger = std::thread::spawn(move || -> std::io::Result<()> {
+            use std::io::{Read, Write};
+            let mut gz = flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
+            let mut buf = [0u8; 16 << 10];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                gz.write_all(&buf[..n])?;
+                if echo {
+                    let _ = std::io::stderr().write_all(&buf[..n]);
+                }
+            }
+            gz.finish()?.sync_all()
+        });
+        let mut child = spawned.map_err(|e| {
+            BuildError::Io(format!(
+                "starting the sandbox helper {}: {e}",
+                self.options.helper.display()
+            ))
+        })?;
         // A watchdog kills the helper at the deadline (its PDEATHSIG takes the build with it);
         // otherwise we just block until it exits.
         let pid = child.id() as libc::pid_t;
@@ -422,6 +474,11 @@ impl<'s> Builder<'s> {
         let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
         let _ = done_tx.send(());
         let timed_out = watchdog.join().unwrap_or(false);
+        // Every writer of the pipe is gone with the sandbox, so the logger sees its end.
+        let logged = logger
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("log writer panicked")));
+        logged.map_err(|e| BuildError::Io(format!("writing {}: {e}", log.display())))?;
         let status = status?;
         if timed_out {
             self.discard(&area);
@@ -596,7 +653,7 @@ impl<'s> Builder<'s> {
         let dir = self.store.state_dir().join("build-logs");
         std::fs::create_dir_all(&dir)
             .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
-        Ok(dir.join(format!("{drv_path}.log")))
+        Ok(dir.join(format!("{drv_path}.log.gz")))
     }
 }
 

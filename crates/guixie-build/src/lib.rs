@@ -6,4 +6,4 @@ pub mod builder;
 pub mod import;
 pub mod sandbox;
 
-pub use builder::{BuildError, BuildOptions, Builder, Realised};
+pub use builder::{BuildError, BuildEvent, BuildOptions, Builder, Realised};

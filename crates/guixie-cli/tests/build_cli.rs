@@ -147,7 +147,9 @@ fn denied(root: &Path, name: &str, script: &str, extra: &[&str]) -> String {
         .nth(1)
         .and_then(|l| l.split([';', '\n']).next())
     {
-        text.push_str(&fs::read_to_string(log.trim()).unwrap_or_default());
+        if let Ok(f) = fs::File::open(log.trim()) {
+            let _ = flate2::read::GzDecoder::new(f).read_to_string(&mut text);
+        }
     }
     text
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use guixie_build::{BuildOptions, Builder, Realised};
+use guixie_build::{BuildEvent, BuildOptions, Builder, Realised};
 use guixie_formats::StorePath;
 use guixie_lang::{EvalOptions, Evaluator};
 use guixie_store::Store;
@@ -46,6 +46,9 @@ pub struct BuildArgs {
     /// Do not append signed attestations of the outputs to the local transparency log.
     #[arg(long)]
     no_attest: bool,
+    /// Copy builders' output to stderr as it comes.
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -79,6 +82,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
         keep_failed: args.keep_failed,
         keep_going: args.keep_going,
+        echo_log: args.verbose,
         jobs: args.jobs,
         max_processes: args.max_processes,
         max_file_size: args.max_file_size,
@@ -120,17 +124,27 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         Some(super::evidence::builder_key(&store)?)
     };
     let built: std::sync::Mutex<Vec<(StorePath, PathBuf)>> = Default::default();
-    let results = builder.realise(&drvs, |drv, outcome| {
-        if let Realised::Built { log } = outcome {
-            if !quiet {
-                eprintln!("built {}", sd.display(drv));
-            }
+    let display = Display::new(if ctx.json {
+        Mode::Json
+    } else if quiet {
+        Mode::Quiet
+    } else {
+        Mode::Human
+    });
+    let results = builder.realise(&drvs, |event| {
+        if let BuildEvent::Finished {
+            drv,
+            outcome: Realised::Built { log },
+        } = &event
+        {
             built
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((drv.clone(), log.clone()));
+                .push(((*drv).clone(), log.clone()));
         }
+        display.show(&sd, event);
     });
+    display.finish();
     let built = built.into_inner().unwrap_or_else(|p| p.into_inner());
     // Whatever was built before a failure is attested too: it is in the store.
     if let Some(key) = &key {
@@ -174,4 +188,110 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Quiet,
+    Json,
+    Human,
+}
+
+/// Build progress for people (a bar on a terminal, lines otherwise) or machines (JSON lines
+/// on stderr).
+struct Display {
+    mode: Mode,
+    bar: Option<indicatif::ProgressBar>,
+    running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Display {
+    fn new(mode: Mode) -> Self {
+        use std::io::IsTerminal;
+        let bar = (mode == Mode::Human && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
+                    .expect("valid template"),
+            );
+            b
+        });
+        Display {
+            mode,
+            bar,
+            running: Default::default(),
+        }
+    }
+
+    fn show(&self, sd: &guixie_formats::StoreDir, event: BuildEvent<'_>) {
+        let name = |d: &StorePath| d.name().trim_end_matches(".drv").to_owned();
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Json => {
+                let line = match event {
+                    BuildEvent::Planned { derivations } => {
+                        serde_json::json!({"event": "planned", "derivations": derivations})
+                    }
+                    BuildEvent::Started { drv } => {
+                        serde_json::json!({"event": "started", "drv": sd.display(drv)})
+                    }
+                    BuildEvent::Finished { drv, outcome } => match outcome {
+                        Realised::AlreadyValid => {
+                            serde_json::json!({"event": "valid", "drv": sd.display(drv)})
+                        }
+                        Realised::Built { log } => {
+                            serde_json::json!({"event": "built", "drv": sd.display(drv), "log": log})
+                        }
+                    },
+                    BuildEvent::Failed { drv, error } => {
+                        serde_json::json!({"event": "failed", "drv": sd.display(drv), "error": error.to_string()})
+                    }
+                };
+                eprintln!("{line}");
+            }
+            Mode::Human => {
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                match (event, &self.bar) {
+                    (BuildEvent::Planned { derivations }, Some(bar)) => {
+                        bar.set_length(derivations as u64)
+                    }
+                    (BuildEvent::Planned { .. }, None) => {}
+                    (BuildEvent::Started { drv }, bar) => {
+                        running.insert(name(drv));
+                        match bar {
+                            Some(bar) => bar.set_message(format!(
+                                "building {}",
+                                running.iter().cloned().collect::<Vec<_>>().join(" ")
+                            )),
+                            None => eprintln!("building {}", sd.display(drv)),
+                        }
+                    }
+                    (BuildEvent::Finished { drv, outcome }, bar) => {
+                        running.remove(&name(drv));
+                        match bar {
+                            Some(bar) => bar.inc(1),
+                            None if matches!(outcome, Realised::Built { .. }) => {
+                                eprintln!("built {}", sd.display(drv))
+                            }
+                            None => {}
+                        }
+                    }
+                    (BuildEvent::Failed { drv, .. }, bar) => {
+                        running.remove(&name(drv));
+                        let msg = format!("failed {}", sd.display(drv));
+                        match bar {
+                            Some(bar) => bar.println(msg),
+                            None => eprintln!("{msg}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -21,10 +21,11 @@ pub fn run(ctx: &Context, target: &str) -> anyhow::Result<ExitCode> {
     let log = store
         .state_dir()
         .join("build-logs")
-        .join(format!("{drv}.log"));
-    let text = std::fs::read(&log)
+        .join(format!("{drv}.log.gz"));
+    let file = std::fs::File::open(&log)
         .with_context(|| format!("no build log for {} ({})", sd.display(&drv), log.display()))?;
-    use std::io::Write;
-    std::io::stdout().write_all(&text)?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut flate2::read::GzDecoder::new(file), &mut out)
+        .with_context(|| log.display().to_string())?;
     Ok(ExitCode::SUCCESS)
 }
