@@ -393,6 +393,15 @@ impl<'s> Builder<'s> {
         if let Some(shell) = &self.options.shell {
             inputs.push((shell.clone(), PathBuf::from("/bin/sh")));
         }
+        // Fixed-output builds keep the network (their result is checked against its hash), and
+        // need the host's resolver configuration to use it.
+        if fixed.is_some() {
+            for f in ["/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/services"] {
+                if Path::new(f).exists() {
+                    inputs.push((PathBuf::from(f), PathBuf::from(f)));
+                }
+            }
+        }
         let env = build_env(drv, &sd, &build_dir);
         let spec = SandboxSpec {
             root: root.clone(),

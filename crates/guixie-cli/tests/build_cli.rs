@@ -538,3 +538,80 @@ fn keep_going_builds_what_does_not_depend_on_a_failure() {
         assert!(!valid.lines().any(|l| l.ends_with("-after-bad")), "{flag}");
     }
 }
+
+/// The sandbox needs no privilege: an ordinary user builds in a store of their own.
+#[test]
+fn an_unprivileged_user_builds_in_the_sandbox() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc_getuid() } != 0 || Command::new("runuser").arg("--version").output().is_err() {
+        eprintln!("skipping: needs root (to make the test user) and runuser");
+        return;
+    }
+    let user = "guixie-test";
+    if !Command::new("id")
+        .arg(user)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        ok(Command::new("useradd").args(["--no-create-home", "--shell", "/bin/sh", user]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    for bin in ["guixie", "guixie-sandbox"] {
+        let from = Path::new(env!("CARGO_BIN_EXE_guixie")).with_file_name(bin);
+        fs::copy(&from, dir.path().join(bin)).unwrap();
+    }
+    let file = dir.path().join("p.scm");
+    fs::write(
+        &file,
+        "(derivation \"mine\" \"/bin/sh\" '(\"-c\" \"id -u > $out\"))\n",
+    )
+    .unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!(
+        "cd {d} && ./guixie --store {d}/store build -q {f} && ./guixie --store {d}/store store verify",
+        d = dir.path().display(),
+        f = file.display()
+    );
+    let out = ok_str(Command::new("runuser").args(["-u", user, "--", "/bin/sh", "-c", &script]));
+    let built = dir
+        .path()
+        .join("store")
+        .join(out.lines().next().unwrap().trim_start_matches('/'));
+    assert_eq!(
+        fs::read_to_string(built).unwrap().trim(),
+        "1000",
+        "the builder runs as uid 1000 inside"
+    );
+}
+
+extern "C" {
+    #[link_name = "getuid"]
+    fn libc_getuid() -> u32;
+}
+
+#[test]
+fn fixed_output_derivations_are_checked_against_their_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    // sha256("hello")
+    let hash = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    let good = dir.path().join("good.scm");
+    fs::write(&good, format!("(derivation \"fetched\" \"/bin/sh\" '(\"-c\" \"printf hello > $out\") #:hash \"{hash}\")\n")).unwrap();
+    let out = ok_str(at(&root).args(["build", "-q"]).arg(&good));
+    assert_eq!(
+        fs::read_to_string(root.join(out.trim_start_matches('/'))).unwrap(),
+        "hello"
+    );
+    let bad = dir.path().join("bad.scm");
+    fs::write(&bad, format!("(derivation \"fetched-wrong\" \"/bin/sh\" '(\"-c\" \"printf HELLO > $out\") #:hash \"{hash}\")\n")).unwrap();
+    let e = String::from_utf8_lossy(&fails(at(&root).arg("build").arg(&bad)).stderr).into_owned();
+    assert!(e.contains("hashes to") && e.contains("declares"), "{e}");
+    assert!(!ok_str(at(&root).args(["store", "ls"]))
+        .lines()
+        .any(|l| l.ends_with("-fetched-wrong")));
+    ok(at(&root).args(["store", "verify"]));
+}

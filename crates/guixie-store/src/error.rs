@@ -32,6 +32,12 @@ pub enum StoreError {
     NotValid { path: String },
     #[error("cannot add {path}: its reference {reference} is not valid in the store")]
     MissingReference { path: String, reference: String },
+    #[error("fixed-output {path}: its content hashes to {actual}, but the derivation declares {expected}")]
+    FixedOutputMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("NAR for {path} has hash {actual} and size {actual_size}, expected {expected} and {expected_size}")]
     HashMismatch {
         path: String,

@@ -401,12 +401,10 @@ impl LocalStore {
                 h.finish()
             };
             if actual != *hash {
-                return Err(StoreError::HashMismatch {
+                return Err(StoreError::FixedOutputMismatch {
                     path: self.store_dir.display(path),
                     expected: hash.to_string(),
                     actual: actual.to_string(),
-                    expected_size: 0,
-                    actual_size: 0,
                 });
             }
         }
