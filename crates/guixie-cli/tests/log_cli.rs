@@ -319,3 +319,91 @@ fn attestations_verify_with_a_threshold_of_distinct_keys() {
         .args(["log", "append"])
         .arg(&f));
 }
+
+#[test]
+fn witnesses_cosign_and_verifiers_require_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let e = dir.path().join("e");
+    fs::write(&e, "entry").unwrap();
+    ok(at(&root).args(["log", "append"]).arg(&e));
+    let vkey = ok_str(at(&root).args(["log", "key"]));
+    let cp = dir.path().join("cp");
+    fs::write(&cp, ok(at(&root).args(["log", "checkpoint"]))).unwrap();
+    let (w1, w2) = (dir.path().join("w1.key"), dir.path().join("w2.key"));
+    let v1 = ok_str(
+        guixie()
+            .args([
+                "checkpoint",
+                "witness-key",
+                "witness.one",
+                "--secret-key-file",
+            ])
+            .arg(&w1),
+    );
+    let v2 = ok_str(
+        guixie()
+            .args([
+                "checkpoint",
+                "witness-key",
+                "witness.two",
+                "--secret-key-file",
+            ])
+            .arg(&w2),
+    );
+    let verify = |file: &Path, k: &str| {
+        guixie()
+            .args(["checkpoint", "verify"])
+            .arg(file)
+            .args([
+                "--log-key",
+                &vkey,
+                "--witness-key",
+                &v1,
+                "--witness-key",
+                &v2,
+                "--witnesses",
+                k,
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        verify(&cp, "1").status.code(),
+        Some(1),
+        "no cosignature yet"
+    );
+    let once = dir.path().join("cp1");
+    fs::write(
+        &once,
+        ok(guixie()
+            .args(["checkpoint", "cosign"])
+            .arg(&cp)
+            .arg("--witness-key-file")
+            .arg(&w1)),
+    )
+    .unwrap();
+    assert!(verify(&once, "1").status.success());
+    let out = verify(&once, "2");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only 1 of the 2 required"));
+    let twice = dir.path().join("cp2");
+    fs::write(
+        &twice,
+        ok(guixie()
+            .args(["checkpoint", "cosign"])
+            .arg(&once)
+            .arg("--witness-key-file")
+            .arg(&w2)),
+    )
+    .unwrap();
+    assert!(verify(&twice, "2").status.success());
+    // A log key is no witness key: the types differ.
+    let out = guixie()
+        .args(["checkpoint", "cosign"])
+        .arg(&cp)
+        .arg("--witness-key-file")
+        .arg(root.join("var/guixie/log/log.key"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -84,6 +84,19 @@ pub enum NoteCmd {
 
 #[derive(Subcommand)]
 pub enum CheckpointCmd {
+    /// Make a witness key (type 0x04, tlog-cosignature/v1): writes the private key to FILE
+    /// (mode 0600) and prints the verifier key.
+    WitnessKey {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        secret_key_file: PathBuf,
+    },
+    /// Add this witness's cosignature (timestamped now) to a checkpoint; prints the result.
+    Cosign {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        witness_key_file: PathBuf,
+    },
     /// Exit 0 if the checkpoint is signed by the log (and enough witnesses), 1 if not.
     Verify {
         file: PathBuf,
@@ -336,14 +349,51 @@ pub fn note(ctx: &Context, cmd: NoteCmd) -> anyhow::Result<ExitCode> {
 }
 
 pub fn checkpoint(ctx: &Context, cmd: CheckpointCmd) -> anyhow::Result<ExitCode> {
-    let CheckpointCmd::Verify {
-        file,
-        log_key,
-        witness_keys,
-        witnesses,
-        state,
-        proof,
-    } = cmd;
+    let (file, log_key, witness_keys, witnesses, state, proof) = match cmd {
+        CheckpointCmd::WitnessKey {
+            name,
+            secret_key_file,
+        } => {
+            let key = SignerKey::generate(&name, guixie_log::note::ALG_COSIGNATURE_V1)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&secret_key_file)
+                .with_context(|| format!("creating {}", secret_key_file.display()))?;
+            std::io::Write::write_all(&mut f, key.to_string().as_bytes())?;
+            println!("{}", key.verifier());
+            return Ok(ExitCode::SUCCESS);
+        }
+        CheckpointCmd::Cosign {
+            file,
+            witness_key_file,
+        } => {
+            let text = std::fs::read_to_string(&witness_key_file)
+                .with_context(|| witness_key_file.display().to_string())?;
+            let key =
+                SignerKey::parse(&text).with_context(|| witness_key_file.display().to_string())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            print!(
+                "{}",
+                checkpoint::cosign(&read_capped(&file)?, &key, now)
+                    .with_context(|| file.display().to_string())?
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        CheckpointCmd::Verify {
+            file,
+            log_key,
+            witness_keys,
+            witnesses,
+            state,
+            proof,
+        } => (file, log_key, witness_keys, witnesses, state, proof),
+    };
     let log_key = VerifierKey::parse(&log_key)?;
     let witness_keys = parse_keys(&witness_keys)?;
     let bytes = read_capped(&file)?;
