@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use guixie_formats::derivation::Derivation;
@@ -27,10 +28,11 @@ pub enum BuildError {
         log: String,
         kept: Option<PathBuf>,
     },
-    #[error("builder for {drv} was stopped after {seconds} s (--timeout); log: {log}")]
+    #[error("builder for {drv} was stopped after {seconds} s ({what}); log: {log}")]
     TimedOut {
         drv: String,
         seconds: u64,
+        what: &'static str,
         log: String,
     },
     #[error("builder for {drv} did not produce output {output} ({path})")]
@@ -56,6 +58,8 @@ pub struct BuildOptions {
     /// `/bin/sh` inside the sandbox (a static shell, as Nix's default sandbox paths give).
     pub shell: Option<PathBuf>,
     pub timeout: Duration,
+    /// Stop a builder that has printed nothing for this long.
+    pub max_silent: Duration,
     pub keep_failed: bool,
     /// Go on building what does not depend on a failed derivation.
     pub keep_going: bool,
@@ -74,6 +78,7 @@ impl Default for BuildOptions {
         BuildOptions {
             shell: Some(PathBuf::from("/bin/busybox")).filter(|p| p.exists()),
             timeout: Duration::from_secs(3600),
+            max_silent: Duration::from_secs(3600),
             keep_failed: false,
             keep_going: false,
             echo_log: false,
@@ -443,6 +448,9 @@ impl<'s> Builder<'s> {
             .stderr(writer2)
             .spawn();
         let echo = self.options.echo_log;
+        // Milliseconds after the start at which the builder last wrote something.
+        let last_output = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let logger_clock = (std::time::Instant::now(), last_output.clone());
         let logger = std::thread::spawn(move || -> std::io::Result<()> {
             use std::io::{Read, Write};
             let mut gz = flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
@@ -454,6 +462,10 @@ impl<'s> Builder<'s> {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 };
+                logger_clock.1.store(
+                    logger_clock.0.elapsed().as_millis() as u64,
+                    Ordering::Relaxed,
+                );
                 gz.write_all(&buf[..n])?;
                 if echo {
                     let _ = std::io::stderr().write_all(&buf[..n]);
@@ -467,33 +479,66 @@ impl<'s> Builder<'s> {
                 self.options.helper.display()
             ))
         })?;
-        // A watchdog kills the helper at the deadline (its PDEATHSIG takes the build with it);
-        // otherwise we just block until it exits.
+        // A watchdog kills the helper at the deadline, or when the build has been silent too
+        // long (its PDEATHSIG takes the build with it); otherwise we just block until it exits.
         let pid = child.id() as libc::pid_t;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let timeout = self.options.timeout;
-        let watchdog = std::thread::spawn(move || {
-            if done_rx.recv_timeout(timeout).is_err() {
-                // SAFETY: signalling our own child, which has not been reaped yet.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                return true;
+        let (timeout, max_silent) = (self.options.timeout, self.options.max_silent);
+        let started = std::time::Instant::now();
+        let last_output = last_output.clone();
+        let watchdog = std::thread::spawn(move || -> Option<Stop> {
+            loop {
+                let silent_for = Duration::from_millis(
+                    (started.elapsed().as_millis() as u64)
+                        .saturating_sub(last_output.load(Ordering::Relaxed)),
+                );
+                let (left, stop) = match (
+                    timeout.checked_sub(started.elapsed()),
+                    max_silent.checked_sub(silent_for),
+                ) {
+                    (None, _) => (Duration::ZERO, Stop::Timeout),
+                    (_, None) => (Duration::ZERO, Stop::Silent),
+                    (Some(a), Some(b)) => {
+                        (a.min(b), if a <= b { Stop::Timeout } else { Stop::Silent })
+                    }
+                };
+                match done_rx.recv_timeout(left) {
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        // Output may have arrived meanwhile: look again before killing.
+                        let silent_for = Duration::from_millis(
+                            (started.elapsed().as_millis() as u64)
+                                .saturating_sub(last_output.load(Ordering::Relaxed)),
+                        );
+                        if stop == Stop::Silent && silent_for < max_silent {
+                            continue;
+                        }
+                        // SAFETY: signalling our own child, which has not been reaped yet.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        return Some(stop);
+                    }
+                }
             }
-            false
         });
         let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
         let _ = done_tx.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
+        let stopped = watchdog.join().unwrap_or(None);
         // Every writer of the pipe is gone with the sandbox, so the logger sees its end.
         let logged = logger
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("log writer panicked")));
         logged.map_err(|e| BuildError::Io(format!("writing {}: {e}", log.display())))?;
         let status = status?;
-        if timed_out {
+        if let Some(stop) = stopped {
             self.discard(&area);
+            let (what, seconds) = match stop {
+                Stop::Timeout => ("--timeout", self.options.timeout.as_secs()),
+                Stop::Silent => ("--max-silent-time", self.options.max_silent.as_secs()),
+            };
             return Err(BuildError::TimedOut {
                 drv: shown,
-                seconds: self.options.timeout.as_secs(),
+                seconds,
+                what,
                 log: log.display().to_string(),
             });
         }
@@ -701,6 +746,13 @@ impl Drop for SessionCgroup {
         let _ = std::fs::write(&self.parent_procs, std::process::id().to_string());
         let _ = std::fs::remove_dir(&self.path);
     }
+}
+
+/// Why the watchdog stopped a build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    Silent,
 }
 
 /// A finished sandbox run, before its outputs are registered or compared.

@@ -243,7 +243,23 @@ fn builds_are_isolated_and_limited() {
         "sleep 600; echo > $out",
         &["--timeout", "2"],
     );
-    assert!(e.contains("stopped after 2 s"), "timeout: {e}");
+    assert!(e.contains("stopped after 2 s (--timeout)"), "timeout: {e}");
+    // Talking keeps a build alive past --max-silent-time; silence stops it.
+    let talker = dir.path().join("talker.scm");
+    fs::write(&talker, "(derivation \"talker\" \"/bin/sh\" '(\"-c\" \"for i in 1 2 3 4; do echo $i; sleep 1; done; echo > $out\"))\n").unwrap();
+    ok(at(&root)
+        .args(["build", "--max-silent-time", "3"])
+        .arg(&talker));
+    let e = denied(
+        &root,
+        "quiet-sleeper",
+        "echo hi; sleep 600; echo > $out",
+        &["--max-silent-time", "2"],
+    );
+    assert!(
+        e.contains("stopped after 2 s (--max-silent-time)"),
+        "silent: {e}"
+    );
     assert!(start.elapsed() < Duration::from_secs(30));
 
     // setuid bits never survive into the store.

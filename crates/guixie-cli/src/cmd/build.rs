@@ -30,6 +30,9 @@ pub struct BuildArgs {
     /// After a failure, go on building everything that does not depend on it.
     #[arg(long, short = 'k')]
     keep_going: bool,
+    /// Stop a builder that has printed nothing for this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    max_silent_time: u64,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 1)]
     jobs: usize,
@@ -82,6 +85,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(args.timeout),
         keep_failed: args.keep_failed,
         keep_going: args.keep_going,
+        max_silent: Duration::from_secs(args.max_silent_time),
         echo_log: args.verbose,
         jobs: args.jobs,
         max_processes: args.max_processes,
