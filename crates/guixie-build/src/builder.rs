@@ -134,13 +134,19 @@ impl<'s> Builder<'s> {
     }
 
     fn load(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
-        let shown = self.store.store_dir().display(drv_path);
         if !self.store.is_valid(drv_path)? {
+            let shown = self.store.store_dir().display(drv_path);
             return Err(drv_err(
                 &shown,
                 "is not in the store (evaluate or import it first)",
             ));
         }
+        self.read_drv(drv_path)
+    }
+
+    /// Reads and parses a `.drv` from the store without checking that it is valid.
+    fn read_drv(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
+        let shown = self.store.store_dir().display(drv_path);
         let bytes = std::fs::read(self.store.real_path(drv_path))
             .map_err(|e| drv_err(&shown, e.to_string()))?;
         Derivation::parse(&bytes).map_err(|e| drv_err(&shown, e.to_string()))
@@ -207,6 +213,16 @@ impl<'s> Builder<'s> {
     ) -> Result<Vec<BTreeMap<String, StorePath>>, BuildError> {
         // Inputs and build areas must not be collected while we build.
         let _gc = self.store.gc_guard()?;
+        // Nothing to do when every target (and its outputs) is valid: no closure to look at.
+        let mut target_outputs = Vec::with_capacity(targets.len());
+        for t in targets {
+            target_outputs.push(self.output_paths(t, &self.read_drv(t)?)?);
+        }
+        let mut all: Vec<StorePath> = targets.to_vec();
+        all.extend(target_outputs.iter().flat_map(|o| o.values().cloned()));
+        if self.store.are_valid(&all)?.into_iter().all(|v| v) {
+            return Ok(target_outputs);
+        }
         let plan = self.plan(targets)?;
         progress(BuildEvent::Planned {
             derivations: plan.len(),

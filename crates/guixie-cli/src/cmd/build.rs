@@ -3,7 +3,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 use guixie_build::{BuildEvent, BuildOptions, Builder, Realised};
 use guixie_formats::StorePath;
@@ -61,24 +60,33 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let sd = store.store_dir().clone();
     let mut drvs: Vec<StorePath> = Vec::new();
+    // Store paths are parsed without touching the file system; a file that is not a valid
+    // path of this store (a .drv Nix wrote, say) is imported with its inputs.
+    let mut pending: Vec<(String, Option<StorePath>)> = Vec::new();
     for t in &args.targets {
         if t.ends_with(".scm") {
             let evaluator = Evaluator::new(store.clone(), EvalOptions::default());
-            for e in evaluator.eval_file(std::path::Path::new(t), args.attr.as_deref())? {
-                drvs.push(sd.parse_path(&e.drv_path)?);
+            for e in evaluator.eval_file(Path::new(t), args.attr.as_deref())? {
+                pending.push((e.drv_path.clone(), Some(sd.parse_path(&e.drv_path)?)));
             }
-        } else if Path::new(t).is_file() && !Path::new(t).starts_with(store.real_store_dir()) {
-            // A .drv another tool wrote (e.g. in Nix's store): import it and its inputs first.
-            drvs.push(guixie_build::import::import_drv_closure(
-                &store,
-                Path::new(t),
-            )?);
         } else {
-            drvs.push(
-                store
-                    .parse_user_path(t)
-                    .with_context(|| format!("{t} is neither a .scm file nor a .drv store path"))?,
-            );
+            pending.push((t.clone(), store.parse_user_path(t).ok()));
+        }
+    }
+    let parsed: Vec<StorePath> = pending.iter().filter_map(|(_, p)| p.clone()).collect();
+    let mut valid = store.are_valid(&parsed)?.into_iter();
+    for (t, p) in pending {
+        let is_valid = p.is_some() && valid.next().unwrap_or(false);
+        match p {
+            Some(p) if is_valid => drvs.push(p),
+            _ if Path::new(&t).is_file() && !Path::new(&t).starts_with(store.real_store_dir()) => {
+                drvs.push(guixie_build::import::import_drv_closure(
+                    &store,
+                    Path::new(&t),
+                )?);
+            }
+            Some(p) => drvs.push(p),
+            None => anyhow::bail!("{t} is neither a .scm file, a .drv store path nor a .drv file"),
         }
     }
     let options = BuildOptions {

@@ -98,6 +98,34 @@ impl Db {
         }
     }
 
+    /// Validity of many paths in one read transaction (one lock instead of one per path).
+    pub fn are_valid(
+        &mut self,
+        sd: &StoreDir,
+        paths: &[StorePath],
+    ) -> Result<Vec<bool>, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(paths.len());
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT 1 FROM ValidPaths WHERE path = ?1")
+                .map_err(err)?;
+            for p in paths {
+                out.push(stmt.exists([sd.display(p)]).map_err(err)?);
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
     pub fn is_valid(&self, sd: &StoreDir, path: &StorePath) -> Result<bool, StoreError> {
         let mut stmt = self
             .conn

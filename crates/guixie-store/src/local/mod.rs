@@ -109,6 +109,11 @@ impl LocalStore {
         Ok(StorePath::from_base_name(s)?)
     }
 
+    /// Which of `paths` are valid, checked together.
+    pub fn are_valid(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
+        self.db().are_valid(&self.store_dir, paths)
+    }
+
     pub fn valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
         self.db().valid_paths(&self.store_dir)
     }
