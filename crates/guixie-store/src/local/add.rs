@@ -324,11 +324,31 @@ impl LocalStore {
                 }
             })
             .collect();
+        // What each .drv declares, recorded beside it (see `derivation_outputs`).
+        let drv_outputs: Vec<Vec<(String, String)>> = todo
+            .iter()
+            .map(|&i| {
+                let item = &items[i];
+                if !item.name.ends_with(".drv") {
+                    return Vec::new();
+                }
+                guixie_formats::derivation::Derivation::parse(&item.contents)
+                    .map(|d| {
+                        d.outputs
+                            .into_iter()
+                            .map(|(name, o)| (name, o.path))
+                            .filter(|(_, p)| !p.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
         let real_store = self.real_store.clone();
         let store_dir = self.store_dir.clone();
         self.db().register_batch(
             &store_dir,
             &infos,
+            &drv_outputs,
             |info, idx| {
                 let src = temps[idx].0.take().expect("temp entry still owned");
                 let dest = real_store.join(info.path.to_string());

@@ -1,6 +1,6 @@
 //! The SQLite database of valid paths. Paths are stored as absolute logical paths, as in Nix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS Refs (
     PRIMARY KEY (referrer, reference)
 );
 CREATE INDEX IF NOT EXISTS IndexReference ON Refs(reference);
+-- The outputs a valid .drv declares, so a no-op build need not read it (as Nix does).
+CREATE TABLE IF NOT EXISTS DerivationOutputs (
+    drv  INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
+    id   TEXT NOT NULL,
+    path TEXT NOT NULL,
+    PRIMARY KEY (drv, id)
+);
 ";
 
 pub struct Db {
@@ -96,6 +103,56 @@ impl Db {
             path: self.path.clone(),
             message,
         }
+    }
+
+    /// The recorded outputs of valid `.drv` paths (`None` where nothing is recorded), in one
+    /// read transaction.
+    pub fn derivation_outputs(
+        &mut self,
+        sd: &StoreDir,
+        drvs: &[StorePath],
+    ) -> Result<Vec<Option<BTreeMap<String, StorePath>>>, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(drvs.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT o.id, o.path FROM ValidPaths v JOIN DerivationOutputs o ON o.drv = v.id WHERE v.path = ?1",
+                )
+                .map_err(err)?;
+            for d in drvs {
+                let rows = stmt
+                    .query_map([sd.display(d)], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(err)?;
+                if rows.is_empty() {
+                    out.push(None);
+                    continue;
+                }
+                let mut outputs = BTreeMap::new();
+                for (name, p) in rows {
+                    let parsed = sd.parse_path(&p).map_err(|e| StoreError::Corrupt {
+                        path: path.clone(),
+                        message: format!("{p}: {e}"),
+                    })?;
+                    outputs.insert(name, parsed);
+                }
+                out.push(Some(outputs));
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
     }
 
     /// Validity of many paths in one read transaction (one lock instead of one per path).
@@ -276,6 +333,7 @@ impl Db {
         &mut self,
         sd: &StoreDir,
         infos: &[PathInfo],
+        drv_outputs: &[Vec<(String, String)>],
         mut place: impl FnMut(&PathInfo, usize) -> Result<(), StoreError>,
         before_commit: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -299,6 +357,9 @@ impl Db {
                 .map_err(err)?;
             let mut insert_ref = tx
                 .prepare_cached("INSERT INTO Refs (referrer, reference) VALUES (?1, ?2)")
+                .map_err(err)?;
+            let mut insert_output = tx
+                .prepare_cached("INSERT INTO DerivationOutputs (drv, id, path) VALUES (?1, ?2, ?3)")
                 .map_err(err)?;
             for (idx, info) in infos.iter().enumerate() {
                 let abs = sd.display(&info.path);
@@ -333,6 +394,11 @@ impl Db {
                     ])
                     .map_err(err)?;
                 let id = tx.last_insert_rowid();
+                for (output, out_path) in drv_outputs.get(idx).into_iter().flatten() {
+                    insert_output
+                        .execute(params![id, output, out_path])
+                        .map_err(err)?;
+                }
                 for rid in ref_ids {
                     insert_ref.execute([id, rid]).map_err(err)?;
                 }

@@ -109,6 +109,15 @@ impl LocalStore {
         Ok(StorePath::from_base_name(s)?)
     }
 
+    /// The outputs each valid `.drv` declares, as recorded when it was added (`None` where
+    /// nothing is recorded); one query, no file read.
+    pub fn derivation_outputs(
+        &self,
+        drvs: &[StorePath],
+    ) -> Result<Vec<Option<std::collections::BTreeMap<String, StorePath>>>, StoreError> {
+        self.db().derivation_outputs(&self.store_dir, drvs)
+    }
+
     /// Which of `paths` are valid, checked together.
     pub fn are_valid(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
         self.db().are_valid(&self.store_dir, paths)

@@ -232,3 +232,50 @@ fn batch_text_adds_register_in_order_and_verify() {
     ));
     assert_eq!(fs::read_dir(store.real_store_dir()).unwrap().count(), 2);
 }
+
+#[test]
+fn derivation_outputs_are_recorded_with_the_drv_and_go_with_it() {
+    use guixie_formats::derivation::{Derivation, InputCollision, Output};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("root"));
+    let mut drv = Derivation::default();
+    drv.env.insert(b"name".to_vec(), b"x".to_vec());
+    for o in ["out", "dev"] {
+        drv.outputs.insert(
+            o.into(),
+            Output {
+                path: String::new(),
+                hash_algo: String::new(),
+                hash: String::new(),
+            },
+        );
+    }
+    drv.fill_output_paths(
+        store.store_dir(),
+        InputCollision::Merge,
+        &mut |_| unreachable!(),
+    )
+    .unwrap();
+    let info = store
+        .add_text("x.drv", &drv.to_aterm(), &BTreeSet::new())
+        .unwrap();
+    let other = store
+        .add_text("note.txt", b"not a drv", &BTreeSet::new())
+        .unwrap();
+    let recorded = store
+        .derivation_outputs(&[info.path.clone(), other.path.clone()])
+        .unwrap();
+    let outs = recorded[0].as_ref().unwrap();
+    assert_eq!(
+        store.store_dir().display(&outs["dev"]),
+        drv.outputs["dev"].path
+    );
+    assert_eq!(
+        store.store_dir().display(&outs["out"]),
+        drv.outputs["out"].path
+    );
+    assert!(recorded[1].is_none());
+    // Collected with the .drv.
+    store.gc(false).unwrap();
+    assert!(store.derivation_outputs(&[info.path]).unwrap()[0].is_none());
+}
