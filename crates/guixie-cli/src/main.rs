@@ -72,6 +72,15 @@ enum Command {
     Challenge(cmd::challenge::ChallengeArgs),
     /// Print the build log of a derivation (`.drv` or output path).
     BuildLog { target: String },
+    /// Print the derivation graph of `.scm` files or `.drv` paths in Graphviz DOT.
+    Graph {
+        #[arg(required = true)]
+        targets: Vec<String>,
+        #[arg(short = 'A', long = "attr")]
+        attr: Option<String>,
+    },
+    /// A Guile REPL with guixie's modules loaded.
+    Repl,
 }
 
 /// What every command gets besides its own arguments.
@@ -104,6 +113,8 @@ fn main() -> ExitCode {
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
         Command::BuildLog { target } => cmd::build_log::run(&ctx, &target),
+        Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
+        Command::Repl => cmd::repl::run(&ctx),
     };
     match result {
         Ok(code) => code,

@@ -185,3 +185,53 @@ fn evaluation_is_sandboxed_and_time_limited() {
         "{e}"
     );
 }
+
+#[test]
+fn graph_and_repl() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let file = dir.path().join("good.scm");
+    fs::write(&file, GOOD).unwrap();
+    let dot = ok_str(guixie().arg("--store").arg(&root).arg("graph").arg(&file));
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(
+        dot.contains("[label = \"hello\"") && dot.contains("[label = \"other\""),
+        "{dot}"
+    );
+    assert_eq!(
+        dot.matches(" -> ").count(),
+        1,
+        "other depends on hello: {dot}"
+    );
+
+    use std::io::Write;
+    let mut child = guixie()
+        .arg("--store")
+        .arg(&root)
+        .arg("repl")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"(derivation-file-name (derivation \"from-repl\" \"/bin/sh\" (list \"-c\" \"echo > $out\")))\n,q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let drv = text
+        .split('"')
+        .find(|s| s.ends_with("-from-repl.drv"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_owned();
+    // Written to the store when the REPL ended.
+    assert!(
+        ok_str(guixie().arg("--store").arg(&root).args(["store", "ls"]))
+            .lines()
+            .any(|l| l == drv)
+    );
+}

@@ -91,6 +91,23 @@ impl Evaluator {
         self.run(Source::Expr(expr), None)
     }
 
+    /// An interactive Guile REPL on standard input and output, with guixie's modules loaded
+    /// (not sandboxed: the user at the keyboard is trusted). The derivations made in it are
+    /// written to the store when it ends.
+    pub fn repl(&self) -> Result<(), EvalError> {
+        let session = Session::new(self.store.clone(), self.options.collision);
+        let (result, session) = guile::with_guile(|g| {
+            session.run(|| -> Result<(), GuileError> {
+                install_modules(g)?;
+                g.eval_str("(use-modules (system repl repl) (guixie derivations)) (start-repl)")?;
+                Ok(())
+            })
+        });
+        result?;
+        self.store.add_texts(&session.pending)?;
+        Ok(())
+    }
+
     fn run(&self, source: Source<'_>, attr: Option<&str>) -> Result<Vec<Evaluated>, EvalError> {
         let session = Session::new(self.store.clone(), self.options.collision);
         let max_ms = (self.options.max_eval_seconds * 1000.0).max(1.0) as i64;

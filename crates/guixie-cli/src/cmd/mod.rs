@@ -5,11 +5,13 @@ pub mod challenge;
 pub mod drv;
 pub mod eval;
 pub mod evidence;
+pub mod graph;
 pub mod hash;
 pub mod key;
 pub mod log;
 pub mod nar;
 pub mod narinfo;
+pub mod repl;
 pub mod store;
 
 use anyhow::Context as _;
