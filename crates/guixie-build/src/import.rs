@@ -35,6 +35,22 @@ pub fn import_drv_closure(store: &LocalStore, file: &Path) -> Result<StorePath, 
     Ok(top)
 }
 
+/// The path the contents gave must be the one the file is named after.
+fn same_path(
+    file: &Path,
+    got: &StorePath,
+    named: &StorePath,
+    sd: &guixie_formats::StoreDir,
+) -> Result<(), BuildError> {
+    if got != named {
+        return Err(err(
+            file,
+            format!("its contents give {}, not its own name", sd.display(got)),
+        ));
+    }
+    Ok(())
+}
+
 fn import_one(
     store: &LocalStore,
     dir: &Path,
@@ -57,15 +73,7 @@ fn import_one(
         }
         let refs = drv.references(&sd).map_err(|e| err(&file, e.to_string()))?;
         let info = store.add_text(path.name(), &bytes, &refs)?;
-        if info.path != *path {
-            return Err(err(
-                &file,
-                format!(
-                    "its contents give {}, not its own name",
-                    sd.display(&info.path)
-                ),
-            ));
-        }
+        same_path(&file, &info.path, path, &sd)?;
     } else {
         // A source: text (`builtins.toFile`, no references here) or NAR-hashed (`nix-store --add`).
         let meta = std::fs::symlink_metadata(&file).map_err(|e| err(&file, e.to_string()))?;
@@ -81,15 +89,7 @@ fn import_one(
             Some(bytes) => store.add_text(path.name(), &bytes, &BTreeSet::new())?,
             None => store.add_path(&file, path.name(), false)?,
         };
-        if info.path != *path {
-            return Err(err(
-                &file,
-                format!(
-                    "its contents give {}, not its own name",
-                    sd.display(&info.path)
-                ),
-            ));
-        }
+        same_path(&file, &info.path, path, &sd)?;
     }
     done.insert(path.clone());
     Ok(())

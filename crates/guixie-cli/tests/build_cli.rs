@@ -74,13 +74,31 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
     a.sort();
     b.sort();
     assert_eq!(a, b, "output paths");
+    assert_nix_agrees(&ours_root, &uri, &b);
+    // The build log is kept, by derivation or by output.
+    ok(at(&ours_root).args(["--store-dir", "/nix/store", "build-log", &ours[0]]));
+    // A rebuild finds everything valid and builds nothing.
+    let again = at(&ours_root)
+        .args(["--store-dir", "/nix/store", "build"])
+        .arg(d.join("g.scm"))
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("built "),
+        "rebuilt something"
+    );
+}
+
+/// Nix and guixie recorded the same NAR hash and references for each of `paths`.
+fn assert_nix_agrees(ours_root: &Path, uri: &str, paths: &[String]) {
     let info: serde_json::Value = serde_json::from_slice(&ok(nix("nix")
-        .args(["path-info", "--json", "--store", &uri])
-        .args(&b)))
+        .args(["path-info", "--json", "--store", uri])
+        .args(paths)))
     .unwrap();
     for entry in info.as_array().unwrap() {
         let path = entry["path"].as_str().unwrap();
-        let mine: serde_json::Value = serde_json::from_slice(&ok(at(&ours_root).args([
+        let mine: serde_json::Value = serde_json::from_slice(&ok(at(ours_root).args([
             "--store-dir",
             "/nix/store",
             "--json",
@@ -97,20 +115,22 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
             mine["narHash"].as_str().unwrap(),
         ]));
         assert_eq!(sri, entry["narHash"].as_str().unwrap(), "{path}");
+        let sorted = |v: &serde_json::Value| {
+            let mut r: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect();
+            r.sort();
+            r
+        };
+        assert_eq!(
+            sorted(&mine["references"]),
+            sorted(&entry["references"]),
+            "references of {path}"
+        );
     }
-    // The build log is kept, by derivation or by output.
-    ok(at(&ours_root).args(["--store-dir", "/nix/store", "build-log", &ours[0]]));
-    // A rebuild finds everything valid and builds nothing.
-    let again = at(&ours_root)
-        .args(["--store-dir", "/nix/store", "build"])
-        .arg(d.join("g.scm"))
-        .output()
-        .unwrap();
-    assert!(again.status.success());
-    assert!(
-        !String::from_utf8_lossy(&again.stderr).contains("built "),
-        "rebuilt something"
-    );
 }
 
 /// Builds `script` as a derivation that must fail; returns the error text.
@@ -421,45 +441,7 @@ fn drv_files_written_by_nix_instantiate_build_to_nix_outputs() {
         .map(str::to_owned)
         .collect::<Vec<_>>();
     closure.sort();
-    let info: serde_json::Value = serde_json::from_slice(&ok(nix("nix")
-        .args(["path-info", "--json", "--store", &uri])
-        .args(&closure)))
-    .unwrap();
-    for entry in info.as_array().unwrap() {
-        let path = entry["path"].as_str().unwrap();
-        let mine: serde_json::Value = serde_json::from_slice(&ok(at(&ours_root).args([
-            "--store-dir",
-            "/nix/store",
-            "--json",
-            "store",
-            "info",
-            path,
-        ])))
-        .unwrap();
-        let sri = ok_str(guixie().args([
-            "hash",
-            "convert",
-            "--to",
-            "sri",
-            mine["narHash"].as_str().unwrap(),
-        ]));
-        assert_eq!(sri, entry["narHash"].as_str().unwrap(), "{path}");
-        let mut refs: Vec<&str> = mine["references"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap())
-            .collect();
-        let mut nix_refs: Vec<&str> = entry["references"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap())
-            .collect();
-        refs.sort();
-        nix_refs.sort();
-        assert_eq!(refs, nix_refs, "references of {path}");
-    }
+    assert_nix_agrees(&ours_root, &uri, &closure);
     // A file whose name does not match its contents is refused.
     let forged = file.with_file_name("00000000000000000000000000000000-forged.drv");
     fs::copy(&file, &forged).unwrap();

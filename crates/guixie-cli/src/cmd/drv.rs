@@ -3,11 +3,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, Subcommand, ValueEnum};
-use guixie_formats::derivation::{Derivation, DerivationError, InputCollision, ModuloHasher};
+use clap::{Args, Subcommand};
+use guixie_formats::derivation::{Derivation, DerivationError, ModuloHasher};
 use guixie_formats::{StoreDir, StorePath};
 
-use super::store_dir_of;
+use super::{store_dir_of, Collision};
 use crate::output::{print_json, stdout};
 use crate::Context;
 
@@ -35,21 +35,6 @@ pub struct DrvArgs {
     /// How inputs with equal modulo hashes combine (Nix ≥ Aug 2026: merge; Nix 2.8: last-wins).
     #[arg(long, value_enum, default_value_t = Collision::Merge)]
     collision: Collision,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Collision {
-    Merge,
-    LastWins,
-}
-
-impl From<Collision> for InputCollision {
-    fn from(c: Collision) -> Self {
-        match c {
-            Collision::Merge => InputCollision::Merge,
-            Collision::LastWins => InputCollision::LastWins,
-        }
-    }
 }
 
 fn read_drv(path: &Path) -> anyhow::Result<Derivation> {

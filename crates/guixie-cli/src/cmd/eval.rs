@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
-use guixie_formats::derivation::InputCollision;
+use clap::Args;
 use guixie_lang::{EvalOptions, Evaluator};
 
+use super::Collision;
 use crate::output::print_json;
 use crate::Context;
 
@@ -28,20 +28,11 @@ pub struct EvalArgs {
     collision: Collision,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Collision {
-    Merge,
-    LastWins,
-}
-
 pub fn run(ctx: &Context, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let options = EvalOptions {
         max_eval_seconds: args.max_eval_seconds,
-        collision: match args.collision {
-            Collision::Merge => InputCollision::Merge,
-            Collision::LastWins => InputCollision::LastWins,
-        },
+        collision: args.collision.into(),
     };
     let evaluator = Evaluator::new(store, options);
     let evaluated = match (&args.file, &args.expr) {

@@ -26,13 +26,7 @@ pub fn builder_key(store: &LocalStore) -> anyhow::Result<SecretKey> {
             let name =
                 std::env::var("GUIXIE_BUILDER_NAME").unwrap_or_else(|_| "guixie-builder-1".into());
             let key = SecretKey::generate(&name)?;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::io::Write::write_all(&mut f, key.to_string().as_bytes())?;
+            super::write_secret_file(&path, &key.to_string())?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| path.display().to_string()),

@@ -1,5 +1,3 @@
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,13 +34,7 @@ pub fn run(ctx: &Context, cmd: KeyCmd) -> anyhow::Result<ExitCode> {
         } => {
             let key = SecretKey::generate(&name)?;
             if let (Some(sec), Some(public)) = (secret_key_file, public_key_file) {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&sec)
-                    .with_context(|| format!("creating {}", sec.display()))?;
-                write!(f, "{key}").with_context(|| format!("writing {}", sec.display()))?;
+                super::write_secret_file(&sec, &key.to_string())?;
                 std::fs::write(&public, key.public().to_string())
                     .with_context(|| format!("writing {}", public.display()))?;
             } else if ctx.json {

@@ -182,13 +182,7 @@ fn log_key(dir: &Path) -> anyhow::Result<SignerKey> {
             let origin =
                 std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
             let key = SignerKey::generate(&origin, ALG_ED25519)?;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::io::Write::write_all(&mut f, key.to_string().as_bytes())?;
+            super::write_secret_file(&path, &key.to_string())?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| path.display().to_string()),
@@ -355,14 +349,7 @@ pub fn checkpoint(ctx: &Context, cmd: CheckpointCmd) -> anyhow::Result<ExitCode>
             secret_key_file,
         } => {
             let key = SignerKey::generate(&name, guixie_log::note::ALG_COSIGNATURE_V1)?;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&secret_key_file)
-                .with_context(|| format!("creating {}", secret_key_file.display()))?;
-            std::io::Write::write_all(&mut f, key.to_string().as_bytes())?;
+            super::write_secret_file(&secret_key_file, &key.to_string())?;
             println!("{}", key.verifier());
             return Ok(ExitCode::SUCCESS);
         }

@@ -64,3 +64,34 @@ pub fn store_dir_of(path: &str) -> Option<&str> {
         .map(|(d, _)| d)
         .filter(|d| !d.is_empty())
 }
+
+/// `--collision`: how inputs with equal modulo hashes combine (see the README).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Collision {
+    /// Union of the used outputs (Nix since Aug 2026).
+    Merge,
+    /// The input whose `.drv` path sorts last wins (Nix up to Aug 2026, e.g. 2.8).
+    LastWins,
+}
+
+impl From<Collision> for guixie_formats::derivation::InputCollision {
+    fn from(c: Collision) -> Self {
+        match c {
+            Collision::Merge => Self::Merge,
+            Collision::LastWins => Self::LastWins,
+        }
+    }
+}
+
+/// Writes a secret key file readable only by its owner; refuses to overwrite one.
+pub fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
