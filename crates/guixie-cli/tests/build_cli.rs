@@ -613,3 +613,22 @@ fn fixed_output_derivations_are_checked_against_their_hash() {
         .any(|l| l.ends_with("-fetched-wrong")));
     ok(at(&root).args(["store", "verify"]));
 }
+
+#[test]
+fn outputs_that_name_themselves_reference_themselves_and_keep_their_deriver() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let file = dir.path().join("self.scm");
+    fs::write(
+        &file,
+        "(derivation \"selfish\" \"/bin/sh\" '(\"-c\" \"echo $out > $out\"))\n",
+    )
+    .unwrap();
+    let out = ok_str(at(&root).args(["build", "-q"]).arg(&file));
+    let drv = ok_str(at(&root).arg("eval").arg(&file));
+    let info: serde_json::Value =
+        serde_json::from_slice(&ok(at(&root).args(["--json", "store", "info", &out]))).unwrap();
+    assert_eq!(info["references"], serde_json::json!([out]));
+    assert_eq!(info["deriver"], serde_json::json!(drv));
+    ok(at(&root).args(["store", "verify"]));
+}

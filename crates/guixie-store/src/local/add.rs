@@ -243,7 +243,13 @@ impl LocalStore {
             return Err(io_err(&dest)(e));
         }
         sync_dir(&self.real_store)?;
-        self.db().register(&self.store_dir, &info)?;
+        self.db().register_batch(
+            &self.store_dir,
+            std::slice::from_ref(&info),
+            &[],
+            |_, _| Ok(()),
+            || Ok(()),
+        )?;
         Ok(info)
     }
 

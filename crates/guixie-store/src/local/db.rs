@@ -260,73 +260,8 @@ impl Db {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Registers a path in one transaction; fails if a reference (other than itself) is not valid.
-    /// Returns false if the path was already valid (nothing changed).
-    pub fn register(&mut self, sd: &StoreDir, info: &PathInfo) -> Result<bool, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
-        let abs = sd.display(&info.path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM ValidPaths WHERE path = ?1", [&abs], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(err)?;
-        if exists.is_some() {
-            return Ok(false);
-        }
-        let sigs: Vec<String> = info.signatures.iter().map(|s| s.to_string()).collect();
-        tx.execute(
-            "INSERT INTO ValidPaths (path, narHash, narSize, registrationTime, deriver, sigs, ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                abs,
-                info.nar_hash.to_typed_string(Encoding::Nix32),
-                info.nar_size as i64,
-                info.registration_time,
-                info.deriver.as_ref().map(|d| sd.display(d)),
-                sigs.join(" "),
-                info.ca,
-            ],
-        )
-        .map_err(err)?;
-        let id = tx.last_insert_rowid();
-        for r in &info.references {
-            let r_abs = sd.display(r);
-            let rid: Option<i64> = if *r == info.path {
-                Some(id)
-            } else {
-                tx.query_row(
-                    "SELECT id FROM ValidPaths WHERE path = ?1",
-                    [&r_abs],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(err)?
-            };
-            let Some(rid) = rid else {
-                return Err(StoreError::MissingReference {
-                    path: abs,
-                    reference: r_abs,
-                });
-            };
-            tx.execute(
-                "INSERT INTO Refs (referrer, reference) VALUES (?1, ?2)",
-                [id, rid],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(true)
-    }
-
-    /// Registers `infos` in one write transaction. For each path not yet valid, `place` is
+    /// Registers `infos` in one write transaction; fails if a reference (other than the path
+    /// itself) is not valid. For each path not yet valid, `place` is
     /// called (with the item's index) while the transaction holds SQLite's write lock, then
     /// `before_commit` runs once; nothing is committed if any step fails.
     pub fn register_batch(
@@ -352,7 +287,7 @@ impl Db {
                 .map_err(err)?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO ValidPaths (path, narHash, narSize, registrationTime, deriver, sigs, ca) VALUES (?1, ?2, ?3, ?4, NULL, '', ?5)",
+                    "INSERT INTO ValidPaths (path, narHash, narSize, registrationTime, deriver, sigs, ca) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
             let mut insert_ref = tx
@@ -372,7 +307,12 @@ impl Db {
                     continue;
                 }
                 let mut ref_ids = Vec::with_capacity(info.references.len());
+                let mut self_reference = false;
                 for r in &info.references {
+                    if *r == info.path {
+                        self_reference = true;
+                        continue;
+                    }
                     let r_abs = sd.display(r);
                     let rid = id_of
                         .query_row([&r_abs], |row| row.get::<_, i64>(0))
@@ -384,16 +324,22 @@ impl Db {
                     })?);
                 }
                 place(info, idx)?;
+                let sigs: Vec<String> = info.signatures.iter().map(|s| s.to_string()).collect();
                 insert
                     .execute(params![
                         abs,
                         info.nar_hash.to_typed_string(Encoding::Nix32),
                         info.nar_size as i64,
                         info.registration_time,
+                        info.deriver.as_ref().map(|d| sd.display(d)),
+                        sigs.join(" "),
                         info.ca
                     ])
                     .map_err(err)?;
                 let id = tx.last_insert_rowid();
+                if self_reference {
+                    ref_ids.push(id);
+                }
                 for (output, out_path) in drv_outputs.get(idx).into_iter().flatten() {
                     insert_output
                         .execute(params![id, output, out_path])
