@@ -28,6 +28,8 @@ pub enum BuildError {
         log: String,
         kept: Option<PathBuf>,
     },
+    #[error("cannot build {drv}: the sandbox could not be set up ({message}); guixie refuses to build without isolation")]
+    Sandbox { drv: String, message: String },
     #[error("builder for {drv} was stopped after {seconds} s ({what}); log: {log}")]
     TimedOut {
         drv: String,
@@ -565,6 +567,21 @@ impl<'s> Builder<'s> {
                 seconds,
                 what,
                 log: log.display().to_string(),
+            });
+        }
+        if status.code() == Some(crate::sandbox::SETUP_FAILED) {
+            self.discard(&area);
+            // The helper says why on its stderr, which went to the log.
+            let mut why = String::new();
+            if let Ok(f) = std::fs::File::open(&log) {
+                use std::io::Read;
+                let _ = flate2::read::GzDecoder::new(f)
+                    .take(4096)
+                    .read_to_string(&mut why);
+            }
+            return Err(BuildError::Sandbox {
+                drv: shown,
+                message: why.trim().to_owned(),
             });
         }
         if !status.success() {

@@ -139,12 +139,15 @@ fn loopback_up() -> io::Result<()> {
     }
 }
 
-/// The helper's entry point: never returns. Exit status: the builder's, or 125 with a
-/// message on stderr if the sandbox could not be set up.
+/// The helper's exit status when the sandbox could not be set up (the reason is on stderr).
+pub const SETUP_FAILED: i32 = 125;
+
+/// The helper's entry point: never returns. Exit status: the builder's, or [`SETUP_FAILED`]
+/// with a message on stderr if the sandbox could not be set up.
 pub fn helper_main(spec_path: &OsStr) -> ! {
     let fail = |e: io::Error| -> ! {
         eprintln!("guixie sandbox: {e}");
-        std::process::exit(125)
+        std::process::exit(SETUP_FAILED)
     };
     let spec: SandboxSpec = match std::fs::read(spec_path)
         .map_err(io::Error::other)
@@ -339,14 +342,14 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     envp_p.push(std::ptr::null());
     // SAFETY: null-terminated arrays of valid C strings that outlive the call.
     unsafe { libc::execve(builder.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    let e = io::Error::last_os_error();
-    Err(io::Error::new(
-        e.kind(),
-        format!(
-            "executing builder {}: {e}",
-            String::from_utf8_lossy(&spec.builder)
-        ),
-    ))
+    // The sandbox is fine; the builder is not: report it as the builder's failure (status
+    // 127, as shells do), not as a sandbox that could not be set up.
+    eprintln!(
+        "guixie sandbox: executing builder {}: {}",
+        String::from_utf8_lossy(&spec.builder),
+        io::Error::last_os_error()
+    );
+    std::process::exit(127)
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
