@@ -90,6 +90,20 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
     );
 }
 
+/// The synthetic graph of `packages` derivations, as guixie Scheme (bench/gen-scm-graph.py).
+fn write_graph(dir: &Path, packages: usize) -> std::path::PathBuf {
+    let graph = dir.join("g.scm");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py");
+    fs::write(
+        &graph,
+        ok(Command::new("python3")
+            .arg(script)
+            .args([packages.to_string(), "3".into()])),
+    )
+    .unwrap();
+    graph
+}
+
 /// Nix and guixie recorded the same NAR hash and references for each of `paths`.
 fn assert_nix_agrees(ours_root: &Path, uri: &str, paths: &[String]) {
     let info: serde_json::Value = serde_json::from_slice(&ok(nix("nix")
@@ -303,14 +317,7 @@ fn builds_are_isolated_and_limited() {
 fn sigkill_during_a_graph_build_never_corrupts_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let graph = dir.path().join("g.scm");
-    fs::write(
-        &graph,
-        ok(Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py"))
-            .args(["60", "3"])),
-    )
-    .unwrap();
+    let graph = write_graph(dir.path(), 60);
     let iterations: u64 = std::env::var("GUIXIE_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -353,14 +360,7 @@ fn sigkill_during_a_graph_build_never_corrupts_the_store() {
 fn two_processes_building_one_graph_build_each_output_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let graph = dir.path().join("g.scm");
-    fs::write(
-        &graph,
-        ok(Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py"))
-            .args(["40", "3"])),
-    )
-    .unwrap();
+    let graph = write_graph(dir.path(), 40);
     ok(at(&root).arg("eval").arg(&graph));
     let children: Vec<_> = (0..2)
         .map(|_| {

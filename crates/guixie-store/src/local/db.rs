@@ -38,6 +38,14 @@ CREATE TABLE IF NOT EXISTS DerivationOutputs (
 );
 ";
 
+/// Turns SQLite errors into store errors naming the database file.
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Db {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 pub struct Db {
     conn: Connection,
     path: PathBuf,
@@ -112,11 +120,7 @@ impl Db {
         sd: &StoreDir,
         drvs: &[StorePath],
     ) -> Result<Vec<Option<BTreeMap<String, StorePath>>>, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
@@ -143,7 +147,7 @@ impl Db {
                 let mut outputs = BTreeMap::new();
                 for (name, p) in rows {
                     let parsed = sd.parse_path(&p).map_err(|e| StoreError::Corrupt {
-                        path: path.clone(),
+                        path: self.path.clone(),
                         message: format!("{p}: {e}"),
                     })?;
                     outputs.insert(name, parsed);
@@ -161,11 +165,7 @@ impl Db {
         sd: &StoreDir,
         paths: &[StorePath],
     ) -> Result<Vec<bool>, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
@@ -272,11 +272,7 @@ impl Db {
         mut place: impl FnMut(&PathInfo, usize) -> Result<(), StoreError>,
         before_commit: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -418,11 +414,7 @@ impl Db {
     /// Invalidates `paths` in one transaction. Every referrer of a path in `paths` must be in
     /// `paths` too (GC guarantees it: dead paths are only referenced by dead paths).
     pub fn invalidate(&mut self, sd: &StoreDir, paths: &[StorePath]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Db {
-            path: path.clone(),
-            source,
-        };
+        let err = db_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
