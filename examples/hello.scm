@@ -1,26 +1,21 @@
-;; The first thing to read: a derivation in guixie's Scheme.
-;; `guixie eval examples/hello.scm` prints the .drv paths; `guixie drv show` shows one.
+;; The first package to read: GNU Hello's shape, built from the C source in examples/hello/
+;; with gnu-build-system (./configure, make, make check, make install), in the sandbox.
 ;;
-;; Packages (`package`, `origin`, gnu-build-system) are not there yet; these are the raw
-;; derivations they will lower to.
-
-(define greeting
-  (text-file "greeting.txt" "Hello from guixie!\n"))
+;;   guixie eval examples/hello.scm          # the .drv path
+;;   guixie build examples/hello.scm         # the output path; run its bin/hello
+;;   guixie show hello -f examples/hello.scm # the package's fields
 
 (define hello
-  (derivation "hello" "/bin/sh"
-              (list "-c" (string-append "read line < " (store-item-path greeting)
-                                        "; echo \"$line\" > $out"))
-              #:inputs (list greeting)))
+  (package
+    (name "hello")
+    (version "1.0")
+    (source (local-file "hello" #:recursive? #t))
+    (build-system gnu-build-system)
+    (arguments
+     (list #:configure-flags #~(list "--greeting=Hello, world!")))
+    (synopsis "Hello, world! in C")
+    (description "Prints a friendly greeting; the smallest package built from source.")
+    (home-page "https://example.org/hello")
+    (license 'gpl3+)))
 
-;; The same thing with Nix's semantics: every attribute becomes an environment variable,
-;; and a derivation in an attribute becomes an input.
-(define hello-twice
-  (builtins-derivation
-   `((name . "hello-twice")
-     (system . "x86_64-linux")
-     (builder . "/bin/sh")
-     (args "-c" "cat $first $first > $out")
-     (first . ,hello))))
-
-(list hello hello-twice)
+hello

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages guixie needs, if missing: Guile 3.0 (headers and library, for
 # the package language), pkg-config, a static busybox (the sandbox's /bin/sh, as in Nix's
-# default sandbox paths);
+# default sandbox paths), and the packages of the bootstrap toolchain package builds use
+# (gcc, make, Guile, patch, xz; see docs/bootstrap.md);
 # with --test also Nix (nix-bin), the reference peer.
 set -euo pipefail
-want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox)
+want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
+      gcc-12:/usr/bin/gcc-12 make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
+      patch:/usr/bin/patch xz-utils:/usr/bin/xz)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store)
 missing=()
 for entry in "${want[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build guixie, then build examples/hello.scm in the sandbox (each output
-# signed and logged as evidence), and walk the local store through its life: add a tree,
-# inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
+# The main job: build guixie, then build examples/hello.scm (a C program, gnu-build-system)
+# in the sandbox, signed and logged as evidence, and run it; then walk the local store through
+# its life: add a tree, inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
 # Everything lives under a throw-away store root; no server, nothing outside it is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +15,17 @@ trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 export GUIXIE_STORE="$work/store"
 
 echo "== store root: $GUIXIE_STORE (logical store directory /gnu/store)"
-echo "== guixie build examples/hello.scm (sandboxed; each output attested in the local log)"
-outputs=$(guixie build -j 2 examples/hello.scm)
-echo "$outputs"
-hello_out=$(echo "$outputs" | head -1)
-echo "== $hello_out says: $(cat "$GUIXIE_STORE$hello_out")"
-hello_drv=$(guixie eval examples/hello.scm | head -1)
+echo "== guixie build examples/hello.scm (gnu-build-system, sandboxed; attested in the local log)"
+hello_out=$(guixie build -j 2 examples/hello.scm)
+echo "$hello_out"
+echo "== running $hello_out/bin/hello:"
+"$GUIXIE_STORE$hello_out/bin/hello"
+hello_drv=$(guixie eval examples/hello.scm)
 guixie drv check "$GUIXIE_STORE$hello_drv"
+echo "== the package, and the bootstrap toolchain it was built with (the trust root):"
+guixie show -f examples/hello.scm hello
+echo "== a library and a program linking it, and a variant made with inherit:"
+guixie build -j 2 examples/greeter.scm
 echo "== the log's signed checkpoint, and the challenge of the build:"
 guixie log checkpoint
 guixie challenge "$hello_out"

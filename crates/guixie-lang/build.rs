@@ -1,6 +1,6 @@
-//! Compiles guixie's own Scheme modules to Guile bytecode at build time (`guild compile -O1`),
-//! so they run compiled instead of interpreted and cost nothing to expand at start-up. The
-//! `.go` objects are embedded in the binary and loaded from memory.
+//! Compiles guixie's own Scheme modules (host side and build side) with `guild compile -O1`
+//! at build time, so that their unbound variables, arity mismatches and format errors fail
+//! the build instead of surfacing in a user's evaluation or build.
 //!
 //! Compiling needs `(guixie primitives)` to resolve; its procedures are Rust, defined at run
 //! time, so the compiler sees a stub module with the same exports.
@@ -8,8 +8,23 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const MODULES: &[&str] = &["guixie/derivations", "guixie/loader"];
-const PRIMITIVES: &[&str] = &["%derivation", "%store-dir", "%text-file"];
+const MODULES: &[&str] = &[
+    "guixie/derivations",
+    "guixie/gexp",
+    "guixie/packages",
+    "guixie/build-systems",
+    "guixie/loader",
+    "guixie/build/utils",
+    "guixie/build/gnu-build-system",
+];
+const PRIMITIVES: &[&str] = &[
+    "%add-to-store",
+    "%bootstrap-toolchain",
+    "%build-side-module-source",
+    "%derivation",
+    "%store-dir",
+    "%text-file",
+];
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());

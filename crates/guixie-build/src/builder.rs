@@ -13,7 +13,8 @@ use guixie_formats::{StoreDir, StorePath};
 use guixie_store::{LocalStore, Store, StoreError};
 use thiserror::Error;
 
-use crate::sandbox::SandboxSpec;
+use crate::sandbox::{inside, SandboxSpec};
+use guixie_formats::derivation::TOOLCHAIN_ENV;
 
 #[derive(Debug, Error)]
 pub enum BuildError {
@@ -422,7 +423,26 @@ impl<'s> Builder<'s> {
             .iter()
             .map(|p| (self.store.real_path(p), PathBuf::from(sd.display(p))))
             .collect();
-        if let Some(shell) = &self.options.shell {
+        let mut symlinks = Vec::new();
+        if let Some(toolchain) = drv.env.get(TOOLCHAIN_ENV.as_bytes()) {
+            // The bootstrap toolchain's `usr/` is the build's /usr (see guixie-lang's
+            // bootstrap): it must be one of the declared inputs.
+            let tc = String::from_utf8_lossy(toolchain);
+            let tc = sd
+                .parse_path(&tc)
+                .ok()
+                .filter(|p| closure.contains(p))
+                .ok_or_else(|| {
+                    drv_err(
+                        &shown,
+                        format!("{TOOLCHAIN_ENV} {tc} is not one of the build's inputs"),
+                    )
+                })?;
+            inputs.push((self.store.real_path(&tc).join("usr"), PathBuf::from("/usr")));
+            for top in ["bin", "sbin", "lib", "lib64"] {
+                symlinks.push((PathBuf::from("/").join(top), PathBuf::from("usr").join(top)));
+            }
+        } else if let Some(shell) = &self.options.shell {
             inputs.push((shell.clone(), PathBuf::from("/bin/sh")));
         }
         // Fixed-output builds keep the network (their result is checked against its hash), and
@@ -434,10 +454,13 @@ impl<'s> Builder<'s> {
                 }
             }
         }
-        let env = build_env(drv, &sd, &build_dir);
+        let mut env = build_env(drv, &sd, &build_dir);
+        pass_as_files(&mut env, &inside(&root, &build_dir), &build_dir)
+            .map_err(|e| drv_err(&shown, format!("passAsFile: {e}")))?;
         let spec = SandboxSpec {
             root: root.clone(),
             inputs,
+            symlinks,
             writable_dirs: vec![
                 PathBuf::from(sd.as_str()),
                 build_dir.clone(),
@@ -608,6 +631,67 @@ impl<'s> Builder<'s> {
         })
     }
 
+    /// `builtin:fetchurl`, done by the builder itself (as Nix does): only for fixed-output
+    /// derivations, whose download is then checked against the declared hash.
+    fn run_fetchurl(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+    ) -> Result<SandboxRun, BuildError> {
+        let sd = self.store.store_dir().clone();
+        let shown = sd.display(drv_path);
+        let fixed = drv
+            .fixed_output()
+            .map_err(|e| drv_err(&shown, e.to_string()))?
+            .ok_or_else(|| drv_err(&shown, "builtin:fetchurl needs a fixed output hash"))?;
+        let var = |k: &str| {
+            drv.env
+                .get(k.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let url = var("url").ok_or_else(|| drv_err(&shown, "builtin:fetchurl: no `url'"))?;
+        if var("unpack").is_some_and(|u| u == "1") {
+            return Err(drv_err(
+                &shown,
+                "builtin:fetchurl: `unpack' is not supported",
+            ));
+        }
+        let out = outputs
+            .get("out")
+            .ok_or_else(|| drv_err(&shown, "builtin:fetchurl: no output `out'"))?;
+        let area = self.store.build_area()?;
+        let inside_store = area.join("root").join(sd.as_str().trim_start_matches('/'));
+        std::fs::create_dir_all(&inside_store)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", inside_store.display())))?;
+        let log = self.log_path(drv_path)?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", log.display())))?;
+        let mut gz = flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
+        let fetched = crate::fetch::fetch_url(
+            &url,
+            &inside_store.join(out.to_string()),
+            var("executable").is_some_and(|e| e == "1"),
+            &mut gz,
+        );
+        if let Err(e) = &fetched {
+            use std::io::Write;
+            let _ = writeln!(gz, "{e}");
+        }
+        let _ = gz.finish();
+        if let Err(message) = fetched {
+            self.discard(&area);
+            return Err(drv_err(&shown, message));
+        }
+        Ok(SandboxRun {
+            area,
+            inside_store,
+            candidates: Vec::new(),
+            fixed: Some(fixed),
+            log,
+        })
+    }
+
     fn build_one(
         &self,
         drv_path: &StorePath,
@@ -623,7 +707,11 @@ impl<'s> Builder<'s> {
             candidates,
             fixed,
             log,
-        } = self.run_sandboxed(drv_path, drv, outputs, outputs_of)?;
+        } = if drv.builder == b"builtin:fetchurl" {
+            self.run_fetchurl(drv_path, drv, outputs)?
+        } else {
+            self.run_sandboxed(drv_path, drv, outputs, outputs_of)?
+        };
         // Outputs go in after everything the sandbox mounted is gone (the helper has exited,
         // and with it its mount namespace).
         let result = (|| {
@@ -918,6 +1006,47 @@ fn build_env(drv: &Derivation, sd: &StoreDir, build_dir: &Path) -> Vec<(Vec<u8>,
         env.insert(k.as_bytes().to_vec(), top.as_bytes().to_vec());
     }
     env.into_iter().collect()
+}
+
+/// Nix's `passAsFile`: each named variable is written to `.attr-<nix32 sha256 of its name>`
+/// in the build directory instead, and `<name>Path` points there.
+fn pass_as_files(
+    env: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    host_build_dir: &Path,
+    build_dir: &Path,
+) -> std::io::Result<()> {
+    let Some((_, names)) = env.iter().find(|(k, _)| k == b"passAsFile") else {
+        return Ok(());
+    };
+    let names: Vec<String> = String::from_utf8_lossy(names)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    std::fs::create_dir_all(host_build_dir)?;
+    for name in names {
+        let Some(i) = env.iter().position(|(k, _)| k == name.as_bytes()) else {
+            continue;
+        };
+        let (_, value) = env.remove(i);
+        let file = format!(
+            ".attr-{}",
+            guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, name.as_bytes())
+                .to_nix32()
+        );
+        std::fs::write(host_build_dir.join(&file), value)?;
+        let key = format!("{name}Path").into_bytes();
+        let path = build_dir
+            .join(&file)
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes();
+        match env.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = path,
+            None => env.push((key, path)),
+        }
+    }
+    env.sort();
+    Ok(())
 }
 
 /// Rejects symlinks whose target leaves the store, and any file type the store cannot hold.

@@ -3,6 +3,7 @@
 //! local store. See `sandbox` for the isolation and `builder` for scheduling and outputs.
 
 pub mod builder;
+mod fetch;
 pub mod import;
 pub mod sandbox;
 

@@ -21,6 +21,9 @@ pub struct SandboxSpec {
     pub root: PathBuf,
     /// (host path, path inside) bind-mounted read-only.
     pub inputs: Vec<(PathBuf, PathBuf)>,
+    /// (path inside, target) symbolic links made in the new root, e.g. `/bin` → `usr/bin`.
+    #[serde(default)]
+    pub symlinks: Vec<(PathBuf, PathBuf)>,
     /// Inside paths that must exist as writable directories (store dir, build dir, /tmp).
     pub writable_dirs: Vec<PathBuf>,
     pub workdir: PathBuf,
@@ -88,7 +91,8 @@ fn mount(
     )
 }
 
-fn inside(root: &Path, p: &Path) -> PathBuf {
+/// Where the path `p` of the new root is, seen from the host.
+pub(crate) fn inside(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap_or(p))
 }
 
@@ -244,6 +248,9 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     }
     for (host, at) in &spec.inputs {
         bind_read_only(root, host, at)?;
+    }
+    for (at, target) in &spec.symlinks {
+        std::os::unix::fs::symlink(target, inside(root, at))?;
     }
     for dir in ["proc", "dev", "etc", "tmp"] {
         std::fs::create_dir_all(root.join(dir))?;

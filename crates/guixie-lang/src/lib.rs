@@ -7,6 +7,7 @@
 //! `guixie-formats`. The `.drv` files an evaluation produces are written to the store in one
 //! batch, and only if the whole evaluation succeeded.
 
+pub mod bootstrap;
 mod primitives;
 mod session;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use guile::{Guile, GuileError, Value};
 use guixie_formats::derivation::InputCollision;
-use guixie_store::{LocalStore, StoreError};
+use guixie_store::{LocalStore, Store, StoreError};
 use thiserror::Error;
 
 use session::Session;
@@ -27,9 +28,31 @@ const MODULES: &[(&str, &str)] = &[
         "guixie/derivations.scm",
         include_str!("../scheme/guixie/derivations.scm"),
     ),
+    ("guixie/gexp.scm", include_str!("../scheme/guixie/gexp.scm")),
+    (
+        "guixie/packages.scm",
+        include_str!("../scheme/guixie/packages.scm"),
+    ),
+    (
+        "guixie/build-systems.scm",
+        include_str!("../scheme/guixie/build-systems.scm"),
+    ),
     (
         "guixie/loader.scm",
         include_str!("../scheme/guixie/loader.scm"),
+    ),
+];
+
+/// Modules for the build side (run by the bootstrap toolchain's Guile inside builds), by
+/// module name; lowered G-expressions load them from the store.
+pub const BUILD_SIDE_MODULES: &[(&str, &str)] = &[
+    (
+        "guixie build utils",
+        include_str!("../scheme/guixie/build/utils.scm"),
+    ),
+    (
+        "guixie build gnu-build-system",
+        include_str!("../scheme/guixie/build/gnu-build-system.scm"),
     ),
 ];
 
@@ -39,6 +62,8 @@ pub enum EvalError {
     Scheme(#[from] GuileError),
     #[error("{file}: nothing named {name:?} is defined there")]
     NoSuchAttribute { file: String, name: String },
+    #[error("{file} changed while it was being evaluated; evaluate again")]
+    Changed { file: String },
     #[error("writing derivations to the store: {0}")]
     Store(#[from] StoreError),
 }
@@ -104,7 +129,7 @@ impl Evaluator {
             })
         });
         result?;
-        self.store.add_texts(&session.pending)?;
+        self.write_results(&session)?;
         Ok(())
     }
 
@@ -114,8 +139,26 @@ impl Evaluator {
         let (result, session) =
             guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, max_ms)));
         let evaluated = result?;
-        self.store.add_texts(&session.pending)?;
+        self.write_results(&session)?;
         Ok(evaluated)
+    }
+
+    /// Adds what a successful evaluation made: local files first, then the text files and
+    /// `.drv`s that may refer to them.
+    fn write_results(&self, session: &Session) -> Result<(), EvalError> {
+        for (path, name, file) in &session.pending_files {
+            if self.store.is_valid(path)? {
+                continue;
+            }
+            let added = self.store.add_path(file, name, false)?;
+            if added.path != *path {
+                return Err(EvalError::Changed {
+                    file: file.display().to_string(),
+                });
+            }
+        }
+        self.store.add_texts(&session.pending)?;
+        Ok(())
     }
 }
 

@@ -10,12 +10,108 @@ use guixie_store::TextItem;
 
 use crate::session::Session;
 
-pub const EXPORTS: &[&str] = &["%derivation", "%store-dir", "%text-file"];
+pub const EXPORTS: &[&str] = &[
+    "%add-to-store",
+    "%bootstrap-toolchain",
+    "%build-side-module-source",
+    "%derivation",
+    "%store-dir",
+    "%text-file",
+];
 
 pub fn define_all(g: &Guile) {
+    g.define_primitive::<AddToStorePrim>();
+    g.define_primitive::<BootstrapToolchainPrim>();
+    g.define_primitive::<BuildSideModulePrim>();
     g.define_primitive::<DerivationPrim>();
     g.define_primitive::<StoreDirPrim>();
     g.define_primitive::<TextFilePrim>();
+}
+
+/// `(%add-to-store name file)` → the store path of a file or tree, NAR-hashed as
+/// `nix-store --add` does; it is copied in with the evaluation's other results.
+struct AddToStorePrim;
+impl Primitive for AddToStorePrim {
+    const NAME: &'static str = "%add-to-store";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [name, file] = args else {
+            return Err(err(format!("expected 2 arguments, got {}", args.len())));
+        };
+        let name = text(*name, "name")?;
+        let file = std::path::PathBuf::from(text(*file, "file")?);
+        let path = Session::with_current(|s| {
+            guixie_formats::store_path::validate_name(&name).map_err(|e| e.to_string())?;
+            if std::fs::symlink_metadata(&file).is_err() {
+                return Err("no such file or directory".to_owned());
+            }
+            let (nar_hash, _) = guixie_formats::nar::hash_path(&file, HashAlgo::Sha256)
+                .map_err(|e| e.to_string())?;
+            let path = s
+                .store_dir
+                .make_source_path(&name, &nar_hash, &BTreeSet::new(), false)
+                .map_err(|e| e.to_string())?;
+            let abs = s.store_dir.display(&path);
+            s.add_pending_file(path, name.clone(), file.clone());
+            Ok(abs)
+        })
+        .map_err(err)?;
+        Ok(g.string(&path))
+    }
+}
+
+/// `(%bootstrap-toolchain packages)` → the store path of the toolchain made from those
+/// Debian packages (see `bootstrap`).
+struct BootstrapToolchainPrim;
+impl Primitive for BootstrapToolchainPrim {
+    const NAME: &'static str = "%bootstrap-toolchain";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [packages] = args else {
+            return Err(err(format!("expected 1 argument, got {}", args.len())));
+        };
+        let packages: Vec<String> = list(*packages, "packages")?
+            .into_iter()
+            .map(|p| text(p, "package"))
+            .collect::<Result<_, _>>()?;
+        let path = Session::with_current(|s| {
+            let p = crate::bootstrap::ensure(&s.store, &packages)?;
+            Ok(s.store_dir.display(&p))
+        })
+        .map_err(|e| err(format!("bootstrap toolchain: {e}")))?;
+        Ok(g.string(&path))
+    }
+}
+
+/// `(%build-side-module-source '(guixie build utils))` → the module's source text.
+struct BuildSideModulePrim;
+impl Primitive for BuildSideModulePrim {
+    const NAME: &'static str = "%build-side-module-source";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [name] = args else {
+            return Err(err(format!("expected 1 argument, got {}", args.len())));
+        };
+        let parts: Vec<String> = list(*name, "module name")?
+            .into_iter()
+            .map(|p| {
+                p.to_text()
+                    .ok_or_else(|| err("module name: expected symbols"))
+            })
+            .collect::<Result<_, _>>()?;
+        let joined = parts.join(" ");
+        crate::BUILD_SIDE_MODULES
+            .iter()
+            .find(|(n, _)| *n == joined)
+            .map(|(_, source)| g.string(source))
+            .ok_or_else(|| {
+                err(format!(
+                    "no build-side module ({joined}); there are: {}",
+                    crate::BUILD_SIDE_MODULES
+                        .iter()
+                        .map(|(n, _)| format!("({n})"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))
+            })
+    }
 }
 
 fn err(msg: impl Into<String>) -> PrimitiveError {

@@ -16,6 +16,8 @@ pub struct Session {
     pub collision: InputCollision,
     /// Files to add to the store, in creation order (dependencies first).
     pub pending: Vec<TextItem>,
+    /// Local files and trees (`local-file`) to add, with the path their hash gave.
+    pub pending_files: Vec<(StorePath, String, std::path::PathBuf)>,
     pending_paths: HashSet<StorePath>,
     modulo: HashMap<String, Hash>,
 }
@@ -31,6 +33,7 @@ impl Session {
             store,
             collision,
             pending: Vec::new(),
+            pending_files: Vec::new(),
             pending_paths: HashSet::new(),
             modulo: HashMap::new(),
         }
@@ -66,6 +69,12 @@ impl Session {
     pub fn add_pending(&mut self, path: StorePath, item: TextItem) {
         if self.pending_paths.insert(path) {
             self.pending.push(item);
+        }
+    }
+
+    pub fn add_pending_file(&mut self, path: StorePath, name: String, file: std::path::PathBuf) {
+        if self.pending_paths.insert(path.clone()) {
+            self.pending_files.push((path, name, file));
         }
     }
 

@@ -9,6 +9,10 @@ use thiserror::Error;
 
 pub use aterm::AtermError;
 
+/// A derivation variable (guixie's own, like Nix's `__`-attributes) naming the bootstrap
+/// toolchain store path whose `usr/` the sandbox shows at `/usr`; it must be an input.
+pub const TOOLCHAIN_ENV: &str = "guixieToolchain";
+
 use crate::hash::{Hash, HashAlgo, HashError};
 use crate::store_path::{StoreDir, StorePath, StorePathError};
 

@@ -15,9 +15,12 @@
             derivation-output-path
             derivation-output
             derivation-output?
+            derivation-output-derivation
+            derivation-output-name
             builtins-derivation
             text-file
             store-item?
+            make-store-item
             store-item-path
             %current-system
             store-directory))

@@ -5,6 +5,9 @@
 (define-module (guixie loader)
   #:use-module (ice-9 sandbox)
   #:use-module (guixie derivations)
+  #:use-module (guixie gexp)
+  #:use-module (guixie packages)
+  #:use-module (guixie build-systems)
   #:use-module (srfi srfi-1)
   #:export (load-user-file load-user-string collect-derivations))
 
@@ -14,6 +17,18 @@
      derivation-output-path derivation-output derivation-output? builtins-derivation
      text-file store-item? store-item-path
      %current-system store-directory)
+    ((guixie gexp)
+     gexp ungexp ungexp-splicing ungexp-native ungexp-native-splicing gexp? gexp-input
+     local-file local-file? plain-file gexp->derivation)
+    ((guixie packages)
+     package package? package-name package-version package-full-name package-source
+     package-build-system package-arguments package-inputs package-native-inputs
+     package-propagated-inputs package-outputs package-synopsis package-description
+     package-license package-home-page package-location
+     origin origin? origin-uri origin-sha256 origin-file-name url-fetch base32
+     build-system build-system? build-system-name)
+    ((guixie build-systems) trivial-build-system gnu-build-system)
+    ((ice-9 match) match match-lambda match-lambda* match-let match-let*)
     ((srfi srfi-1)
      fold fold-right filter-map append-map delete-duplicates last first second third iota
      find any every count remove partition reduce)))
@@ -65,13 +80,16 @@
 
 ;; -> (last-value . module)
 (define (load-user-file file max-seconds)
+  (reset-lowering-caches!)
   (let* ((port (open-input-file file #:encoding "UTF-8"))
          (module (user-module))
-         (value (eval-forms port file module (deadline-after max-seconds))))
+         (value (parameterize ((%current-file-directory (dirname (canonicalize-path file))))
+                  (eval-forms port file module (deadline-after max-seconds)))))
     (close-port port)
     (cons value module)))
 
 (define (load-user-string text max-seconds)
+  (reset-lowering-caches!)
   (let* ((port (open-input-string text))
          (module (user-module)))
     (set-port-filename! port "<expression>")
@@ -81,6 +99,8 @@
 ;; (name drv-file ((output . path) ...)).
 (define (collect-derivations value)
   (cond
+   ((or (package? value) (origin? value) (local-file? value))
+    (collect-derivations (lower-object value)))
    ((derivation? value)
     (list (list (derivation-name value) (derivation-file-name value) (derivation-outputs value))))
    ((pair? value) (append-map collect-derivations (if (list? value) value (list (car value) (cdr value)))))

@@ -1,0 +1,268 @@
+;;; G-expressions, as in Guix: code for the build side, with references (`#$x') to
+;;; packages, origins, files and derivations that become store paths when the expression is
+;;; lowered to a build-side Guile script.
+
+(define-module (guixie gexp)
+  #:use-module (guixie primitives)
+  #:use-module (guixie derivations)
+  #:use-module (srfi srfi-1)
+  #:use-module (srfi srfi-9)
+  #:use-module (srfi srfi-9 gnu)
+  #:use-module (srfi srfi-11)
+  #:use-module (ice-9 match)
+  #:export (gexp
+            ungexp ungexp-splicing ungexp-native ungexp-native-splicing
+            gexp?
+            gexp-input
+            gexp-input?
+            local-file
+            local-file?
+            plain-file
+            register-lowerer!
+            lower-object
+            gexp->sexp
+            gexp->derivation
+            build-side-module
+            bootstrap-toolchain
+            %bootstrap-packages
+            %current-file-directory
+            reset-lowering-caches!
+            guixie-error))
+
+;; Errors in user-facing procedures: a message with the location of the form at fault.
+(define* (guixie-error location fmt . args)
+  (throw 'guixie-error #f "~A" (list (apply format #f fmt args)) location))
+
+(define-record-type <gexp>
+  (make-gexp tree)
+  gexp?
+  (tree gexp-tree))
+
+(set-record-type-printer! <gexp>
+  (lambda (g port) (format port "#<gexp ~s>" (gexp-tree g))))
+
+;; A reference to lower: a package, origin, file, derivation (with an output) or value.
+(define-record-type <gexp-input>
+  (%gexp-input thing output native?)
+  gexp-input?
+  (thing gexp-input-thing)
+  (output gexp-input-output)
+  (native? gexp-input-native?))
+
+(define* (gexp-input thing #:optional (output "out") #:key native?)
+  (%gexp-input thing output native?))
+
+;; `#$output' / `#$output:name': the build's own output, known only inside the build.
+(define-record-type <gexp-output>
+  (gexp-output name)
+  gexp-output?
+  (name gexp-output-name))
+
+(define-syntax ungexp (lambda (s) (syntax-violation 'ungexp "used outside a G-expression (#~)" s)))
+(define-syntax ungexp-splicing (lambda (s) (syntax-violation 'ungexp-splicing "used outside a G-expression (#~)" s)))
+(define-syntax ungexp-native (lambda (s) (syntax-violation 'ungexp-native "used outside a G-expression (#~)" s)))
+(define-syntax ungexp-native-splicing (lambda (s) (syntax-violation 'ungexp-native-splicing "used outside a G-expression (#~)" s)))
+
+(define-syntax gexp
+  (lambda (s)
+    (define (output-id? x)
+      (and (identifier? x) (eq? (syntax->datum x) 'output)))
+    (define (walk x)
+      (syntax-case x (ungexp ungexp-splicing ungexp-native ungexp-native-splicing)
+        ((ungexp o) (output-id? #'o) #'(gexp-output "out"))
+        ((ungexp o name) (output-id? #'o) #'(gexp-output name))
+        ((ungexp-native o) (output-id? #'o) #'(gexp-output "out"))
+        ((ungexp e) #'(%gexp-input e "out" #f))
+        ((ungexp e out) #'(%gexp-input e out #f))
+        ((ungexp-native e) #'(%gexp-input e "out" #t))
+        ((ungexp-native e out) #'(%gexp-input e out #t))
+        (((ungexp-splicing e) . rest)
+         #`(append (map (lambda (i) (if (gexp-input? i) i (%gexp-input i "out" #f))) e)
+                   #,(walk #'rest)))
+        (((ungexp-native-splicing e) . rest)
+         #`(append (map (lambda (i) (if (gexp-input? i) i (%gexp-input i "out" #t))) e)
+                   #,(walk #'rest)))
+        ((a . b) #`(cons #,(walk #'a) #,(walk #'b)))
+        (other #''other)))
+    (syntax-case s ()
+      ((_ body) #`(make-gexp #,(walk #'body))))))
+
+;; #~ #$ #$@ #+ #+@ as Guix spells them.
+(define (install-reader!)
+  (define (reader symbol)
+    (lambda (chr port) (list symbol (read port))))
+  (read-hash-extend #\~ (reader 'gexp))
+  (read-hash-extend #\$ (lambda (chr port)
+                          (if (eqv? (peek-char port) #\@)
+                              (begin (read-char port) (list 'ungexp-splicing (read port)))
+                              (list 'ungexp (read port)))))
+  (read-hash-extend #\+ (lambda (chr port)
+                          (if (eqv? (peek-char port) #\@)
+                              (begin (read-char port) (list 'ungexp-native-splicing (read port)))
+                              (list 'ungexp-native (read port))))))
+(install-reader!)
+
+;;; Files.
+
+;; The directory of the file being evaluated; relative `local-file' names start there.
+(define %current-file-directory (make-parameter #f))
+
+(define-record-type <local-file>
+  (%local-file file name recursive? location)
+  local-file?
+  (file local-file-file)
+  (name local-file-name)
+  (recursive? local-file-recursive?)
+  (location local-file-location))
+
+(define-syntax local-file
+  (lambda (s)
+    (syntax-case s ()
+      ((_ args ...)
+       (let* ((src (syntax-source s))
+              (loc (and src (assq-ref src 'line)
+                        (list (or (assq-ref src 'filename) "<unknown>")
+                              (+ 1 (assq-ref src 'line)) (+ 1 (assq-ref src 'column))))))
+         #`(make-local-file '#,(datum->syntax s loc) args ...)))
+      (id (identifier? #'id) #'(lambda args (apply make-local-file #f args))))))
+
+(define (basename* file)
+  (let ((parts (string-split file #\/)))
+    (last (remove string-null? parts))))
+
+(define* (make-local-file location file #:optional (name #f) #:key recursive? select?)
+  (unless (string? file)
+    (guixie-error location "local-file: expected a file name, got ~s" file))
+  (let ((absolute (if (string-prefix? "/" file)
+                      file
+                      (string-append (or (%current-file-directory) (getcwd)) "/" file))))
+    (%local-file absolute (or name (basename* file)) recursive? location)))
+
+;; A text file in the store with the given contents.
+(define (plain-file name contents)
+  (text-file name contents))
+
+;;; Lowering.
+
+;; (predicate . procedure): procedure turns an object into a derivation or store item.
+(define %lowerers '())
+(define (register-lowerer! predicate procedure)
+  (set! %lowerers (cons (cons predicate procedure) %lowerers)))
+
+;; Lowered objects, per evaluation (packages form a DAG: each is lowered once).
+(define %lowered (make-hash-table))
+(define (reset-lowering-caches!)
+  (hash-clear! %lowered)
+  (set! %toolchain #f)
+  (hash-clear! %module-items))
+
+(define (lower-object obj)
+  (or (hashq-ref %lowered obj)
+      (let ((lowered
+             (cond
+              ((or (derivation? obj) (store-item? obj)) obj)
+              ((local-file? obj)
+               (let ((path (catch 'guixie-error
+                             (lambda ()
+                               (%add-to-store (local-file-name obj) (local-file-file obj)))
+                             (lambda (key subr fmt args . rest)
+                               (guixie-error (local-file-location obj) "local-file ~s: ~a"
+                                             (local-file-file obj) (apply format #f fmt args))))))
+                 (store-item path)))
+              ((find (lambda (l) ((car l) obj)) %lowerers)
+               => (lambda (l) ((cdr l) obj)))
+              (else #f))))
+        (when lowered (hashq-set! %lowered obj lowered))
+        lowered)))
+
+;; -> (values sexp inputs) where inputs are derivation inputs: derivations, (drv output)
+;; and store items.
+(define (gexp->sexp exp)
+  (define inputs '())
+  (define (add! i) (set! inputs (cons i inputs)))
+  (define (lower-input thing output)
+    (cond
+     ((gexp? thing) (walk (gexp-tree thing)))
+     ((gexp-input? thing) (lower-input (gexp-input-thing thing) (gexp-input-output thing)))
+     ((or (string? thing) (number? thing) (symbol? thing) (keyword? thing) (boolean? thing)
+          (char? thing) (null? thing))
+      thing)
+     ((pair? thing) (map (lambda (t) (lower-input t output)) thing))
+     ((derivation-output? thing)
+      (add! thing)
+      (derivation-output-path* thing))
+     ((lower-object thing)
+      => (lambda (lowered)
+           (cond
+            ((store-item? lowered) (add! lowered) (store-item-path lowered))
+            ((derivation? lowered)
+             (add! (list lowered output))
+             (derivation-output-path lowered output))
+            (else (error "lowered to neither a derivation nor a store item:" thing)))))
+     (else (error "cannot refer to this in a G-expression:" thing))))
+  (define (walk tree)
+    (cond
+     ((gexp-input? tree) (lower-input (gexp-input-thing tree) (gexp-input-output tree)))
+     ((gexp-output? tree) `((@ (guile) getenv) ,(gexp-output-name tree)))
+     ((pair? tree) (cons (walk (car tree)) (walk (cdr tree))))
+     (else tree)))
+  (let ((sexp (walk (gexp-tree exp))))
+    (values sexp (reverse inputs))))
+
+(define (derivation-output-path* o)
+  (derivation-output-path (derivation-output-derivation o) (derivation-output-name o)))
+
+(define (store-item path) (make-store-item path))
+
+;;; The bootstrap toolchain and build-side modules.
+
+;; The host's Debian packages the toolchain is made of (with their dependencies): the
+;; declared trust root of every build (see docs/bootstrap.md).
+(define %bootstrap-packages
+  '("bash" "coreutils" "sed" "grep" "mawk" "tar" "gzip" "xz-utils" "findutils" "diffutils"
+    "patch" "make" "gcc-12" "binutils" "libc6-dev" "guile-3.0"))
+
+(define %toolchain #f)
+(define (bootstrap-toolchain)
+  (unless %toolchain
+    (set! %toolchain (store-item (%bootstrap-toolchain %bootstrap-packages))))
+  %toolchain)
+
+;; Build-side modules, e.g. (guixie build utils), as files in the store.
+(define %module-items (make-hash-table))
+(define (build-side-module name)
+  (or (hash-ref %module-items name)
+      (let ((item (text-file (string-append (string-join (map symbol->string name) "-") ".scm")
+                             (%build-side-module-source name))))
+        (hash-set! %module-items name item)
+        item)))
+
+;; A derivation whose builder is the G-expression `exp', run by the toolchain's Guile with
+;; the given build-side modules loaded. The script travels in the derivation itself
+;; (`passAsFile'), so it may mention outputs of derivations not yet built.
+(define* (gexp->derivation name exp
+                           #:key (system (%current-system)) (modules '())
+                           (env-vars '()) (outputs '("out"))
+                           hash (hash-algo 'sha256) recursive?)
+  (let*-values (((sexp inputs) (gexp->sexp exp))
+                ((toolchain) (bootstrap-toolchain))
+                ((module-items) (map build-side-module modules))
+                ((script)
+                 (call-with-output-string
+                   (lambda (port)
+                     (for-each (lambda (m)
+                                 (write `(primitive-load ,(store-item-path m)) port)
+                                 (newline port))
+                               module-items)
+                     (write sexp port)
+                     (newline port)))))
+    (derivation name (string-append (store-item-path toolchain) "/usr/bin/guile-3.0")
+                '("--no-auto-compile" "-c" "(primitive-load (getenv \"guixieBuilderPath\"))")
+                #:system system
+                #:env-vars (append `(("guixieBuilder" . ,script)
+                                     ("passAsFile" . "guixieBuilder")
+                                     ("guixieToolchain" . ,(store-item-path toolchain)))
+                                   env-vars)
+                #:inputs (append (list toolchain) module-items inputs)
+                #:outputs outputs
+                #:hash hash #:hash-algo hash-algo #:recursive? recursive?)))
