@@ -26,6 +26,18 @@ struct Cli {
     /// Print data as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// Directories of package modules: `(use-modules (a b))` finds DIR/a/b.scm, and package
+    /// names (as `guixie build hello`) are looked up there. Repeatable; `:`-separated in the
+    /// environment.
+    #[arg(
+        short = 'L',
+        long = "load-path",
+        global = true,
+        env = "GUIXIE_LOAD_PATH",
+        value_delimiter = ':',
+        value_name = "DIR"
+    )]
+    load_path: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +84,8 @@ enum Command {
     Challenge(cmd::challenge::ChallengeArgs),
     /// Print the build log of a derivation (`.drv` or output path).
     BuildLog { target: String },
+    /// Show packages' fields (as `guix show`): by name, from the load path or a file.
+    Show(cmd::show::ShowArgs),
     /// Print the derivation graph of `.scm` files or `.drv` paths in Graphviz DOT.
     Graph {
         #[arg(required = true)]
@@ -88,6 +102,7 @@ pub struct Context {
     store: Option<PathBuf>,
     store_dir: Option<String>,
     json: bool,
+    load_path: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +111,7 @@ fn main() -> ExitCode {
         store: cli.store,
         store_dir: cli.store_dir,
         json: cli.json,
+        load_path: cli.load_path,
     };
     let result = match cli.command {
         Command::Hash(c) => cmd::hash::run(&ctx, c),
@@ -106,6 +122,7 @@ fn main() -> ExitCode {
         Command::Store(c) => cmd::store::run(&ctx, c),
         Command::Gc(a) => cmd::store::gc(&ctx, a),
         Command::Eval(a) => cmd::eval::run(&ctx, a),
+        Command::Show(a) => cmd::show::run(&ctx, a),
         Command::Log(c) => cmd::log::run(&ctx, c),
         Command::Note(c) => cmd::log::note(&ctx, c),
         Command::Checkpoint(c) => cmd::log::checkpoint(&ctx, c),

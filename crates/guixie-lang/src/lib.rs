@@ -62,6 +62,8 @@ pub enum EvalError {
     Scheme(#[from] GuileError),
     #[error("{file}: nothing named {name:?} is defined there")]
     NoSuchAttribute { file: String, name: String },
+    #[error("no package named {name:?} in the modules on the load path ({load_path:?}); add a directory with -L DIR or GUIXIE_LOAD_PATH, or name a .scm file")]
+    NoSuchPackage { name: String, load_path: String },
     #[error("{file} changed while it was being evaluated; evaluate again")]
     Changed { file: String },
     #[error("writing derivations to the store: {0}")]
@@ -73,6 +75,8 @@ pub struct EvalOptions {
     /// Wall-clock budget for evaluating user code.
     pub max_eval_seconds: f64,
     pub collision: InputCollision,
+    /// Directories where `(use-modules (a b))` finds `a/b.scm`, and `show` looks for packages.
+    pub load_path: Vec<std::path::PathBuf>,
 }
 
 impl Default for EvalOptions {
@@ -80,6 +84,7 @@ impl Default for EvalOptions {
         EvalOptions {
             max_eval_seconds: 60.0,
             collision: InputCollision::default(),
+            load_path: Vec::new(),
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Evaluator {
 enum Source<'a> {
     File(&'a Path),
     Expr(&'a str),
+    /// Packages of this name exported by the modules on the load path.
+    Package(&'a str),
 }
 
 impl Evaluator {
@@ -114,6 +121,24 @@ impl Evaluator {
 
     pub fn eval_expr(&self, expr: &str) -> Result<Vec<Evaluated>, EvalError> {
         self.run(Source::Expr(expr), None)
+    }
+
+    /// The packages named `name` that the modules on the load path export.
+    pub fn eval_package(&self, name: &str) -> Result<Vec<Evaluated>, EvalError> {
+        let found = self.run(Source::Package(name), None)?;
+        if found.is_empty() {
+            return Err(EvalError::NoSuchPackage {
+                name: name.to_owned(),
+                load_path: self
+                    .options
+                    .load_path
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            });
+        }
+        Ok(found)
     }
 
     /// An interactive Guile REPL on standard input and output, with guixie's modules loaded
@@ -135,12 +160,53 @@ impl Evaluator {
 
     fn run(&self, source: Source<'_>, attr: Option<&str>) -> Result<Vec<Evaluated>, EvalError> {
         let session = Session::new(self.store.clone(), self.options.collision);
-        let max_ms = (self.options.max_eval_seconds * 1000.0).max(1.0) as i64;
         let (result, session) =
-            guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, max_ms)));
+            guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, &self.options)));
         let evaluated = result?;
         self.write_results(&session)?;
         Ok(evaluated)
+    }
+
+    /// The packages named `name` (all packages, without a name) that `file` defines, or that
+    /// the modules on the load path export: each as its fields, in `guix show` order.
+    pub fn describe_packages(
+        &self,
+        name: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Vec<Vec<(String, String)>>, EvalError> {
+        let session = Session::new(self.store.clone(), self.options.collision);
+        let (result, session) = guile::with_guile(|g| {
+            session.run(|| -> Result<_, EvalError> {
+                install_modules(g)?;
+                let found = g.call(
+                    g.public_ref("guixie loader", "find-packages")?,
+                    &[
+                        name.map(|n| g.string(n)).unwrap_or_else(|| g.bool(false)),
+                        file.map(|f| g.string(&f.to_string_lossy()))
+                            .unwrap_or_else(|| g.bool(false)),
+                        eval_seconds(g, &self.options)?,
+                        load_path(g, &self.options),
+                    ],
+                )?;
+                let describe = g.public_ref("guixie loader", "describe-package")?;
+                let mut packages = Vec::new();
+                for p in found.list().unwrap_or_default() {
+                    let fields = g.call(describe, &[p])?;
+                    packages.push(
+                        fields
+                            .list()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|f| Some((f.car()?.to_text()?, f.cdr()?.to_text()?)))
+                            .collect(),
+                    );
+                }
+                Ok(packages)
+            })
+        });
+        let packages = result?;
+        self.write_results(&session)?;
+        Ok(packages)
     }
 
     /// Adds what a successful evaluation made: local files first, then the text files and
@@ -181,29 +247,49 @@ fn install_modules(g: &Guile) -> Result<(), GuileError> {
     Ok(())
 }
 
+fn eval_seconds<'g>(g: &'g Guile, options: &EvalOptions) -> Result<Value<'g>, GuileError> {
+    let max_ms = (options.max_eval_seconds * 1000.0).max(1.0) as i64;
+    g.call(g.eval_str("(lambda (ms) (/ ms 1000.0))")?, &[g.int(max_ms)])
+}
+
+fn load_path<'g>(g: &'g Guile, options: &EvalOptions) -> Value<'g> {
+    g.list_with(&options.load_path, |dir| {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        g.string(&dir.to_string_lossy())
+    })
+}
+
 fn evaluate(
     g: &Guile,
     source: &Source<'_>,
     attr: Option<&str>,
-    max_ms: i64,
+    options: &EvalOptions,
 ) -> Result<Vec<Evaluated>, EvalError> {
     install_modules(g)?;
-    let seconds = g.call(g.eval_str("(lambda (ms) (/ ms 1000.0))")?, &[g.int(max_ms)])?;
+    let seconds = eval_seconds(g, options)?;
+    let load_path = load_path(g, options);
     let (loaded, label) = match source {
         Source::File(f) => {
             let path = f.to_string_lossy();
             (
                 g.call(
                     g.public_ref("guixie loader", "load-user-file")?,
-                    &[g.string(&path), seconds],
+                    &[g.string(&path), seconds, load_path],
                 )?,
                 path.into_owned(),
             )
         }
+        Source::Package(name) => {
+            let found = g.call(
+                g.public_ref("guixie loader", "find-packages")?,
+                &[g.string(name), g.bool(false), seconds, load_path],
+            )?;
+            (g.cons(found, g.bool(false)), "<load path>".to_owned())
+        }
         Source::Expr(e) => (
             g.call(
                 g.public_ref("guixie loader", "load-user-string")?,
-                &[g.string(e), seconds],
+                &[g.string(e), seconds, load_path],
             )?,
             "<expression>".to_owned(),
         ),

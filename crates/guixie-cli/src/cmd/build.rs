@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 use guixie_build::{BuildEvent, BuildOptions, Builder, Realised};
 use guixie_formats::StorePath;
-use guixie_lang::{EvalOptions, Evaluator};
 use guixie_store::Store;
 
 use crate::output::print_json;
@@ -64,9 +63,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     // path of this store (a .drv Nix wrote, say) is imported with its inputs.
     let mut pending: Vec<(String, Option<StorePath>)> = Vec::new();
     for t in &args.targets {
-        if t.ends_with(".scm") {
-            let evaluator = Evaluator::new(store.clone(), EvalOptions::default());
-            for e in evaluator.eval_file(Path::new(t), args.attr.as_deref())? {
+        if let Some(evaluated) = ctx.evaluate_target(&store, t, args.attr.as_deref())? {
+            for e in evaluated {
                 pending.push((e.drv_path.clone(), Some(sd.parse_path(&e.drv_path)?)));
             }
         } else {

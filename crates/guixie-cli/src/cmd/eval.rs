@@ -33,6 +33,7 @@ pub fn run(ctx: &Context, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let options = EvalOptions {
         max_eval_seconds: args.max_eval_seconds,
         collision: args.collision.into(),
+        ..ctx.eval_options()
     };
     let evaluator = Evaluator::new(store, options);
     let evaluated = match (&args.file, &args.expr) {

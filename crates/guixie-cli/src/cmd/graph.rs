@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use guixie_build::{BuildOptions, Builder};
 use guixie_formats::StorePath;
-use guixie_lang::{EvalOptions, Evaluator};
 use guixie_store::Store;
 
 use crate::Context;
@@ -15,9 +14,8 @@ pub fn run(ctx: &Context, targets: &[String], attr: Option<&str>) -> anyhow::Res
     let sd = store.store_dir().clone();
     let mut drvs: Vec<StorePath> = Vec::new();
     for t in targets {
-        if t.ends_with(".scm") {
-            let evaluator = Evaluator::new(store.clone(), EvalOptions::default());
-            for e in evaluator.eval_file(std::path::Path::new(t), attr)? {
+        if let Some(evaluated) = ctx.evaluate_target(&store, t, attr)? {
+            for e in evaluated {
                 drvs.push(sd.parse_path(&e.drv_path)?);
             }
         } else {

@@ -12,6 +12,7 @@ pub mod log;
 pub mod nar;
 pub mod narinfo;
 pub mod repl;
+pub mod show;
 pub mod store;
 
 use anyhow::Context as _;
@@ -39,6 +40,34 @@ impl Context {
             Some(r) => Ok(r.clone()),
             None => default_store_root(),
         }
+    }
+
+    pub fn eval_options(&self) -> guixie_lang::EvalOptions {
+        guixie_lang::EvalOptions {
+            load_path: self.load_path.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The derivations a command-line target names: a `.scm` file (its value, or `attr`), a
+    /// package name from the load path, or else None (a `.drv` path, for the caller).
+    pub fn evaluate_target(
+        &self,
+        store: &std::sync::Arc<LocalStore>,
+        target: &str,
+        attr: Option<&str>,
+    ) -> anyhow::Result<Option<Vec<guixie_lang::Evaluated>>> {
+        let evaluator = guixie_lang::Evaluator::new(store.clone(), self.eval_options());
+        if target.ends_with(".scm") {
+            return Ok(Some(
+                evaluator.eval_file(std::path::Path::new(target), attr)?,
+            ));
+        }
+        let looks_like_name = !target.contains('/') && !target.ends_with(".drv");
+        if looks_like_name && !std::path::Path::new(target).exists() {
+            return Ok(Some(evaluator.eval_package(target)?));
+        }
+        Ok(None)
     }
 
     pub fn open_store(&self) -> anyhow::Result<LocalStore> {

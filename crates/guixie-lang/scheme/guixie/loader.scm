@@ -1,6 +1,10 @@
 ;;; Evaluates user files: no files, sockets or processes (local data may be mutated),
-;;; time-limited, one top-level
-;;; form at a time without compiling them, errors tagged with file:line:column.
+;;; time-limited, one top-level form at a time without compiling them, errors tagged with
+;;; file:line:column.
+;;;
+;;; Package modules: a file may `(use-modules (my packages))', found as my/packages.scm on
+;;; the load path (-L DIR, GUIXIE_LOAD_PATH), itself evaluated in a sandbox module; its
+;;; `define-public' definitions (and #:export names) are what it offers.
 
 (define-module (guixie loader)
   #:use-module (ice-9 sandbox)
@@ -9,7 +13,12 @@
   #:use-module (guixie packages)
   #:use-module (guixie build-systems)
   #:use-module (srfi srfi-1)
-  #:export (load-user-file load-user-string collect-derivations))
+  #:use-module (srfi srfi-11)
+  #:use-module (ice-9 match)
+  #:use-module (ice-9 ftw)
+  #:export (load-user-file load-user-string collect-derivations
+            package-modules find-packages describe-package
+            package-use-modules package-define-module package-define-public))
 
 (define guixie-bindings
   '(((guixie derivations)
@@ -29,6 +38,9 @@
      build-system build-system? build-system-name)
     ((guixie build-systems) trivial-build-system gnu-build-system)
     ((ice-9 match) match match-lambda match-lambda* match-let match-let*)
+    ((guixie loader)
+     (package-use-modules . use-modules) (package-define-module . define-module)
+     (package-define-public . define-public))
     ((srfi srfi-1)
      fold fold-right filter-map append-map delete-duplicates last first second third iota
      find any every count remove partition reduce)))
@@ -75,25 +87,199 @@
                             (list (string-trim-right (exception->string key args)))
                             (or loc #f)))))))))))
 
+;;; Package modules.
+
+(define %user-load-path (make-parameter '()))
+(define %deadline (make-parameter #f))
+;; The sandbox module being evaluated, and the names it exports.
+(define %loading (make-parameter #f))
+(define %exports (make-parameter #f))
+;; (module-name . interface), or (module-name . loading) while it loads.
+(define %package-modules '())
+
+(define (module-name->file name)
+  (let ((rel (string-append (string-join (map symbol->string name) "/") ".scm")))
+    (any (lambda (dir)
+           (let ((f (string-append dir "/" rel)))
+             (and (file-exists? f) f)))
+         (%user-load-path))))
+
+(define (provided-by-guixie? name)
+  (or (assoc name guixie-bindings)
+      (match name
+        (((or 'guixie 'guile 'srfi 'ice-9) . _) #t)
+        (_ #f))))
+
+(define (use-package-module! name)
+  (cond
+   ((provided-by-guixie? name) #t)     ; already in every package file's bindings
+   ((not (%loading)) (error "use-modules: not evaluating a package file"))
+   (else (module-use! (%loading) (package-module-interface name)))))
+
+(define (package-module-interface name)
+  (match (assoc-ref %package-modules name)
+    ('loading (error "use-modules: modules use each other in a cycle:" name))
+    (#f
+     (let ((file (or (module-name->file name)
+                     (error (format #f "use-modules: no module ~s on the load path (~a); add its directory with -L DIR or GUIXIE_LOAD_PATH"
+                                    name (string-join (%user-load-path) ":"))))))
+       (set! %package-modules (acons name 'loading %package-modules))
+       (let-values (((value module exports) (load-module-file file)))
+         (let ((iface (make-module)))
+           (for-each (lambda (sym)
+                       (let ((var (module-variable module sym)))
+                         (unless var
+                           (error (format #f "module ~s exports ~a, which it does not define"
+                                          name sym)))
+                         (module-add! iface sym var)))
+                     exports)
+           (set! %package-modules
+                 (acons name iface (remove (lambda (e) (equal? (car e) name)) %package-modules)))
+           iface))))
+    (iface iface)))
+
+(define-syntax package-use-modules
+  (syntax-rules ()
+    ((_ name ...) (begin (use-package-module! 'name) ...))))
+
+(define (export! names)
+  (let ((box (%exports)))
+    (when box (set-car! box (append (car box) names)))))
+
+(define-syntax package-define-public
+  (syntax-rules ()
+    ((_ (name . formals) body ...)
+     (begin (define (name . formals) body ...) (export! '(name))))
+    ((_ name value)
+     (begin (define name value) (export! '(name))))))
+
+(define (apply-module-clauses! clauses)
+  (match clauses
+    (() #t)
+    ((#:use-module name . rest) (use-package-module! name) (apply-module-clauses! rest))
+    ((#:export names . rest) (export! names) (apply-module-clauses! rest))
+    (((? keyword?) _ . rest) (apply-module-clauses! rest))
+    (_ (error "define-module: expected #:use-module and #:export clauses:" clauses))))
+
+(define-syntax package-define-module
+  (syntax-rules ()
+    ((_ name clause ...) (apply-module-clauses! '(clause ...)))))
+
+;; -> (values last-value module exported-names)
+(define (load-module-file file)
+  (let* ((port (open-input-file file #:encoding "UTF-8"))
+         (module (user-module))
+         (exports (list '()))
+         (value (parameterize ((%current-file-directory (dirname (canonicalize-path file)))
+                               (%loading module)
+                               (%exports exports))
+                  (eval-forms port file module (%deadline)))))
+    (close-port port)
+    (values value module (delete-duplicates (car exports)))))
+
+;; Every package module on the load path, as (name . file), sorted by name.
+(define (package-modules)
+  (append-map
+   (lambda (dir)
+     (let ((found '()))
+       (when (file-exists? dir)
+         (ftw dir (lambda (file stat flag)
+                    (when (and (eq? flag 'regular) (string-suffix? ".scm" file))
+                      (set! found
+                            (cons (cons (map string->symbol
+                                             (string-split
+                                              (string-drop-right
+                                               (string-drop file (+ 1 (string-length dir))) 4)
+                                              #\/))
+                                        file)
+                                  found)))
+                    #t)))
+       (sort found (lambda (a b) (string<? (cdr a) (cdr b))))))
+   (%user-load-path)))
+
 (define (deadline-after seconds)
   (+ (get-internal-real-time) (inexact->exact (round (* seconds internal-time-units-per-second)))))
 
-;; -> (last-value . module)
-(define (load-user-file file max-seconds)
+(define (start-evaluation! load-path max-seconds thunk)
   (reset-lowering-caches!)
-  (let* ((port (open-input-file file #:encoding "UTF-8"))
-         (module (user-module))
-         (value (parameterize ((%current-file-directory (dirname (canonicalize-path file))))
-                  (eval-forms port file module (deadline-after max-seconds)))))
-    (close-port port)
-    (cons value module)))
+  (set! %package-modules '())
+  (parameterize ((%user-load-path load-path)
+                 (%deadline (deadline-after max-seconds)))
+    (thunk)))
 
-(define (load-user-string text max-seconds)
-  (reset-lowering-caches!)
-  (let* ((port (open-input-string text))
-         (module (user-module)))
-    (set-port-filename! port "<expression>")
-    (cons (eval-forms port "<expression>" module (deadline-after max-seconds)) module)))
+;; -> (last-value . module)
+(define (load-user-file file max-seconds load-path)
+  (start-evaluation! load-path max-seconds
+    (lambda ()
+      (let-values (((value module exports) (load-module-file file)))
+        (cons value module)))))
+
+(define (load-user-string text max-seconds load-path)
+  (start-evaluation! load-path max-seconds
+    (lambda ()
+      (let* ((port (open-input-string text))
+             (module (user-module)))
+        (set-port-filename! port "<expression>")
+        (cons (parameterize ((%loading module) (%exports (list '())))
+                (eval-forms port "<expression>" module (%deadline)))
+              module)))))
+
+;; Packages named `name' (every package when `name' is #f) that `file' defines, or, without
+;; a file, that the modules on the load path export; as (package . location-string).
+(define (find-packages name file max-seconds load-path)
+  (define (packages-of module names)
+    (filter-map (lambda (sym)
+                  (let* ((var (module-variable module sym))
+                         (v (and var (variable-bound? var) (variable-ref var))))
+                    (and (package? v) (or (not name) (string=? (package-name v) name)) v)))
+                names))
+  (start-evaluation! load-path max-seconds
+    (lambda ()
+      (delete-duplicates
+       (if file
+           (let-values (((value module exports) (load-module-file file)))
+             (append (packages-of module (sort (module-map (lambda (k v) k) module)
+                                               (lambda (a b) (string<? (symbol->string a)
+                                                                       (symbol->string b)))))
+                     (filter (lambda (p) (and (package? p) (or (not name) (string=? (package-name p) name))))
+                             (if (list? value) value (list value)))))
+           (append-map (match-lambda
+                         ((module-name . file)
+                          (let ((iface (package-module-interface module-name)))
+                            (packages-of iface (sort (module-map (lambda (k v) k) iface)
+                                                     (lambda (a b) (string<? (symbol->string a)
+                                                                             (symbol->string b))))))))
+                       (package-modules)))
+       eq?))))
+
+;; A package's fields for `guixie show', as ((field . string) ...).
+(define (describe-package p)
+  (define (input-names inputs)
+    (string-join (map (match-lambda
+                        ((label thing output)
+                         (if (package? thing)
+                             (string-append (package-name thing) "@" (package-version thing)
+                                            (if (string=? output "out") "" (string-append ":" output)))
+                             label)))
+                      inputs)
+                 " "))
+  (let ((drv (lower-object p)))
+    `(("name" . ,(package-name p))
+      ("version" . ,(package-version p))
+      ("outputs" . ,(string-join (package-outputs p) " "))
+      ("systems" . ,(%current-system))
+      ("dependencies" . ,(input-names (package-direct-inputs p)))
+      ("location" . ,(match (package-location p)
+                       ((file line column) (format #f "~a:~a:~a" file line column))
+                       (_ "")))
+      ("homepage" . ,(or (package-home-page p) ""))
+      ("license" . ,(let ((l (package-license p))) (if l (format #f "~a" l) "")))
+      ("build-system" . ,(symbol->string (build-system-name (package-build-system p))))
+      ("synopsis" . ,(package-synopsis p))
+      ("description" . ,(package-description p))
+      ("derivation" . ,(derivation-file-name drv))
+      ,@(map (lambda (o) (cons "output" (string-append o " " (derivation-output-path drv o))))
+             (package-outputs p)))))
 
 ;; Every derivation in a value (a derivation, or nested lists of them), as
 ;; (name drv-file ((output . path) ...)).
