@@ -27,11 +27,42 @@
             %bootstrap-packages
             %current-file-directory
             reset-lowering-caches!
-            guixie-error))
+            guixie-error
+            located?
+            exception->string
+            with-location))
+
+;; Whether an exception already says where it happened.
+(define (located? key args)
+  (case key
+    ((read-error) #t)
+    ((syntax-error) (and (>= (length args) 3) (pair? (list-ref args 2))))
+    ((guixie-error) (and (= (length args) 4) (pair? (list-ref args 3))))
+    (else #f)))
+
+(define (exception->string key args)
+  (call-with-output-string
+    (lambda (port)
+      (if (and (eq? key 'limit-exceeded) (>= (length args) 2))
+          (format port "evaluation stopped: ~a (raise --max-eval-seconds or simplify the code)"
+                  (cadr args))
+          (print-exception port #f key args)))))
+
 
 ;; Errors in user-facing procedures: a message with the location of the form at fault.
 (define* (guixie-error location fmt . args)
   (throw 'guixie-error #f "~A" (list (apply format #f fmt args)) location))
+
+;; Runs `thunk'; an error that does not say where it happened is reported at `location'
+;; (the package or form being lowered), with `what' as context.
+(define (with-location location what thunk)
+  (catch #t
+    thunk
+    (lambda (key . args)
+      (if (or (located? key args) (not location))
+          (apply throw key args)
+          (guixie-error location "~a: ~a" what
+                        (string-trim-right (exception->string key args)))))))
 
 (define-record-type <gexp>
   (make-gexp tree)

@@ -48,21 +48,6 @@
 (define (user-module)
   (make-sandbox-module (append guixie-bindings all-pure-and-impure-bindings)))
 
-(define (located? key args)
-  (case key
-    ((read-error) #t)
-    ((syntax-error) (and (>= (length args) 3) (pair? (list-ref args 2))))
-    ((guixie-error) (and (= (length args) 4) (pair? (list-ref args 3))))
-    (else #f)))
-
-(define (exception->string key args)
-  (call-with-output-string
-    (lambda (port)
-      (if (and (eq? key 'limit-exceeded) (>= (length args) 2))
-          (format port "evaluation stopped: ~a (raise --max-eval-seconds or simplify the code)"
-                  (cadr args))
-          (print-exception port #f key args)))))
-
 (define (eval-forms port file module deadline)
   (let loop ((last *unspecified*))
     (let ((form (read port)))
@@ -90,7 +75,7 @@
 ;;; Package modules.
 
 (define %user-load-path (make-parameter '()))
-(define %deadline (make-parameter #f))
+(define %deadline #f)
 ;; The sandbox module being evaluated, and the names it exports.
 (define %loading (make-parameter #f))
 (define %exports (make-parameter #f))
@@ -106,13 +91,17 @@
 
 (define (provided-by-guixie? name)
   (or (assoc name guixie-bindings)
-      (match name
-        (((or 'guixie 'guile 'srfi 'ice-9) . _) #t)
-        (_ #f))))
+      (match name (('guixie . _) #t) (_ #f))))
 
 (define (use-package-module! name)
   (cond
    ((provided-by-guixie? name) #t)     ; already in every package file's bindings
+   ((match name (((or 'guile 'srfi 'ice-9 'system 'rnrs 'web) . _) #t) (_ #f))
+    (error (format #f "use-modules: ~s is not available in package files (evaluation is pure); they see guixie's modules, ~a and the pure part of Guile"
+                   name (string-join (map (lambda (b) (format #f "~s" (car b)))
+                                          (filter (lambda (b) (not (eq? (caar b) 'guixie)))
+                                                  guixie-bindings))
+                                     ", "))))
    ((not (%loading)) (error "use-modules: not evaluating a package file"))
    (else (module-use! (%loading) (package-module-interface name)))))
 
@@ -173,7 +162,7 @@
          (value (parameterize ((%current-file-directory (dirname (canonicalize-path file)))
                                (%loading module)
                                (%exports exports))
-                  (eval-forms port file module (%deadline)))))
+                  (eval-forms port file module %deadline))))
     (close-port port)
     (values value module (delete-duplicates (car exports)))))
 
@@ -203,9 +192,19 @@
 (define (start-evaluation! load-path max-seconds thunk)
   (reset-lowering-caches!)
   (set! %package-modules '())
-  (parameterize ((%user-load-path load-path)
-                 (%deadline (deadline-after max-seconds)))
+  (set! %deadline (deadline-after max-seconds))
+  (parameterize ((%user-load-path load-path))
     (thunk)))
+
+;; Lowering runs user code too (thunked fields, G-expression inputs): under the same limit.
+(define (within-deadline thunk)
+  (let ((remaining (/ (- %deadline (get-internal-real-time)) internal-time-units-per-second)))
+    (call-with-time-limit (max remaining 0) thunk
+                          (lambda ()
+                            (throw 'guixie-error #f "~A"
+                                   (list (exception->string 'limit-exceeded
+                                                            '(#f "Time limit exceeded")))
+                                   #f)))))
 
 ;; -> (last-value . module)
 (define (load-user-file file max-seconds load-path)
@@ -221,7 +220,7 @@
              (module (user-module)))
         (set-port-filename! port "<expression>")
         (cons (parameterize ((%loading module) (%exports (list '())))
-                (eval-forms port "<expression>" module (%deadline)))
+                (eval-forms port "<expression>" module %deadline))
               module)))))
 
 ;; Packages named `name' (every package when `name' is #f) that `file' defines, or, without
@@ -263,7 +262,7 @@
                              label)))
                       inputs)
                  " "))
-  (let ((drv (lower-object p)))
+  (let ((drv (within-deadline (lambda () (lower-object p)))))
     `(("name" . ,(package-name p))
       ("version" . ,(package-version p))
       ("outputs" . ,(string-join (package-outputs p) " "))
@@ -284,10 +283,13 @@
 ;; Every derivation in a value (a derivation, or nested lists of them), as
 ;; (name drv-file ((output . path) ...)).
 (define (collect-derivations value)
+  (within-deadline (lambda () (collect value))))
+
+(define (collect value)
   (cond
    ((or (package? value) (origin? value) (local-file? value))
-    (collect-derivations (lower-object value)))
+    (collect (lower-object value)))
    ((derivation? value)
     (list (list (derivation-name value) (derivation-file-name value) (derivation-outputs value))))
-   ((pair? value) (append-map collect-derivations (if (list? value) value (list (car value) (cdr value)))))
+   ((pair? value) (append-map collect (if (list? value) value (list (car value) (cdr value)))))
    (else '())))

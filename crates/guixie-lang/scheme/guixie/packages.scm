@@ -48,8 +48,19 @@
   origin?
   (fields origin-fields))
 
+;; Thunked fields (inputs, arguments) are evaluated when used, as in Guix: packages may
+;; refer to packages defined after them, and a cycle is reported when lowering, not hit as
+;; an unbound variable. Their type is checked then too.
+(define %thunked-fields '(arguments inputs native-inputs propagated-inputs))
+
 (define (field-ref record fields name)
-  (cdr (assq name fields)))
+  (let ((v (cdr (assq name fields))))
+    (if (and (memq name %thunked-fields) (procedure? v))
+        (let ((value (with-location (cdr (assq 'location fields))
+                                    (format #f "field `~a'" name) v)))
+          (check-field "package" (assq name %package-fields) value (cdr (assq 'location fields)))
+          value)
+        v)))
 
 (define (package-name p) (field-ref p (package-fields p) 'name))
 (define (package-version p) (field-ref p (package-fields p) 'version))
@@ -105,6 +116,18 @@
     (file-name #f ,string-or-false? "a string")
     (location #f ,any-value? "a location")))
 
+(define (check-field kind field value location)
+  (match field
+    ((name default check what)
+     (unless (or (and (not value) (not (eq? check string?)) (not (eq? check build-system?))
+                      (not (eq? check procedure?)))
+                 (check value))
+       (guixie-error location
+                     (if value
+                         "~a: field `~a' must be ~a, not ~s"
+                         "~a: field `~a' is missing; it must be ~a")
+                     kind name what value)))))
+
 (define (build-fields kind spec base given location)
   (for-each (lambda (g)
               (unless (assq (car g) spec)
@@ -120,14 +143,8 @@
             (let ((value (cond ((assq name given) => cdr)
                                (base (cdr (assq name base)))
                                (else default))))
-              (unless (or (and (not value) (not (eq? check string?)) (not (eq? check build-system?))
-                               (not (eq? check procedure?)))
-                          (check value))
-                (guixie-error location
-                              (if value
-                                  "~a: field `~a' must be ~a, not ~s"
-                                  "~a: field `~a' is missing; it must be ~a")
-                              kind name what value))
+              (unless (and (memq name %thunked-fields) (procedure? value))
+                (check-field kind f value location))
               (cons name value)))))
        spec))
 
@@ -154,6 +171,9 @@
                 (((inherit b) . rest)
                  (eq? (syntax->datum #'inherit) 'inherit)
                  (loop #'rest #'b given))
+                (((field value) . rest)
+                 (and (identifier? #'field) (memq (syntax->datum #'field) %thunked-fields))
+                 (loop #'rest base (cons #'(cons 'field (lambda () value)) given)))
                 (((field value) . rest)
                  (identifier? #'field)
                  (loop #'rest base (cons #'(cons 'field value) given)))
@@ -213,7 +233,8 @@
     (guixie-error (package-location p) "dependency cycle: ~a"
                   (string-join (map package-full-name (reverse (cons p (%in-progress)))) " -> ")))
   (parameterize ((%in-progress (cons p (%in-progress))))
-    ((build-system-lower (package-build-system p)) p)))
+    (with-location (package-location p) (string-append "package " (package-full-name p))
+                   (lambda () ((build-system-lower (package-build-system p)) p)))))
 
 (define (origin->derivation o)
   ((origin-method o) o))

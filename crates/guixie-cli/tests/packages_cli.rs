@@ -1,0 +1,351 @@
+//! Packages in Guile: records, inherit, G-expressions, build systems whose build side runs in
+//! Guile, package modules on a load path, `guixie show`, origins, and the errors bad package
+//! files get. The builds use the bootstrap toolchain, made once per store from the host's
+//! Debian packages (see docs/bootstrap.md).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn at(root: &Path) -> Command {
+    let mut c = guixie();
+    c.arg("--store").arg(root);
+    c
+}
+
+fn drv_json(root: &Path, drv: &str) -> serde_json::Value {
+    let real = root.join(drv.trim_start_matches('/'));
+    let shown: serde_json::Value =
+        serde_json::from_slice(&ok(at(root).args(["drv", "show"]).arg(&real))).unwrap();
+    shown[drv].clone()
+}
+
+fn drv_files(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("gnu/store"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".drv"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The README's examples: a C program built with gnu-build-system runs and greets; the
+/// library and the program linking it; the `inherit` variant builds differently; `--check`
+/// rebuilds bit for bit; `show` prints the fields.
+#[test]
+fn examples_build_from_source_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let ex = examples();
+
+    let hello = ok_str(at(&root).args(["build", "-q"]).arg(ex.join("hello.scm")));
+    assert!(
+        hello.starts_with("/gnu/store/") && hello.ends_with("-hello-1.0"),
+        "{hello}"
+    );
+    let run = Command::new(root.join(hello.trim_start_matches('/')).join("bin/hello"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "Hello, world!\n");
+
+    // The derivation: the toolchain's Guile runs the build-side script, which the .drv
+    // carries (passAsFile), and every input is declared.
+    let drv = ok_str(at(&root).arg("eval").arg(ex.join("hello.scm")));
+    let shown = drv_json(&root, &drv);
+    let toolchain = shown["env"]["guixieToolchain"].as_str().unwrap().to_owned();
+    assert!(toolchain.ends_with("-bootstrap-toolchain"), "{toolchain}");
+    assert_eq!(
+        shown["builder"].as_str().unwrap(),
+        format!("{toolchain}/usr/bin/guile-3.0")
+    );
+    let script = shown["env"]["guixieBuilder"].as_str().unwrap();
+    assert!(
+        script.contains("(gnu-build #:name \"hello-1.0\"")
+            && script.contains("#:configure-flags (list \"--greeting=Hello, world!\")"),
+        "{script}"
+    );
+    let srcs: Vec<&str> = shown["inputSrcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(srcs.contains(&toolchain.as_str()), "{srcs:?}");
+    assert!(srcs.iter().any(|s| s.ends_with("-hello")), "{srcs:?}");
+    assert!(
+        srcs.iter()
+            .any(|s| s.ends_with("-guixie-build-gnu-build-system.scm")),
+        "{srcs:?}"
+    );
+
+    // Reproducible: a rebuild is bit-for-bit identical.
+    ok(at(&root)
+        .args(["build", "--check", "-q"])
+        .arg(ex.join("hello.scm")));
+
+    let outs = ok_str(at(&root).args(["build", "-q"]).arg(ex.join("greeter.scm")));
+    let outs: Vec<&str> = outs.lines().collect();
+    assert_eq!(outs.len(), 3, "{outs:?}");
+    let lib = root.join(outs[0].trim_start_matches('/'));
+    assert!(lib.join("lib/libgreet.a").is_file() && lib.join("include/greet.h").is_file());
+    let greet = |out: &str| {
+        let o = Command::new(root.join(out.trim_start_matches('/')).join("bin/greeter"))
+            .arg("reader")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(greet(outs[1]), "Hello, reader, from libgreet!\n");
+    assert_eq!(greet(outs[2]), "HELLO, READER, FROM LIBGREET!\n");
+    assert!(outs[2].ends_with("-greeter-loud-0.1"));
+
+    // `show`: the inherited variant keeps the fields it did not override.
+    let shown = ok_str(
+        at(&root)
+            .args(["show", "-f"])
+            .arg(ex.join("greeter.scm"))
+            .arg("greeter-loud"),
+    );
+    for line in [
+        "name: greeter-loud",
+        "version: 0.1",
+        "dependencies: libgreet@0.1",
+        "build-system: gnu",
+        "synopsis: Greets, with libgreet",
+        "license: expat",
+    ] {
+        assert!(shown.contains(line), "{line} missing from:\n{shown}");
+    }
+    assert!(
+        shown.contains(&format!("output: out {}", outs[2])),
+        "{shown}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&ok(at(&root)
+        .args(["--json", "show", "-f"])
+        .arg(ex.join("hello.scm"))
+        .arg("hello")))
+    .unwrap();
+    assert_eq!(json[0]["name"], "hello");
+    assert!(json[0]["location"]
+        .as_str()
+        .unwrap()
+        .ends_with("hello.scm:9:3"));
+
+    // The graph names both packages and the edge between them.
+    let dot = ok_str(at(&root).arg("graph").arg(ex.join("greeter.scm")));
+    assert!(
+        dot.contains("label = \"greeter-0.1\"") && dot.contains("label = \"libgreet-0.1\""),
+        "{dot}"
+    );
+}
+
+/// Package modules: found on `-L` and `GUIXIE_LOAD_PATH`, used by other modules, built and
+/// shown by name; a missing module is named with the load path.
+#[test]
+fn package_modules_on_the_load_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let modules = examples().join("modules");
+
+    let out = ok_str(
+        at(&root)
+            .arg("-L")
+            .arg(&modules)
+            .args(["build", "-q", "greeting-twice"]),
+    );
+    let text = fs::read_to_string(
+        root.join(out.trim_start_matches('/'))
+            .join("share/greeting/text"),
+    )
+    .unwrap();
+    assert_eq!(text, "Hello from a package module!\n".repeat(2));
+
+    let shown = ok_str(
+        at(&root)
+            .env("GUIXIE_LOAD_PATH", &modules)
+            .args(["show", "greeting"]),
+    );
+    assert!(
+        shown.contains("name: greeting\n") && shown.contains("build-system: trivial"),
+        "{shown}"
+    );
+
+    let e = fails(
+        at(&root)
+            .arg("-L")
+            .arg(&modules)
+            .args(["build", "no-such-package"]),
+    );
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        e.contains("no package named \"no-such-package\"") && e.contains("-L DIR"),
+        "{e}"
+    );
+
+    let file = dir.path().join("uses.scm");
+    fs::write(&file, "(use-modules (example nowhere))\n").unwrap();
+    let e = fails(at(&root).arg("-L").arg(&modules).arg("eval").arg(&file));
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        e.contains("uses.scm:1:1") && e.contains("no module (example nowhere) on the load path"),
+        "{e}"
+    );
+}
+
+/// Origins: `url-fetch` is a fixed-output derivation realised by `builtin:fetchurl`; content
+/// that does not match the declared hash is refused and nothing becomes valid.
+#[test]
+fn origins_are_fetched_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let payload = dir.path().join("payload.txt");
+    fs::write(&payload, "the payload\n").unwrap();
+    let hash = ok_str(
+        guixie()
+            .args(["hash", "file", "--to", "nix32"])
+            .arg(&payload),
+    );
+    let origin = |hash: &str| {
+        format!(
+            "(origin (method url-fetch) (uri \"file://{}\") (sha256 (base32 \"{hash}\")))\n",
+            payload.display()
+        )
+    };
+    let good = dir.path().join("good.scm");
+    fs::write(&good, origin(&hash)).unwrap();
+    let out = ok_str(at(&root).args(["build", "-q"]).arg(&good));
+    assert!(out.ends_with("-payload.txt"), "{out}");
+    assert_eq!(
+        fs::read_to_string(root.join(out.trim_start_matches('/'))).unwrap(),
+        "the payload\n"
+    );
+    let drv = ok_str(at(&root).arg("eval").arg(&good));
+    let shown = drv_json(&root, &drv);
+    assert_eq!(shown["builder"], "builtin:fetchurl");
+    assert_eq!(shown["outputs"]["out"]["hashAlgo"], "sha256");
+
+    let mut wrong = hash.clone().into_bytes();
+    wrong[10] = if wrong[10] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let bad = dir.path().join("bad.scm");
+    fs::write(&bad, origin(&wrong)).unwrap();
+    let e = fails(at(&root).arg("build").arg(&bad));
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        e.contains(&format!("its content hashes to sha256:{hash}"))
+            && e.contains(&format!("declares sha256:{wrong}")),
+        "{e}"
+    );
+    let listed = ok_str(at(&root).args(["store", "ls"]));
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.ends_with("-payload.txt"))
+            .count(),
+        1,
+        "only the good download is valid:\n{listed}"
+    );
+    ok(at(&root).args(["store", "verify"]));
+}
+
+/// What bad package files get: the file, line and column, what is wrong, a non-zero exit, and
+/// no `.drv` written.
+#[test]
+fn bad_packages_are_located_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let pkg = |fields: &str| {
+        format!(
+            "(define a\n  (package (name \"a\") (version \"1\") (source #f)\n    (build-system trivial-build-system) {fields}))\na\n"
+        )
+    };
+    let builder = "(arguments (list #:builder #~(mkdir #$output)))";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (pkg(&format!("(inputs 5) {builder}")), "bad.scm:2:3", "field `inputs' must be a list of packages, not 5"),
+        (pkg("(colour \"red\")"), "bad.scm:2:3", "unknown field `colour'"),
+        (
+            "(define a (package (name \"a\") (version 1) (build-system gnu-build-system)))\na\n".into(),
+            "bad.scm:1:11",
+            "field `version' must be a string, not 1",
+        ),
+        (
+            "(package (name \"a\") (version \"1\"))\n".into(),
+            "bad.scm:1:1",
+            "field `build-system' is missing",
+        ),
+        (
+            pkg(&format!("(inputs (list nosuch)) {builder}")),
+            "bad.scm:2:3",
+            "Unbound variable: nosuch",
+        ),
+        (
+            pkg("(arguments (list #:configure-flagz '()))"),
+            "bad.scm:2:3",
+            "does not take argument #:configure-flagz",
+        ),
+        (
+            format!(
+                "(define a (package (name \"a\") (version \"1\") (build-system trivial-build-system) (inputs (list b)) {builder}))\n\
+                 (define b (package (name \"b\") (version \"1\") (build-system trivial-build-system) (inputs (list a)) {builder}))\na\n"
+            ),
+            "bad.scm:1:11",
+            "dependency cycle: a-1 -> b-1 -> a-1",
+        ),
+        (
+            "(define a (package (name \"a\") (version \"1\") (source (local-file \"missing-dir\")) (build-system gnu-build-system)))\na\n".into(),
+            "bad.scm:1:",
+            "missing-dir\": no such file or directory",
+        ),
+        (
+            "(define a (package (name \"a\")\n".into(),
+            "bad.scm:2:1",
+            "unexpected end of input",
+        ),
+        (
+            "(origin (method url-fetch) (uri \"file:///x\"))\n".into(),
+            "bad.scm:1:1",
+            "field `sha256' is missing",
+        ),
+        (
+            "#~(foo #$(error \"boom\"))\n".into(),
+            "bad.scm:1:1",
+            "boom",
+        ),
+    ];
+    let file = dir.path().join("bad.scm");
+    for (source, location, message) in cases {
+        fs::write(&file, &source).unwrap();
+        let out = fails(at(&root).arg("eval").arg(&file));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains(location) && e.contains(message),
+            "{source}\nexpected {location} and {message:?}, got: {e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+        assert!(drv_files(&root).is_empty(), "{source}: a .drv was written");
+    }
+
+    // Runaway code in a field that is evaluated lazily is still stopped by the limit.
+    fs::write(
+        &file,
+        "(define a (package (name \"a\") (version \"1\") (build-system gnu-build-system) (inputs (let loop () (loop)))))\na\n",
+    )
+    .unwrap();
+    let out = fails(
+        at(&root)
+            .args(["eval", "--max-eval-seconds", "1"])
+            .arg(&file),
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("max-eval-seconds"), "{e}");
+}
