@@ -31,6 +31,12 @@ pub enum BuildError {
     },
     #[error("cannot build {drv}: the sandbox could not be set up ({message}); guixie refuses to build without isolation")]
     Sandbox { drv: String, message: String },
+    #[error("builder for {drv} was stopped: it wrote more than {limit} bytes (--max-output-size); log: {log}")]
+    TooLarge {
+        drv: String,
+        limit: u64,
+        log: String,
+    },
     #[error("builder for {drv} was stopped after {seconds} s ({what}); log: {log}")]
     TimedOut {
         drv: String,
@@ -72,6 +78,9 @@ pub struct BuildOptions {
     pub jobs: usize,
     pub max_processes: u64,
     pub max_file_size: u64,
+    /// Most disk space a build may fill in all (outputs, build directory, `/tmp`), in bytes;
+    /// checked every second, the build is killed past it.
+    pub max_output_size: u64,
     /// The sandbox helper executable, `guixie-sandbox` (normally beside the running one).
     pub helper: PathBuf,
 }
@@ -88,6 +97,7 @@ impl Default for BuildOptions {
             jobs: 1,
             max_processes: 4096,
             max_file_size: 64 << 30,
+            max_output_size: u64::MAX,
             helper: std::env::current_exe()
                 .ok()
                 .and_then(|exe| Some(exe.parent()?.join("guixie-sandbox")))
@@ -534,6 +544,8 @@ impl<'s> Builder<'s> {
         let pid = child.id() as libc::pid_t;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let (timeout, max_silent) = (self.options.timeout, self.options.max_silent);
+        let max_output_size = self.options.max_output_size;
+        let measured = root.clone();
         let started = std::time::Instant::now();
         let last_output = last_output.clone();
         let watchdog = std::thread::spawn(move || -> Option<Stop> {
@@ -552,8 +564,22 @@ impl<'s> Builder<'s> {
                         (a.min(b), if a <= b { Stop::Timeout } else { Stop::Silent })
                     }
                 };
-                match done_rx.recv_timeout(left) {
+                let poll = if max_output_size == u64::MAX {
+                    left
+                } else {
+                    left.min(Duration::from_secs(1))
+                };
+                match done_rx.recv_timeout(poll) {
                     Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) if poll < left => {
+                        // Only the build's writable directories count; inputs are mounts
+                        // the helper made in its own namespace, invisible here.
+                        if disk_usage(&measured) > max_output_size {
+                            // SAFETY: signalling our own child, which has not been reaped.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                            return Some(Stop::TooLarge);
+                        }
+                    }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         // Output may have arrived meanwhile: look again before killing.
                         let silent_for = Duration::from_millis(
@@ -584,6 +610,13 @@ impl<'s> Builder<'s> {
             let (what, seconds) = match stop {
                 Stop::Timeout => ("--timeout", self.options.timeout.as_secs()),
                 Stop::Silent => ("--max-silent-time", self.options.max_silent.as_secs()),
+                Stop::TooLarge => {
+                    return Err(BuildError::TooLarge {
+                        drv: shown,
+                        limit: self.options.max_output_size,
+                        log: log.display().to_string(),
+                    })
+                }
             };
             return Err(BuildError::TimedOut {
                 drv: shown,
@@ -883,6 +916,24 @@ impl Drop for SessionCgroup {
 enum Stop {
     Timeout,
     Silent,
+    TooLarge,
+}
+
+/// Disk space used under `dir` (allocated blocks, so sparse files count for what they use).
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return 0;
+    };
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                total += disk_usage(&e.path());
+            }
+        }
+    }
+    total
 }
 
 /// A finished sandbox run, before its outputs are registered or compared.

@@ -6,5 +6,6 @@ pub mod builder;
 mod fetch;
 pub mod import;
 pub mod sandbox;
+mod seccomp;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions, Builder, Realised};

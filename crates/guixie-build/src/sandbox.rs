@@ -333,6 +333,8 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     set_limit(libc::RLIMIT_NPROC, spec.max_processes)?;
     set_limit(libc::RLIMIT_FSIZE, spec.max_file_size)?;
     set_limit(libc::RLIMIT_CORE, 0)?;
+    crate::seccomp::install()
+        .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
     let builder = cstr(&spec.builder)?;
     let mut argv: Vec<CString> = vec![builder.clone()];
     for a in &spec.args {

@@ -270,6 +270,17 @@ fn builds_are_isolated_and_limited() {
         &["--max-file-size", "1048576"],
     );
     assert!(!e.is_empty(), "disk");
+    // Many files each under --max-file-size still hit the total limit.
+    let e = denied(
+        &root,
+        "disk-total",
+        "mkdir $out; i=0; while [ $i -lt 200 ]; do dd if=/dev/zero of=$out/f$i bs=1M count=1 2>/dev/null; i=$((i+1)); sleep 0.05; done",
+        &["--max-file-size", "2097152", "--max-output-size", "8388608"],
+    );
+    assert!(
+        e.contains("wrote more than 8388608 bytes (--max-output-size)"),
+        "disk-total: {e}"
+    );
     let start = Instant::now();
     let e = denied(
         &root,

@@ -349,3 +349,54 @@ fn bad_packages_are_located_and_write_nothing() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("max-eval-seconds"), "{e}");
 }
+
+/// A C program compiled and run inside a build tries `ptrace` (attaching to its own child,
+/// and PTRACE_TRACEME) and `mount`: the sandbox's seccomp filter refuses each with EPERM.
+#[test]
+fn ptrace_and_mount_are_refused_inside_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let probe = dir.path().join("probe.scm");
+    fs::write(
+        &probe,
+        r##"(define probe-source
+  (plain-file "probe.c" "
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+int main(void) {
+  pid_t child = fork();
+  if (child == 0) { pause(); return 0; }
+  long r = ptrace(PTRACE_ATTACH, child, 0, 0);
+  printf(\"ptrace-attach: %s\\n\", r == 0 ? \"allowed\" : strerror(errno));
+  r = ptrace(PTRACE_TRACEME, 0, 0, 0);
+  printf(\"ptrace-traceme: %s\\n\", r == 0 ? \"allowed\" : strerror(errno));
+  int m = mount(\"none\", \"/tmp\", \"tmpfs\", 0, 0);
+  printf(\"mount: %s\\n\", m == 0 ? \"allowed\" : strerror(errno));
+  kill(child, SIGKILL);
+  return 0;
+}
+"))
+(package
+  (name "probe") (version "1") (source #f) (build-system trivial-build-system)
+  (arguments
+   (list #:builder
+         #~(begin
+             (use-modules (guixie build utils))
+             (setenv "PATH" "/usr/bin")
+             (invoke "gcc" "-o" "/build/probe" #$probe-source)
+             (invoke "sh" "-c" (string-append "/build/probe > " #$output))))))
+"##,
+    )
+    .unwrap();
+    let out = ok_str(at(&root).args(["build", "-q"]).arg(&probe));
+    let report = fs::read_to_string(root.join(out.trim_start_matches('/'))).unwrap();
+    assert_eq!(
+        report,
+        "ptrace-attach: Operation not permitted\nptrace-traceme: Operation not permitted\nmount: Operation not permitted\n"
+    );
+}

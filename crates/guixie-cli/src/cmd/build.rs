@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Largest file a build may write, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
     max_file_size: u64,
+    /// Most disk space a build may fill in all (outputs, build directory, /tmp), in bytes.
+    #[arg(long, default_value_t = u64::MAX, hide_default_value = true)]
+    max_output_size: u64,
     /// Rebuild the (already built) targets and compare bit for bit with the store; exit 1 on a
     /// difference, naming the differing files and keeping the rebuilt copy.
     #[arg(long)]
@@ -96,6 +99,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         max_processes: args.max_processes,
         max_file_size: args.max_file_size,
+        max_output_size: args.max_output_size,
         ..BuildOptions::default()
     };
     let builder = Builder::new(&store, options);
