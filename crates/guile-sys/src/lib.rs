@@ -13,6 +13,8 @@ pub type scm_t_catch_body = unsafe extern "C" fn(data: *mut c_void) -> SCM;
 pub type scm_t_catch_handler = unsafe extern "C" fn(data: *mut c_void, key: SCM, args: SCM) -> SCM;
 
 extern "C" {
+    /// libgc (Boehm GC, which Guile links): grow the heap by `bytes` now.
+    pub fn GC_expand_hp(bytes: usize) -> c_int;
     // Shim (macros).
     pub fn guixie_scm_bool_f() -> SCM;
     pub fn guixie_scm_bool_t() -> SCM;

@@ -277,6 +277,7 @@
       ("synopsis" . ,(package-synopsis p))
       ("description" . ,(package-description p))
       ("derivation" . ,(derivation-file-name drv))
+      ("toolchain" . ,(store-item-path (bootstrap-toolchain)))
       ,@(map (lambda (o) (cons "output" (string-append o " " (derivation-output-path drv o))))
              (package-outputs p)))))
 
