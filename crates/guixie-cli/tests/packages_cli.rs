@@ -400,3 +400,78 @@ int main(void) {
         "ptrace-attach: Operation not permitted\nptrace-traceme: Operation not permitted\nmount: Operation not permitted\n"
     );
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The evaluation cache answers only when nothing the evaluation read has changed: the file,
+/// the package modules it loads, the local files they add, and the `.drv`s in the store.
+#[test]
+fn evaluation_cache_sees_every_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let modules = dir.path().join("modules");
+    fs::create_dir_all(modules.join("t")).unwrap();
+    copy_tree(&examples().join("hello"), &modules.join("t/hello-src"));
+    let module = modules.join("t/pkgs.scm");
+    let write_module = |version: &str| {
+        fs::write(
+            &module,
+            format!(
+                "(define-module (t pkgs))\n(define-public hi (package (name \"hi\") (version \"{version}\") (source (local-file \"hello-src\" #:recursive? #t)) (build-system gnu-build-system)))\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_module("1");
+    let main = dir.path().join("main.scm");
+    fs::write(&main, "(use-modules (t pkgs))\nhi\n").unwrap();
+    let eval = || ok_str(at(&root).arg("-L").arg(&modules).arg("eval").arg(&main));
+    let uncached = || {
+        ok_str(
+            at(&root)
+                .arg("-L")
+                .arg(&modules)
+                .args(["eval", "--no-eval-cache"])
+                .arg(&main),
+        )
+    };
+
+    let first = eval();
+    assert!(first.ends_with("-hi-1.drv"), "{first}");
+    let entries = fs::read_dir(root.join("var/guixie/eval-cache"))
+        .unwrap()
+        .count();
+    assert_eq!(entries, 1);
+    assert_eq!(eval(), first);
+
+    // A source file changes: so does the derivation.
+    let c = modules.join("t/hello-src/hello.c");
+    let mut text = fs::read_to_string(&c).unwrap();
+    text.push_str("/* edited */\n");
+    fs::write(&c, text).unwrap();
+    let second = eval();
+    assert_ne!(second, first);
+    assert_eq!(second, uncached());
+
+    // The module changes.
+    write_module("2");
+    let third = eval();
+    assert!(third.ends_with("-hi-2.drv"), "{third}");
+    assert_eq!(third, uncached());
+
+    // The .drv is collected: the cache does not answer with a path that is not there.
+    ok(at(&root).arg("gc"));
+    assert!(!root.join(third.trim_start_matches('/')).exists());
+    assert_eq!(eval(), third);
+    assert!(root.join(third.trim_start_matches('/')).is_file());
+}

@@ -8,11 +8,12 @@
 //! batch, and only if the whole evaluation succeeded.
 
 pub mod bootstrap;
+mod cache;
 mod primitives;
 mod session;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use guile::{Guile, GuileError, Value};
@@ -77,6 +78,8 @@ pub struct EvalOptions {
     pub collision: InputCollision,
     /// Directories where `(use-modules (a b))` finds `a/b.scm`, and `show` looks for packages.
     pub load_path: Vec<std::path::PathBuf>,
+    /// Reuse the results of an earlier evaluation of an unchanged file (see `cache`).
+    pub use_cache: bool,
 }
 
 impl Default for EvalOptions {
@@ -85,12 +88,13 @@ impl Default for EvalOptions {
             max_eval_seconds: 60.0,
             collision: InputCollision::default(),
             load_path: Vec::new(),
+            use_cache: true,
         }
     }
 }
 
 /// A derivation an evaluation returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluated {
     pub name: String,
     pub drv_path: String,
@@ -159,12 +163,87 @@ impl Evaluator {
     }
 
     fn run(&self, source: Source<'_>, attr: Option<&str>) -> Result<Vec<Evaluated>, EvalError> {
+        // Files are cached (see `cache`); expressions and load-path lookups are not.
+        let cached = match &source {
+            Source::File(f) if self.options.use_cache => self.cache_key(f, attr).and_then(|key| {
+                let main_hash = cache::content_hash(f)?;
+                Some((key, main_hash, std::fs::canonicalize(f).ok()?))
+            }),
+            _ => None,
+        };
+        let cache = cache::EvalCache::new(self.store.state_dir());
+        if let Some((key, _, _)) = &cached {
+            if let Some(results) = cache.lookup(key) {
+                if self.all_valid(&results)? {
+                    return Ok(results);
+                }
+            }
+        }
         let session = Session::new(self.store.clone(), self.options.collision);
         let (result, session) =
             guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, &self.options)));
-        let evaluated = result?;
-        self.write_results(&session)?;
+        let (evaluated, module_files) = result?;
+        let trees = self.write_results(&session)?;
+        if let Some((key, main_hash, main)) = cached {
+            let mut files = vec![(main, main_hash)];
+            for m in module_files {
+                match cache::content_hash(&m) {
+                    Some(h) => files.push((m, h)),
+                    None => return Ok(evaluated),
+                }
+            }
+            let entry = cache::Entry {
+                files,
+                trees,
+                dpkg: if session.used_toolchain {
+                    cache::dpkg_fingerprint()
+                } else {
+                    None
+                },
+                results: evaluated.clone(),
+            };
+            cache.store(&key, &entry);
+        }
         Ok(evaluated)
+    }
+
+    /// Everything an evaluation of `file` depends on besides what the cache entry records.
+    fn cache_key(&self, file: &Path, attr: Option<&str>) -> Option<String> {
+        let mut key = format!(
+            "guixie eval cache 1\0{}\0{}\0{:?}\0{}\0{}\0{}\0{}\0",
+            env!("CARGO_PKG_VERSION"),
+            self.store.store_dir().as_str(),
+            self.options.collision,
+            self.options.max_eval_seconds,
+            std::fs::canonicalize(file).ok()?.display(),
+            attr.unwrap_or(""),
+            std::env::var("GUIXIE_BOOTSTRAP_SHA256").unwrap_or_default(),
+        );
+        for dir in &self.options.load_path {
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+            key.push_str(&dir.display().to_string());
+            key.push('\0');
+        }
+        for (name, source) in MODULES.iter().chain(BUILD_SIDE_MODULES) {
+            key.push_str(name);
+            key.push_str(source);
+        }
+        Some(
+            guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, key.as_bytes())
+                .to_hex(),
+        )
+    }
+
+    fn all_valid(&self, results: &[Evaluated]) -> Result<bool, EvalError> {
+        let sd = self.store.store_dir();
+        let mut paths = Vec::new();
+        for r in results {
+            match sd.parse_path(&r.drv_path) {
+                Ok(p) => paths.push(p),
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(self.store.are_valid(&paths)?.into_iter().all(|v| v))
     }
 
     /// The packages named `name` (all packages, without a name) that `file` defines, or that
@@ -211,9 +290,30 @@ impl Evaluator {
 
     /// Adds what a successful evaluation made: local files first, then the text files and
     /// `.drv`s that may refer to them.
-    fn write_results(&self, session: &Session) -> Result<(), EvalError> {
+    /// Returns the local files' fingerprints, taken before their contents are checked, so
+    /// that a later change is always seen by the evaluation cache.
+    fn write_results(&self, session: &Session) -> Result<Vec<(PathBuf, String)>, EvalError> {
+        let mut trees = Vec::new();
         for (path, name, file) in &session.pending_files {
+            if let Some(fp) = cache::tree_fingerprint(file) {
+                trees.push((file.clone(), fp));
+            }
             if self.store.is_valid(path)? {
+                // Valid already, but the file must still be what was hashed.
+                let changed = || EvalError::Changed {
+                    file: file.display().to_string(),
+                };
+                let (nar_hash, _) =
+                    guixie_formats::nar::hash_path(file, guixie_formats::HashAlgo::Sha256)
+                        .map_err(|_| changed())?;
+                let again = self
+                    .store
+                    .store_dir()
+                    .make_source_path(name, &nar_hash, &std::collections::BTreeSet::new(), false)
+                    .map_err(|_| changed())?;
+                if again != *path {
+                    return Err(changed());
+                }
                 continue;
             }
             let added = self.store.add_path(file, name, false)?;
@@ -224,7 +324,7 @@ impl Evaluator {
             }
         }
         self.store.add_texts(&session.pending)?;
-        Ok(())
+        Ok(trees)
     }
 }
 
@@ -264,7 +364,7 @@ fn evaluate(
     source: &Source<'_>,
     attr: Option<&str>,
     options: &EvalOptions,
-) -> Result<Vec<Evaluated>, EvalError> {
+) -> Result<(Vec<Evaluated>, Vec<PathBuf>), EvalError> {
     install_modules(g)?;
     let seconds = eval_seconds(g, options)?;
     let load_path = load_path(g, options);
@@ -314,12 +414,20 @@ fn evaluate(
         g.public_ref("guixie loader", "collect-derivations")?,
         &[value],
     )?;
-    Ok(found
+    let evaluated = found
         .list()
         .unwrap_or_default()
         .into_iter()
         .filter_map(to_evaluated)
-        .collect())
+        .collect();
+    let module_files = g
+        .call(g.public_ref("guixie loader", "loaded-module-files")?, &[])?
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| f.to_text().map(PathBuf::from))
+        .collect();
+    Ok((evaluated, module_files))
 }
 
 fn to_evaluated(v: Value<'_>) -> Option<Evaluated> {

@@ -73,6 +73,7 @@ impl Primitive for BootstrapToolchainPrim {
             .map(|p| text(p, "package"))
             .collect::<Result<_, _>>()?;
         let path = Session::with_current(|s| {
+            s.used_toolchain = true;
             let p = crate::bootstrap::ensure(&s.store, &packages)?;
             Ok(s.store_dir.display(&p))
         })

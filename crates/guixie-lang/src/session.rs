@@ -18,6 +18,9 @@ pub struct Session {
     pub pending: Vec<TextItem>,
     /// Local files and trees (`local-file`) to add, with the path their hash gave.
     pub pending_files: Vec<(StorePath, String, std::path::PathBuf)>,
+    /// Whether the bootstrap toolchain was asked for (the evaluation then depends on the
+    /// host's packages).
+    pub used_toolchain: bool,
     pending_paths: HashSet<StorePath>,
     modulo: HashMap<String, Hash>,
 }
@@ -34,6 +37,7 @@ impl Session {
             collision,
             pending: Vec::new(),
             pending_files: Vec::new(),
+            used_toolchain: false,
             pending_paths: HashSet::new(),
             modulo: HashMap::new(),
         }

@@ -26,6 +26,9 @@ pub struct EvalArgs {
     /// How inputs with equal modulo hashes combine (see `guixie drv --help`).
     #[arg(long, value_enum, default_value_t = Collision::Merge)]
     collision: Collision,
+    /// Evaluate even if the file and everything it uses are unchanged since the last time.
+    #[arg(long)]
+    no_eval_cache: bool,
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -33,6 +36,7 @@ pub fn run(ctx: &Context, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let options = EvalOptions {
         max_eval_seconds: args.max_eval_seconds,
         collision: args.collision.into(),
+        use_cache: !args.no_eval_cache,
         ..ctx.eval_options()
     };
     let evaluator = Evaluator::new(store, options);

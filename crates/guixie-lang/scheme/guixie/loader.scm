@@ -17,7 +17,7 @@
   #:use-module (ice-9 match)
   #:use-module (ice-9 ftw)
   #:export (load-user-file load-user-string collect-derivations
-            package-modules find-packages describe-package
+            package-modules find-packages describe-package loaded-module-files
             package-use-modules package-define-module package-define-public))
 
 (define guixie-bindings
@@ -45,8 +45,18 @@
      fold fold-right filter-map append-map delete-duplicates last first second third iota
      find any every count remove partition reduce)))
 
+;; Guile's clock (get-internal-real-time, sleep) would make results depend on when a file
+;; is evaluated; package files do not get it.
+(define impure-clock '(get-internal-real-time internal-time-units-per-second sleep usleep))
+
+(define user-bindings
+  (append guixie-bindings
+          (map (lambda (set)
+                 (cons (car set) (remove (lambda (b) (memq b impure-clock)) (cdr set))))
+               all-pure-and-impure-bindings)))
+
 (define (user-module)
-  (make-sandbox-module (append guixie-bindings all-pure-and-impure-bindings)))
+  (make-sandbox-module user-bindings))
 
 (define (eval-forms port file module deadline)
   (let loop ((last *unspecified*))
@@ -81,6 +91,9 @@
 (define %exports (make-parameter #f))
 ;; (module-name . interface), or (module-name . loading) while it loads.
 (define %package-modules '())
+;; Files of the package modules the current evaluation loaded (for the evaluation cache).
+(define %module-files '())
+(define (loaded-module-files) (reverse %module-files))
 
 (define (module-name->file name)
   (let ((rel (string-append (string-join (map symbol->string name) "/") ".scm")))
@@ -113,6 +126,7 @@
                      (error (format #f "use-modules: no module ~s on the load path (~a); add its directory with -L DIR or GUIXIE_LOAD_PATH"
                                     name (string-join (%user-load-path) ":"))))))
        (set! %package-modules (acons name 'loading %package-modules))
+       (set! %module-files (cons file %module-files))
        (let-values (((value module exports) (load-module-file file)))
          (let ((iface (make-module)))
            (for-each (lambda (sym)
@@ -192,6 +206,7 @@
 (define (start-evaluation! load-path max-seconds thunk)
   (reset-lowering-caches!)
   (set! %package-modules '())
+  (set! %module-files '())
   (set! %deadline (deadline-after max-seconds))
   (parameterize ((%user-load-path load-path))
     (thunk)))
