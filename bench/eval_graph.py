@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Instantiate the synthetic graph (gen-nix-graph.py N 3; Scheme side gen-scm-graph.py N 3) to
 .drv files: guixie eval beside nix-instantiate, cold (empty store) and warm (all .drv files
-already valid). Prints time, peak RSS and ratios; checks that both list the same .drv paths.
+already valid). guixie's warm run answers from its evaluation cache (the file is unchanged);
+"re-eval" is a warm run with --no-eval-cache, which evaluates everything again as Nix does.
+Prints time, peak RSS and ratios; checks that both list the same .drv paths.
 
 Usage: bench/eval_graph.py [--packages N] [--runs R]"""
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
@@ -42,15 +44,16 @@ def main():
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen-scm-graph.py"), str(args.packages), "3"],
                        stdout=f, check=True)
 
-    def guixie_cmd(root):
-        return [GUIXIE, "--store", root, "--store-dir", "/nix/store", "eval", scm_src]
+    def guixie_cmd(root, cache=True):
+        return [GUIXIE, "--store", root, "--store-dir", "/nix/store", "eval", scm_src] + \
+            ([] if cache else ["--no-eval-cache"])
 
-    def nix_cmd(root):
+    def nix_cmd(root, cache=True):
         return ["nix-instantiate", "--store", f"local?root={root}", nix_src]
 
     results = {}
     for tool, make in (("guixie", guixie_cmd), ("nix", nix_cmd)):
-        cold, warm, outs = [], [], set()
+        cold, warm, reeval, outs = [], [], [], set()
         for i in range(args.runs):
             root = os.path.join(work, f"{tool}-{i}")
             t, out = run(make(root))
@@ -58,16 +61,22 @@ def main():
             outs.add(out)
             t, out = run(make(root))
             warm.append(t)
-        results[tool] = (statistics.median(cold), statistics.median(warm), peak_rss(make(os.path.join(work, f"{tool}-rss"))), outs)
+            outs.add(out)
+            t, out = run(make(root, cache=False))
+            reeval.append(t)
+            outs.add(out)
+        results[tool] = (statistics.median(cold), statistics.median(warm),
+                         peak_rss(make(os.path.join(work, f"{tool}-rss"))), outs, statistics.median(reeval))
     if results["guixie"][3] != results["nix"][3]:
         sys.exit("guixie and nix-instantiate printed different .drv paths")
     print(f"{args.packages} packages, median of {args.runs}; identical .drv paths on both sides")
-    print(f"{'tool':8} {'cold s':>8} {'warm s':>8} {'peak RSS':>9}")
+    print(f"{'tool':8} {'cold s':>8} {'warm s':>8} {'re-eval s':>9} {'peak RSS':>9}")
     for tool in ("guixie", "nix"):
-        c, w, rss, _ = results[tool]
-        print(f"{tool:8} {c:8.3f} {w:8.3f} {rss:7.1f}MiB")
+        c, w, rss, _, r = results[tool]
+        print(f"{tool:8} {c:8.3f} {w:8.3f} {r:9.3f} {rss:7.1f}MiB")
     g, n = results["guixie"], results["nix"]
-    print(f"ratio nix/guixie: cold {n[0] / g[0]:.2f}x, warm {n[1] / g[1]:.2f}x")
+    print(f"ratio nix/guixie: cold {n[0] / g[0]:.2f}x, warm {n[1] / g[1]:.2f}x, "
+          f"re-eval {n[4] / g[4]:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
 
 

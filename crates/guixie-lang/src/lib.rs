@@ -23,25 +23,25 @@ use thiserror::Error;
 
 use session::Session;
 
-/// guixie's own Scheme modules, in load order.
-const MODULES: &[(&str, &str)] = &[
-    (
-        "guixie/derivations.scm",
-        include_str!("../scheme/guixie/derivations.scm"),
-    ),
-    ("guixie/gexp.scm", include_str!("../scheme/guixie/gexp.scm")),
-    (
-        "guixie/packages.scm",
-        include_str!("../scheme/guixie/packages.scm"),
-    ),
-    (
-        "guixie/build-systems.scm",
-        include_str!("../scheme/guixie/build-systems.scm"),
-    ),
-    (
-        "guixie/loader.scm",
-        include_str!("../scheme/guixie/loader.scm"),
-    ),
+/// Embeds a host-side module: its source (part of the evaluation cache's key) and the
+/// bytecode `build.rs` compiled from it with `guild compile -O1`.
+macro_rules! module {
+    ($name:literal, $go:literal) => {
+        (
+            $name,
+            include_str!(concat!("../scheme/", $name, ".scm")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/", $go)) as &[u8],
+        )
+    };
+}
+
+/// guixie's own Scheme modules, in load order: (name, source, compiled).
+const MODULES: &[(&str, &str, &[u8])] = &[
+    module!("guixie/derivations", "guixie-derivations.go"),
+    module!("guixie/gexp", "guixie-gexp.go"),
+    module!("guixie/packages", "guixie-packages.go"),
+    module!("guixie/build-systems", "guixie-build-systems.go"),
+    module!("guixie/loader", "guixie-loader.go"),
 ];
 
 /// Modules for the build side (run by the bootstrap toolchain's Guile inside builds), by
@@ -224,7 +224,15 @@ impl Evaluator {
             key.push_str(&dir.display().to_string());
             key.push('\0');
         }
-        for (name, source) in MODULES.iter().chain(BUILD_SIDE_MODULES) {
+        for (name, source) in MODULES
+            .iter()
+            .map(|(name, source, _)| (name, source))
+            .chain(
+                BUILD_SIDE_MODULES
+                    .iter()
+                    .map(|(name, source)| (name, source)),
+            )
+        {
             key.push_str(name);
             key.push_str(source);
         }
@@ -338,8 +346,12 @@ fn install_modules(g: &Guile) -> Result<(), GuileError> {
         primitives::define_all,
         primitives::EXPORTS,
     );
-    for (_, source) in MODULES {
-        g.eval_str(source)?;
+    // Loading bytecode from memory costs a few milliseconds; evaluating the sources would
+    // expand every macro again on each run.
+    let load = g.eval_str("(lambda (bv) ((@ (system vm loader) load-thunk-from-memory) bv))")?;
+    for (_, _, compiled) in MODULES {
+        let thunk = g.call(load, &[g.bytevector(compiled)])?;
+        g.call(thunk, &[])?;
     }
     // Back to a neutral module for whatever runs next on this thread.
     g.eval_str("(set-current-module (resolve-module '(guile-user)))")?;
