@@ -292,6 +292,10 @@ impl Db {
             let mut insert_output = tx
                 .prepare_cached("INSERT INTO DerivationOutputs (drv, id, path) VALUES (?1, ?2, ?3)")
                 .map_err(err)?;
+            // Ids of paths registered by this batch: most references of a batch point into
+            // it (a graph's .drv files), and a map lookup is much cheaper than a query.
+            let mut batch_ids: std::collections::HashMap<String, i64> =
+                std::collections::HashMap::new();
             for (idx, info) in infos.iter().enumerate() {
                 let abs = sd.display(&info.path);
                 if id_of
@@ -310,10 +314,13 @@ impl Db {
                         continue;
                     }
                     let r_abs = sd.display(r);
-                    let rid = id_of
-                        .query_row([&r_abs], |row| row.get::<_, i64>(0))
-                        .optional()
-                        .map_err(err)?;
+                    let rid = match batch_ids.get(&r_abs) {
+                        Some(id) => Some(*id),
+                        None => id_of
+                            .query_row([&r_abs], |row| row.get::<_, i64>(0))
+                            .optional()
+                            .map_err(err)?,
+                    };
                     ref_ids.push(rid.ok_or_else(|| StoreError::MissingReference {
                         path: abs.clone(),
                         reference: r_abs,
@@ -333,6 +340,7 @@ impl Db {
                     ])
                     .map_err(err)?;
                 let id = tx.last_insert_rowid();
+                batch_ids.insert(abs, id);
                 if self_reference {
                     ref_ids.push(id);
                 }
