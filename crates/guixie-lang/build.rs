@@ -22,6 +22,7 @@ const PRIMITIVES: &[&str] = &[
     "%bootstrap-toolchain",
     "%build-side-module-source",
     "%derivation",
+    "%query-path-info",
     "%store-dir",
     "%text-file",
 ];

@@ -13,7 +13,7 @@ use guixie_formats::{StoreDir, StorePath};
 use guixie_store::{LocalStore, Store, StoreError};
 use thiserror::Error;
 
-use crate::sandbox::{inside, SandboxSpec};
+use crate::sandbox::SandboxSpec;
 use guixie_formats::derivation::TOOLCHAIN_ENV;
 
 #[derive(Debug, Error)]
@@ -426,9 +426,23 @@ impl<'s> Builder<'s> {
 
         let area = self.store.build_area()?;
         let root = area.join("root");
-        std::fs::create_dir_all(&root)
-            .map_err(|e| BuildError::Io(format!("{}: {e}", root.display())))?;
         let build_dir = PathBuf::from("/build");
+        // What the build may write lives on the store's disk, under `area/w`; the rest of
+        // its root is a tmpfs the helper mounts.
+        let writable: Vec<(PathBuf, PathBuf)> = [
+            ("store", PathBuf::from(sd.as_str())),
+            ("build", build_dir.clone()),
+            ("tmp", PathBuf::from("/tmp")),
+        ]
+        .into_iter()
+        .map(|(host, inside)| (area.join("w").join(host), inside))
+        .collect();
+        for dir in std::iter::once(&root).chain(writable.iter().map(|(h, _)| h)) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| BuildError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let host_store = writable[0].0.clone();
+        let host_build = writable[1].0.clone();
         let mut inputs: Vec<(PathBuf, PathBuf)> = closure
             .iter()
             .map(|p| (self.store.real_path(p), PathBuf::from(sd.display(p))))
@@ -465,17 +479,13 @@ impl<'s> Builder<'s> {
             }
         }
         let mut env = build_env(drv, &sd, &build_dir);
-        pass_as_files(&mut env, &inside(&root, &build_dir), &build_dir)
+        pass_as_files(&mut env, &host_build, &build_dir)
             .map_err(|e| drv_err(&shown, format!("passAsFile: {e}")))?;
         let spec = SandboxSpec {
             root: root.clone(),
             inputs,
             symlinks,
-            writable_dirs: vec![
-                PathBuf::from(sd.as_str()),
-                build_dir.clone(),
-                PathBuf::from("/tmp"),
-            ],
+            writable_dirs: writable.clone(),
             workdir: build_dir,
             builder: drv.builder.clone(),
             args: drv.args.clone(),
@@ -531,7 +541,10 @@ impl<'s> Builder<'s> {
                     let _ = std::io::stderr().write_all(&buf[..n]);
                 }
             }
-            gz.finish()?.sync_all()
+            // Not fsynced: a log is evidence of a build, not part of its result, and an
+            // fsync per build costs more than many small builds take (as in Nix, logs are
+            // written without one). Attestations record the log's hash.
+            gz.finish().map(drop)
         });
         let mut child = spawned.map_err(|e| {
             BuildError::Io(format!(
@@ -545,7 +558,7 @@ impl<'s> Builder<'s> {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let (timeout, max_silent) = (self.options.timeout, self.options.max_silent);
         let max_output_size = self.options.max_output_size;
-        let measured = root.clone();
+        let measured = area.join("w");
         let started = std::time::Instant::now();
         let last_output = last_output.clone();
         let watchdog = std::thread::spawn(move || -> Option<Stop> {
@@ -652,7 +665,7 @@ impl<'s> Builder<'s> {
                 kept,
             });
         }
-        let inside_store = root.join(sd.as_str().trim_start_matches('/'));
+        let inside_store = host_store;
         let mut candidates: Vec<StorePath> = closure.iter().cloned().collect();
         candidates.extend(outputs.values().cloned());
         Ok(SandboxRun {
@@ -694,7 +707,7 @@ impl<'s> Builder<'s> {
             .get("out")
             .ok_or_else(|| drv_err(&shown, "builtin:fetchurl: no output `out'"))?;
         let area = self.store.build_area()?;
-        let inside_store = area.join("root").join(sd.as_str().trim_start_matches('/'));
+        let inside_store = area.join("w").join("store");
         std::fs::create_dir_all(&inside_store)
             .map_err(|e| BuildError::Io(format!("{}: {e}", inside_store.display())))?;
         let log = self.log_path(drv_path)?;

@@ -17,15 +17,17 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxSpec {
-    /// Host directory that becomes `/`; prepared by the caller (see `Builder`).
+    /// An empty host directory on which the helper mounts the new root, a tmpfs: its
+    /// skeleton (mount points, `/etc` files, device nodes) costs no disk inodes.
     pub root: PathBuf,
     /// (host path, path inside) bind-mounted read-only.
     pub inputs: Vec<(PathBuf, PathBuf)>,
     /// (path inside, target) symbolic links made in the new root, e.g. `/bin` → `usr/bin`.
     #[serde(default)]
     pub symlinks: Vec<(PathBuf, PathBuf)>,
-    /// Inside paths that must exist as writable directories (store dir, build dir, /tmp).
-    pub writable_dirs: Vec<PathBuf>,
+    /// (host directory, path inside): writable directories (store dir, build dir, /tmp),
+    /// bind-mounted so that what the build leaves there is on the host's disk.
+    pub writable_dirs: Vec<(PathBuf, PathBuf)>,
     pub workdir: PathBuf,
     pub builder: Vec<u8>,
     pub args: Vec<Vec<u8>>,
@@ -91,8 +93,7 @@ fn mount(
     )
 }
 
-/// Where the path `p` of the new root is, seen from the host.
-pub(crate) fn inside(root: &Path, p: &Path) -> PathBuf {
+fn inside(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap_or(p))
 }
 
@@ -238,13 +239,18 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     let root = &spec.root;
     // Nothing we mount propagates back to the host.
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
-    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+    )?;
     // Writable directories are mounts of their own, so the root around them can be made
     // read-only at the end.
-    for d in &spec.writable_dirs {
+    for (host, d) in &spec.writable_dirs {
         let dir = inside(root, d);
         std::fs::create_dir_all(&dir)?;
-        mount(Some(&dir), &dir, None, libc::MS_BIND)?;
+        mount(Some(host), &dir, None, libc::MS_BIND)?;
     }
     for (host, at) in &spec.inputs {
         bind_read_only(root, host, at)?;

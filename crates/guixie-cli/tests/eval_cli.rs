@@ -238,4 +238,33 @@ fn graph_and_repl() {
             .lines()
             .any(|l| l == drv)
     );
+    // The REPL queries the store through the Rust primitives.
+    let mut child = guixie()
+        .arg("--store")
+        .arg(&root)
+        .arg("repl")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!(
+                "(list (valid-path? \"{drv}\") (valid-path? \"/gnu/store/00000000000000000000000000000000-gone\") (cadr (query-path-info \"{drv}\")))\n,q\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let size = fs::metadata(root.join(drv.trim_start_matches('/')))
+        .unwrap()
+        .len();
+    // The NAR of a regular file: 112 bytes of framing and the contents padded to 8 bytes.
+    let nar_size = 112 + size.div_ceil(8) * 8;
+    assert!(text.contains(&format!("(#t #f {nar_size})")), "{text}");
 }

@@ -15,6 +15,7 @@ pub const EXPORTS: &[&str] = &[
     "%bootstrap-toolchain",
     "%build-side-module-source",
     "%derivation",
+    "%query-path-info",
     "%store-dir",
     "%text-file",
 ];
@@ -24,6 +25,7 @@ pub fn define_all(g: &Guile) {
     g.define_primitive::<BootstrapToolchainPrim>();
     g.define_primitive::<BuildSideModulePrim>();
     g.define_primitive::<DerivationPrim>();
+    g.define_primitive::<QueryPathInfoPrim>();
     g.define_primitive::<StoreDirPrim>();
     g.define_primitive::<TextFilePrim>();
 }
@@ -132,6 +134,46 @@ fn bytes(v: Value<'_>, what: &str) -> Result<Vec<u8>, PrimitiveError> {
 fn list<'g>(v: Value<'g>, what: &str) -> Result<Vec<Value<'g>>, PrimitiveError> {
     v.list()
         .ok_or_else(|| err(format!("{what}: expected a list")))
+}
+
+/// `(%query-path-info path)` → `#f` if `path` is not valid, else
+/// `(nar-hash nar-size (reference ...) deriver-or-#f)`, the hash in Nix's `sha256:` form.
+struct QueryPathInfoPrim;
+impl Primitive for QueryPathInfoPrim {
+    const NAME: &'static str = "%query-path-info";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [path] = args else {
+            return Err(err(format!("expected 1 argument, got {}", args.len())));
+        };
+        let path = text(*path, "path")?;
+        type Info = (String, u64, Vec<String>, Option<String>);
+        let info: Option<Info> = Session::with_current(|s| {
+            use guixie_store::Store;
+            let p = s.store_dir.parse_path(&path).map_err(|e| e.to_string())?;
+            let Some(info) = s.store.path_info(&p).map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            Ok(Some((
+                info.nar_hash
+                    .to_typed_string(guixie_formats::Encoding::Nix32),
+                info.nar_size,
+                info.references
+                    .iter()
+                    .map(|r| s.store_dir.display(r))
+                    .collect(),
+                info.deriver.as_ref().map(|d| s.store_dir.display(d)),
+            )))
+        })
+        .map_err(|e| err(format!("query-path-info {path:?}: {e}")))?;
+        let Some((hash, size, refs, deriver)) = info else {
+            return Ok(g.bool(false));
+        };
+        let refs = g.list_with(&refs, |r| g.string(r));
+        let deriver = deriver
+            .map(|d| g.string(&d))
+            .unwrap_or_else(|| g.bool(false));
+        Ok(g.list(&[g.string(&hash), g.int(size as i64), refs, deriver]))
+    }
 }
 
 struct StoreDirPrim;

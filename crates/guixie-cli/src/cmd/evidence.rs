@@ -20,17 +20,12 @@ pub fn log_dir(store: &LocalStore) -> PathBuf {
 
 pub fn builder_key(store: &LocalStore) -> anyhow::Result<SecretKey> {
     let path = store.state_dir().join("builder.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => SecretKey::parse(&text).with_context(|| path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let name =
-                std::env::var("GUIXIE_BUILDER_NAME").unwrap_or_else(|_| "guixie-builder-1".into());
-            let key = SecretKey::generate(&name)?;
-            super::write_secret_file(&path, &key.to_string())?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| path.display().to_string()),
-    }
+    let text = super::read_or_create_secret(&path, || {
+        let name =
+            std::env::var("GUIXIE_BUILDER_NAME").unwrap_or_else(|_| "guixie-builder-1".into());
+        Ok(SecretKey::generate(&name)?.to_string())
+    })?;
+    SecretKey::parse(&text).with_context(|| path.display().to_string())
 }
 
 fn load_drv(store: &LocalStore, path: &str) -> Result<Derivation, DerivationError> {

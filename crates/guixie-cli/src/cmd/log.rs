@@ -175,18 +175,13 @@ fn log_dir(ctx: &Context) -> anyhow::Result<PathBuf> {
 
 fn log_key(dir: &Path) -> anyhow::Result<SignerKey> {
     let path = dir.join("log.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(SignerKey::parse(&text).with_context(|| path.display().to_string())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
-            let origin =
-                std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
-            let key = SignerKey::generate(&origin, ALG_ED25519)?;
-            super::write_secret_file(&path, &key.to_string())?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| path.display().to_string()),
-    }
+    std::fs::create_dir_all(dir)?;
+    let text = super::read_or_create_secret(&path, || {
+        let origin =
+            std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
+        Ok(SignerKey::generate(&origin, ALG_ED25519)?.to_string())
+    })?;
+    SignerKey::parse(&text).with_context(|| path.display().to_string())
 }
 
 fn invalid(reason: impl std::fmt::Display) -> anyhow::Result<ExitCode> {

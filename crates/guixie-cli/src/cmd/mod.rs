@@ -113,6 +113,33 @@ impl From<Collision> for guixie_formats::derivation::InputCollision {
 }
 
 /// Writes a secret key file readable only by its owner; refuses to overwrite one.
+/// The text of the secret file at `path`, made with `make` if there is none. The new file is
+/// written whole under a temporary name and linked into place, so of two processes starting
+/// at once, one file wins and both use it.
+pub fn read_or_create_secret(
+    path: &std::path::Path,
+    make: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    }
+    let text = make()?;
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    write_secret_file(&temp, &text)?;
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| path.display().to_string())
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
 pub fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -23,11 +23,19 @@
             make-store-item
             store-item-path
             %current-system
-            store-directory))
+            store-directory
+            valid-path?
+            query-path-info))
 
 (define %current-system (make-parameter "x86_64-linux"))
 
 (define (store-directory) (%store-dir))
+
+;; What the store knows of a path: #f, or (nar-hash nar-size references deriver). Not
+;; available to package files, whose evaluation must not depend on the store's contents;
+;; for the REPL and guixie's own modules.
+(define (query-path-info path) (%query-path-info path))
+(define (valid-path? path) (and (%query-path-info path) #t))
 
 ;; A derivation once written: its .drv path, name and ((output . path) ...).
 (define-record-type <derivation>
