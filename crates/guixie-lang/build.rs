@@ -17,15 +17,7 @@ const MODULES: &[&str] = &[
     "guixie/build/utils",
     "guixie/build/gnu-build-system",
 ];
-const PRIMITIVES: &[&str] = &[
-    "%add-to-store",
-    "%bootstrap-toolchain",
-    "%build-side-module-source",
-    "%derivation",
-    "%query-path-info",
-    "%store-dir",
-    "%text-file",
-];
+include!("src/primitive_names.rs");
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -33,7 +25,7 @@ fn main() {
     let scheme = manifest.join("scheme");
     let stub_dir = out.join("stub");
     std::fs::create_dir_all(stub_dir.join("guixie")).unwrap();
-    let defs: String = PRIMITIVES
+    let defs: String = PRIMITIVE_NAMES
         .iter()
         .map(|p| format!("(define ({p} . args) (error \"stub\"))\n"))
         .collect();
@@ -41,7 +33,7 @@ fn main() {
         stub_dir.join("guixie/primitives.scm"),
         format!(
             "(define-module (guixie primitives) #:export ({}))\n{defs}",
-            PRIMITIVES.join(" ")
+            PRIMITIVE_NAMES.join(" ")
         ),
     )
     .unwrap();
@@ -76,4 +68,5 @@ fn main() {
         println!("cargo:rerun-if-changed={}", src.display());
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/primitive_names.rs");
 }

@@ -106,8 +106,38 @@ impl Default for BuildOptions {
     }
 }
 
+/// Finds the lines `starting phase `NAME'` (as build systems print them, Guix's and ours)
+/// in a builder's output, whatever the chunks it arrives in.
+#[derive(Default)]
+struct PhaseScanner {
+    line: Vec<u8>,
+}
+
+impl PhaseScanner {
+    const PREFIX: &'static [u8] = b"starting phase `";
+    /// Longer lines are not phase lines; only their start is kept.
+    const MAX_LINE: usize = 256;
+
+    fn scan(&mut self, bytes: &[u8], found: &mut dyn FnMut(&str)) {
+        for &b in bytes {
+            if b == b'\n' {
+                if let Some(rest) = self.line.strip_prefix(Self::PREFIX) {
+                    if let Some(end) = rest.iter().position(|&c| c == b'\'') {
+                        found(&String::from_utf8_lossy(&rest[..end]));
+                    }
+                }
+                self.line.clear();
+            } else if self.line.len() < Self::MAX_LINE {
+                self.line.push(b);
+            }
+        }
+    }
+}
+
 /// What `realise` reports as it goes.
 pub enum BuildEvent<'a> {
+    /// A running build's builder said it starts a phase (`starting phase `configure'`).
+    Phase { drv: &'a StorePath, phase: &'a str },
     /// The closure to realise has this many derivations (valid ones included).
     Planned { derivations: usize },
     /// A build starts (its outputs were not valid).
@@ -374,7 +404,7 @@ impl<'s> Builder<'s> {
             Realised::AlreadyValid
         } else {
             progress(BuildEvent::Started { drv: drv_path });
-            self.build_one(drv_path, drv, &outputs, outputs_of)?
+            self.build_one(drv_path, drv, &outputs, outputs_of, progress)?
         };
         drop(locks);
         Ok((outputs, outcome))
@@ -387,6 +417,7 @@ impl<'s> Builder<'s> {
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+        progress: &(dyn Fn(BuildEvent<'_>) + Sync),
     ) -> Result<SandboxRun, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
@@ -521,103 +552,116 @@ impl<'s> Builder<'s> {
         // Milliseconds after the start at which the builder last wrote something.
         let last_output = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let logger_clock = (std::time::Instant::now(), last_output.clone());
-        let logger = std::thread::spawn(move || -> std::io::Result<()> {
-            use std::io::{Read, Write};
-            let mut gz = flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
-            let mut buf = [0u8; 16 << 10];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                logger_clock.1.store(
-                    logger_clock.0.elapsed().as_millis() as u64,
-                    Ordering::Relaxed,
-                );
-                gz.write_all(&buf[..n])?;
-                if echo {
-                    let _ = std::io::stderr().write_all(&buf[..n]);
-                }
-            }
-            // Not fsynced: a log is evidence of a build, not part of its result, and an
-            // fsync per build costs more than many small builds take (as in Nix, logs are
-            // written without one). Attestations record the log's hash.
-            gz.finish().map(drop)
-        });
-        let mut child = spawned.map_err(|e| {
-            BuildError::Io(format!(
-                "starting the sandbox helper {}: {e}",
-                self.options.helper.display()
-            ))
-        })?;
-        // A watchdog kills the helper at the deadline, or when the build has been silent too
-        // long (its PDEATHSIG takes the build with it); otherwise we just block until it exits.
-        let pid = child.id() as libc::pid_t;
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let (timeout, max_silent) = (self.options.timeout, self.options.max_silent);
-        let max_output_size = self.options.max_output_size;
-        let measured = area.join("w");
-        let started = std::time::Instant::now();
-        let last_output = last_output.clone();
-        let watchdog = std::thread::spawn(move || -> Option<Stop> {
-            loop {
-                let silent_for = Duration::from_millis(
-                    (started.elapsed().as_millis() as u64)
-                        .saturating_sub(last_output.load(Ordering::Relaxed)),
-                );
-                let (left, stop) = match (
-                    timeout.checked_sub(started.elapsed()),
-                    max_silent.checked_sub(silent_for),
-                ) {
-                    (None, _) => (Duration::ZERO, Stop::Timeout),
-                    (_, None) => (Duration::ZERO, Stop::Silent),
-                    (Some(a), Some(b)) => {
-                        (a.min(b), if a <= b { Stop::Timeout } else { Stop::Silent })
+        // Scoped, so that the logger can report phases through `progress` as they start.
+        let (status, stopped) = std::thread::scope(|scope| -> Result<_, BuildError> {
+            let logger = scope.spawn(move || -> std::io::Result<()> {
+                use std::io::{Read, Write};
+                let mut gz =
+                    flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
+                let mut buf = [0u8; 16 << 10];
+                let mut phases = PhaseScanner::default();
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    logger_clock.1.store(
+                        logger_clock.0.elapsed().as_millis() as u64,
+                        Ordering::Relaxed,
+                    );
+                    gz.write_all(&buf[..n])?;
+                    phases.scan(&buf[..n], &mut |phase| {
+                        progress(BuildEvent::Phase {
+                            drv: drv_path,
+                            phase,
+                        })
+                    });
+                    if echo {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
                     }
-                };
-                let poll = if max_output_size == u64::MAX {
-                    left
-                } else {
-                    left.min(Duration::from_secs(1))
-                };
-                match done_rx.recv_timeout(poll) {
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) if poll < left => {
-                        // Only the build's writable directories count; inputs are mounts
-                        // the helper made in its own namespace, invisible here.
-                        if disk_usage(&measured) > max_output_size {
-                            // SAFETY: signalling our own child, which has not been reaped.
+                }
+                // Not fsynced: a log is evidence of a build, not part of its result, and an
+                // fsync per build costs more than many small builds take (as in Nix, logs are
+                // written without one). Attestations record the log's hash.
+                gz.finish().map(drop)
+            });
+            let mut child = spawned.map_err(|e| {
+                BuildError::Io(format!(
+                    "starting the sandbox helper {}: {e}",
+                    self.options.helper.display()
+                ))
+            })?;
+            // A watchdog kills the helper at the deadline, or when the build has been silent too
+            // long (its PDEATHSIG takes the build with it); otherwise we just block until it exits.
+            let pid = child.id() as libc::pid_t;
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let (timeout, max_silent) = (self.options.timeout, self.options.max_silent);
+            let max_output_size = self.options.max_output_size;
+            let measured = area.join("w");
+            let started = std::time::Instant::now();
+            let last_output = last_output.clone();
+            let watchdog = std::thread::spawn(move || -> Option<Stop> {
+                loop {
+                    let silent_for = Duration::from_millis(
+                        (started.elapsed().as_millis() as u64)
+                            .saturating_sub(last_output.load(Ordering::Relaxed)),
+                    );
+                    let (left, stop) = match (
+                        timeout.checked_sub(started.elapsed()),
+                        max_silent.checked_sub(silent_for),
+                    ) {
+                        (None, _) => (Duration::ZERO, Stop::Timeout),
+                        (_, None) => (Duration::ZERO, Stop::Silent),
+                        (Some(a), Some(b)) => {
+                            (a.min(b), if a <= b { Stop::Timeout } else { Stop::Silent })
+                        }
+                    };
+                    let poll = if max_output_size == u64::MAX {
+                        left
+                    } else {
+                        left.min(Duration::from_secs(1))
+                    };
+                    match done_rx.recv_timeout(poll) {
+                        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            return None
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) if poll < left => {
+                            // Only the build's writable directories count; inputs are mounts
+                            // the helper made in its own namespace, invisible here.
+                            if disk_usage(&measured) > max_output_size {
+                                // SAFETY: signalling our own child, which has not been reaped.
+                                unsafe { libc::kill(pid, libc::SIGKILL) };
+                                return Some(Stop::TooLarge);
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            // Output may have arrived meanwhile: look again before killing.
+                            let silent_for = Duration::from_millis(
+                                (started.elapsed().as_millis() as u64)
+                                    .saturating_sub(last_output.load(Ordering::Relaxed)),
+                            );
+                            if stop == Stop::Silent && silent_for < max_silent {
+                                continue;
+                            }
+                            // SAFETY: signalling our own child, which has not been reaped yet.
                             unsafe { libc::kill(pid, libc::SIGKILL) };
-                            return Some(Stop::TooLarge);
+                            return Some(stop);
                         }
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        // Output may have arrived meanwhile: look again before killing.
-                        let silent_for = Duration::from_millis(
-                            (started.elapsed().as_millis() as u64)
-                                .saturating_sub(last_output.load(Ordering::Relaxed)),
-                        );
-                        if stop == Stop::Silent && silent_for < max_silent {
-                            continue;
-                        }
-                        // SAFETY: signalling our own child, which has not been reaped yet.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                        return Some(stop);
                     }
                 }
-            }
-        });
-        let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
-        let _ = done_tx.send(());
-        let stopped = watchdog.join().unwrap_or(None);
-        // Every writer of the pipe is gone with the sandbox, so the logger sees its end.
-        let logged = logger
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("log writer panicked")));
-        logged.map_err(|e| BuildError::Io(format!("writing {}: {e}", log.display())))?;
-        let status = status?;
+            });
+            let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
+            let _ = done_tx.send(());
+            let stopped = watchdog.join().unwrap_or(None);
+            // Every writer of the pipe is gone with the sandbox, so the logger sees its end.
+            let logged = logger
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("log writer panicked")));
+            logged.map_err(|e| BuildError::Io(format!("writing {}: {e}", log.display())))?;
+            Ok((status?, stopped))
+        })?;
         if let Some(stop) = stopped {
             self.discard(&area);
             let (what, seconds) = match stop {
@@ -744,6 +788,7 @@ impl<'s> Builder<'s> {
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+        progress: &(dyn Fn(BuildEvent<'_>) + Sync),
     ) -> Result<Realised, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
@@ -756,7 +801,7 @@ impl<'s> Builder<'s> {
         } = if drv.builder == b"builtin:fetchurl" {
             self.run_fetchurl(drv_path, drv, outputs)?
         } else {
-            self.run_sandboxed(drv_path, drv, outputs, outputs_of)?
+            self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress)?
         };
         // Outputs go in after everything the sandbox mounted is gone (the helper has exited,
         // and with it its mount namespace).
@@ -842,7 +887,7 @@ impl<'s> Builder<'s> {
         }
         let (_, drv) = plan.last().expect("the plan ends with the target");
         let outputs = outputs_of[drv_path].clone();
-        let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of)?;
+        let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of, &|_| {})?;
         let mut results = Vec::new();
         for path in outputs.values() {
             let rebuilt = run.inside_store.join(path.to_string());

@@ -190,6 +190,33 @@ fn evaluation_is_sandboxed_and_time_limited() {
     );
 }
 
+/// Runs `guixie repl` on `input`; returns what it printed.
+fn repl(root: &Path, input: &str) -> String {
+    use std::io::Write;
+    let mut child = guixie()
+        .arg("--store")
+        .arg(root)
+        .arg("repl")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn graph_and_repl() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,25 +235,10 @@ fn graph_and_repl() {
         "other depends on hello: {dot}"
     );
 
-    use std::io::Write;
-    let mut child = guixie()
-        .arg("--store")
-        .arg(&root)
-        .arg("repl")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"(derivation-file-name (derivation \"from-repl\" \"/bin/sh\" (list \"-c\" \"echo > $out\")))\n,q\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = repl(
+        &root,
+        "(derivation-file-name (derivation \"from-repl\" \"/bin/sh\" (list \"-c\" \"echo > $out\")))\n,q\n",
+    );
     let drv = text
         .split('"')
         .find(|s| s.ends_with("-from-repl.drv"))
@@ -239,28 +251,12 @@ fn graph_and_repl() {
             .any(|l| l == drv)
     );
     // The REPL queries the store through the Rust primitives.
-    let mut child = guixie()
-        .arg("--store")
-        .arg(&root)
-        .arg("repl")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            format!(
-                "(list (valid-path? \"{drv}\") (valid-path? \"/gnu/store/00000000000000000000000000000000-gone\") (cadr (query-path-info \"{drv}\")))\n,q\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = repl(
+        &root,
+        &format!(
+            "(list (valid-path? \"{drv}\") (valid-path? \"/gnu/store/00000000000000000000000000000000-gone\") (cadr (query-path-info \"{drv}\")))\n,q\n"
+        ),
+    );
     let size = fs::metadata(root.join(drv.trim_start_matches('/')))
         .unwrap()
         .len();

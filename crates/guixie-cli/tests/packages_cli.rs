@@ -93,8 +93,52 @@ fn examples_build_from_source_and_run() {
         .args(["build", "--check", "-q"])
         .arg(ex.join("hello.scm")));
 
-    let outs = ok_str(at(&root).args(["build", "-q"]).arg(ex.join("greeter.scm")));
-    let outs: Vec<&str> = outs.lines().collect();
+    // Build events as JSON lines on stderr: the phases each build runs, as modify-phases
+    // left them.
+    let built = at(&root)
+        .args(["--json", "build"])
+        .arg(ex.join("greeter.scm"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let phases_of = |name: &str| -> Vec<String> {
+        String::from_utf8_lossy(&built.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["event"] == "phase"
+                    && e["drv"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(&format!("-{name}.drv"))
+            })
+            .map(|e| e["phase"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        phases_of("libgreet-0.1"),
+        ["set-paths", "unpack", "build", "install"],
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(
+        phases_of("greeter-loud-0.1"),
+        [
+            "set-paths",
+            "unpack",
+            "build",
+            "check",
+            "install",
+            "say-hello"
+        ]
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&built.stdout).unwrap();
+    let outs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["outputs"]["out"]["path"].as_str().unwrap())
+        .collect();
     assert_eq!(outs.len(), 3, "{outs:?}");
     let lib = root.join(outs[0].trim_start_matches('/'));
     assert!(lib.join("lib/libgreet.a").is_file() && lib.join("include/greet.h").is_file());

@@ -344,7 +344,7 @@ fn install_modules(g: &Guile) -> Result<(), GuileError> {
     g.define_module(
         "guixie primitives",
         primitives::define_all,
-        primitives::EXPORTS,
+        primitives::PRIMITIVE_NAMES,
     );
     // Loading bytecode from memory costs a few milliseconds; evaluating the sources would
     // expand every macro again on each run.

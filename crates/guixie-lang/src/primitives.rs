@@ -10,15 +10,7 @@ use guixie_store::TextItem;
 
 use crate::session::Session;
 
-pub const EXPORTS: &[&str] = &[
-    "%add-to-store",
-    "%bootstrap-toolchain",
-    "%build-side-module-source",
-    "%derivation",
-    "%query-path-info",
-    "%store-dir",
-    "%text-file",
-];
+include!("primitive_names.rs");
 
 pub fn define_all(g: &Guile) {
     g.define_primitive::<AddToStorePrim>();

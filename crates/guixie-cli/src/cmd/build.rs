@@ -216,7 +216,20 @@ enum Mode {
 struct Display {
     mode: Mode,
     bar: Option<indicatif::ProgressBar>,
-    running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Running builds and the phase each is in, if it said.
+    running: std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>,
+}
+
+/// "building hello-1.0 (configure) libgreet-0.1"
+fn running_message(running: &std::collections::BTreeMap<String, Option<String>>) -> String {
+    let builds: Vec<String> = running
+        .iter()
+        .map(|(name, phase)| match phase {
+            Some(p) => format!("{name} ({p})"),
+            None => name.clone(),
+        })
+        .collect();
+    format!("building {}", builds.join(" "))
 }
 
 impl Display {
@@ -249,6 +262,9 @@ impl Display {
                     BuildEvent::Started { drv } => {
                         serde_json::json!({"event": "started", "drv": sd.display(drv)})
                     }
+                    BuildEvent::Phase { drv, phase } => {
+                        serde_json::json!({"event": "phase", "drv": sd.display(drv), "phase": phase})
+                    }
                     BuildEvent::Finished { drv, outcome } => match outcome {
                         Realised::AlreadyValid => {
                             serde_json::json!({"event": "valid", "drv": sd.display(drv)})
@@ -271,13 +287,16 @@ impl Display {
                     }
                     (BuildEvent::Planned { .. }, None) => {}
                     (BuildEvent::Started { drv }, bar) => {
-                        running.insert(name(drv));
+                        running.insert(name(drv), None);
                         match bar {
-                            Some(bar) => bar.set_message(format!(
-                                "building {}",
-                                running.iter().cloned().collect::<Vec<_>>().join(" ")
-                            )),
+                            Some(bar) => bar.set_message(running_message(&running)),
                             None => eprintln!("building {}", sd.display(drv)),
+                        }
+                    }
+                    (BuildEvent::Phase { drv, phase }, bar) => {
+                        running.insert(name(drv), Some(phase.to_owned()));
+                        if let Some(bar) = bar {
+                            bar.set_message(running_message(&running));
                         }
                     }
                     (BuildEvent::Finished { drv, outcome }, bar) => {

@@ -1,0 +1,11 @@
+// The procedures `(guixie primitives)` exports. Included by `build.rs` (which compiles the
+// Scheme modules against a stub with these names) and by `primitives.rs`.
+pub const PRIMITIVE_NAMES: &[&str] = &[
+    "%add-to-store",
+    "%bootstrap-toolchain",
+    "%build-side-module-source",
+    "%derivation",
+    "%query-path-info",
+    "%store-dir",
+    "%text-file",
+];
