@@ -49,7 +49,9 @@ impl LocalStore {
             });
         }
         let link = self.roots_dir().join(name);
-        let tmp = self.roots_dir().join(format!(".{name}.tmp"));
+        let tmp = self
+            .roots_dir()
+            .join(format!(".{name}.{}.tmp", std::process::id()));
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(self.store_dir.display(path), &tmp).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &link).map_err(io_err(&link))?;
