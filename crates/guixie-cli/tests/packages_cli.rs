@@ -219,6 +219,36 @@ fn package_modules_on_the_load_path() {
             .env("GUIXIE_LOAD_PATH", &modules)
             .args(["show", "greeting"]),
     );
+    // The toolchain can be pinned by its NAR hash: the right one is accepted, another refused.
+    let toolchain = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("toolchain: "))
+        .unwrap()
+        .to_owned();
+    let info: serde_json::Value = serde_json::from_slice(&ok(at(&root)
+        .args(["--json", "store", "info"])
+        .arg(&toolchain)))
+    .unwrap();
+    let nar_hash = info["narHash"].as_str().unwrap().to_owned();
+    ok(at(&root)
+        .env("GUIXIE_LOAD_PATH", &modules)
+        .env("GUIXIE_BOOTSTRAP_SHA256", &nar_hash)
+        .args(["show", "greeting"]));
+    let e = fails(
+        at(&root)
+            .env("GUIXIE_LOAD_PATH", &modules)
+            .env(
+                "GUIXIE_BOOTSTRAP_SHA256",
+                "sha256:0000000000000000000000000000000000000000000000000000",
+            )
+            .args(["show", "greeting"]),
+    );
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        e.contains("GUIXIE_BOOTSTRAP_SHA256 pins")
+            && e.contains(nar_hash.trim_start_matches("sha256:")),
+        "{e}"
+    );
     assert!(
         shown.contains("name: greeting\n") && shown.contains("build-system: trivial"),
         "{shown}"
@@ -300,6 +330,71 @@ fn origins_are_fetched_and_checked() {
         "only the good download is valid:\n{listed}"
     );
     ok(at(&root).args(["store", "verify"]));
+
+    // Over HTTP, from a server on the loopback; the same content gives the same path.
+    let served = dir.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    fs::copy(&payload, served.join("payload.txt")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&served)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let http = dir.path().join("http.scm");
+    fs::write(
+        &http,
+        format!(
+            "(origin (method url-fetch) (uri \"http://127.0.0.1:{port}/payload.txt\") (file-name \"payload-http.txt\") (sha256 (base32 \"{hash}\")))\n"
+        ),
+    )
+    .unwrap();
+    let fresh = dir.path().join("store2");
+    let fetched = at(&fresh)
+        .args(["build", "-q"])
+        .arg(&http)
+        .output()
+        .unwrap();
+    let missing = at(&fresh)
+        .args(["build", "-q"])
+        .arg({
+            let f = dir.path().join("missing.scm");
+            fs::write(&f, format!("(origin (method url-fetch) (uri \"http://127.0.0.1:{port}/nothing-here\") (sha256 (base32 \"{hash}\")))\n")).unwrap();
+            f
+        })
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(fetched.status.success(), "{fetched:?}");
+    let out = String::from_utf8(fetched.stdout).unwrap();
+    assert_eq!(
+        fs::read_to_string(fresh.join(out.trim().trim_start_matches('/'))).unwrap(),
+        "the payload\n"
+    );
+    assert!(!missing.status.success());
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(e.contains("nothing-here") && e.contains("404"), "{e}");
 }
 
 /// What bad package files get: the file, line and column, what is wrong, a non-zero exit, and
