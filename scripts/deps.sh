@@ -6,7 +6,7 @@
 # with --test also Nix (nix-bin), the reference peer.
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
-      gcc-12:/usr/bin/gcc-12 make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
+      gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
       patch:/usr/bin/patch xz-utils:/usr/bin/xz)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store)
 missing=()

@@ -33,9 +33,7 @@ const SKIPPED: &[&str] = &[
 /// list: (link in usr/bin, target) — made when the target exists and the link does not.
 const COMMAND_LINKS: &[(&str, &str)] = &[
     ("sh", "bash"),
-    ("gcc", "gcc-12"),
     ("cc", "gcc"),
-    ("cpp", "cpp-12"),
     ("awk", "mawk"),
     ("guile", "guile-3.0"),
 ];

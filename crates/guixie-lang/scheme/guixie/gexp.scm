@@ -251,7 +251,7 @@
 ;; declared trust root of every build (see docs/bootstrap.md).
 (define %bootstrap-packages
   '("bash" "coreutils" "sed" "grep" "mawk" "tar" "gzip" "xz-utils" "findutils" "diffutils"
-    "patch" "make" "gcc-12" "binutils" "libc6-dev" "guile-3.0"))
+    "patch" "make" "gcc" "binutils" "libc6-dev" "guile-3.0"))
 
 (define %toolchain #f)
 (define (bootstrap-toolchain)
