@@ -346,7 +346,9 @@ fn lower(
     let collision = s.collision;
     drv.fill_output_paths(&sd, collision, &mut |p| s.modulo_of(p))
         .map_err(|e| e.to_string())?;
-    let drv_path = drv.drv_path(&sd, name).map_err(|e| e.to_string())?;
+    let (drv_path, aterm) = drv
+        .drv_path_and_aterm(&sd, name)
+        .map_err(|e| e.to_string())?;
     let own_hash = drv
         .hash_modulo(false, collision, &mut |p| s.modulo_of(p))
         .map_err(|e| e.to_string())?;
@@ -361,7 +363,7 @@ fn lower(
         drv_path,
         TextItem {
             name: format!("{name}.drv"),
-            contents: drv.to_aterm(),
+            contents: aterm,
             references,
         },
     );

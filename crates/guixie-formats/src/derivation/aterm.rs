@@ -85,17 +85,25 @@ fn list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a [u8]>) {
 }
 
 fn string(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            c => out.push(c),
-        }
+    // Runs without anything to escape are copied whole: most strings have none.
+    let mut rest = s;
+    while let Some(i) = rest
+        .iter()
+        .position(|&c| matches!(c, b'"' | b'\\' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(match rest[i] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => b"\\t",
+        });
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 

@@ -238,14 +238,25 @@ impl Derivation {
         store_dir: &StoreDir,
         drv_name: &str,
     ) -> Result<StorePath, DerivationError> {
+        Ok(self.drv_path_and_aterm(store_dir, drv_name)?.0)
+    }
+
+    /// The `.drv` file's store path and its contents, serialised once.
+    pub fn drv_path_and_aterm(
+        &self,
+        store_dir: &StoreDir,
+        drv_name: &str,
+    ) -> Result<(StorePath, Vec<u8>), DerivationError> {
         let refs = self.references(store_dir)?;
-        let h = Hash::digest_of(HashAlgo::Sha256, &self.to_aterm());
-        store_dir
+        let aterm = self.to_aterm();
+        let h = Hash::digest_of(HashAlgo::Sha256, &aterm);
+        let path = store_dir
             .make_text_path(&format!("{drv_name}.drv"), &h, &refs)
             .map_err(|source| DerivationError::Path {
                 what: "derivation path".into(),
                 source,
-            })
+            })?;
+        Ok((path, aterm))
     }
 
     /// The `nix show-derivation` JSON object for this derivation (without the path key).
