@@ -88,6 +88,37 @@ fn examples_build_from_source_and_run() {
         "{srcs:?}"
     );
 
+    // The same source as a tarball behind a url-fetch origin: fetched, checked, unpacked.
+    let tarball = dir.path().join("hello-1.0.tar.gz");
+    assert!(Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&ex)
+        .arg("hello")
+        .status()
+        .unwrap()
+        .success());
+    let hash = ok_str(
+        guixie()
+            .args(["hash", "file", "--to", "nix32"])
+            .arg(&tarball),
+    );
+    let from_tarball = dir.path().join("tarball.scm");
+    fs::write(
+        &from_tarball,
+        format!(
+            "(package (name \"hello\") (version \"1.0\") (build-system gnu-build-system)\n  (source (origin (method url-fetch) (uri \"file://{}\") (sha256 (base32 \"{hash}\")))))\n",
+            tarball.display()
+        ),
+    )
+    .unwrap();
+    let out = ok_str(at(&root).args(["build", "-q"]).arg(&from_tarball));
+    let run = Command::new(root.join(out.trim_start_matches('/')).join("bin/hello"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "Hello, world!\n");
+
     // Reproducible: a rebuild is bit-for-bit identical.
     ok(at(&root)
         .args(["build", "--check", "-q"])
