@@ -66,9 +66,9 @@ enum Command {
     Gc(cmd::store::GcArgs),
     /// Evaluate a Guile package file and print the `.drv` path of each derivation it returns.
     Eval(cmd::eval::EvalArgs),
-    /// The local transparency log: append, checkpoints, proofs; verify proofs.
-    #[command(subcommand)]
-    Log(cmd::log::LogCmd),
+    /// `log STORE-PATH|DRV`: a build's log (as `nix log`). `log SUBCOMMAND`: the local
+    /// transparency log: append, checkpoints, proofs; verify proofs.
+    Log(cmd::log::LogArgs),
     /// Verify C2SP signed notes.
     #[command(subcommand)]
     Note(cmd::log::NoteCmd),
@@ -82,8 +82,6 @@ enum Command {
     Build(cmd::build::BuildArgs),
     /// Compare the attested outputs of derivations across builders' logs (exit 1 if they differ).
     Challenge(cmd::challenge::ChallengeArgs),
-    /// Print the build log of a derivation (`.drv` or output path).
-    BuildLog { target: String },
     /// Show packages' fields (as `guix show`): by name, from the load path or a file.
     Show(cmd::show::ShowArgs),
     /// Print the derivation graph of `.scm` files or `.drv` paths in Graphviz DOT.
@@ -123,13 +121,19 @@ fn main() -> ExitCode {
         Command::Gc(a) => cmd::store::gc(&ctx, a),
         Command::Eval(a) => cmd::eval::run(&ctx, a),
         Command::Show(a) => cmd::show::run(&ctx, a),
-        Command::Log(c) => cmd::log::run(&ctx, c),
+        Command::Log(cmd::log::LogArgs {
+            command: Some(c), ..
+        }) => cmd::log::run(&ctx, c),
+        Command::Log(cmd::log::LogArgs {
+            target: Some(target),
+            ..
+        }) => cmd::build_log::run(&ctx, &target),
+        Command::Log(_) => unreachable!("clap requires a target or a subcommand"),
         Command::Note(c) => cmd::log::note(&ctx, c),
         Command::Checkpoint(c) => cmd::log::checkpoint(&ctx, c),
         Command::Attest(c) => cmd::attest::run(&ctx, c),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
-        Command::BuildLog { target } => cmd::build_log::run(&ctx, &target),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

@@ -76,7 +76,7 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
     assert_eq!(a, b, "output paths");
     assert_nix_agrees(&ours_root, &uri, &b);
     // The build log is kept, by derivation or by output.
-    ok(at(&ours_root).args(["--store-dir", "/nix/store", "build-log", &ours[0]]));
+    ok(at(&ours_root).args(["--store-dir", "/nix/store", "log", &ours[0]]));
     // A rebuild finds everything valid and builds nothing.
     let again = at(&ours_root)
         .args(["--store-dir", "/nix/store", "build"])

@@ -57,6 +57,12 @@ fn examples_build_from_source_and_run() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "Hello, world!\n");
+    // Its build log, by output path, as `nix log` gives it.
+    let log = ok_str(at(&root).arg("log").arg(&hello));
+    assert!(
+        log.contains("starting phase `configure'") && log.contains("configured for /gnu/store/"),
+        "{log}"
+    );
 
     // The derivation: the toolchain's Guile runs the build-side script, which the .drv
     // carries (passAsFile), and every input is declared.

@@ -16,6 +16,16 @@ use crate::Context;
 /// Inputs larger than this are refused.
 const MAX_INPUT_BYTES: u64 = 1 << 20;
 
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LogArgs {
+    /// A store path or `.drv`: print the log of its last build.
+    #[arg(required = true)]
+    pub target: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<LogCmd>,
+}
+
 #[derive(Subcommand)]
 pub enum LogCmd {
     /// Append a file's bytes as one entry of the local log.
