@@ -698,7 +698,7 @@ impl<'s> Builder<'s> {
             });
         }
         if !status.success() {
-            let kept = self.options.keep_failed.then(|| area.clone());
+            let kept = self.options.keep_failed.then(|| host_build.clone());
             if !self.options.keep_failed {
                 self.discard(&area);
             }

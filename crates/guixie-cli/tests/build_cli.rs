@@ -548,6 +548,41 @@ fn keep_going_builds_what_does_not_depend_on_a_failure() {
     }
 }
 
+/// `--keep-failed` keeps a failed build's directory, says where, and `gc` clears it later.
+#[test]
+fn keep_failed_keeps_the_build_directory_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let file = dir.path().join("p.scm");
+    fs::write(
+        &file,
+        "(derivation \"half\" \"/bin/sh\" '(\"-c\" \"echo partial > notes.txt; exit 4\"))\n",
+    )
+    .unwrap();
+    let out = at(&root)
+        .args(["build", "--keep-failed"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let kept = err
+        .split("build directory kept at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{err}"))
+        .trim();
+    assert_eq!(
+        fs::read_to_string(Path::new(kept).join("notes.txt")).unwrap(),
+        "partial\n"
+    );
+    // Without the flag nothing is left behind.
+    let out = at(&root).arg("build").arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("kept at"), "{err}");
+    ok(at(&root).arg("gc"));
+    assert!(!Path::new(kept).exists(), "gc removes kept build areas");
+}
+
 /// The sandbox needs no privilege: an ordinary user builds in a store of their own.
 #[test]
 fn an_unprivileged_user_builds_in_the_sandbox() {
