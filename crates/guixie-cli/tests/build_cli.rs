@@ -253,6 +253,20 @@ fn builds_are_isolated_and_limited() {
     );
     let e = denied(&root, "escape-link", "ln -s /etc/passwd $out", &[]);
     assert!(e.contains("points outside the store"), "symlink: {e}");
+    // A hard link cannot bring in a file from outside the output: inputs, the root and the
+    // build directory are other mounts.
+    for (name, target) in [
+        ("hard-link-root", "/etc/passwd"),
+        ("hard-link-build", "/build/x"),
+    ] {
+        let e = denied(
+            &root,
+            name,
+            &format!("echo x > /build/x; mkdir $out; ln {target} $out/f"),
+            &[],
+        );
+        assert!(e.contains("cross-device"), "{name}: {e}");
+    }
     let e = denied(
         &root,
         "fork-bomb",
