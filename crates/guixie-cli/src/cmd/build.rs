@@ -74,13 +74,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             pending.push((t.clone(), store.parse_user_path(t).ok()));
         }
     }
-    let parsed: Vec<StorePath> = pending.iter().filter_map(|(_, p)| p.clone()).collect();
-    let mut valid = store.are_valid(&parsed)?.into_iter();
     for (t, p) in pending {
-        let is_valid = p.is_some() && valid.next().unwrap_or(false);
+        // A .drv file outside the store (one Nix wrote, say) is imported unless this store
+        // already has that path; anything else names a path of this store. Only such files
+        // cost a query, so a no-op build of many targets stays cheap.
+        let file_outside =
+            Path::new(&t).is_file() && !Path::new(&t).starts_with(store.real_store_dir());
         match p {
-            Some(p) if is_valid => drvs.push(p),
-            _ if Path::new(&t).is_file() && !Path::new(&t).starts_with(store.real_store_dir()) => {
+            Some(p) if !file_outside || store.is_valid(&p)? => drvs.push(p),
+            _ if file_outside => {
                 drvs.push(guixie_build::import::import_drv_closure(
                     &store,
                     Path::new(&t),
@@ -195,11 +197,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .collect();
         print_json(&serde_json::Value::Array(items))?;
     } else {
+        use std::io::Write;
+        let mut out = crate::output::stdout();
         for outs in &results {
             for p in outs.values() {
-                println!("{}", sd.display(p));
+                writeln!(out, "{}", sd.display(p))?;
             }
         }
+        out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! The SQLite database of valid paths. Paths are stored as absolute logical paths, as in Nix.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS DerivationOutputs (
     PRIMARY KEY (drv, id)
 );
 ";
+
+/// Paths looked up per query in batch lookups (`WHERE path IN (...)`): one statement step
+/// per row instead of one statement per path.
+const LOOKUP_CHUNK: usize = 500;
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
 
 /// Turns SQLite errors into store errors naming the database file.
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
@@ -121,66 +129,70 @@ impl Db {
         drvs: &[StorePath],
     ) -> Result<Vec<Option<BTreeMap<String, StorePath>>>, StoreError> {
         let err = db_err(&self.path);
+        let names: Vec<String> = drvs.iter().map(|d| sd.display(d)).collect();
+        let mut found: HashMap<String, BTreeMap<String, StorePath>> = HashMap::new();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(err)?;
-        let mut out = Vec::with_capacity(drvs.len());
-        {
+        for chunk in names.chunks(LOOKUP_CHUNK) {
             let mut stmt = tx
-                .prepare_cached(
-                    "SELECT o.id, o.path FROM ValidPaths v JOIN DerivationOutputs o ON o.drv = v.id WHERE v.path = ?1",
-                )
+                .prepare_cached(&format!(
+                    "SELECT v.path, o.id, o.path FROM ValidPaths v JOIN DerivationOutputs o ON o.drv = v.id WHERE v.path IN ({})",
+                    placeholders(chunk.len())
+                ))
                 .map_err(err)?;
-            for d in drvs {
-                let rows = stmt
-                    .query_map([sd.display(d)], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(err)?;
-                if rows.is_empty() {
-                    out.push(None);
-                    continue;
-                }
-                let mut outputs = BTreeMap::new();
-                for (name, p) in rows {
-                    let parsed = sd.parse_path(&p).map_err(|e| StoreError::Corrupt {
-                        path: self.path.clone(),
-                        message: format!("{p}: {e}"),
-                    })?;
-                    outputs.insert(name, parsed);
-                }
-                out.push(Some(outputs));
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(err)?;
+            for row in rows {
+                let (drv, name, p) = row.map_err(err)?;
+                let parsed = sd.parse_path(&p).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("{p}: {e}"),
+                })?;
+                found.entry(drv).or_default().insert(name, parsed);
             }
         }
         tx.commit().map_err(err)?;
-        Ok(out)
+        Ok(names.iter().map(|n| found.remove(n)).collect())
     }
 
-    /// Validity of many paths in one read transaction (one lock instead of one per path).
+    /// Validity of many paths in one read transaction, looked up in chunks.
     pub fn are_valid(
         &mut self,
         sd: &StoreDir,
         paths: &[StorePath],
     ) -> Result<Vec<bool>, StoreError> {
         let err = db_err(&self.path);
+        let names: Vec<String> = paths.iter().map(|p| sd.display(p)).collect();
+        let mut valid: HashSet<String> = HashSet::new();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(err)?;
-        let mut out = Vec::with_capacity(paths.len());
-        {
+        for chunk in names.chunks(LOOKUP_CHUNK) {
             let mut stmt = tx
-                .prepare_cached("SELECT 1 FROM ValidPaths WHERE path = ?1")
+                .prepare_cached(&format!(
+                    "SELECT path FROM ValidPaths WHERE path IN ({})",
+                    placeholders(chunk.len())
+                ))
                 .map_err(err)?;
-            for p in paths {
-                out.push(stmt.exists([sd.display(p)]).map_err(err)?);
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
+                .map_err(err)?;
+            for row in rows {
+                valid.insert(row.map_err(err)?);
             }
         }
         tx.commit().map_err(err)?;
-        Ok(out)
+        Ok(names.iter().map(|n| valid.contains(n)).collect())
     }
 
     pub fn is_valid(&self, sd: &StoreDir, path: &StorePath) -> Result<bool, StoreError> {
