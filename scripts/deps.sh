@@ -3,12 +3,13 @@
 # the package language), pkg-config, a static busybox (the sandbox's /bin/sh, as in Nix's
 # default sandbox paths), and the packages of the bootstrap toolchain package builds use
 # (gcc, make, Guile, patch, xz; see docs/bootstrap.md);
-# with --test also Nix (nix-bin), the reference peer.
+# with --test also Nix (nix-bin), the reference peer, and Python 3 (the graph generators and
+# a test's HTTP server).
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
       gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
       patch:/usr/bin/patch xz-utils:/usr/bin/xz)
-[ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store)
+[ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store python3:/usr/bin/python3)
 missing=()
 for entry in "${want[@]}"; do
   [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")

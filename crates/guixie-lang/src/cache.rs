@@ -55,7 +55,7 @@ impl EvalCache {
             }
         }
         if let Some(dpkg) = &entry.dpkg {
-            if tree_fingerprint(Path::new(DPKG_STATUS))? != *dpkg {
+            if dpkg_fingerprint()? != *dpkg {
                 return None;
             }
         }

@@ -82,6 +82,18 @@ pub struct EvalOptions {
     pub use_cache: bool,
 }
 
+impl EvalOptions {
+    /// The load path as `GUIXIE_LOAD_PATH` spells it, for messages.
+    pub fn load_path_shown(&self) -> String {
+        let dirs: Vec<String> = self
+            .load_path
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        dirs.join(":")
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
@@ -133,13 +145,7 @@ impl Evaluator {
         if found.is_empty() {
             return Err(EvalError::NoSuchPackage {
                 name: name.to_owned(),
-                load_path: self
-                    .options
-                    .load_path
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":"),
+                load_path: self.options.load_path_shown(),
             });
         }
         Ok(found)
@@ -165,10 +171,12 @@ impl Evaluator {
     fn run(&self, source: Source<'_>, attr: Option<&str>) -> Result<Vec<Evaluated>, EvalError> {
         // Files are cached (see `cache`); expressions and load-path lookups are not.
         let cached = match &source {
-            Source::File(f) if self.options.use_cache => self.cache_key(f, attr).and_then(|key| {
-                let main_hash = cache::content_hash(f)?;
-                Some((key, main_hash, std::fs::canonicalize(f).ok()?))
-            }),
+            Source::File(f) if self.options.use_cache => {
+                std::fs::canonicalize(f).ok().and_then(|main| {
+                    let main_hash = cache::content_hash(&main)?;
+                    Some((self.cache_key(&main, attr), main_hash, main))
+                })
+            }
             _ => None,
         };
         let cache = cache::EvalCache::new(self.store.state_dir());
@@ -183,8 +191,16 @@ impl Evaluator {
         let (result, session) =
             guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, &self.options)));
         let (evaluated, module_files) = result?;
-        let trees = self.write_results(&session)?;
+        self.write_results(&session)?;
         if let Some((key, main_hash, main)) = cached {
+            let Some(trees) = session
+                .pending_files
+                .iter()
+                .map(|l| Some((l.file.clone(), l.fingerprint.clone()?)))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Ok(evaluated);
+            };
             let mut files = vec![(main, main_hash)];
             for m in module_files {
                 match cache::content_hash(&m) {
@@ -207,15 +223,16 @@ impl Evaluator {
         Ok(evaluated)
     }
 
-    /// Everything an evaluation of `file` depends on besides what the cache entry records.
-    fn cache_key(&self, file: &Path, attr: Option<&str>) -> Option<String> {
+    /// Everything an evaluation of `file` (a canonical path) depends on besides what the
+    /// cache entry records.
+    fn cache_key(&self, file: &Path, attr: Option<&str>) -> String {
         let mut key = format!(
             "guixie eval cache 1\0{}\0{}\0{:?}\0{}\0{}\0{}\0{}\0",
             env!("CARGO_PKG_VERSION"),
             self.store.store_dir().as_str(),
             self.options.collision,
             self.options.max_eval_seconds,
-            std::fs::canonicalize(file).ok()?.display(),
+            file.display(),
             attr.unwrap_or(""),
             std::env::var("GUIXIE_BOOTSTRAP_SHA256").unwrap_or_default(),
         );
@@ -236,10 +253,7 @@ impl Evaluator {
             key.push_str(name);
             key.push_str(source);
         }
-        Some(
-            guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, key.as_bytes())
-                .to_hex(),
-        )
+        guixie_formats::Hash::digest_of(guixie_formats::HashAlgo::Sha256, key.as_bytes()).to_hex()
     }
 
     fn all_valid(&self, results: &[Evaluated]) -> Result<bool, EvalError> {
@@ -298,41 +312,19 @@ impl Evaluator {
 
     /// Adds what a successful evaluation made: local files first, then the text files and
     /// `.drv`s that may refer to them.
-    /// Returns the local files' fingerprints, taken before their contents are checked, so
-    /// that a later change is always seen by the evaluation cache.
-    fn write_results(&self, session: &Session) -> Result<Vec<(PathBuf, String)>, EvalError> {
-        let mut trees = Vec::new();
-        for (path, name, file) in &session.pending_files {
-            if let Some(fp) = cache::tree_fingerprint(file) {
-                trees.push((file.clone(), fp));
-            }
-            if self.store.is_valid(path)? {
-                // Valid already, but the file must still be what was hashed.
-                let changed = || EvalError::Changed {
-                    file: file.display().to_string(),
-                };
-                let (nar_hash, _) =
-                    guixie_formats::nar::hash_path(file, guixie_formats::HashAlgo::Sha256)
-                        .map_err(|_| changed())?;
-                let again = self
-                    .store
-                    .store_dir()
-                    .make_source_path(name, &nar_hash, &std::collections::BTreeSet::new(), false)
-                    .map_err(|_| changed())?;
-                if again != *path {
-                    return Err(changed());
-                }
+    fn write_results(&self, session: &Session) -> Result<(), EvalError> {
+        for local in &session.pending_files {
+            if self.store.is_valid(&local.path)? {
                 continue;
             }
-            let added = self.store.add_path(file, name, false)?;
-            if added.path != *path {
+            if self.store.add_path(&local.file, &local.name, false)?.path != local.path {
                 return Err(EvalError::Changed {
-                    file: file.display().to_string(),
+                    file: local.file.display().to_string(),
                 });
             }
         }
         self.store.add_texts(&session.pending)?;
-        Ok(trees)
+        Ok(())
     }
 }
 

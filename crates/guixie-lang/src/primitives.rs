@@ -38,6 +38,7 @@ impl Primitive for AddToStorePrim {
             if std::fs::symlink_metadata(&file).is_err() {
                 return Err("no such file or directory".to_owned());
             }
+            let fingerprint = crate::cache::tree_fingerprint(&file);
             let (nar_hash, _) = guixie_formats::nar::hash_path(&file, HashAlgo::Sha256)
                 .map_err(|e| e.to_string())?;
             let path = s
@@ -45,7 +46,12 @@ impl Primitive for AddToStorePrim {
                 .make_source_path(&name, &nar_hash, &BTreeSet::new(), false)
                 .map_err(|e| e.to_string())?;
             let abs = s.store_dir.display(&path);
-            s.add_pending_file(path, name.clone(), file.clone());
+            s.add_pending_file(crate::session::LocalFile {
+                path,
+                name: name.clone(),
+                file: file.clone(),
+                fingerprint,
+            });
             Ok(abs)
         })
         .map_err(err)?;

@@ -16,13 +16,24 @@ pub struct Session {
     pub collision: InputCollision,
     /// Files to add to the store, in creation order (dependencies first).
     pub pending: Vec<TextItem>,
-    /// Local files and trees (`local-file`) to add, with the path their hash gave.
-    pub pending_files: Vec<(StorePath, String, std::path::PathBuf)>,
+    /// Local files and trees (`local-file`) to add.
+    pub pending_files: Vec<LocalFile>,
     /// Whether the bootstrap toolchain was asked for (the evaluation then depends on the
     /// host's packages).
     pub used_toolchain: bool,
     pending_paths: HashSet<StorePath>,
     modulo: HashMap<String, Hash>,
+}
+
+/// A file or tree an evaluation adds to the store (`local-file`).
+pub struct LocalFile {
+    /// The path its NAR hash gave during evaluation.
+    pub path: StorePath,
+    pub name: String,
+    pub file: std::path::PathBuf,
+    /// Its metadata fingerprint, taken before it was hashed, so that any later change is
+    /// seen by the evaluation cache (see `cache::tree_fingerprint`).
+    pub fingerprint: Option<String>,
 }
 
 thread_local! {
@@ -76,9 +87,9 @@ impl Session {
         }
     }
 
-    pub fn add_pending_file(&mut self, path: StorePath, name: String, file: std::path::PathBuf) {
-        if self.pending_paths.insert(path.clone()) {
-            self.pending_files.push((path, name, file));
+    pub fn add_pending_file(&mut self, local: LocalFile) {
+        if self.pending_paths.insert(local.path.clone()) {
+            self.pending_files.push(local);
         }
     }
 

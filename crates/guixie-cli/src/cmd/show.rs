@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<ExitCode> {
         if found.is_empty() {
             let place = match &args.file {
                 Some(f) => f.display().to_string(),
-                None => format!("the load path ({})", load_path_shown(ctx)),
+                None => format!("the load path ({})", ctx.eval_options().load_path_shown()),
             };
             anyhow::bail!("no package named {name:?} in {place}");
         }
@@ -62,13 +62,4 @@ pub fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_path_shown(ctx: &Context) -> String {
-    ctx.eval_options()
-        .load_path
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
 }

@@ -17,6 +17,7 @@
             derivation-output?
             derivation-output-derivation
             derivation-output-name
+            derivation-output-file
             builtins-derivation
             text-file
             store-item?
@@ -66,6 +67,10 @@
   derivation-output?
   (drv derivation-output-derivation)
   (output derivation-output-name))
+
+;; The store path of a `derivation-output'.
+(define (derivation-output-file o)
+  (derivation-output-path (derivation-output-derivation o) (derivation-output-name o)))
 
 (define* (derivation-output-path drv #:optional (output "out"))
   (or (assoc-ref (derivation-outputs drv) output)
@@ -117,9 +122,7 @@
   (cond
    ((string? v) (values v inputs))
    ((derivation? v) (values (derivation-output-path v) (cons v inputs)))
-   ((derivation-output? v)
-    (values (derivation-output-path (derivation-output-derivation v) (derivation-output-name v))
-            (cons v inputs)))
+   ((derivation-output? v) (values (derivation-output-file v) (cons v inputs)))
    ((store-item? v) (values (store-item-path v) (cons v inputs)))
    ((symbol? v) (values (symbol->string v) inputs))
    ((number? v) (values (number->string v) inputs))

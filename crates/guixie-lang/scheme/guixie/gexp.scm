@@ -28,6 +28,7 @@
             %current-file-directory
             reset-lowering-caches!
             guixie-error
+            syntax-location
             located?
             exception->string
             with-location))
@@ -48,6 +49,13 @@
                   (cadr args))
           (print-exception port #f key args)))))
 
+
+;; The (file line column) of a form, 1-based, for error messages; #f when unknown.
+(define (syntax-location stx)
+  (let ((src (syntax-source stx)))
+    (and src (assq-ref src 'line)
+         (list (or (assq-ref src 'filename) "<unknown>")
+               (+ 1 (assq-ref src 'line)) (+ 1 (assq-ref src 'column))))))
 
 ;; Errors in user-facing procedures: a message with the location of the form at fault.
 (define* (guixie-error location fmt . args)
@@ -150,11 +158,7 @@
   (lambda (s)
     (syntax-case s ()
       ((_ args ...)
-       (let* ((src (syntax-source s))
-              (loc (and src (assq-ref src 'line)
-                        (list (or (assq-ref src 'filename) "<unknown>")
-                              (+ 1 (assq-ref src 'line)) (+ 1 (assq-ref src 'column))))))
-         #`(make-local-file '#,(datum->syntax s loc) args ...)))
+       #`(make-local-file '#,(datum->syntax s (syntax-location s)) args ...))
       (id (identifier? #'id) #'(lambda args (apply make-local-file #f args))))))
 
 (define (basename* file)
@@ -199,7 +203,7 @@
                              (lambda (key subr fmt args . rest)
                                (guixie-error (local-file-location obj) "local-file ~s: ~a"
                                              (local-file-file obj) (apply format #f fmt args))))))
-                 (store-item path)))
+                 (make-store-item path)))
               ((find (lambda (l) ((car l) obj)) %lowerers)
                => (lambda (l) ((cdr l) obj)))
               (else #f))))
@@ -221,7 +225,7 @@
      ((pair? thing) (map (lambda (t) (lower-input t output)) thing))
      ((derivation-output? thing)
       (add! thing)
-      (derivation-output-path* thing))
+      (derivation-output-file thing))
      ((lower-object thing)
       => (lambda (lowered)
            (cond
@@ -240,10 +244,6 @@
   (let ((sexp (walk (gexp-tree exp))))
     (values sexp (reverse inputs))))
 
-(define (derivation-output-path* o)
-  (derivation-output-path (derivation-output-derivation o) (derivation-output-name o)))
-
-(define (store-item path) (make-store-item path))
 
 ;;; The bootstrap toolchain and build-side modules.
 
@@ -256,7 +256,7 @@
 (define %toolchain #f)
 (define (bootstrap-toolchain)
   (unless %toolchain
-    (set! %toolchain (store-item (%bootstrap-toolchain %bootstrap-packages))))
+    (set! %toolchain (make-store-item (%bootstrap-toolchain %bootstrap-packages))))
   %toolchain)
 
 ;; Build-side modules, e.g. (guixie build utils), as files in the store.

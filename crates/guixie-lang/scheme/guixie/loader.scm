@@ -241,28 +241,26 @@
 ;; Packages named `name' (every package when `name' is #f) that `file' defines, or, without
 ;; a file, that the modules on the load path export; as (package . location-string).
 (define (find-packages name file max-seconds load-path)
-  (define (packages-of module names)
+  (define (wanted? v)
+    (and (package? v) (or (not name) (string=? (package-name v) name))))
+  ;; The wanted packages bound in `module', by variable name.
+  (define (packages-of module)
     (filter-map (lambda (sym)
-                  (let* ((var (module-variable module sym))
-                         (v (and var (variable-bound? var) (variable-ref var))))
-                    (and (package? v) (or (not name) (string=? (package-name v) name)) v)))
-                names))
+                  (let ((var (module-variable module sym)))
+                    (and var (variable-bound? var) (wanted? (variable-ref var))
+                         (variable-ref var))))
+                (sort (module-map (lambda (k v) k) module)
+                      (lambda (a b) (string<? (symbol->string a) (symbol->string b))))))
   (start-evaluation! load-path max-seconds
     (lambda ()
       (delete-duplicates
        (if file
            (let-values (((value module exports) (load-module-file file)))
-             (append (packages-of module (sort (module-map (lambda (k v) k) module)
-                                               (lambda (a b) (string<? (symbol->string a)
-                                                                       (symbol->string b)))))
-                     (filter (lambda (p) (and (package? p) (or (not name) (string=? (package-name p) name))))
-                             (if (list? value) value (list value)))))
+             (append (packages-of module)
+                     (filter wanted? (if (list? value) value (list value)))))
            (append-map (match-lambda
                          ((module-name . file)
-                          (let ((iface (package-module-interface module-name)))
-                            (packages-of iface (sort (module-map (lambda (k v) k) iface)
-                                                     (lambda (a b) (string<? (symbol->string a)
-                                                                             (symbol->string b))))))))
+                          (packages-of (package-module-interface module-name))))
                        (package-modules)))
        eq?))))
 

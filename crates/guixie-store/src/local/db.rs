@@ -42,10 +42,6 @@ CREATE TABLE IF NOT EXISTS DerivationOutputs (
 /// per row instead of one statement per path.
 const LOOKUP_CHUNK: usize = 500;
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(",")
-}
-
 /// Turns SQLite errors into store errors naming the database file.
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
     move |source| StoreError::Db {
@@ -121,6 +117,34 @@ impl Db {
         }
     }
 
+    /// Runs `select … WHERE path IN (…)` over `names`, LOOKUP_CHUNK at a time, in one read
+    /// transaction, handing each row to `row` (one statement step per row instead of one
+    /// statement per path).
+    fn lookup_in_chunks<T>(
+        &mut self,
+        select: &str,
+        names: &[String],
+        read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut row: impl FnMut(T) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let err = db_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(err)?;
+        for chunk in names.chunks(LOOKUP_CHUNK) {
+            let sql = format!("{select} IN ({})", vec!["?"; chunk.len()].join(","));
+            let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(chunk), &read)
+                .map_err(err)?;
+            for r in rows {
+                row(r.map_err(err)?)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// The recorded outputs of valid `.drv` paths (`None` where nothing is recorded), in one
     /// read transaction.
     pub fn derivation_outputs(
@@ -128,70 +152,42 @@ impl Db {
         sd: &StoreDir,
         drvs: &[StorePath],
     ) -> Result<Vec<Option<BTreeMap<String, StorePath>>>, StoreError> {
-        let err = db_err(&self.path);
         let names: Vec<String> = drvs.iter().map(|d| sd.display(d)).collect();
         let mut found: HashMap<String, BTreeMap<String, StorePath>> = HashMap::new();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(err)?;
-        for chunk in names.chunks(LOOKUP_CHUNK) {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT v.path, o.id, o.path FROM ValidPaths v JOIN DerivationOutputs o ON o.drv = v.id WHERE v.path IN ({})",
-                    placeholders(chunk.len())
-                ))
-                .map_err(err)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(chunk), |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(err)?;
-            for row in rows {
-                let (drv, name, p) = row.map_err(err)?;
+        let db = self.path.clone();
+        self.lookup_in_chunks(
+            "SELECT v.path, o.id, o.path FROM ValidPaths v JOIN DerivationOutputs o ON o.drv = v.id WHERE v.path",
+            &names,
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            |(drv, name, p)| {
                 let parsed = sd.parse_path(&p).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
+                    path: db.clone(),
                     message: format!("{p}: {e}"),
                 })?;
                 found.entry(drv).or_default().insert(name, parsed);
-            }
-        }
-        tx.commit().map_err(err)?;
+                Ok(())
+            },
+        )?;
         Ok(names.iter().map(|n| found.remove(n)).collect())
     }
 
-    /// Validity of many paths in one read transaction, looked up in chunks.
+    /// Validity of many paths in one read transaction.
     pub fn are_valid(
         &mut self,
         sd: &StoreDir,
         paths: &[StorePath],
     ) -> Result<Vec<bool>, StoreError> {
-        let err = db_err(&self.path);
         let names: Vec<String> = paths.iter().map(|p| sd.display(p)).collect();
         let mut valid: HashSet<String> = HashSet::new();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(err)?;
-        for chunk in names.chunks(LOOKUP_CHUNK) {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT path FROM ValidPaths WHERE path IN ({})",
-                    placeholders(chunk.len())
-                ))
-                .map_err(err)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
-                .map_err(err)?;
-            for row in rows {
-                valid.insert(row.map_err(err)?);
-            }
-        }
-        tx.commit().map_err(err)?;
+        self.lookup_in_chunks(
+            "SELECT path FROM ValidPaths WHERE path",
+            &names,
+            |r| r.get::<_, String>(0),
+            |p| {
+                valid.insert(p);
+                Ok(())
+            },
+        )?;
         Ok(names.iter().map(|n| valid.contains(n)).collect())
     }
 
