@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Realise the synthetic graph (gen-nix-graph.py N 3; Scheme side gen-scm-graph.py N 3) from an
+"""Realise the synthetic graph (bench/gen-graph.py nix|scm N 3) from an
 empty store, sandboxed, 2 jobs: guixie build beside Nix's nix-store -r (sandbox-paths
 /bin/sh=/bin/busybox, as Nix's defaults give) in one run; checks both produce the same output
 paths; prints times and the ratio. Then a no-op rebuild of the same graph with everything
@@ -10,7 +10,7 @@ import argparse, os, subprocess, sys, tempfile, time, shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUIXIE = os.path.join(ROOT, "target", "release", "guixie")
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench", "gen-nix-graph.py")
+GEN = os.path.join(ROOT, "bench", "gen-graph.py")
 ENV = dict(os.environ, NIX_REMOTE="local")
 
 
@@ -25,9 +25,9 @@ def timed(cmd):
 def graph(work, n):
     nix_src, scm_src = os.path.join(work, f"g{n}.nix"), os.path.join(work, f"g{n}.scm")
     with open(nix_src, "w") as f:
-        subprocess.run([sys.executable, SHARED, str(n), "3"], stdout=f, check=True)
+        subprocess.run([sys.executable, GEN, "nix", str(n), "3"], stdout=f, check=True)
     with open(scm_src, "w") as f:
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen-scm-graph.py"), str(n), "3"], stdout=f, check=True)
+        subprocess.run([sys.executable, GEN, "scm", str(n), "3"], stdout=f, check=True)
     return nix_src, scm_src
 
 

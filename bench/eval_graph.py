@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instantiate the synthetic graph (gen-nix-graph.py N 3; Scheme side gen-scm-graph.py N 3) to
+"""Instantiate the synthetic graph (bench/gen-graph.py nix|scm N 3) to
 .drv files: guixie eval beside nix-instantiate, cold (empty store) and warm (all .drv files
 already valid). guixie's warm run answers from its evaluation cache (the file is unchanged);
 "re-eval" is a warm run with --no-eval-cache, which evaluates everything again as Nix does.
@@ -10,7 +10,7 @@ import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUIXIE = os.path.join(ROOT, "target", "release", "guixie")
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "bench", "gen-nix-graph.py")
+GEN = os.path.join(ROOT, "bench", "gen-graph.py")
 
 
 def run(cmd):
@@ -39,9 +39,9 @@ def main():
     work = tempfile.mkdtemp(prefix="guixie-bench-eval-")
     nix_src, scm_src = os.path.join(work, "graph.nix"), os.path.join(work, "graph.scm")
     with open(nix_src, "w") as f:
-        subprocess.run([sys.executable, SHARED, str(args.packages), "3"], stdout=f, check=True)
+        subprocess.run([sys.executable, GEN, "nix", str(args.packages), "3"], stdout=f, check=True)
     with open(scm_src, "w") as f:
-        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen-scm-graph.py"), str(args.packages), "3"],
+        subprocess.run([sys.executable, GEN, "scm", str(args.packages), "3"],
                        stdout=f, check=True)
 
     def guixie_cmd(root, cache=True):

@@ -26,20 +26,8 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let gen = |script: &Path, out: &Path| {
-        fs::write(
-            out,
-            ok(Command::new("python3").arg(script).args(["300", "3"])),
-        )
-        .unwrap()
-    };
-    let shared =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen-nix-graph.py");
-    gen(&shared, &d.join("g.nix"));
-    gen(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py"),
-        &d.join("g.scm"),
-    );
+    write_synthetic_graph("nix", 300, &d.join("g.nix"));
+    write_synthetic_graph("scm", 300, &d.join("g.scm"));
     let ours_root = d.join("ours");
     let ours: Vec<String> = ok_str(
         at(&ours_root)
@@ -90,17 +78,10 @@ fn the_synthetic_graph_builds_to_the_nar_hashes_nix_builds() {
     );
 }
 
-/// The synthetic graph of `packages` derivations, as guixie Scheme (bench/gen-scm-graph.py).
+/// The synthetic graph of `packages` derivations, as guixie Scheme.
 fn write_graph(dir: &Path, packages: usize) -> std::path::PathBuf {
     let graph = dir.join("g.scm");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py");
-    fs::write(
-        &graph,
-        ok(Command::new("python3")
-            .arg(script)
-            .args([packages.to_string(), "3".into()])),
-    )
-    .unwrap();
+    write_synthetic_graph("scm", packages, &graph);
     graph
 }
 

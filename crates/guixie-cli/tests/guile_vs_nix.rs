@@ -1,6 +1,6 @@
 //! The same derivations written as a Nix expression and as a guixie Scheme file must give
 //! byte-identical `.drv` files: a varied hand-written set, and the synthetic package graph of
-//! `../shared/bench/gen-nix-graph.py` (Scheme side: `bench/gen-scm-graph.py`).
+//! `bench/gen-graph.py` (its `nix` and `scm` forms).
 
 mod common;
 
@@ -153,16 +153,6 @@ fn varied_derivations_are_byte_identical_to_nix_instantiate() {
     }
 }
 
-fn shared_bench() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen-nix-graph.py");
-    assert!(
-        p.exists(),
-        "{} is missing (the shared/ folder beside the checkout)",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn synthetic_graph_of_300_packages_matches_nix() {
     if !nix_available() {
@@ -171,15 +161,8 @@ fn synthetic_graph_of_300_packages_matches_nix() {
     let dir = tempfile::tempdir().unwrap();
     let nix_src = dir.path().join("graph.nix");
     let scm_src = dir.path().join("graph.scm");
-    let gen = |script: &Path, out: &Path| {
-        let text = ok(Command::new("python3").arg(script).args(["300", "3"]));
-        fs::write(out, text).unwrap();
-    };
-    gen(&shared_bench(), &nix_src);
-    gen(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-scm-graph.py"),
-        &scm_src,
-    );
+    write_synthetic_graph("nix", 300, &nix_src);
+    write_synthetic_graph("scm", 300, &scm_src);
     let (ours, theirs) = instantiate_both(dir.path(), "/nix/store", &nix_src, &scm_src);
     assert_eq!(ours.len(), 300);
     assert_eq!(ours, theirs);

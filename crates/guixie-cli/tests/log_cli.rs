@@ -163,8 +163,8 @@ fn append_checkpoint_prove_verify() {
 
 #[test]
 fn root_of_the_rfc6962_leaves() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/merkle/rfc6962_tree8.json");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../guixie-log/tests/data/rfc6962_tree8.json");
     let v: serde_json::Value = serde_json::from_slice(&fs::read(fixture).unwrap()).unwrap();
     let leaves: Vec<&str> = v["leaves_hex"]
         .as_array()

@@ -276,3 +276,38 @@ fn bad_input_gets_a_clear_error() {
         "{err}"
     );
 }
+
+/// Several processes opening one new store at once all succeed: the schema is created under a
+/// lock, and every connection waits for a busy database instead of failing.
+#[test]
+fn many_processes_opening_a_new_store_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    fs::write(&text, "concurrent\n").unwrap();
+    for trial in 0..12 {
+        let root = dir.path().join(format!("root{trial}"));
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                let mut c = store_cmd(&root);
+                if i % 2 == 0 {
+                    c.args(["store", "add"]).arg(&text);
+                } else {
+                    c.args(["store", "ls"]);
+                }
+                c.stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "trial {trial}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ok(store_cmd(&root).args(["store", "verify"]));
+    }
+}

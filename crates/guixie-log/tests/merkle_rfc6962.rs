@@ -1,5 +1,5 @@
 //! The RFC 6962 reference tree (Certificate Transparency / transparency-dev test data, from
-//! ../shared/fixtures), and corruption tables in the manner of transparency-dev's tests:
+//! the crate's tests/data), and corruption tables in the manner of transparency-dev's tests:
 //! every mangled proof is rejected.
 
 use guixie_log::merkle::{self, verify_consistency, verify_inclusion, Hash, MemoryTree};
@@ -21,8 +21,8 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/merkle/rfc6962_tree8.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc6962_tree8.json");
     let v: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )

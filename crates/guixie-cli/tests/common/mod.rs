@@ -79,3 +79,13 @@ pub fn nix_real_store(root: &Path, store_dir: &str) -> PathBuf {
         root.join("nix/store")
     }
 }
+
+/// Writes the synthetic graph of the benchmarks (`bench/gen-graph.py`): `form` is `nix` or
+/// `scm`, `packages` derivations each depending on up to 3 earlier ones.
+pub fn write_synthetic_graph(form: &str, packages: usize, out: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/gen-graph.py");
+    let text = ok(Command::new("python3")
+        .arg(script)
+        .args([form, &packages.to_string(), "3"]));
+    std::fs::write(out, text).unwrap();
+}

@@ -67,7 +67,12 @@ impl LocalStore {
         for dir in [&real_store, &state.join("gcroots"), &state.join("locks")] {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let db = db::Db::open(&state.join("db.sqlite"), &config.store_dir, &config.root)?;
+        // Processes opening a new store at once would race to set WAL mode and create the
+        // schema (SQLite answers "database is locked" to some of them without waiting).
+        let db = {
+            let _schema = locks::FileLock::exclusive(&state.join("db.lock"))?;
+            db::Db::open(&state.join("db.sqlite"), &config.store_dir, &config.root)?
+        };
         Ok(LocalStore {
             store_dir: config.store_dir,
             real_store,
