@@ -455,6 +455,13 @@ impl<'s> Builder<'s> {
             .fixed_output()
             .map_err(|e| drv_err(&shown, e.to_string()))?;
 
+        let build_user = crate::build_user::running_as_root()
+            .then(crate::build_user::BuildUser::acquire)
+            .transpose()
+            .map_err(|e| BuildError::Sandbox {
+                drv: shown.clone(),
+                message: format!("no build user: {e}"),
+            })?;
         let area = self.store.build_area()?;
         let root = area.join("root");
         let build_dir = PathBuf::from("/build");
@@ -512,6 +519,8 @@ impl<'s> Builder<'s> {
         let mut env = build_env(drv, &sd, &build_dir);
         pass_as_files(&mut env, &host_build, &build_dir)
             .map_err(|e| drv_err(&shown, format!("passAsFile: {e}")))?;
+        hand_over(&writable, build_user.as_ref())
+            .map_err(|e| BuildError::Io(format!("preparing the build directories: {e}")))?;
         let spec = SandboxSpec {
             root: root.clone(),
             inputs,
@@ -526,6 +535,8 @@ impl<'s> Builder<'s> {
             max_processes: self.options.max_processes,
             max_file_size: self.options.max_file_size,
             pids_cgroup: None,
+            build_user: build_user.as_ref().map(|u| (u.uid, u.gid)),
+            shm_bytes: self.options.max_output_size.min(64 << 20),
         };
         let spec_path = area.join("spec.json");
         std::fs::write(
@@ -560,6 +571,8 @@ impl<'s> Builder<'s> {
                     flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
                 let mut buf = [0u8; 16 << 10];
                 let mut phases = PhaseScanner::default();
+                let mut escapes = crate::terminal::EscapeFilter::default();
+                let mut shown = Vec::new();
                 loop {
                     let n = match reader.read(&mut buf) {
                         Ok(0) => break,
@@ -579,7 +592,9 @@ impl<'s> Builder<'s> {
                         })
                     });
                     if echo {
-                        let _ = std::io::stderr().write_all(&buf[..n]);
+                        shown.clear();
+                        escapes.filter(&buf[..n], &mut shown);
+                        let _ = std::io::stderr().write_all(&shown);
                     }
                 }
                 // Not fsynced: a log is evidence of a build, not part of its result, and an
@@ -630,7 +645,7 @@ impl<'s> Builder<'s> {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) if poll < left => {
                             // Only the build's writable directories count; inputs are mounts
                             // the helper made in its own namespace, invisible here.
-                            if disk_usage(&measured) > max_output_size {
+                            if guixie_store::safe_fs::disk_usage(&measured) > max_output_size {
                                 // SAFETY: signalling our own child, which has not been reaped.
                                 unsafe { libc::kill(pid, libc::SIGKILL) };
                                 return Some(Stop::TooLarge);
@@ -698,10 +713,18 @@ impl<'s> Builder<'s> {
             });
         }
         if !status.success() {
-            let kept = self.options.keep_failed.then(|| host_build.clone());
-            if !self.options.keep_failed {
+            let kept = if self.options.keep_failed {
+                // Left for inspection harmless, and the invoking user's (not the build user's).
+                let me = (
+                    rustix::process::geteuid().as_raw(),
+                    rustix::process::getegid().as_raw(),
+                );
+                guixie_store::safe_fs::defuse_tree(&host_build, Some(me))?;
+                Some(host_build.clone())
+            } else {
                 self.discard(&area);
-            }
+                None
+            };
             return Err(BuildError::Failed {
                 drv: shown,
                 status: status.code().unwrap_or(-1),
@@ -718,6 +741,7 @@ impl<'s> Builder<'s> {
             candidates,
             fixed,
             log,
+            _build_user: build_user,
         })
     }
 
@@ -779,6 +803,7 @@ impl<'s> Builder<'s> {
             candidates: Vec::new(),
             fixed: Some(fixed),
             log,
+            _build_user: None,
         })
     }
 
@@ -792,17 +817,25 @@ impl<'s> Builder<'s> {
     ) -> Result<Realised, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
-        let SandboxRun {
-            area,
-            inside_store,
-            candidates,
-            fixed,
-            log,
-        } = if drv.builder == b"builtin:fetchurl" {
+        let run = if drv.builder == b"builtin:fetchurl" {
             self.run_fetchurl(drv_path, drv, outputs)?
         } else {
             self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress)?
         };
+        let inside_store = match run.stage(outputs) {
+            Ok(staged) => staged,
+            Err(e) => {
+                self.discard(&run.area);
+                return Err(e);
+            }
+        };
+        let SandboxRun {
+            area,
+            candidates,
+            fixed,
+            log,
+            ..
+        } = run;
         // Outputs go in after everything the sandbox mounted is gone (the helper has exited,
         // and with it its mount namespace).
         let result = (|| {
@@ -815,7 +848,9 @@ impl<'s> Builder<'s> {
                         path: sd.display(path),
                     });
                 }
-                check_output(&tree, &sd).map_err(|message| BuildError::BadOutput {
+                let flat = fixed.as_ref().is_some_and(|f| !f.recursive);
+                let rel = Path::new(sd.as_str()).join(path.to_string());
+                check_output(&tree, &rel, &sd, flat).map_err(|message| BuildError::BadOutput {
                     drv: shown.clone(),
                     path: sd.display(path),
                     message,
@@ -888,9 +923,16 @@ impl<'s> Builder<'s> {
         let (_, drv) = plan.last().expect("the plan ends with the target");
         let outputs = outputs_of[drv_path].clone();
         let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of, &|_| {})?;
+        let staged = match run.stage(&outputs) {
+            Ok(s) => s,
+            Err(e) => {
+                self.discard(&run.area);
+                return Err(e);
+            }
+        };
         let mut results = Vec::new();
         for path in outputs.values() {
-            let rebuilt = run.inside_store.join(path.to_string());
+            let rebuilt = staged.join(path.to_string());
             let stored = self.store.real_path(path);
             let mut differences = Vec::new();
             compare_trees(&stored, &rebuilt, Path::new(""), &mut differences);
@@ -902,7 +944,7 @@ impl<'s> Builder<'s> {
                     .state_dir()
                     .join("check")
                     .join(format!("{path}.check"));
-                let _ = make_writable_and_remove(&keep);
+                let _ = guixie_store::safe_fs::remove_tree(&keep);
                 std::fs::create_dir_all(keep.parent().expect("has a parent"))
                     .map_err(|e| BuildError::Io(e.to_string()))?;
                 std::fs::rename(&rebuilt, &keep)
@@ -920,7 +962,7 @@ impl<'s> Builder<'s> {
     }
 
     fn discard(&self, area: &Path) {
-        let _ = make_writable_and_remove(area);
+        let _ = guixie_store::safe_fs::remove_tree(area);
     }
 
     /// Where the log of a derivation's last build is kept.
@@ -977,23 +1019,6 @@ enum Stop {
     TooLarge,
 }
 
-/// Disk space used under `dir` (allocated blocks, so sparse files count for what they use).
-fn disk_usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return 0;
-    };
-    let mut total = meta.blocks() * 512;
-    if meta.is_dir() {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                total += disk_usage(&e.path());
-            }
-        }
-    }
-    total
-}
-
 /// A finished sandbox run, before its outputs are registered or compared.
 struct SandboxRun {
     area: PathBuf,
@@ -1001,6 +1026,49 @@ struct SandboxRun {
     candidates: Vec<StorePath>,
     fixed: Option<guixie_formats::derivation::FixedOutput>,
     log: PathBuf,
+    _build_user: Option<crate::build_user::BuildUser>,
+}
+
+impl SandboxRun {
+    /// Copies the outputs out of the build's reach, once every process of the build is gone:
+    /// what is checked and registered is a tree of new files no builder ever held a
+    /// descriptor to, without owners, extended attributes or capabilities (CVE-2024-27297).
+    /// Returns the directory that holds the copies, by output base name.
+    fn stage(&self, outputs: &BTreeMap<String, StorePath>) -> Result<PathBuf, BuildError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let staged = self.area.join("out");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staged)
+            .map_err(|e| BuildError::Io(format!("{}: {e}", staged.display())))?;
+        for path in outputs.values() {
+            let name = path.to_string();
+            let built = self.inside_store.join(&name);
+            if std::fs::symlink_metadata(&built).is_ok() {
+                guixie_store::safe_fs::copy_tree(&built, &staged.join(&name))?;
+            }
+        }
+        Ok(staged)
+    }
+}
+
+/// Gives the build's writable directories (and what guixie put in them) to the build user,
+/// private to it: mode 0700, so no other local user reads, writes or runs anything there.
+fn hand_over(
+    writable: &[(PathBuf, PathBuf)],
+    user: Option<&crate::build_user::BuildUser>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (dir, _) in writable {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(u) = user {
+            std::os::unix::fs::lchown(dir, Some(u.uid), Some(u.gid))?;
+            for entry in std::fs::read_dir(dir)? {
+                std::os::unix::fs::lchown(entry?.path(), Some(u.uid), Some(u.gid))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The outcome of `--check` for one output.
@@ -1158,52 +1226,42 @@ fn pass_as_files(
     Ok(())
 }
 
-/// Rejects symlinks whose target leaves the store, and any file type the store cannot hold.
-fn check_output(tree: &Path, sd: &StoreDir) -> Result<(), String> {
+/// Rejects symlinks whose target leaves the store (relative ones resolved lexically from
+/// where they are, at any depth), a flat fixed output that is not a regular file, and any
+/// file type the store cannot hold. `rel` is `tree`'s path relative to the store directory.
+fn check_output(tree: &Path, rel: &Path, sd: &StoreDir, flat: bool) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(tree).map_err(|e| e.to_string())?;
     let ft = meta.file_type();
+    if flat && !ft.is_file() {
+        return Err("a flat fixed output must be a regular file".into());
+    }
     if ft.is_symlink() {
         let target = std::fs::read_link(tree).map_err(|e| e.to_string())?;
-        let t = target.to_string_lossy();
-        if target.is_absolute() && !t.starts_with(&format!("{}/", sd.as_str())) {
+        let store = Path::new(sd.as_str());
+        let resolved = guixie_store::safe_fs::resolve_link_lexically(rel, &target)
+            .map(|p| Path::new("/").join(p));
+        if !resolved.is_some_and(|p| p.starts_with(store)) {
+            let how = if target.is_absolute() {
+                "points outside the store"
+            } else {
+                "climbs out of the store"
+            };
             return Err(format!(
-                "symlink {} points outside the store, to {t}",
-                tree.display()
-            ));
-        }
-        if !target.is_absolute() && t.split('/').filter(|c| *c == "..").count() > 64 {
-            return Err(format!(
-                "symlink {} climbs out of the store",
-                tree.display()
+                "symlink {} {how}, to {}",
+                rel.display(),
+                target.display()
             ));
         }
     } else if ft.is_dir() {
         for e in std::fs::read_dir(tree).map_err(|e| e.to_string())? {
-            check_output(&e.map_err(|e| e.to_string())?.path(), sd)?;
+            let e = e.map_err(|e| e.to_string())?;
+            check_output(&e.path(), &rel.join(e.file_name()), sd, false)?;
         }
     } else if !ft.is_file() {
         return Err(format!(
             "{} is neither a file, a directory nor a symlink",
-            tree.display()
+            rel.display()
         ));
     }
     Ok(())
-}
-
-fn make_writable_and_remove(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if meta.is_dir() {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-        for e in std::fs::read_dir(path)? {
-            make_writable_and_remove(&e?.path())?;
-        }
-        std::fs::remove_dir(path)
-    } else {
-        std::fs::remove_file(path)
-    }
 }

@@ -2,10 +2,12 @@
 //! namespace sandbox that sees only their declared inputs, and registers the outputs in the
 //! local store. See `sandbox` for the isolation and `builder` for scheduling and outputs.
 
+mod build_user;
 pub mod builder;
 mod fetch;
 pub mod import;
 pub mod sandbox;
 mod seccomp;
+mod terminal;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions, Builder, Realised};

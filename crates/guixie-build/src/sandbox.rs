@@ -41,6 +41,17 @@ pub struct SandboxSpec {
     /// `None` when the build already runs inside one (the builder's session cgroup).
     pub pids_cgroup: Option<PathBuf>,
     pub max_file_size: u64,
+    /// The host uid and gid the sandbox's uid 1000 maps to when guixie runs as root (a build
+    /// user of its own, never 0); unprivileged, the caller's own ids are used.
+    #[serde(default)]
+    pub build_user: Option<(u32, u32)>,
+    /// Size of the build's private `/dev/shm`, in bytes.
+    #[serde(default = "default_shm_bytes")]
+    pub shm_bytes: u64,
+}
+
+fn default_shm_bytes() -> u64 {
+    64 << 20
 }
 
 fn cstr(b: &[u8]) -> io::Result<CString> {
@@ -70,9 +81,20 @@ fn mount(
     fstype: Option<&str>,
     flags: libc::c_ulong,
 ) -> io::Result<()> {
+    mount_with(src, target, fstype, flags, None)
+}
+
+fn mount_with(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
     let src_c = src.map(path_c).transpose()?;
     let target_c = path_c(target)?;
     let fs_c = fstype.map(|f| cstr(f.as_bytes())).transpose()?;
+    let data_c = data.map(|d| cstr(d.as_bytes())).transpose()?;
     // SAFETY: every pointer is a valid C string or null for the duration of the call.
     let rc = unsafe {
         libc::mount(
@@ -80,7 +102,9 @@ fn mount(
             target_c.as_ptr(),
             fs_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
             flags,
-            std::ptr::null(),
+            data_c
+                .as_ref()
+                .map_or(std::ptr::null(), |c| c.as_ptr().cast()),
         )
     };
     check(
@@ -149,6 +173,12 @@ pub const SETUP_FAILED: i32 = 125;
 
 /// The helper's entry point: never returns. Exit status: the builder's, or [`SETUP_FAILED`]
 /// with a message on stderr if the sandbox could not be set up.
+///
+/// Unprivileged, the helper enters all namespaces at once, maps its own ids to 1000, and
+/// builds the root with the capabilities it holds in the new user namespace. As root, it
+/// builds the root first (as root, in a mount namespace of its own), then drops every group,
+/// enters the other namespaces with uid and gid 1000 mapped to the spec's build user, and
+/// becomes that user: the builder never runs as, or maps to, host uid 0.
 pub fn helper_main(spec_path: &OsStr) -> ! {
     let fail = |e: io::Error| -> ! {
         eprintln!("guixie sandbox: {e}");
@@ -170,36 +200,15 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
         }
     }
     // If guixie dies (even by SIGKILL), so does the build.
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
-    if !spec.network {
-        flags |= libc::CLONE_NEWNET;
-    }
-    // SAFETY: this process is single-threaded (the helper starts nothing before this).
-    if let Err(e) = check(
-        unsafe { libc::unshare(flags) },
-        "unshare (user namespaces may be disabled on this machine)",
-    ) {
+    die_with_parent();
+    // A session of its own, with no controlling terminal: nothing the build does reaches the
+    // user's terminal (TIOCSTI and the like).
+    // SAFETY: setsid has no preconditions; it fails only for a process-group leader, which
+    // the helper (a freshly spawned child) is not.
+    if let Err(e) = check(unsafe { libc::setsid() }, "setsid") {
         fail(e)
     }
-    let maps = write_file("/proc/self/setgroups", "deny")
-        .and_then(|()| write_file("/proc/self/uid_map", &format!("1000 {uid} 1\n")))
-        .and_then(|()| write_file("/proc/self/gid_map", &format!("1000 {gid} 1\n")));
-    if let Err(e) = maps {
+    if let Err(e) = enter_namespaces(&spec) {
         fail(e)
     }
     // SAFETY: fork in a single-threaded process.
@@ -219,6 +228,20 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
         std::process::exit(code)
     }
     // PID 1 of the namespace dies with the helper, and takes every build process with it.
+    die_with_parent();
+    let privileged = spec.build_user.is_some();
+    let setup = if privileged {
+        Ok(())
+    } else {
+        build_root(&spec)
+    };
+    match setup.and_then(|()| enter_root(&spec)) {
+        Ok(never) => match never {},
+        Err(e) => fail(e),
+    }
+}
+
+fn die_with_parent() {
     // SAFETY: prctl with integer arguments.
     unsafe {
         libc::prctl(
@@ -229,28 +252,173 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
             0,
         )
     };
-    match enter_root(&spec) {
-        Ok(never) => match never {},
-        Err(e) => fail(e),
+}
+
+/// Enters the build's namespaces and sets up its identity (see [`helper_main`]).
+fn enter_namespaces(spec: &SandboxSpec) -> io::Result<()> {
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC;
+    if !spec.network {
+        flags |= libc::CLONE_NEWNET;
+    }
+    match spec.build_user {
+        Some(user) => enter_as_build_user(spec, flags, user),
+        None => {
+            // SAFETY: getuid and getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            if uid == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "running as root, the sandbox needs a build user",
+                ));
+            }
+            // SAFETY: this process is single-threaded (the helper starts nothing before this).
+            check(
+                unsafe { libc::unshare(flags) },
+                "unshare (user namespaces may be disabled on this machine)",
+            )?;
+            write_maps("self", uid, gid)
+        }
     }
 }
 
-fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
+fn write_maps(pid: &str, uid: u32, gid: u32) -> io::Result<()> {
+    write_file(&format!("/proc/{pid}/setgroups"), "deny")?;
+    write_file(&format!("/proc/{pid}/uid_map"), &format!("1000 {uid} 1\n"))?;
+    write_file(&format!("/proc/{pid}/gid_map"), &format!("1000 {gid} 1\n"))
+}
+
+/// As root: the root is built as root, then a child enters the namespaces and this process,
+/// still root outside them, maps the child's uid and gid 1000 to the build user (only a
+/// process outside a user namespace may map ids other than its own). Returns in the child,
+/// as the build user; this process waits for it and exits with its status.
+fn enter_as_build_user(
+    spec: &SandboxSpec,
+    flags: libc::c_int,
+    (uid, gid): (u32, u32),
+) -> io::Result<()> {
+    if uid == 0 || gid == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the build user may not be root",
+        ));
+    }
+    // SAFETY: unshare in a single-threaded process.
+    check(
+        unsafe { libc::unshare(libc::CLONE_NEWNS) },
+        "unshare (mount namespace)",
+    )?;
+    build_root(spec)?;
+    // Root's supplementary groups (0 among them) must not reach the builder.
+    // SAFETY: an empty group list.
+    check(unsafe { libc::setgroups(0, std::ptr::null()) }, "setgroups")?;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let (entered_r, entered_w) = std::io::pipe()?;
+    let (mapped_r, mapped_w) = std::io::pipe()?;
+    // SAFETY: fork in a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        use std::io::{Read, Write};
+        die_with_parent();
+        drop((entered_r, mapped_w));
+        // SAFETY: the child is single-threaded.
+        check(
+            unsafe { libc::unshare(flags) },
+            "unshare (user namespaces may be disabled on this machine)",
+        )?;
+        (&entered_w).write_all(b"e")?;
+        drop(entered_w);
+        let mut ok = [0u8; 1];
+        (&mapped_r).read_exact(&mut ok)?;
+        // The root came from a more privileged namespace, so its mount is locked and cannot
+        // be pivoted to: bind it onto itself (the copy belongs to this namespace; what is
+        // mounted inside it stays locked). Still root by uid, this process can reach it.
+        mount(
+            Some(&spec.root),
+            &spec.root,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+        )?;
+        std::env::set_current_dir(&spec.root)
+            .map_err(|e| io::Error::new(e.kind(), format!("chdir to the sandbox root: {e}")))?;
+        // The user namespace has no uid 0, so the capabilities held in it survive the change
+        // of identity (they are dropped at exec).
+        // SAFETY: setresgid/setresuid with ids mapped in our user namespace.
+        unsafe {
+            check(libc::setresgid(1000, 1000, 1000), "setresgid")?;
+            check(libc::setresuid(1000, 1000, 1000), "setresuid")?;
+        }
+        // A change of credentials clears the parent-death signal: set it again, and stop if
+        // the parent is already gone.
+        die_with_parent();
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != parent {
+            std::process::exit(SETUP_FAILED)
+        }
+        return Ok(());
+    }
+    drop((entered_w, mapped_r));
+    let mapped = (|| {
+        use std::io::{Read, Write};
+        let mut e = [0u8; 1];
+        (&entered_r).read_exact(&mut e)?;
+        write_maps(&pid.to_string(), uid, gid)?;
+        (&mapped_w).write_all(b"m")
+    })();
+    drop(mapped_w);
+    if let Err(e) = mapped {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(e);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    })
+}
+
+/// The build's root: a tmpfs with the inputs bind-mounted read-only, the writable
+/// directories, mount points, `/etc` files and device nodes; read-only itself.
+fn build_root(spec: &SandboxSpec) -> io::Result<()> {
     let root = &spec.root;
     // Nothing we mount propagates back to the host.
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
-    mount(
+    mount_with(
         Some(Path::new("tmpfs")),
         root,
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
+        Some("size=16m,mode=0755"),
     )?;
     // Writable directories are mounts of their own, so the root around them can be made
     // read-only at the end.
     for (host, d) in &spec.writable_dirs {
         let dir = inside(root, d);
         std::fs::create_dir_all(&dir)?;
-        mount(Some(host), &dir, None, libc::MS_BIND)?;
+        mount(
+            Some(host),
+            &dir,
+            None,
+            libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV,
+        )?;
+        // MS_BIND ignores the other flags: apply them with a remount.
+        mount(
+            None,
+            &dir,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV,
+        )?;
     }
     for (host, at) in &spec.inputs {
         bind_read_only(root, host, at)?;
@@ -258,16 +426,11 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     for (at, target) in &spec.symlinks {
         std::os::unix::fs::symlink(target, inside(root, at))?;
     }
-    for dir in ["proc", "dev", "etc", "tmp"] {
+    for dir in ["proc", "dev", "dev/shm", "etc", "tmp"] {
         std::fs::create_dir_all(root.join(dir))?;
     }
-    mount(
-        Some(Path::new("proc")),
-        &root.join("proc"),
-        Some("proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-    )?;
-    for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+    // No /dev/tty: the builder has no terminal to reach.
+    for dev in ["null", "zero", "full", "random", "urandom"] {
         let host = Path::new("/dev").join(dev);
         if host.exists() {
             let target = root.join("dev").join(dev);
@@ -283,13 +446,6 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     ] {
         let _ = std::os::unix::fs::symlink(to, root.join("dev").join(link));
     }
-    std::fs::create_dir_all(root.join("dev/shm"))?;
-    mount(
-        Some(Path::new("tmpfs")),
-        &root.join("dev/shm"),
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-    )?;
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:Nix build user:/build:/noshell\nnixbld:x:1000:100:Nix build user:/build:/noshell\nnobody:x:65534:65534:Nobody:/:/noshell\n")?;
     std::fs::write(
         root.join("etc/group"),
@@ -306,6 +462,53 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         None,
         libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
     )?;
+    // The rest of the set-up works relative to the new root: as the build user, the host
+    // directories above it cannot be traversed.
+    std::env::set_current_dir(root)
+        .map_err(|e| io::Error::new(e.kind(), format!("chdir to the sandbox root: {e}")))
+}
+
+/// In PID 1 of the build: `/proc` (with host-global settings read-only and the host's boot
+/// id hidden), a private capped `/dev/shm`, the host name, loopback; then `pivot_root`,
+/// limits, the seccomp filter, and the builder.
+fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
+    // The current directory is the root (see `build_root`).
+    let root = Path::new(".");
+    let proc_dir = root.join("proc");
+    mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+    )?;
+    // /proc/sys holds the host's kernel settings: read-only, whatever the build's identity.
+    let sys = proc_dir.join("sys");
+    mount(Some(&sys), &sys, None, libc::MS_BIND | libc::MS_REC)?;
+    mount(
+        None,
+        &sys,
+        None,
+        libc::MS_BIND
+            | libc::MS_REMOUNT
+            | libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | libc::MS_NODEV
+            | libc::MS_NOEXEC,
+    )?;
+    // The host's boot id identifies the machine and this boot; the build reads nothing.
+    mount(
+        Some(&root.join("dev/null")),
+        &sys.join("kernel/random/boot_id"),
+        None,
+        libc::MS_BIND,
+    )?;
+    mount_with(
+        Some(Path::new("tmpfs")),
+        &root.join("dev/shm"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&format!("size={},mode=1777", spec.shm_bytes.max(4096))),
+    )?;
     let host = cstr(spec.hostname.as_bytes())?;
     // SAFETY: valid pointer and length.
     check(
@@ -316,11 +519,9 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         loopback_up()?;
     }
     // pivot_root(".", ".") then detaching the old root leaves only the new one.
-    let root_c = path_c(root)?;
     let dot = cstr(b".")?;
     // SAFETY: valid C strings; syscalls on our own mount namespace.
     unsafe {
-        check(libc::chdir(root_c.as_ptr()), "chdir to the sandbox root")?;
         check(
             libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) as libc::c_int,
             "pivot_root",
@@ -339,8 +540,6 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     set_limit(libc::RLIMIT_NPROC, spec.max_processes)?;
     set_limit(libc::RLIMIT_FSIZE, spec.max_file_size)?;
     set_limit(libc::RLIMIT_CORE, 0)?;
-    crate::seccomp::install()
-        .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
     let builder = cstr(&spec.builder)?;
     let mut argv: Vec<CString> = vec![builder.clone()];
     for a in &spec.args {
@@ -355,6 +554,15 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
+    // Only stdin, stdout and stderr go to the builder: whatever else this process inherited
+    // (a descriptor its caller leaked, a directory, a socket) is closed.
+    // SAFETY: close_range with a valid range and no flags closes descriptors we no longer use.
+    check(
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) as libc::c_int },
+        "closing inherited descriptors",
+    )?;
+    crate::seccomp::install()
+        .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
     // SAFETY: null-terminated arrays of valid C strings that outlive the call.
     unsafe { libc::execve(builder.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     // The sandbox is fine; the builder is not: report it as the builder's failure (status

@@ -156,17 +156,7 @@ fn denied(root: &Path, name: &str, script: &str, extra: &[&str]) -> String {
         !valid.lines().any(|l| l.ends_with(&format!("-{name}"))),
         "{name}: an output was registered"
     );
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    if let Some(log) = text
-        .split("log: ")
-        .nth(1)
-        .and_then(|l| l.split([';', '\n']).next())
-    {
-        if let Ok(f) = fs::File::open(log.trim()) {
-            let _ = flate2::read::GzDecoder::new(f).read_to_string(&mut text);
-        }
-    }
-    text
+    error_and_log(&out.stderr)
 }
 
 #[test]

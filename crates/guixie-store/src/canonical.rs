@@ -76,24 +76,6 @@ pub fn set_mtime_one(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes a tree that may be read-only (store contents), never following symlinks.
-pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    if meta.is_dir() {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io_err(path))?;
-        for entry in fs::read_dir(path).map_err(io_err(path))? {
-            remove_tree(&entry.map_err(io_err(path))?.path())?;
-        }
-        fs::remove_dir(path).map_err(io_err(path))
-    } else {
-        fs::remove_file(path).map_err(io_err(path))
-    }
-}
-
 /// fsync a directory so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)

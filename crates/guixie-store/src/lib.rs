@@ -12,6 +12,7 @@ mod canonical;
 mod error;
 mod local;
 mod path_info;
+pub mod safe_fs;
 
 pub use error::StoreError;
 pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};

@@ -89,3 +89,19 @@ pub fn write_synthetic_graph(form: &str, packages: usize, out: &Path) {
         .args([form, &packages.to_string(), "3"]));
     std::fs::write(out, text).unwrap();
 }
+
+/// A failed build's error text followed by the build log it names (`log: PATH`), if any.
+pub fn error_and_log(stderr: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::from_utf8_lossy(stderr).into_owned();
+    if let Some(log) = text
+        .split("log: ")
+        .nth(1)
+        .and_then(|l| l.split([';', '\n']).next())
+    {
+        if let Ok(f) = std::fs::File::open(log.trim()) {
+            let _ = flate2::read::GzDecoder::new(f).read_to_string(&mut text);
+        }
+    }
+    text
+}

@@ -15,8 +15,9 @@ use guixie_formats::{Hash, StorePath};
 
 use super::locks::FileLock;
 use super::LocalStore;
-use crate::canonical::{canonicalise, remove_tree, sync_dir};
+use crate::canonical::{canonicalise, sync_dir};
 use crate::error::{io_err, StoreError};
+use crate::safe_fs::remove_tree;
 use crate::PathInfo;
 
 /// While alive, nobody else builds the path (see [`LocalStore::build_lock`]).
@@ -400,7 +401,20 @@ impl LocalStore {
             .join("builds")
             .join(format!("{}-{n}", std::process::id()));
         remove_tree(&dir)?;
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Private to guixie: no other local user reaches a build's files through it.
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let builds = self.state.join("builds");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&builds)
+            .map_err(io_err(&builds))?;
+        std::fs::set_permissions(&builds, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err(&builds))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
         Ok(dir)
     }
 

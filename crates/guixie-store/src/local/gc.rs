@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use guixie_formats::StorePath;
 
 use super::LocalStore;
-use crate::canonical::{remove_tree, sync_dir};
+use crate::canonical::sync_dir;
 use crate::error::{io_err, StoreError};
+use crate::safe_fs::remove_tree;
 
 #[derive(Debug, Default)]
 pub struct GcReport {
