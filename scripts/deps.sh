@@ -2,13 +2,14 @@
 # Installs the Debian packages guixie needs, if missing: Guile 3.0 (headers and library, for
 # the package language), pkg-config, a static busybox (the sandbox's /bin/sh, as in Nix's
 # default sandbox paths), and the packages of the bootstrap toolchain package builds use
-# (gcc, make, Guile, patch, xz; see docs/bootstrap.md);
+# (gcc, make, Guile, patch, xz; see docs/bootstrap.md), slirp4netns (the network of
+# fixed-output builds, in a namespace of their own; see docs/security.md);
 # with --test also Nix (nix-bin), the reference peer, and Python 3 (the graph generators and
 # a test's HTTP server).
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
       gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
-      patch:/usr/bin/patch xz-utils:/usr/bin/xz)
+      patch:/usr/bin/patch xz-utils:/usr/bin/xz slirp4netns:/usr/bin/slirp4netns)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store python3:/usr/bin/python3)
 missing=()
 for entry in "${want[@]}"; do

@@ -83,6 +83,19 @@ pub struct BuildOptions {
     pub max_output_size: u64,
     /// The sandbox helper executable, `guixie-sandbox` (normally beside the running one).
     pub helper: PathBuf,
+    /// `slirp4netns`, which gives fixed-output builds their network.
+    pub slirp4netns: Option<PathBuf>,
+    /// Let fixed-output builds reach the host's 127.0.0.1, as 10.0.2.2 (off by default).
+    pub host_loopback: bool,
+}
+
+/// `NAME` found in `$PATH` (or the usual system directories).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 impl Default for BuildOptions {
@@ -102,6 +115,8 @@ impl Default for BuildOptions {
                 .ok()
                 .and_then(|exe| Some(exe.parent()?.join("guixie-sandbox")))
                 .unwrap_or_else(|| PathBuf::from("guixie-sandbox")),
+            slirp4netns: find_program("slirp4netns"),
+            host_loopback: false,
         }
     }
 }
@@ -462,6 +477,12 @@ impl<'s> Builder<'s> {
                 drv: shown.clone(),
                 message: format!("no build user: {e}"),
             })?;
+        if fixed.is_some() && build_user.is_none() {
+            crate::slirp::check_tun_usable().map_err(|message| BuildError::Sandbox {
+                drv: shown.clone(),
+                message,
+            })?;
+        }
         let area = self.store.build_area()?;
         let root = area.join("root");
         let build_dir = PathBuf::from("/build");
@@ -507,10 +528,10 @@ impl<'s> Builder<'s> {
         } else if let Some(shell) = &self.options.shell {
             inputs.push((shell.clone(), PathBuf::from("/bin/sh")));
         }
-        // Fixed-output builds keep the network (their result is checked against its hash), and
-        // need the host's resolver configuration to use it.
+        // Fixed-output builds get a network (their result is checked against its hash), and
+        // need the host's name-service configuration to use it (the resolver is slirp4netns's).
         if fixed.is_some() {
-            for f in ["/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/services"] {
+            for f in ["/etc/nsswitch.conf", "/etc/services"] {
                 if Path::new(f).exists() {
                     inputs.push((PathBuf::from(f), PathBuf::from(f)));
                 }
@@ -531,6 +552,8 @@ impl<'s> Builder<'s> {
             args: drv.args.clone(),
             env,
             network: fixed.is_some(),
+            slirp4netns: self.options.slirp4netns.clone(),
+            host_loopback: self.options.host_loopback,
             hostname: "localhost".into(),
             max_processes: self.options.max_processes,
             max_file_size: self.options.max_file_size,
@@ -550,6 +573,11 @@ impl<'s> Builder<'s> {
         // The builder's output goes through a pipe into a gzip stream (and, with `echo_log`,
         // to our stderr as it comes).
         let (mut reader, writer) = std::io::pipe().map_err(|e| BuildError::Io(e.to_string()))?;
+        if let Some(u) = &build_user {
+            // The build user reopens its output as /dev/stdout and /dev/stderr.
+            std::os::unix::fs::fchown(&writer, Some(u.uid), Some(u.gid))
+                .map_err(|e| BuildError::Io(format!("the build log pipe: {e}")))?;
+        }
         let writer2 = writer
             .try_clone()
             .map_err(|e| BuildError::Io(e.to_string()))?;

@@ -8,6 +8,7 @@ mod fetch;
 pub mod import;
 pub mod sandbox;
 mod seccomp;
+mod slirp;
 mod terminal;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions, Builder, Realised};

@@ -32,8 +32,15 @@ pub struct SandboxSpec {
     pub builder: Vec<u8>,
     pub args: Vec<Vec<u8>>,
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Fixed-output derivations keep the host network (their output is checked).
+    /// Fixed-output derivations get a network, through `slirp4netns` (their output is
+    /// checked); others have none. Either way the build has a network namespace of its own.
     pub network: bool,
+    /// The `slirp4netns` executable, for builds with a network.
+    #[serde(default)]
+    pub slirp4netns: Option<PathBuf>,
+    /// Whether a build with a network reaches the host's 127.0.0.1 (as 10.0.2.2).
+    #[serde(default)]
+    pub host_loopback: bool,
     pub hostname: String,
     /// Limits applied to the builder.
     pub max_processes: u64,
@@ -208,7 +215,20 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
     if let Err(e) = check(unsafe { libc::setsid() }, "setsid") {
         fail(e)
     }
-    if let Err(e) = enter_namespaces(&spec) {
+    let mut slirp = match (spec.network, &spec.slirp4netns) {
+        (false, _) => None,
+        (true, Some(program)) => {
+            match crate::slirp::SlirpLauncher::fork(program, spec.host_loopback) {
+                Ok(l) => Some(l),
+                Err(e) => fail(io::Error::new(e.kind(), format!("slirp4netns: {e}"))),
+            }
+        }
+        (true, None) => fail(io::Error::new(
+            io::ErrorKind::NotFound,
+            "a build with a network needs slirp4netns (Debian package slirp4netns)",
+        )),
+    };
+    if let Err(e) = enter_namespaces(&spec, slirp.as_mut()) {
         fail(e)
     }
     // SAFETY: fork in a single-threaded process.
@@ -255,17 +275,18 @@ fn die_with_parent() {
 }
 
 /// Enters the build's namespaces and sets up its identity (see [`helper_main`]).
-fn enter_namespaces(spec: &SandboxSpec) -> io::Result<()> {
-    let mut flags = libc::CLONE_NEWUSER
+fn enter_namespaces(
+    spec: &SandboxSpec,
+    slirp: Option<&mut crate::slirp::SlirpLauncher>,
+) -> io::Result<()> {
+    let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC;
-    if !spec.network {
-        flags |= libc::CLONE_NEWNET;
-    }
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNET;
     match spec.build_user {
-        Some(user) => enter_as_build_user(spec, flags, user),
+        Some(user) => enter_as_build_user(spec, flags, user, slirp),
         None => {
             // SAFETY: getuid and getgid have no preconditions.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -280,7 +301,12 @@ fn enter_namespaces(spec: &SandboxSpec) -> io::Result<()> {
                 unsafe { libc::unshare(flags) },
                 "unshare (user namespaces may be disabled on this machine)",
             )?;
-            write_maps("self", uid, gid)
+            write_maps("self", uid, gid)?;
+            if let Some(s) = slirp {
+                // SAFETY: getpid has no preconditions.
+                s.attach(unsafe { libc::getpid() })?;
+            }
+            Ok(())
         }
     }
 }
@@ -299,6 +325,7 @@ fn enter_as_build_user(
     spec: &SandboxSpec,
     flags: libc::c_int,
     (uid, gid): (u32, u32),
+    slirp: Option<&mut crate::slirp::SlirpLauncher>,
 ) -> io::Result<()> {
     if uid == 0 || gid == 0 {
         return Err(io::Error::new(
@@ -370,6 +397,9 @@ fn enter_as_build_user(
         let mut e = [0u8; 1];
         (&entered_r).read_exact(&mut e)?;
         write_maps(&pid.to_string(), uid, gid)?;
+        if let Some(s) = slirp {
+            s.attach(pid)?;
+        }
         (&mapped_w).write_all(b"m")
     })();
     drop(mapped_w);
@@ -455,6 +485,12 @@ fn build_root(spec: &SandboxSpec) -> io::Result<()> {
         root.join("etc/hosts"),
         "127.0.0.1 localhost\n::1 localhost\n",
     )?;
+    if spec.network {
+        std::fs::write(
+            root.join("etc/resolv.conf"),
+            format!("nameserver {}\n", crate::slirp::DNS),
+        )?;
+    }
     // Everything else in the root is read-only for the builder.
     mount(
         None,
@@ -515,9 +551,7 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         unsafe { libc::sethostname(host.as_ptr(), spec.hostname.len()) },
         "sethostname",
     )?;
-    if !spec.network {
-        loopback_up()?;
-    }
+    loopback_up()?;
     // pivot_root(".", ".") then detaching the old root leaves only the new one.
     let dot = cstr(b".")?;
     // SAFETY: valid C strings; syscalls on our own mount namespace.

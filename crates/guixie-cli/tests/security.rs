@@ -138,6 +138,32 @@ impl Sandbox {
     }
 }
 
+/// Whether the sandbox's user can give fixed-output builds a network (slirp4netns opens
+/// `/dev/net/tun` as that user); when not, such builds must fail and say why.
+fn fixed_output_network(s: &Sandbox) -> bool {
+    let usable = s
+        .run("/bin/sh")
+        .args(["-c", "test -r /dev/net/tun -a -w /dev/net/tun"])
+        .status()
+        .unwrap()
+        .success();
+    if !usable {
+        let file = s.derivation(
+            "no-tun",
+            "echo x > $out",
+            &[],
+            Some(&format!("sha256:{}", "0".repeat(64))),
+        );
+        let text = error_and_log(&s.build(&file, &[]).stderr);
+        assert!(text.contains("/dev/net/tun"), "no-tun: {text}");
+        eprintln!(
+            "{:?}: /dev/net/tun is not usable: fixed-output scenarios skipped",
+            s.user
+        );
+    }
+    usable
+}
+
 fn each_identity(scenario: impl Fn(&Sandbox)) {
     scenario(&Sandbox::new(None));
     if running_as_root() {
@@ -314,15 +340,19 @@ fn build_areas_are_private_and_kept_failures_are_defused() {
 
 /// A Python listener on an abstract Unix socket, standing for a process outside the build that
 /// receives a descriptor and writes through it later.
-fn descriptor_thief(name: &str) -> std::process::Child {
+fn descriptor_thief(name: &str, wait_seconds: u32) -> std::process::Child {
     let script = format!(
         r#"
 import socket, os, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind("\0{name}")
 s.listen(1)
-s.settimeout(60)
-c, _ = s.accept()
+s.settimeout(float(sys.argv[1]))
+try:
+    c, _ = s.accept()
+except socket.timeout:
+    print("nobody came", flush=True)
+    sys.exit(0)
 msg, fds, flags, addr = socket.recv_fds(c, 1, 1)
 print("got", len(fds), flush=True)
 sys.stdin.readline()
@@ -333,6 +363,7 @@ print("written", flush=True)
     Command::new("python3")
         .arg("-c")
         .arg(script)
+        .arg(wait_seconds.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -365,7 +396,7 @@ fn outputs_cannot_be_changed_through_a_smuggled_descriptor() {
     let probe = Sandbox::new(None);
     let attack = probe.attack_program();
     let name = format!("guixie-thief-{}", std::process::id());
-    let thief = descriptor_thief(&name);
+    let thief = descriptor_thief(&name, 30);
     std::thread::sleep(Duration::from_millis(300));
     let host_file = probe.path().join("f");
     ok(Command::new(probe.real(&attack))
@@ -380,14 +411,18 @@ fn outputs_cannot_be_changed_through_a_smuggled_descriptor() {
     );
     each_identity(|s| {
         let attack = s.attack_program();
-        // A fixed-output build: it keeps the network, so the thief may get the descriptor;
-        // it writes through it once the output is registered.
+        if !fixed_output_network(s) {
+            return;
+        }
+        // A fixed-output build has a network, but in a namespace of its own: the thief, on
+        // the host's abstract socket, never gets the descriptor (and had it got one, it would
+        // write through it only once the output is registered).
         let name = format!(
             "guixie-thief-{}-{}",
             std::process::id(),
             s.user.unwrap_or("root")
         );
-        let thief = descriptor_thief(&name);
+        let thief = descriptor_thief(&name, 2);
         std::thread::sleep(Duration::from_millis(300));
         let script = format!("{attack} sendfd {name} $out");
         let file = s.derivation("smuggle-fixed", &script, &[&attack], Some(&good_hash));
@@ -395,7 +430,18 @@ fn outputs_cannot_be_changed_through_a_smuggled_descriptor() {
         assert!(built.status.success(), "{}", error_and_log(&built.stderr));
         let out = s.real(String::from_utf8_lossy(&built.stdout).trim());
         let said = finish_thief(thief);
-        eprintln!("thief: {said}");
+        assert!(
+            said.contains("nobody came"),
+            "the build reached the host: {said}"
+        );
+        let log = ok(s
+            .guixie()
+            .arg("log")
+            .arg(String::from_utf8_lossy(&built.stdout).trim()));
+        assert!(
+            String::from_utf8_lossy(&log).contains("connect"),
+            "the attack did not run"
+        );
         assert_eq!(
             fs::read_to_string(&out).unwrap(),
             "good\n",
@@ -510,6 +556,15 @@ fn links_out_of_the_store_are_refused_and_cleanup_never_follows_them() {
             let text = error_and_log(&out.stderr);
             assert!(text.contains(expect), "{name}: {text}");
         }
+        assert_eq!(fs::read_to_string(victim.join("sub/file")).unwrap(), "host");
+        assert_eq!(
+            fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        s.verify_clean();
+        if !fixed_output_network(s) {
+            return;
+        }
         // A flat fixed output must be a regular file: a link to a host file is refused, and
         // the error does not give away that file's hash.
         let shadow = s.write("secret", "top secret\n");
@@ -536,11 +591,6 @@ fn links_out_of_the_store_are_refused_and_cleanup_never_follows_them() {
                 "the error gives away the secret's hash"
             );
         }
-        assert_eq!(fs::read_to_string(victim.join("sub/file")).unwrap(), "host");
-        assert_eq!(
-            fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
-            0o755
-        );
         s.verify_clean();
     });
 }
@@ -562,7 +612,8 @@ fn no_channel_back_to_the_session() {
             });
         }
     };
-    let script = "for fd in 3 4 5 6 7 8 9; do echo token >&$fd; done 2>/dev/null; \
+    let script = "echo reopened > /dev/stderr || exit 3; \
+                  for fd in 3 4 5 6 7 8 9; do echo token >&$fd; done 2>/dev/null; \
                   ls /proc/self/fd > $out; echo x 2>> $out > /dev/tty; cut -d' ' -f7 /proc/self/stat >> $out; \
                   printf 'a\\033]52;c;ZXZpbA==\\007b\\033[2Jc\\n'";
     each_identity(|s| {
@@ -662,6 +713,52 @@ fn shared_memory_is_private_and_capped() {
         assert!(
             !Path::new("/dev/shm/fill").exists(),
             "the build wrote the host's /dev/shm"
+        );
+        s.verify_clean();
+    });
+}
+
+#[test]
+fn fixed_output_builds_reach_the_host_loopback_only_when_asked() {
+    use std::net::TcpListener;
+    each_identity(|s| {
+        if !fixed_output_network(s) {
+            return;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        // printf hello: the output the declared hash names, whatever the network did.
+        let hello = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let reached = |name: &str, extra: &[&str]| -> bool {
+            let script = format!(
+                "echo token | timeout 3 nc 10.0.2.2 {port}; echo token | timeout 3 nc 127.0.0.1 {port}; printf hello > $out"
+            );
+            let file = s.derivation(name, &script, &[], Some(hello));
+            let out = s.build(&file, extra);
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                error_and_log(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            let mut any = false;
+            while let Ok((mut conn, _)) = listener.accept() {
+                conn.set_nonblocking(false).unwrap();
+                let mut got = String::new();
+                let _ = conn.read_to_string(&mut got);
+                any |= got.contains("token");
+            }
+            any
+        };
+        assert!(
+            !reached("loopback-denied", &[]),
+            "a fixed-output build reached the host's loopback"
+        );
+        // Positive control: asked for, the gateway address leads to the host's loopback.
+        assert!(
+            reached("loopback-allowed", &["--host-loopback"]),
+            "detector"
         );
         s.verify_clean();
     });

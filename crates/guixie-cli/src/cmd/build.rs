@@ -43,6 +43,10 @@ pub struct BuildArgs {
     /// Most disk space a build may fill in all (outputs, build directory, /tmp), in bytes.
     #[arg(long, default_value_t = u64::MAX, hide_default_value = true)]
     max_output_size: u64,
+    /// Let fixed-output builds (which have a network of their own, through slirp4netns)
+    /// reach the host's 127.0.0.1, at the gateway address 10.0.2.2. Off by default.
+    #[arg(long)]
+    host_loopback: bool,
     /// Rebuild the (already built) targets and compare bit for bit with the store; exit 1 on a
     /// difference, naming the differing files and keeping the rebuilt copy.
     #[arg(long)]
@@ -102,6 +106,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         max_processes: args.max_processes,
         max_file_size: args.max_file_size,
         max_output_size: args.max_output_size,
+        host_loopback: args.host_loopback,
         ..BuildOptions::default()
     };
     let builder = Builder::new(&store, options);
