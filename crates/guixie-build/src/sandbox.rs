@@ -333,6 +333,9 @@ fn enter_as_build_user(
             "the build user may not be root",
         ));
     }
+    // The host's mount namespace, to return to once the child has its own copy of the root:
+    // the private one is then torn down while the build runs, not after it.
+    let host_mounts = std::fs::File::open("/proc/self/ns/mnt")?;
     // SAFETY: unshare in a single-threaded process.
     check(
         unsafe { libc::unshare(libc::CLONE_NEWNS) },
@@ -396,6 +399,13 @@ fn enter_as_build_user(
         use std::io::{Read, Write};
         let mut e = [0u8; 1];
         (&entered_r).read_exact(&mut e)?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns to a mount namespace descriptor, in a single-threaded process.
+        check(
+            unsafe { libc::setns(host_mounts.as_raw_fd(), libc::CLONE_NEWNS) },
+            "returning to the host's mount namespace",
+        )?;
+        drop(host_mounts);
         write_maps(&pid.to_string(), uid, gid)?;
         if let Some(s) = slirp {
             s.attach(pid)?;

@@ -264,3 +264,43 @@ fn graph_and_repl() {
     let nar_size = 112 + size.div_ceil(8) * 8;
     assert!(text.contains(&format!("(#t #f {nar_size})")), "{text}");
 }
+
+/// The `.drv` paths `eval` prints are logical; the inspection commands find them in the
+/// configured store, several at once.
+#[test]
+fn drv_commands_take_the_paths_eval_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let file = dir.path().join("good.scm");
+    fs::write(&file, GOOD).unwrap();
+    let printed = ok_str(&mut eval_in(&root, &file, &[]));
+    let drvs: Vec<&str> = printed.lines().collect();
+    assert_eq!(drvs.len(), 2);
+    assert!(drvs
+        .iter()
+        .all(|d| d.starts_with("/gnu/store/") && !Path::new(d).exists()));
+    let at = || {
+        let mut c = guixie();
+        c.arg("--store").arg(&root);
+        c
+    };
+    for d in &drvs {
+        ok(at().args(["drv", "check", d]));
+        ok(at().args(["drv", "fmt", d]));
+    }
+    let shown: serde_json::Value =
+        serde_json::from_slice(&ok(at().args(["drv", "show"]).args(&drvs))).unwrap();
+    let keys: Vec<&String> = shown.as_object().unwrap().keys().collect();
+    let mut expected: Vec<&str> = drvs.clone();
+    expected.sort();
+    assert_eq!(keys, expected);
+    // A path in no store is still named as missing.
+    let missing = fails(at().args([
+        "drv",
+        "show",
+        "/gnu/store/00000000000000000000000000000000-x.drv",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("00000000000000000000000000000000-x.drv")
+    );
+}

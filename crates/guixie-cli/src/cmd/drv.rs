@@ -16,8 +16,12 @@ const MAX_DRV_BYTES: u64 = 64 << 20;
 
 #[derive(Subcommand)]
 pub enum DrvCmd {
-    /// Show a derivation as JSON, in the shape of `nix show-derivation`, keyed by its computed path.
-    Show(DrvArgs),
+    /// Show derivations as JSON, in the shape of `nix show-derivation`, keyed by their computed
+    /// paths (one object for all).
+    Show {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Re-serialise a derivation to standard output (byte-identical for canonical input).
     Fmt { file: PathBuf },
     /// Print `hashDerivationModulo` in base16 (the form dependants embed).
@@ -35,6 +39,28 @@ pub struct DrvArgs {
     /// How inputs with equal modulo hashes combine (Nix ≥ Aug 2026: merge; Nix 2.8: last-wins).
     #[arg(long, value_enum, default_value_t = Collision::Merge)]
     collision: Collision,
+}
+
+/// Where a `.drv` named on the command line is: the file itself, or, for a store path guixie
+/// printed (logical, as `/gnu/store/…-x.drv`), its file in the configured store.
+fn locate(ctx: &Context, file: &Path) -> PathBuf {
+    if file.exists() {
+        return file.to_owned();
+    }
+    let shown = file.to_string_lossy();
+    match (ctx.store_root(), store_dir_of(&shown)) {
+        (Ok(root), Some(dir)) if file.is_absolute() => {
+            let physical = root
+                .join(dir.trim_start_matches('/'))
+                .join(file.file_name().unwrap_or_default());
+            if physical.exists() {
+                physical
+            } else {
+                file.to_owned()
+            }
+        }
+        _ => file.to_owned(),
+    }
 }
 
 fn read_drv(path: &Path) -> anyhow::Result<Derivation> {
@@ -116,22 +142,26 @@ fn loader<'a>(
 pub fn run(ctx: &Context, cmd: DrvCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         DrvCmd::Fmt { file } => {
-            let drv = read_drv(&file)?;
+            let drv = read_drv(&locate(ctx, &file))?;
             let mut out = stdout();
             out.write_all(&drv.to_aterm())?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        DrvCmd::Show(a) => {
-            let drv = read_drv(&a.file)?;
-            let sd = infer_store_dir(ctx, &drv)?;
-            let name = drv_name(&a.file, &drv)?;
-            let path = drv.drv_path(&sd, &name)?;
-            print_json(&serde_json::json!({ sd.display(&path): drv.to_json() }))?;
+        DrvCmd::Show { files } => {
+            let mut all = serde_json::Map::new();
+            for file in &files {
+                let drv = read_drv(&locate(ctx, file))?;
+                let sd = infer_store_dir(ctx, &drv)?;
+                let name = drv_name(file, &drv)?;
+                let path = drv.drv_path(&sd, &name)?;
+                all.insert(sd.display(&path), drv.to_json());
+            }
+            print_json(&serde_json::Value::Object(all))?;
             Ok(ExitCode::SUCCESS)
         }
         DrvCmd::HashModulo(a) => {
-            let drv = read_drv(&a.file)?;
+            let drv = read_drv(&locate(ctx, &a.file))?;
             let sd = infer_store_dir(ctx, &drv)?;
             let mut hasher =
                 ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
@@ -151,7 +181,7 @@ pub fn run(ctx: &Context, cmd: DrvCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn check(ctx: &Context, a: DrvArgs) -> anyhow::Result<ExitCode> {
-    let drv = read_drv(&a.file)?;
+    let drv = read_drv(&locate(ctx, &a.file))?;
     let sd = infer_store_dir(ctx, &drv)?;
     let name = drv_name(&a.file, &drv)?;
     let mut hasher = ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
