@@ -347,6 +347,7 @@ import socket, os, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind("\0{name}")
 s.listen(1)
+print("listening", flush=True)
 s.settimeout(float(sys.argv[1]))
 try:
     c, _ = s.accept()
@@ -360,14 +361,23 @@ os.pwrite(fds[0], b"evil\n", 0)
 print("written", flush=True)
 "#
     );
-    Command::new("python3")
+    let mut thief = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(wait_seconds.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    // Only once it listens may the attack start.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let out = thief.stdout.as_mut().unwrap();
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    assert_eq!(line, b"listening", "the thief did not start");
+    thief
 }
 
 fn finish_thief(mut thief: std::process::Child) -> String {
@@ -397,7 +407,6 @@ fn outputs_cannot_be_changed_through_a_smuggled_descriptor() {
     let attack = probe.attack_program();
     let name = format!("guixie-thief-{}", std::process::id());
     let thief = descriptor_thief(&name, 30);
-    std::thread::sleep(Duration::from_millis(300));
     let host_file = probe.path().join("f");
     ok(Command::new(probe.real(&attack))
         .args(["sendfd", &name])
@@ -423,7 +432,6 @@ fn outputs_cannot_be_changed_through_a_smuggled_descriptor() {
             s.user.unwrap_or("root")
         );
         let thief = descriptor_thief(&name, 2);
-        std::thread::sleep(Duration::from_millis(300));
         let script = format!("{attack} sendfd {name} $out");
         let file = s.derivation("smuggle-fixed", &script, &[&attack], Some(&good_hash));
         let built = s.build(&file, &[]);
