@@ -134,6 +134,43 @@ fn builds_are_attested_logged_and_challengeable() {
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report[0]["verdict"], "differ");
+    // Another builder's log is only read: a missing one is named, not created, and a
+    // read-only copy works (a read-only bind mount, in a mount namespace of the test's own).
+    let missing = dir.path().join("no-such-log");
+    let e = fails(
+        at(&a, "builder-a")
+            .arg("challenge")
+            .arg("--log")
+            .arg(&missing)
+            .arg(&stable),
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not a transparency log"));
+    assert!(
+        !missing.exists(),
+        "challenge created the other builder's log"
+    );
+    if rustix::process::geteuid().is_root() {
+        let copy = dir.path().join("copy-of-b");
+        ok(Command::new("cp").arg("-a").arg(&blog).arg(&copy));
+        let guixie_bin = env!("CARGO_BIN_EXE_guixie");
+        let script = format!(
+            "mount --bind {c} {c} && mount -o remount,bind,ro {c} && \
+             if touch {c}/probe 2>/dev/null; then echo WRITABLE; exit 1; fi && \
+             {g} --store {a} challenge --log {c} {stable}",
+            c = copy.display(),
+            g = guixie_bin,
+            a = a.display(),
+        );
+        let out = ok_str(Command::new("unshare").args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]));
+        assert!(out.contains(": agree"), "read-only copy: {out}");
+    }
     let only = ok_str(at(&a, "builder-a").arg("challenge").arg(&stable));
     assert!(only.contains("only one builder"), "{only}");
     // --no-attest leaves the log alone.

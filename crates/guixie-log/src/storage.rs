@@ -31,6 +31,8 @@ pub enum LogError {
     EntryTooLarge(usize),
     #[error("sizes must satisfy 0 < size1 <= size2 (got {size1} and {size2})")]
     BadSizes { size1: u64, size2: u64 },
+    #[error("log at {0} was opened read-only")]
+    ReadOnly(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -47,8 +49,13 @@ pub struct FileLog {
     entries_len: u64,
     index: File,
     levels: Vec<File>,
+    read_only: bool,
     /// frontier[l]: the last complete node of level l when that level has an odd count.
     frontier: Vec<Option<Hash>>,
+}
+
+fn open_ro(path: &Path) -> Result<File, LogError> {
+    File::open(path).map_err(io_err(path))
 }
 
 fn open_rw(path: &Path) -> Result<File, LogError> {
@@ -69,8 +76,30 @@ impl FileLog {
         Self::load(dir, false)
     }
 
+    /// Opens another builder's log for reading only: nothing is created, truncated or locked,
+    /// so a read-only copy works, and appending fails.
+    pub fn open_read_only(dir: &Path) -> Result<Self, LogError> {
+        if !dir.join("index").is_file() {
+            return Err(LogError::Damaged {
+                path: dir.to_owned(),
+                message: "not a transparency log (no index file)".into(),
+            });
+        }
+        let mut log = Self::load_with(dir, false, open_ro)?;
+        log.read_only = true;
+        Ok(log)
+    }
+
     fn load(dir: &Path, truncate: bool) -> Result<Self, LogError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Self::load_with(dir, truncate, open_rw)
+    }
+
+    fn load_with(
+        dir: &Path,
+        truncate: bool,
+        open: fn(&Path) -> Result<File, LogError>,
+    ) -> Result<Self, LogError> {
         let size_path = dir.join("size");
         let size = match fs::read(&size_path) {
             Ok(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().expect("8 bytes")),
@@ -84,7 +113,7 @@ impl FileLog {
             Err(e) => return Err(io_err(&size_path)(e)),
         };
         let index_path = dir.join("index");
-        let index = open_rw(&index_path)?;
+        let index = open(&index_path)?;
         let index_len = index.metadata().map_err(io_err(&index_path))?.len();
         if index_len < size * 8 {
             return Err(LogError::Damaged {
@@ -101,7 +130,7 @@ impl FileLog {
             read_u64(&index, &index_path, size - 1)?
         };
         let entries_path = dir.join("entries");
-        let entries = open_rw(&entries_path)?;
+        let entries = open(&entries_path)?;
         if entries.metadata().map_err(io_err(&entries_path))?.len() < entries_len {
             return Err(LogError::Damaged {
                 path: entries_path,
@@ -120,12 +149,13 @@ impl FileLog {
             entries_len,
             index,
             levels: Vec::new(),
+            read_only: false,
             frontier: Vec::new(),
         };
         let mut level = 0u32;
         while level == 0 || (size >> level) > 0 {
             let path = log.level_path(level);
-            let f = open_rw(&path)?;
+            let f = open(&path)?;
             let want = (size >> level) * 32;
             if f.metadata().map_err(io_err(&path))?.len() < want {
                 return Err(LogError::Damaged {
@@ -163,6 +193,9 @@ impl FileLog {
     /// other processes are excluded by a lock on the log directory, and the state is
     /// re-read under it (another process may have appended since this one opened the log).
     pub fn append_batch<E: AsRef<[u8]>>(&mut self, batch: &[E]) -> Result<u64, LogError> {
+        if self.read_only {
+            return Err(LogError::ReadOnly(self.dir.clone()));
+        }
         let lock_path = self.dir.join("lock");
         let lock = open_rw(&lock_path)?;
         lock.lock().map_err(io_err(&lock_path))?;

@@ -29,8 +29,13 @@ pub fn run(ctx: &Context, args: ChallengeArgs) -> anyhow::Result<ExitCode> {
     dirs.extend(args.logs.iter().cloned());
     // output path -> builder key -> NAR hash
     let mut findings: Findings = BTreeMap::new();
-    for dir in &dirs {
-        let log = FileLog::open(dir)?;
+    for (i, dir) in dirs.iter().enumerate() {
+        // Our own log may not exist yet; other builders' logs are only read.
+        let log = if i == 0 {
+            FileLog::open(dir)?
+        } else {
+            FileLog::open_read_only(dir)?
+        };
         for i in 0..log.size() {
             let Ok(env) = Envelope::parse(&log.entry(i)?) else {
                 continue;
