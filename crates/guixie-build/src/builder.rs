@@ -548,6 +548,8 @@ impl<'s> Builder<'s> {
             symlinks,
             writable_dirs: writable.clone(),
             workdir: build_dir,
+            builtin_fetch: builtin_fetch(drv, outputs, &sd, fixed.is_some())
+                .map_err(|m| drv_err(&shown, m))?,
             builder: drv.builder.clone(),
             args: drv.args.clone(),
             env,
@@ -773,68 +775,6 @@ impl<'s> Builder<'s> {
         })
     }
 
-    /// `builtin:fetchurl`, done by the builder itself (as Nix does): only for fixed-output
-    /// derivations, whose download is then checked against the declared hash.
-    fn run_fetchurl(
-        &self,
-        drv_path: &StorePath,
-        drv: &Derivation,
-        outputs: &BTreeMap<String, StorePath>,
-    ) -> Result<SandboxRun, BuildError> {
-        let sd = self.store.store_dir().clone();
-        let shown = sd.display(drv_path);
-        let fixed = drv
-            .fixed_output()
-            .map_err(|e| drv_err(&shown, e.to_string()))?
-            .ok_or_else(|| drv_err(&shown, "builtin:fetchurl needs a fixed output hash"))?;
-        let var = |k: &str| {
-            drv.env
-                .get(k.as_bytes())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let url = var("url").ok_or_else(|| drv_err(&shown, "builtin:fetchurl: no `url'"))?;
-        if var("unpack").is_some_and(|u| u == "1") {
-            return Err(drv_err(
-                &shown,
-                "builtin:fetchurl: `unpack' is not supported",
-            ));
-        }
-        let out = outputs
-            .get("out")
-            .ok_or_else(|| drv_err(&shown, "builtin:fetchurl: no output `out'"))?;
-        let area = self.store.build_area()?;
-        let inside_store = area.join("w").join("store");
-        std::fs::create_dir_all(&inside_store)
-            .map_err(|e| BuildError::Io(format!("{}: {e}", inside_store.display())))?;
-        let log = self.log_path(drv_path)?;
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| BuildError::Io(format!("{}: {e}", log.display())))?;
-        let mut gz = flate2::write::GzEncoder::new(log_file, flate2::Compression::default());
-        let fetched = crate::fetch::fetch_url(
-            &url,
-            &inside_store.join(out.to_string()),
-            var("executable").is_some_and(|e| e == "1"),
-            &mut gz,
-        );
-        if let Err(e) = &fetched {
-            use std::io::Write;
-            let _ = writeln!(gz, "{e}");
-        }
-        let _ = gz.finish();
-        if let Err(message) = fetched {
-            self.discard(&area);
-            return Err(drv_err(&shown, message));
-        }
-        Ok(SandboxRun {
-            area,
-            inside_store,
-            candidates: Vec::new(),
-            fixed: Some(fixed),
-            log,
-            _build_user: None,
-        })
-    }
-
     fn build_one(
         &self,
         drv_path: &StorePath,
@@ -845,11 +785,7 @@ impl<'s> Builder<'s> {
     ) -> Result<Realised, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
-        let run = if drv.builder == b"builtin:fetchurl" {
-            self.run_fetchurl(drv_path, drv, outputs)?
-        } else {
-            self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress)?
-        };
+        let run = self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress)?;
         let inside_store = match run.stage(outputs) {
             Ok(staged) => staged,
             Err(e) => {
@@ -1187,6 +1123,38 @@ struct Schedule {
     running: usize,
     finished: usize,
     errors: Vec<BuildError>,
+}
+
+/// `builtin:fetchurl` (as Nix's `<nix/fetchurl.nix>` writes it): only for fixed-output
+/// derivations, whose download is then checked against the declared hash. Other builders:
+/// `None`.
+fn builtin_fetch(
+    drv: &Derivation,
+    outputs: &BTreeMap<String, StorePath>,
+    sd: &StoreDir,
+    fixed: bool,
+) -> Result<Option<crate::sandbox::BuiltinFetch>, String> {
+    if drv.builder != b"builtin:fetchurl" {
+        return Ok(None);
+    }
+    if !fixed {
+        return Err("builtin:fetchurl needs a fixed output hash".into());
+    }
+    let var = |k: &str| {
+        drv.env
+            .get(k.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let url = var("url").ok_or("builtin:fetchurl: no `url'")?;
+    let out = outputs
+        .get("out")
+        .ok_or("builtin:fetchurl: no output `out'")?;
+    Ok(Some(crate::sandbox::BuiltinFetch {
+        url,
+        out: PathBuf::from(sd.display(out)),
+        executable: var("executable").is_some_and(|e| e == "1"),
+        unpack: var("unpack").is_some_and(|u| u == "1"),
+    }))
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the

@@ -1,6 +1,7 @@
-//! Nix's `builtin:fetchurl`: a fixed-output derivation the builder realises itself, without
-//! a sandbox, by downloading `url` (http, https or file) into the output. The content is
-//! trusted only because the caller checks it against the declared hash.
+//! Nix's `builtin:fetchurl`: a fixed-output derivation realised by the sandbox helper itself,
+//! inside the sandbox (its network, its file system, its limits), by downloading `url`
+//! (http, https, or file: a file the sandbox sees) into the output. The content is trusted
+//! only because the caller checks it against the declared hash.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -37,5 +38,33 @@ pub fn fetch_url(
             .map_err(|e| format!("{}: {e}", out.display()))?;
     }
     let _ = writeln!(log, "downloaded {n} bytes");
+    Ok(())
+}
+
+/// Runs a `builtin:fetchurl` inside the sandbox: downloads into the output, or, with
+/// `unpack`, into the build directory and restores the NAR it holds as the output.
+pub fn fetch_in_sandbox(
+    fetch: &crate::sandbox::BuiltinFetch,
+    log: &mut dyn Write,
+) -> Result<(), String> {
+    if !fetch.unpack {
+        return fetch_url(&fetch.url, &fetch.out, fetch.executable, log);
+    }
+    let download = Path::new("/build/download");
+    fetch_url(&fetch.url, download, false, log)?;
+    let mut file =
+        std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic).map_err(|e| e.to_string())?;
+    drop(file);
+    let file = std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
+    let source: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    guixie_formats::nar::restore(std::io::BufReader::new(source), &fetch.out)
+        .map_err(|e| format!("{}: unpacking the NAR: {e}", fetch.url))?;
+    let _ = writeln!(log, "unpacked into {}", fetch.out.display());
     Ok(())
 }

@@ -111,15 +111,21 @@ fn examples_build_from_source_and_run() {
             .arg(&tarball),
     );
     let from_tarball = dir.path().join("tarball.scm");
+    let served = Served::new(dir.path());
     fs::write(
         &from_tarball,
         format!(
-            "(package (name \"hello\") (version \"1.0\") (build-system gnu-build-system)\n  (source (origin (method url-fetch) (uri \"file://{}\") (sha256 (base32 \"{hash}\")))))\n",
-            tarball.display()
+            "(package (name \"hello\") (version \"1.0\") (build-system gnu-build-system)\n  (source (origin (method url-fetch) (uri \"{}\") (sha256 (base32 \"{hash}\")))))\n",
+            served.url("hello-1.0.tar.gz")
         ),
     )
     .unwrap();
-    let out = ok_str(at(&root).args(["build", "-q"]).arg(&from_tarball));
+    let out = ok_str(
+        at(&root)
+            .args(["build", "-q", "--host-loopback"])
+            .arg(&from_tarball),
+    );
+    drop(served);
     let run = Command::new(root.join(out.trim_start_matches('/')).join("bin/hello"))
         .output()
         .unwrap();
@@ -326,15 +332,20 @@ fn origins_are_fetched_and_checked() {
             .args(["hash", "file", "--to", "nix32"])
             .arg(&payload),
     );
+    let payload_server = Served::new(dir.path());
     let origin = |hash: &str| {
         format!(
-            "(origin (method url-fetch) (uri \"file://{}\") (sha256 (base32 \"{hash}\")))\n",
-            payload.display()
+            "(origin (method url-fetch) (uri \"{}\") (sha256 (base32 \"{hash}\")))\n",
+            payload_server.url("payload.txt")
         )
     };
     let good = dir.path().join("good.scm");
     fs::write(&good, origin(&hash)).unwrap();
-    let out = ok_str(at(&root).args(["build", "-q"]).arg(&good));
+    let out = ok_str(
+        at(&root)
+            .args(["build", "-q", "--host-loopback"])
+            .arg(&good),
+    );
     assert!(out.ends_with("-payload.txt"), "{out}");
     assert_eq!(
         fs::read_to_string(root.join(out.trim_start_matches('/'))).unwrap(),
@@ -350,7 +361,7 @@ fn origins_are_fetched_and_checked() {
     let wrong = String::from_utf8(wrong).unwrap();
     let bad = dir.path().join("bad.scm");
     fs::write(&bad, origin(&wrong)).unwrap();
-    let e = fails(at(&root).arg("build").arg(&bad));
+    let e = fails(at(&root).args(["build", "--host-loopback"]).arg(&bad));
     let e = String::from_utf8_lossy(&e.stderr);
     assert!(
         e.contains(&format!("its content hashes to sha256:{hash}"))
@@ -372,57 +383,39 @@ fn origins_are_fetched_and_checked() {
     let served = dir.path().join("served");
     fs::create_dir_all(&served).unwrap();
     fs::copy(&payload, served.join("payload.txt")).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(&served)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "http.server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let server = Served::new(&served);
     let http = dir.path().join("http.scm");
     fs::write(
         &http,
         format!(
-            "(origin (method url-fetch) (uri \"http://127.0.0.1:{port}/payload.txt\") (file-name \"payload-http.txt\") (sha256 (base32 \"{hash}\")))\n"
+            "(origin (method url-fetch) (uri \"{}\") (file-name \"payload-http.txt\") (sha256 (base32 \"{hash}\")))\n",
+            server.url("payload.txt")
         ),
     )
     .unwrap();
     let fresh = dir.path().join("store2");
     let fetched = at(&fresh)
-        .args(["build", "-q"])
+        .args(["build", "-q", "--host-loopback"])
         .arg(&http)
         .output()
         .unwrap();
     let missing = at(&fresh)
-        .args(["build", "-q"])
+        .args(["build", "-q", "--host-loopback"])
         .arg({
             let f = dir.path().join("missing.scm");
-            fs::write(&f, format!("(origin (method url-fetch) (uri \"http://127.0.0.1:{port}/nothing-here\") (sha256 (base32 \"{hash}\")))\n")).unwrap();
+            fs::write(
+                &f,
+                format!(
+                    "(origin (method url-fetch) (uri \"{}\") (sha256 (base32 \"{hash}\")))\n",
+                    server.url("nothing-here")
+                ),
+            )
+            .unwrap();
             f
         })
         .output()
         .unwrap();
-    server.kill().unwrap();
-    let _ = server.wait();
+    drop(server);
     assert!(fetched.status.success(), "{fetched:?}");
     let out = String::from_utf8(fetched.stdout).unwrap();
     assert_eq!(
@@ -430,8 +423,21 @@ fn origins_are_fetched_and_checked() {
         "the payload\n"
     );
     assert!(!missing.status.success());
-    let e = String::from_utf8_lossy(&missing.stderr);
+    // The download runs inside the sandbox, as a builder: its log says why.
+    let e = error_and_log(&missing.stderr);
     assert!(e.contains("nothing-here") && e.contains("404"), "{e}");
+    // A file:// URL names a file of the sandbox, not of the host.
+    let host_file = dir.path().join("host-file.scm");
+    fs::write(
+        &host_file,
+        format!(
+            "(origin (method url-fetch) (uri \"file://{}\") (sha256 (base32 \"{hash}\")))\n",
+            payload.display()
+        ),
+    )
+    .unwrap();
+    let e = error_and_log(&fails(at(&fresh).arg("build").arg(&host_file)).stderr);
+    assert!(e.contains("No such file"), "a host file was fetched: {e}");
 }
 
 /// What bad package files get: the file, line and column, what is wrong, a non-zero exit, and

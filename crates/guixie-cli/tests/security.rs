@@ -771,3 +771,75 @@ fn fixed_output_builds_reach_the_host_loopback_only_when_asked() {
         s.verify_clean();
     });
 }
+
+/// `builtin:fetchurl` runs inside the sandbox: a `file://` URL names a file of the sandbox,
+/// so a host secret is neither fetched nor hashed into an error; `unpack = "1"` restores a
+/// NAR download as the output, as Nix's `<nix/fetchurl.nix>` uses it.
+#[test]
+fn builtin_fetchurl_runs_inside_the_sandbox() {
+    each_identity(|s| {
+        if !fixed_output_network(s) {
+            return;
+        }
+        let secret = s.write("fetch-secret", "host secret\n");
+        // Positive control: on the host, the secret is there and has a hash to give away.
+        let digest = ok_str(
+            s.guixie()
+                .args(["hash", "file", "--to", "base16"])
+                .arg(&secret),
+        );
+        assert_eq!(digest.len(), 64, "detector: {digest}");
+        let wrong = format!("sha256:{}", "0".repeat(64));
+        let file = s.write(
+            "fetch-secret.scm",
+            &format!(
+                "(derivation \"stolen\" \"builtin:fetchurl\" '() #:env-vars '((\"url\" . \"file://{}\")) #:hash \"{wrong}\")\n",
+                secret.display()
+            ),
+        );
+        let out = s.build(&file, &[]);
+        assert!(!out.status.success(), "a host file was fetched");
+        let text = error_and_log(&out.stderr);
+        assert!(text.contains("No such file"), "{text}");
+        assert!(
+            !text.contains(&digest),
+            "the error gives away the secret's hash"
+        );
+
+        // unpack: the download is a NAR, restored as the (recursive) output.
+        let tree = s.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("sub/f"), "unpacked\n").unwrap();
+        std::os::unix::fs::symlink("f", tree.join("sub/l")).unwrap();
+        let served = s.path().join("served");
+        fs::create_dir_all(&served).unwrap();
+        fs::write(
+            served.join("tree.nar"),
+            ok(s.guixie().args(["nar", "dump"]).arg(&tree)),
+        )
+        .unwrap();
+        let hash = ok_str(
+            s.guixie()
+                .args(["hash", "path", "--to", "base16"])
+                .arg(&tree),
+        );
+        let server = Served::new(&served);
+        let file = s.write(
+            "unpack.scm",
+            &format!(
+                "(derivation \"unpacked\" \"builtin:fetchurl\" '() #:env-vars '((\"url\" . \"{}\") (\"unpack\" . \"1\")) #:hash \"sha256:{hash}\" #:recursive? #t)\n",
+                server.url("tree.nar")
+            ),
+        );
+        let out = s.build(&file, &["--host-loopback"]);
+        drop(server);
+        assert!(out.status.success(), "{}", error_and_log(&out.stderr));
+        let built = s.real(String::from_utf8_lossy(&out.stdout).trim());
+        assert_eq!(
+            fs::read_to_string(built.join("sub/f")).unwrap(),
+            "unpacked\n"
+        );
+        assert_eq!(fs::read_link(built.join("sub/l")).unwrap(), Path::new("f"));
+        s.verify_clean();
+    });
+}

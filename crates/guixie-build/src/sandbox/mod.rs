@@ -61,9 +61,23 @@ pub struct SandboxSpec {
     /// user of its own, never 0); unprivileged, the caller's own ids are used.
     #[serde(default)]
     pub build_user: Option<(u32, u32)>,
+    /// A built-in builder run by the helper itself, inside the sandbox, instead of `builder`.
+    #[serde(default)]
+    pub builtin_fetch: Option<BuiltinFetch>,
     /// Size of the build's private `/dev/shm`, in bytes.
     #[serde(default = "default_shm_bytes")]
     pub shm_bytes: u64,
+}
+
+/// Nix's `builtin:fetchurl`, as the sandbox runs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BuiltinFetch {
+    pub url: String,
+    /// The output's path inside the sandbox.
+    pub out: PathBuf,
+    pub executable: bool,
+    /// The download is a NAR (uncompressed or gzip) to restore as the output.
+    pub unpack: bool,
 }
 
 fn default_shm_bytes() -> u64 {
@@ -128,13 +142,18 @@ pub fn helper_main(spec_path: &OsStr) -> ! {
         eprintln!("guixie sandbox: {e}");
         std::process::exit(SETUP_FAILED)
     };
-    let spec: SandboxSpec = match std::fs::read(spec_path)
+    let mut spec: SandboxSpec = match std::fs::read(spec_path)
         .map_err(io::Error::other)
         .and_then(|b| serde_json::from_slice(&b).map_err(io::Error::other))
     {
         Ok(s) => s,
         Err(e) => fail(e),
     };
+    // The root is named again after the set-up has changed directory into it.
+    match std::path::absolute(&spec.root) {
+        Ok(root) => spec.root = root,
+        Err(e) => fail(e),
+    }
     if let Some(cg) = &spec.pids_cgroup {
         if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string()) {
             fail(io::Error::new(
@@ -304,6 +323,16 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     )?;
     crate::seccomp::install()
         .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
+    if let Some(fetch) = &spec.builtin_fetch {
+        // No exec clears this process's capabilities in the user namespace: drop them.
+        drop_capabilities()?;
+        let mut log = io::stderr();
+        let result = crate::fetch::fetch_in_sandbox(fetch, &mut log);
+        if let Err(e) = &result {
+            eprintln!("{e}");
+        }
+        std::process::exit(if result.is_ok() { 0 } else { 1 })
+    }
     // SAFETY: null-terminated arrays of valid C strings that outlive the call.
     unsafe { libc::execve(builder.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     // The sandbox is fine; the builder is not: report it as the builder's failure (status
@@ -314,6 +343,29 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         io::Error::last_os_error()
     );
     std::process::exit(127)
+}
+
+/// Empties every capability set and the bounding set.
+fn drop_capabilities() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; unknown capabilities fail with EINVAL.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [0u32; 6]; // two { effective, permitted, inheritable } sets, all empty
+                          // SAFETY: capset with a valid v3 header and two zeroed data structs.
+    check(
+        unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as libc::c_int },
+        "dropping capabilities",
+    )
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {

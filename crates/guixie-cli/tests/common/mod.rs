@@ -105,3 +105,54 @@ pub fn error_and_log(stderr: &[u8]) -> String {
     }
     text
 }
+
+/// A Python HTTP server for `dir` on the host's loopback, stopped when dropped. Fixed-output
+/// builds reach it only with `--host-loopback`, at [`Served::url`] (the gateway 10.0.2.2).
+pub struct Served {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Served {
+    pub fn new(dir: &Path) -> Served {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Served { child, port }
+    }
+
+    /// The URL of `name` as a fixed-output build sees it.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://10.0.2.2:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
