@@ -124,12 +124,18 @@ fn launch(
         program.clone(),
         c"--configure".to_owned(),
         c"--mtu=65520".to_owned(),
-        c"--enable-sandbox".to_owned(),
         CString::new(format!("--ready-fd={}", ready_w.as_raw_fd())).expect("no NUL"),
         CString::new(format!("--exit-fd={}", exit_r.as_raw_fd())).expect("no NUL"),
     ];
     if !host_loopback {
         args.push(c"--disable-host-loopback".to_owned());
+    }
+    // As root, slirp4netns confines itself (a mount namespace of its own, capabilities
+    // dropped). Unprivileged it runs as the user, who is not root in the build's namespace,
+    // where its own sandboxing cannot start.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        args.push(c"--enable-sandbox".to_owned());
     }
     args.push(CString::new(pid.trim()).unwrap_or_default());
     args.push(c"tap0".to_owned());
