@@ -22,8 +22,13 @@ pub struct BuildUser {
     _lock: File,
 }
 
-/// Ids that accounts or groups of this machine use (they are skipped).
-fn taken_ids() -> BTreeSet<u32> {
+/// Ids that accounts or groups of this machine use (they are skipped); read once per process.
+fn taken_ids() -> &'static BTreeSet<u32> {
+    static TAKEN: std::sync::OnceLock<BTreeSet<u32>> = std::sync::OnceLock::new();
+    TAKEN.get_or_init(read_taken_ids)
+}
+
+fn read_taken_ids() -> BTreeSet<u32> {
     let mut ids = BTreeSet::new();
     for db in ["/etc/passwd", "/etc/group"] {
         for line in std::fs::read_to_string(db).unwrap_or_default().lines() {

@@ -52,18 +52,17 @@ pub fn fetch_in_sandbox(
     }
     let download = Path::new("/build/download");
     fetch_url(&fetch.url, download, false, log)?;
-    let mut file =
-        std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).map_err(|e| e.to_string())?;
-    drop(file);
     let file = std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
-    let source: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(flate2::read::GzDecoder::new(file))
+    let mut file = std::io::BufReader::new(file);
+    let gzip = std::io::BufRead::fill_buf(&mut file)
+        .map_err(|e| e.to_string())?
+        .starts_with(&[0x1f, 0x8b]);
+    let source: Box<dyn Read> = if gzip {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
     } else {
         Box::new(file)
     };
-    guixie_formats::nar::restore(std::io::BufReader::new(source), &fetch.out)
+    guixie_formats::nar::restore(source, &fetch.out)
         .map_err(|e| format!("{}: unpacking the NAR: {e}", fetch.url))?;
     let _ = writeln!(log, "unpacked into {}", fetch.out.display());
     Ok(())

@@ -53,39 +53,33 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(rfs::openat(rfs::CWD, path, DIR_FLAGS, Mode::empty())?)
 }
 
-/// Opens `name` in `dir` as a directory, never through a link; a directory its builder made
-/// unreadable is made readable first (it is the builder's own, not the host's).
-fn open_subdir(dir: impl AsFd + Copy, name: &CStr) -> io::Result<OwnedFd> {
-    match rfs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
-        Err(rustix::io::Errno::ACCESS) => {
-            rfs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(0o700),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
-            Ok(rfs::openat(dir, name, DIR_FLAGS, Mode::empty())?)
-        }
-        r => Ok(r?),
-    }
-}
-
-/// Opens a regular file for reading, never through a link and never blocking on a FIFO.
-fn open_file(dir: impl AsFd + Copy, name: &CStr) -> io::Result<OwnedFd> {
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+/// Opens `name` in `dir` with `flags` (which include `O_NOFOLLOW`); an entry its builder made
+/// unreadable is given `mode` first (it is the builder's own, not the host's).
+fn open_own(dir: impl AsFd + Copy, name: &CStr, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
     match rfs::openat(dir, name, flags, Mode::empty()) {
         Err(rustix::io::Errno::ACCESS) => {
             rfs::chmodat(
                 dir,
                 name,
-                Mode::from_raw_mode(0o600),
+                Mode::from_raw_mode(mode),
                 AtFlags::SYMLINK_NOFOLLOW,
             )?;
             Ok(rfs::openat(dir, name, flags, Mode::empty())?)
         }
         r => Ok(r?),
     }
+}
+
+/// Opens `name` in `dir` as a directory, never through a link.
+fn open_subdir(dir: impl AsFd + Copy, name: &CStr) -> io::Result<OwnedFd> {
+    open_own(dir, name, DIR_FLAGS, 0o700)
+}
+
+/// Opens a regular file for reading, never through a link and never blocking on a FIFO.
+fn open_file(dir: impl AsFd + Copy, name: &CStr) -> io::Result<OwnedFd> {
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    open_own(dir, name, flags, 0o600)
 }
 
 /// The entries of a directory (not `.` and `..`), sorted.
