@@ -4,9 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(drv) = guixie_formats::derivation::Derivation::parse(data) {
-        assert_eq!(drv.to_aterm(), data);
+    let sd = guixie_formats::StoreDir::nix();
+    if let Ok(drv) = guixie_formats::derivation::Derivation::parse(data, &sd) {
+        assert_eq!(drv.to_aterm(&sd), data);
         let _ = drv.fixed_output();
-        let _ = drv.to_json();
+        let _ = drv.to_json(&sd);
     }
 });

@@ -27,9 +27,9 @@ fn predicate(builder: &SecretKey) -> BuildPredicate {
 #[test]
 fn sign_round_trip_and_threshold() {
     let (a, b, c) = (
-        SecretKey::generate("a").unwrap(),
-        SecretKey::generate("b").unwrap(),
-        SecretKey::generate("c").unwrap(),
+        SecretKey::from_seed("a", &[1u8; 32]).unwrap(),
+        SecretKey::from_seed("b", &[2u8; 32]).unwrap(),
+        SecretKey::from_seed("c", &[3u8; 32]).unwrap(),
     );
     let st = Statement::build(predicate(&a)).unwrap();
     assert_eq!(st.subject[0].digest["sha256"].len(), 64);
@@ -53,8 +53,8 @@ fn sign_round_trip_and_threshold() {
 #[test]
 fn a_key_counts_once_whatever_it_claims() {
     let (a, b) = (
-        SecretKey::generate("a").unwrap(),
-        SecretKey::generate("b").unwrap(),
+        SecretKey::from_seed("a", &[4u8; 32]).unwrap(),
+        SecretKey::from_seed("b", &[5u8; 32]).unwrap(),
     );
     let st = Statement::build(predicate(&a)).unwrap();
     let mut env = Envelope::sign(&st, &a);
@@ -75,7 +75,7 @@ fn a_key_counts_once_whatever_it_claims() {
 
 #[test]
 fn tampering_and_wrong_types_are_rejected() {
-    let a = SecretKey::generate("a").unwrap();
+    let a = SecretKey::from_seed("a", &[6u8; 32]).unwrap();
     let st = Statement::build(predicate(&a)).unwrap();
     let env = Envelope::sign(&st, &a);
     let mut tampered = env.clone();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use guixie_formats::derivation::Derivation;
 use guixie_formats::StorePath;
-use guixie_store::{LocalStore, Store};
+use guixie_store::{LocalStore, PathInfoQuery, TextItem, MAX_DERIVATION_SIZE};
 
 use crate::builder::BuildError;
 
@@ -63,17 +63,17 @@ fn import_one(
     let sd = store.store_dir().clone();
     let file = dir.join(path.to_string());
     if path.name().ends_with(".drv") {
-        let bytes = std::fs::read(&file).map_err(|e| err(&file, e.to_string()))?;
-        let drv = Derivation::parse(&bytes).map_err(|e| err(&file, e.to_string()))?;
+        let bytes = read_capped(&file, MAX_DERIVATION_SIZE)?;
+        let drv = Derivation::parse(&bytes, &sd).map_err(|e| err(&file, e.to_string()))?;
         for input in drv.input_drvs.keys().chain(drv.input_srcs.iter()) {
-            let p = sd
-                .parse_path(input)
-                .map_err(|e| err(&file, e.to_string()))?;
-            import_one(store, dir, &p, done)?;
+            import_one(store, dir, input, done)?;
         }
-        let refs = drv.references(&sd).map_err(|e| err(&file, e.to_string()))?;
-        let info = store.add_text(path.name(), &bytes, &refs)?;
-        same_path(&file, &info.path, path, &sd)?;
+        // Parsing accepts only the canonical form, so this writes the file's own bytes.
+        let name = path.name().trim_end_matches(".drv");
+        let (got, item) =
+            TextItem::derivation(name, &drv, &sd).map_err(|e| err(&file, e.to_string()))?;
+        same_path(&file, &got, path, &sd)?;
+        store.add_texts(&[item])?;
     } else {
         // A source: text (`builtins.toFile`, no references here) or NAR-hashed (`nix-store --add`).
         let meta = std::fs::symlink_metadata(&file).map_err(|e| err(&file, e.to_string()))?;
@@ -93,4 +93,18 @@ fn import_one(
     }
     done.insert(path.clone());
     Ok(())
+}
+
+/// Reads a file that must not be larger than `limit` bytes (a `.drv` from outside the store).
+pub(crate) fn read_capped(file: &Path, limit: u64) -> Result<Vec<u8>, BuildError> {
+    use std::io::Read;
+    let f = std::fs::File::open(file).map_err(|e| err(file, e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(file, e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(err(file, format!("is larger than {limit} bytes")));
+    }
+    Ok(bytes)
 }

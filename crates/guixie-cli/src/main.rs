@@ -101,6 +101,9 @@ pub struct Context {
     store_dir: Option<String>,
     json: bool,
     load_path: Vec<PathBuf>,
+    /// The only clock and randomness the program uses, handed down from here.
+    clock: std::sync::Arc<dyn guixie_env::Clock>,
+    rng: std::sync::Arc<dyn guixie_env::Randomness>,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +113,8 @@ fn main() -> ExitCode {
         store_dir: cli.store_dir,
         json: cli.json,
         load_path: cli.load_path,
+        clock: std::sync::Arc::new(guixie_env::SystemClock),
+        rng: std::sync::Arc::new(guixie_env::OsRandomness),
     };
     let result = match cli.command {
         Command::Hash(c) => cmd::hash::run(&ctx, c),

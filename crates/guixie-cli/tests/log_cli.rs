@@ -249,8 +249,8 @@ fn attestations_verify_with_a_threshold_of_distinct_keys() {
     use guixie_formats::signing::SecretKey;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (
-        SecretKey::generate("builder-a").unwrap(),
-        SecretKey::generate("builder-b").unwrap(),
+        SecretKey::from_seed("builder-a", &[1u8; 32]).unwrap(),
+        SecretKey::from_seed("builder-b", &[2u8; 32]).unwrap(),
     );
     let st = Statement::build(BuildPredicate {
         derivation: DerivationRef {

@@ -73,14 +73,15 @@ pub struct SecretKey {
 }
 
 impl SecretKey {
-    pub fn generate(name: &str) -> Result<Self, KeyError> {
+    /// A new key from 32 secret random bytes (the caller's randomness source gives them).
+    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
         if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
             return Err(KeyError::BadName {
                 what: "secret key",
                 name: name.to_owned(),
             });
         }
-        let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
         Ok(SecretKey {
             name: name.to_owned(),
             key,
@@ -224,13 +225,13 @@ mod tests {
 
     #[test]
     fn sign_verify_round_trip() {
-        let sk = SecretKey::generate("cache.example.org-1").unwrap();
+        let sk = SecretKey::from_seed("cache.example.org-1", &[1u8; 32]).unwrap();
         let sk2 = SecretKey::parse(&sk.to_string()).unwrap();
         let pk = PublicKey::parse(&sk2.public().to_string()).unwrap();
         let sig = Signature::parse(&sk2.sign(b"hello").to_string()).unwrap();
         assert!(pk.verify(b"hello", &sig));
         assert!(!pk.verify(b"hellO", &sig));
-        let other = SecretKey::generate("other").unwrap();
+        let other = SecretKey::from_seed("other", &[2u8; 32]).unwrap();
         assert!(!other.public().verify(b"hello", &sig));
     }
 
@@ -253,8 +254,14 @@ mod tests {
             Err(KeyError::BadLength { len: 3, .. })
         ));
         // A secret key whose public half was swapped for another key's.
-        let a = SecretKey::generate("k").unwrap().key.to_keypair_bytes();
-        let b = SecretKey::generate("k").unwrap().key.to_keypair_bytes();
+        let a = SecretKey::from_seed("k", &[3u8; 32])
+            .unwrap()
+            .key
+            .to_keypair_bytes();
+        let b = SecretKey::from_seed("k", &[4u8; 32])
+            .unwrap()
+            .key
+            .to_keypair_bytes();
         let mut mixed = a;
         mixed[32..].copy_from_slice(&b[32..]);
         let text = format!("k:{}", BASE64.encode(&mixed));

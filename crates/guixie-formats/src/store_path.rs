@@ -130,12 +130,10 @@ impl StoreDir {
             self.0
         );
         let digest = Hash::digest_of(HashAlgo::Sha256, fingerprint.as_bytes());
-        let mut d = [0u8; DIGEST_LEN];
-        d.copy_from_slice(&compress(digest.digest(), DIGEST_LEN));
-        Ok(StorePath {
-            digest: d,
-            name: name.to_owned(),
-        })
+        Ok(StorePath::from_digest(
+            &compress(digest.digest(), DIGEST_LEN),
+            name.to_owned(),
+        ))
     }
 
     fn type_with_refs<'a>(
@@ -219,10 +217,13 @@ pub fn output_path_name(drv_name: &str, output: &str) -> String {
     }
 }
 
-/// A store path without its store directory: 160-bit digest and name.
+/// A store path without its store directory: 160-bit digest and name. Ordered as Nix orders
+/// them, by base name (the printed hash, then the name), so sorted sets of paths serialise in
+/// the order `.drv` files and Nix's tools use.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StorePath {
-    digest: [u8; DIGEST_LEN],
+    /// The Nix32 hash part, ASCII.
+    hash: [u8; HASH_PART_LEN],
     name: String,
 }
 
@@ -236,23 +237,34 @@ impl StorePath {
                 base: base.to_owned(),
             });
         }
-        let digest = nixbase32::decode_exact(&base.as_bytes()[..HASH_PART_LEN], DIGEST_LEN)
-            .map_err(|source| StorePathError::BadHash {
+        // Decoding checks the alphabet and that no bits lie beyond 160.
+        nixbase32::decode_exact(&base.as_bytes()[..HASH_PART_LEN], DIGEST_LEN).map_err(
+            |source| StorePathError::BadHash {
                 base: base.to_owned(),
                 source,
-            })?;
+            },
+        )?;
         let name = &base[HASH_PART_LEN + 1..];
         validate_name(name)?;
-        let mut d = [0u8; DIGEST_LEN];
-        d.copy_from_slice(&digest);
+        let mut hash = [0u8; HASH_PART_LEN];
+        hash.copy_from_slice(&base.as_bytes()[..HASH_PART_LEN]);
         Ok(StorePath {
-            digest: d,
+            hash,
             name: name.to_owned(),
         })
     }
 
-    pub fn digest(&self) -> &[u8; DIGEST_LEN] {
-        &self.digest
+    fn from_digest(digest: &[u8], name: String) -> Self {
+        let mut hash = [0u8; HASH_PART_LEN];
+        hash.copy_from_slice(nixbase32::encode(digest).as_bytes());
+        StorePath { hash, name }
+    }
+
+    pub fn digest(&self) -> [u8; DIGEST_LEN] {
+        let d = nixbase32::decode_exact(&self.hash, DIGEST_LEN).expect("checked when made");
+        let mut out = [0u8; DIGEST_LEN];
+        out.copy_from_slice(&d);
+        out
     }
 
     pub fn name(&self) -> &str {
@@ -260,8 +272,8 @@ impl StorePath {
     }
 
     /// The 32-character Nix32 hash part, which reference scanning looks for.
-    pub fn hash_part(&self) -> String {
-        nixbase32::encode(&self.digest)
+    pub fn hash_part(&self) -> &str {
+        std::str::from_utf8(&self.hash).expect("Nix32 is ASCII")
     }
 }
 
@@ -333,6 +345,24 @@ mod tests {
             sd.display(&p),
             "/nix/store/vxjiwkjkn7x4079qvh1jkl5pn05j2aw0-foo"
         );
+    }
+
+    #[test]
+    fn paths_sort_as_their_names_do() {
+        let sd = StoreDir::nix();
+        let mut paths: Vec<StorePath> = (0..64u8)
+            .map(|i| {
+                sd.make_text_path("x", &Hash::digest_of(HashAlgo::Sha256, &[i]), [])
+                    .unwrap()
+            })
+            .collect();
+        paths.sort();
+        let shown: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let mut sorted = shown.clone();
+        sorted.sort();
+        assert_eq!(shown, sorted);
+        let p = &paths[0];
+        assert_eq!(StorePath::from_digest(&p.digest(), "x".into()), *p);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use guixie_formats::{Hash, HashAlgo, StorePath};
-use guixie_store::{LocalStore, Store};
+use guixie_store::{LocalStore, PathInfoQuery};
 
 /// Directories of the packages that builds do not need (documentation, translations).
 const SKIPPED: &[&str] = &[

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use guile::{Guile, GuileError, Value};
 use guixie_formats::derivation::InputCollision;
-use guixie_store::{LocalStore, Store, StoreError};
+use guixie_store::{LocalStore, PathInfoQuery, StoreError};
 use thiserror::Error;
 
 use session::Session;

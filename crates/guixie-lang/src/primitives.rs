@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use guile::{Guile, Primitive, PrimitiveError, Value};
-use guixie_formats::derivation::{Derivation, Output};
+use guixie_formats::derivation::{Derivation, FixedOutput, Output};
 use guixie_formats::{Hash, HashAlgo, StorePath};
 use guixie_store::TextItem;
 
@@ -146,7 +146,7 @@ impl Primitive for QueryPathInfoPrim {
         let path = text(*path, "path")?;
         type Info = (String, u64, Vec<String>, Option<String>);
         let info: Option<Info> = Session::with_current(|s| {
-            use guixie_store::Store;
+            use guixie_store::PathInfoQuery;
             let p = s.store_dir.parse_path(&path).map_err(|e| e.to_string())?;
             let Some(info) = s.store.path_info(&p).map_err(|e| e.to_string())? else {
                 return Ok(None);
@@ -216,6 +216,7 @@ impl Primitive for TextFilePrim {
                     name: name.clone(),
                     contents: contents.clone(),
                     references,
+                    derivation_outputs: Default::default(),
                 },
             );
             Ok(abs)
@@ -274,7 +275,10 @@ impl Primitive for DerivationPrim {
                         .map_err(|e| ctx(e.to_string()))?;
                     let hash = Hash::parse(&text(*hash, "hash")?, Some(algo))
                         .map_err(|e| ctx(format!("hash: {e}")))?;
-                    Some((hash, recursive.is_true()))
+                    Some(FixedOutput {
+                        recursive: recursive.is_true(),
+                        hash,
+                    })
                 }
                 _ => return Err(ctx("fixed output: expected (algo hash recursive?)".into())),
             }
@@ -285,17 +289,9 @@ impl Primitive for DerivationPrim {
         }
         for o in outputs {
             let o = text(o, "output name")?;
-            let output = match &fixed {
-                Some((hash, recursive)) => Output {
-                    path: String::new(),
-                    hash_algo: format!("{}{}", if *recursive { "r:" } else { "" }, hash.algo()),
-                    hash: hash.to_hex(),
-                },
-                None => Output {
-                    path: String::new(),
-                    hash_algo: String::new(),
-                    hash: String::new(),
-                },
+            let output = Output {
+                path: None,
+                fixed: fixed.clone(),
             };
             if drv.outputs.insert(o.clone(), output).is_some() {
                 return Err(ctx(format!("output {o:?} given twice")));
@@ -341,37 +337,28 @@ fn lower(
         if !p.name().ends_with(".drv") {
             return Err(format!("input {path} is not a derivation"));
         }
-        drv.input_drvs.entry(path).or_default().extend(outs);
+        drv.input_drvs.entry(p).or_default().extend(outs);
     }
     for src in srcs {
-        sd.parse_path(&src).map_err(|e| e.to_string())?;
-        drv.input_srcs.insert(src);
+        drv.input_srcs
+            .insert(sd.parse_path(&src).map_err(|e| e.to_string())?);
     }
-    let references: BTreeSet<StorePath> = drv.references(&sd).map_err(|e| e.to_string())?;
+    let references: BTreeSet<StorePath> = drv.references();
     s.references_available(&references)?;
     let collision = s.collision;
     drv.fill_output_paths(&sd, collision, &mut |p| s.modulo_of(p))
         .map_err(|e| e.to_string())?;
-    let (drv_path, aterm) = drv
-        .drv_path_and_aterm(&sd, name)
-        .map_err(|e| e.to_string())?;
+    let (drv_path, item) = TextItem::derivation(name, &drv, &sd).map_err(|e| e.to_string())?;
     let own_hash = drv
-        .hash_modulo(false, collision, &mut |p| s.modulo_of(p))
+        .hash_modulo(&sd, false, collision, &mut |p| s.modulo_of(p))
         .map_err(|e| e.to_string())?;
-    let abs = sd.display(&drv_path);
-    s.remember_modulo(abs.clone(), own_hash);
-    let outputs = drv
-        .outputs
+    s.remember_modulo(drv_path.clone(), own_hash);
+    let outputs = item
+        .derivation_outputs
         .iter()
-        .map(|(o, out)| (o.clone(), out.path.clone()))
+        .map(|(o, p)| (o.clone(), sd.display(p)))
         .collect();
-    s.add_pending(
-        drv_path,
-        TextItem {
-            name: format!("{name}.drv"),
-            contents: aterm,
-            references,
-        },
-    );
+    let abs = sd.display(&drv_path);
+    s.add_pending(drv_path, item);
     Ok((abs, outputs))
 }

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use guixie_formats::derivation::{Derivation, DerivationError, InputCollision};
+use guixie_formats::derivation::{DerivationError, InputCollision};
 use guixie_formats::{Hash, StoreDir, StorePath};
-use guixie_store::{LocalStore, Store, TextItem};
+use guixie_store::{LocalStore, PathInfoQuery, TextItem};
 
 pub struct Session {
     pub store: Arc<LocalStore>,
@@ -22,7 +22,7 @@ pub struct Session {
     /// host's packages).
     pub used_toolchain: bool,
     pending_paths: HashSet<StorePath>,
-    modulo: HashMap<String, Hash>,
+    modulo: HashMap<StorePath, Hash>,
 }
 
 /// A file or tree an evaluation adds to the store (`local-file`).
@@ -93,37 +93,25 @@ impl Session {
         }
     }
 
-    pub fn remember_modulo(&mut self, drv_path: String, h: Hash) {
+    pub fn remember_modulo(&mut self, drv_path: StorePath, h: Hash) {
         self.modulo.insert(drv_path, h);
     }
 
     /// The unmasked `hashDerivationModulo` of a derivation made in this session or found in
     /// the store.
-    pub fn modulo_of(&mut self, drv_path: &str) -> Result<Hash, DerivationError> {
+    pub fn modulo_of(&mut self, drv_path: &StorePath) -> Result<Hash, DerivationError> {
         if let Some(h) = self.modulo.get(drv_path) {
             return Ok(h.clone());
         }
-        let input_err = |message: String| DerivationError::Input {
-            path: drv_path.to_owned(),
-            message,
-        };
-        let path = self
-            .store_dir
-            .parse_path(drv_path)
-            .map_err(|e| input_err(e.to_string()))?;
-        if !self
-            .store
-            .is_valid(&path)
-            .map_err(|e| input_err(e.to_string()))?
-        {
-            return Err(input_err("is not in the store".into()));
-        }
-        let bytes =
-            std::fs::read(self.store.real_path(&path)).map_err(|e| input_err(e.to_string()))?;
-        let drv = Derivation::parse(&bytes).map_err(|e| input_err(e.to_string()))?;
-        let collision = self.collision;
-        let h = drv.hash_modulo(false, collision, &mut |p| self.modulo_of(p))?;
-        self.modulo.insert(drv_path.to_owned(), h.clone());
+        let drv = guixie_store::read_derivation(self.store.as_ref(), drv_path).map_err(|e| {
+            DerivationError::Input {
+                path: self.store_dir.display(drv_path),
+                message: e.to_string(),
+            }
+        })?;
+        let (collision, sd) = (self.collision, self.store_dir.clone());
+        let h = drv.hash_modulo(&sd, false, collision, &mut |p| self.modulo_of(p))?;
+        self.modulo.insert(drv_path.clone(), h.clone());
         Ok(h)
     }
 

@@ -94,7 +94,7 @@ fn main() {
     let naive_proof_us = start.elapsed().as_secs_f64() * 1e6 / naive_samples.len() as f64;
 
     // Verification of a signed checkpoint plus an inclusion proof.
-    let key = SignerKey::generate("bench.example/log", ALG_ED25519).unwrap();
+    let key = SignerKey::from_seed("bench.example/log", ALG_ED25519, &[1u8; 32]).unwrap();
     let root = log.root(size).unwrap();
     let note = Checkpoint {
         origin: key.name.clone(),

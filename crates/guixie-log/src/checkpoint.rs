@@ -207,9 +207,9 @@ mod tests {
 
     #[test]
     fn sign_cosign_verify() {
-        let log = SignerKey::generate("example.com/log", ALG_ED25519).unwrap();
-        let w1 = SignerKey::generate("witness.one", ALG_COSIGNATURE_V1).unwrap();
-        let w2 = SignerKey::generate("witness.two", ALG_COSIGNATURE_V1).unwrap();
+        let log = SignerKey::from_seed("example.com/log", ALG_ED25519, &[1u8; 32]).unwrap();
+        let w1 = SignerKey::from_seed("witness.one", ALG_COSIGNATURE_V1, &[2u8; 32]).unwrap();
+        let w2 = SignerKey::from_seed("witness.two", ALG_COSIGNATURE_V1, &[3u8; 32]).unwrap();
         let signed = sample().sign(&log).unwrap();
         assert_eq!(Checkpoint::parse_body(&sample().body()).unwrap(), sample());
         let v = verify(signed.as_bytes(), &log.verifier(), &[], 0).unwrap();
@@ -245,7 +245,7 @@ mod tests {
             Err(CheckpointError::BadCosignature { .. })
         ));
         // The log's key must name the origin.
-        let stranger = SignerKey::generate("other.log", ALG_ED25519).unwrap();
+        let stranger = SignerKey::from_seed("other.log", ALG_ED25519, &[4u8; 32]).unwrap();
         let wrong = sample().sign(&stranger).unwrap();
         assert!(matches!(
             verify(wrong.as_bytes(), &stranger.verifier(), &[], 0),

@@ -139,14 +139,15 @@ pub struct SignerKey {
 }
 
 impl SignerKey {
-    pub fn generate(name: &str, alg: u8) -> Result<Self, NoteError> {
+    /// A new key from 32 secret random bytes (the caller's randomness source gives them).
+    pub fn from_seed(name: &str, alg: u8, seed: &[u8; 32]) -> Result<Self, NoteError> {
         if !valid_name(name) {
             return Err(NoteError::BadKey {
                 key: name.into(),
                 reason: "bad name".into(),
             });
         }
-        let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
         let id = key_id(name, alg, key.verifying_key().as_bytes());
         Ok(SignerKey {
             name: name.to_owned(),
@@ -460,8 +461,8 @@ mod tests {
     #[test]
     fn key_id_collision_with_the_wrong_key_is_caught() {
         // An attacker signs with their own key but claims the trusted key's name and id.
-        let trusted = SignerKey::generate("log.example", ALG_ED25519).unwrap();
-        let attacker = SignerKey::generate("log.example", ALG_ED25519).unwrap();
+        let trusted = SignerKey::from_seed("log.example", ALG_ED25519, &[1u8; 32]).unwrap();
+        let attacker = SignerKey::from_seed("log.example", ALG_ED25519, &[2u8; 32]).unwrap();
         let mut note = Note {
             text: "x\n".into(),
             signatures: vec![],

@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn advances_only_with_consistency() {
-        let key = SignerKey::generate("log.example", ALG_ED25519).unwrap();
+        let key = SignerKey::from_seed("log.example", ALG_ED25519, &[1u8; 32]).unwrap();
         let honest = tree(&[b"a", b"b", b"c", b"d", b"e"]);
         let mut state = ClientState::default();
         let small = tree(&[b"a", b"b", b"c"]);
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_rewritten_history_fails_consistency_and_is_kept() {
-        let key = SignerKey::generate("log.example", ALG_ED25519).unwrap();
+        let key = SignerKey::from_seed("log.example", ALG_ED25519, &[2u8; 32]).unwrap();
         let mut state = ClientState::default();
         let original = tree(&[b"a", b"b", b"c"]);
         state
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn equivocation_and_shrinking_are_evidence() {
-        let key = SignerKey::generate("log.example", ALG_ED25519).unwrap();
+        let key = SignerKey::from_seed("log.example", ALG_ED25519, &[3u8; 32]).unwrap();
         let mut state = ClientState::default();
         state
             .accept(
@@ -346,8 +346,9 @@ mod tests {
 
     #[test]
     fn a_split_view_is_caught_against_a_witnessed_checkpoint() {
-        let key = SignerKey::generate("log.example", ALG_ED25519).unwrap();
-        let witness = SignerKey::generate("witness.example", ALG_COSIGNATURE_V1).unwrap();
+        let key = SignerKey::from_seed("log.example", ALG_ED25519, &[4u8; 32]).unwrap();
+        let witness =
+            SignerKey::from_seed("witness.example", ALG_COSIGNATURE_V1, &[5u8; 32]).unwrap();
         let public = tree(&[b"a", b"b", b"c"]);
         let private_view = tree(&[b"a", b"b", b"evil"]);
         // The witness saw (and cosigned) the public view.

@@ -28,6 +28,10 @@ pub enum StoreError {
         found: String,
         requested: String,
     },
+    #[error("{path} cannot be read as a file: {message}")]
+    NotAFile { path: String, message: String },
+    #[error("derivation {path}: {message}")]
+    BadDerivation { path: String, message: String },
     #[error("{path} is not valid in the store")]
     NotValid { path: String },
     #[error("cannot add {path}: its reference {reference} is not valid in the store")]

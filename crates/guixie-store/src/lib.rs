@@ -1,6 +1,7 @@
-//! guixie's store layer: the [`Store`] trait that builders, caches and the network program
-//! against, and [`LocalStore`], the embedded implementation (a store directory plus a SQLite
-//! database, no daemon).
+//! guixie's store layer: the traits that builders, caches and the network program against
+//! ([`PathInfoQuery`], [`NarSource`], [`NarSink`]; [`Store`] is all three), [`LocalStore`],
+//! the embedded implementation (a store directory plus a SQLite database, no daemon), and
+//! [`MemoryStore`], which keeps everything in memory.
 //!
 //! Invariants of a local store:
 //! - a path is valid (in the database) only after its files are complete, canonical and
@@ -11,27 +12,16 @@
 mod canonical;
 mod error;
 mod local;
+mod memory;
 mod path_info;
 pub mod safe_fs;
+mod traits;
 
 pub use error::StoreError;
 pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};
+pub use memory::MemoryStore;
 pub use path_info::PathInfo;
+pub use traits::{read_derivation, NarSink, NarSource, PathInfoQuery, Store, MAX_DERIVATION_SIZE};
 
-use std::io::Write;
-
-use guixie_formats::{StoreDir, StorePath};
-
-/// What any store — local, a binary cache, a peer — offers to the layers above.
-pub trait Store {
-    fn store_dir(&self) -> &StoreDir;
-    fn path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError>;
-    fn is_valid(&self, path: &StorePath) -> Result<bool, StoreError> {
-        Ok(self.path_info(path)?.is_some())
-    }
-    /// Streams the NAR serialisation of a valid path.
-    fn nar(&self, path: &StorePath, out: &mut dyn Write) -> Result<(), StoreError>;
-    /// Imports a path from its NAR; the NAR must hash to `info.nar_hash` and all references
-    /// must already be valid.
-    fn import_nar(&self, info: &PathInfo, nar: &mut dyn std::io::Read) -> Result<(), StoreError>;
-}
+#[cfg(test)]
+mod conformance;

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 use guixie_build::{BuildEvent, BuildOptions, Builder, Realised};
+use std::collections::BTreeMap;
+
+use guixie_formats::derivation::Derivation;
 use guixie_formats::StorePath;
-use guixie_store::Store;
+use guixie_store::PathInfoQuery;
 
 use crate::output::print_json;
 use crate::Context;
@@ -109,7 +112,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         host_loopback: args.host_loopback,
         ..BuildOptions::default()
     };
-    let builder = Builder::new(&store, options);
+    let builder = Builder::new(&store, options, ctx.clock());
     if args.check {
         let mut all_same = true;
         for d in &drvs {
@@ -142,9 +145,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let key = if args.no_attest {
         None
     } else {
-        Some(super::evidence::builder_key(&store)?)
+        Some(super::evidence::builder_key(ctx, &store)?)
     };
-    let built: std::sync::Mutex<Vec<(StorePath, PathBuf)>> = Default::default();
+    type Built = (StorePath, Derivation, BTreeMap<String, StorePath>, PathBuf);
+    let built: std::sync::Mutex<Vec<Built>> = Default::default();
     let display = Display::new(if ctx.json {
         Mode::Json
     } else if quiet {
@@ -155,33 +159,34 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let results = builder.realise(&drvs, |event| {
         if let BuildEvent::Finished {
             drv,
+            derivation,
+            outputs,
             outcome: Realised::Built { log },
         } = &event
         {
-            built
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(((*drv).clone(), log.clone()));
+            built.lock().unwrap_or_else(|p| p.into_inner()).push((
+                (*drv).clone(),
+                (*derivation).clone(),
+                (*outputs).clone(),
+                log.clone(),
+            ));
         }
         display.show(&sd, event);
     });
     display.finish();
     let built = built.into_inner().unwrap_or_else(|p| p.into_inner());
     // Whatever was built before a failure is attested too: it is in the store.
-    if let Some(key) = &key {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        for (drv, log) in &built {
-            let drv_bytes = std::fs::read(store.real_path(drv))?;
-            let parsed = guixie_formats::derivation::Derivation::parse(&drv_bytes)?;
-            let outputs = parsed
-                .outputs
-                .iter()
-                .map(|(n, o)| Ok((n.clone(), sd.parse_path(&o.path)?)))
-                .collect::<anyhow::Result<_>>()?;
-            let index = super::evidence::attest(&store, key, drv, &outputs, log, now)?;
+    if let (Some(key), false) = (&key, built.is_empty()) {
+        let now = ctx.clock().unix_seconds();
+        let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(&store))?;
+        for (drv, derivation, outputs, log_file) in &built {
+            let record = guixie_evidence::BuildRecord {
+                drv_path: drv,
+                derivation,
+                outputs,
+                log_file,
+            };
+            let index = guixie_evidence::attest_build(store.as_ref(), key, &record, now, &mut log)?;
             if !quiet {
                 eprintln!("attested {} as log entry {index}", sd.display(drv));
             }
@@ -275,7 +280,7 @@ impl Display {
                     BuildEvent::Phase { drv, phase } => {
                         serde_json::json!({"event": "phase", "drv": sd.display(drv), "phase": phase})
                     }
-                    BuildEvent::Finished { drv, outcome } => match outcome {
+                    BuildEvent::Finished { drv, outcome, .. } => match outcome {
                         Realised::AlreadyValid => {
                             serde_json::json!({"event": "valid", "drv": sd.display(drv)})
                         }
@@ -309,7 +314,7 @@ impl Display {
                             bar.set_message(running_message(&running));
                         }
                     }
-                    (BuildEvent::Finished { drv, outcome }, bar) => {
+                    (BuildEvent::Finished { drv, outcome, .. }, bar) => {
                         running.remove(&name(drv));
                         match bar {
                             Some(bar) => bar.inc(1),

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use guixie_store::Store;
+use guixie_store::PathInfoQuery;
 
 use crate::Context;
 

@@ -7,12 +7,11 @@ use clap::{Args, Subcommand};
 use guixie_formats::derivation::{Derivation, DerivationError, ModuloHasher};
 use guixie_formats::{StoreDir, StorePath};
 
+use guixie_store::MAX_DERIVATION_SIZE;
+
 use super::{store_dir_of, Collision};
 use crate::output::{print_json, stdout};
 use crate::Context;
-
-/// `.drv` files larger than this are refused before parsing.
-const MAX_DRV_BYTES: u64 = 64 << 20;
 
 #[derive(Subcommand)]
 pub enum DrvCmd {
@@ -63,17 +62,34 @@ fn locate(ctx: &Context, file: &Path) -> PathBuf {
     }
 }
 
-fn read_drv(path: &Path) -> anyhow::Result<Derivation> {
+/// Reads and parses a `.drv` file, in the store directory given on the command line or else
+/// the one its own paths name.
+fn read_drv(ctx: &Context, path: &Path) -> anyhow::Result<(Derivation, StoreDir)> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let len = f.metadata()?.len();
-    if len > MAX_DRV_BYTES {
+    if len > MAX_DERIVATION_SIZE {
         bail!(
-            "{}: {len} bytes is larger than the {MAX_DRV_BYTES} allowed for a derivation",
+            "{}: {len} bytes is larger than the {MAX_DERIVATION_SIZE} allowed for a derivation",
             path.display()
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Derivation::parse(&bytes).with_context(|| path.display().to_string())
+    let sd = ctx.store_dir_or(store_dir_named_in(&bytes).as_deref())?;
+    let drv = Derivation::parse(&bytes, &sd).with_context(|| path.display().to_string())?;
+    Ok((drv, sd))
+}
+
+/// The store directory of the first string in an ATerm that is a store path.
+fn store_dir_named_in(aterm: &[u8]) -> Option<String> {
+    aterm
+        .split(|&b| b == b'"')
+        .filter(|s| s.first() == Some(&b'/'))
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .find_map(|s| {
+            let (dir, base) = s.rsplit_once('/')?;
+            StorePath::from_base_name(base).ok()?;
+            (!dir.is_empty()).then(|| dir.to_owned())
+        })
 }
 
 /// The derivation's name: from a `<hash>-<name>.drv` file name, else from its `name` variable.
@@ -90,47 +106,37 @@ fn drv_name(file: &Path, drv: &Derivation) -> anyhow::Result<String> {
     Ok(drv.name()?.to_owned())
 }
 
-fn infer_store_dir(ctx: &Context, drv: &Derivation) -> anyhow::Result<StoreDir> {
-    let inside = drv
-        .outputs
-        .values()
-        .map(|o| o.path.as_str())
-        .chain(drv.input_drvs.keys().map(String::as_str))
-        .chain(drv.input_srcs.iter().map(String::as_str))
-        .find_map(store_dir_of);
-    ctx.store_dir_or(inside)
-}
-
 /// Finds input `.drv` files: `--inputs DIR`, then the local store, then the path itself
 /// (which is where it is when the store directory is a real `/nix/store`).
 fn loader<'a>(
     ctx: &'a Context,
     inputs: Option<&'a Path>,
     store_dir: &'a StoreDir,
-) -> impl FnMut(&str) -> Result<Derivation, DerivationError> + 'a {
+) -> impl FnMut(&StorePath) -> Result<Derivation, DerivationError> + 'a {
     let store_real = ctx
         .store_root()
         .ok()
         .map(|root| root.join(store_dir.as_str().trim_start_matches('/')));
-    move |path: &str| {
-        let base = path.rsplit('/').next().unwrap_or(path);
+    move |p: &StorePath| {
+        let path = store_dir.display(p);
+        let base = p.to_string();
         let mut tried = Vec::new();
         let candidates = inputs
-            .map(|d| d.join(base))
+            .map(|d| d.join(&base))
             .into_iter()
             .chain(store_real.as_ref().map(|s| s.join(base)))
-            .chain(std::iter::once(PathBuf::from(path)));
+            .chain(std::iter::once(PathBuf::from(&path)));
         for c in candidates {
             if c.is_file() {
-                return read_drv(&c).map_err(|e| DerivationError::Input {
-                    path: path.to_owned(),
+                return read_input_drv(&c, store_dir).map_err(|e| DerivationError::Input {
+                    path: path.clone(),
                     message: format!("{e:#}"),
                 });
             }
             tried.push(c.display().to_string());
         }
         Err(DerivationError::Input {
-            path: path.to_owned(),
+            path,
             message: format!(
                 "not found (looked at {}); pass --inputs DIR",
                 tried.join(", ")
@@ -142,29 +148,30 @@ fn loader<'a>(
 pub fn run(ctx: &Context, cmd: DrvCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         DrvCmd::Fmt { file } => {
-            let drv = read_drv(&locate(ctx, &file))?;
+            let (drv, sd) = read_drv(ctx, &locate(ctx, &file))?;
             let mut out = stdout();
-            out.write_all(&drv.to_aterm())?;
+            out.write_all(&drv.to_aterm(&sd))?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         DrvCmd::Show { files } => {
             let mut all = serde_json::Map::new();
             for file in &files {
-                let drv = read_drv(&locate(ctx, file))?;
-                let sd = infer_store_dir(ctx, &drv)?;
+                let (drv, sd) = read_drv(ctx, &locate(ctx, file))?;
                 let name = drv_name(file, &drv)?;
                 let path = drv.drv_path(&sd, &name)?;
-                all.insert(sd.display(&path), drv.to_json());
+                all.insert(sd.display(&path), drv.to_json(&sd));
             }
             print_json(&serde_json::Value::Object(all))?;
             Ok(ExitCode::SUCCESS)
         }
         DrvCmd::HashModulo(a) => {
-            let drv = read_drv(&locate(ctx, &a.file))?;
-            let sd = infer_store_dir(ctx, &drv)?;
-            let mut hasher =
-                ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
+            let (drv, sd) = read_drv(ctx, &locate(ctx, &a.file))?;
+            let mut hasher = ModuloHasher::new(
+                sd.clone(),
+                loader(ctx, a.inputs.as_deref(), &sd),
+                a.collision.into(),
+            );
             let h = hasher.hash_drv(&drv, false)?;
             if ctx.json {
                 let masked = hasher.hash_drv(&drv, true)?;
@@ -181,16 +188,23 @@ pub fn run(ctx: &Context, cmd: DrvCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn check(ctx: &Context, a: DrvArgs) -> anyhow::Result<ExitCode> {
-    let drv = read_drv(&locate(ctx, &a.file))?;
-    let sd = infer_store_dir(ctx, &drv)?;
+    let (drv, sd) = read_drv(ctx, &locate(ctx, &a.file))?;
     let name = drv_name(&a.file, &drv)?;
-    let mut hasher = ModuloHasher::new(loader(ctx, a.inputs.as_deref(), &sd), a.collision.into());
+    let mut hasher = ModuloHasher::new(
+        sd.clone(),
+        loader(ctx, a.inputs.as_deref(), &sd),
+        a.collision.into(),
+    );
     let collision = hasher.collision();
     let computed = drv.compute_output_paths(&sd, &name, collision, &mut |p| hasher.hash_of(p))?;
     let mut results = Vec::new();
     for (output, path) in &computed {
         let expected = sd.display(path);
-        let recorded = &drv.outputs[output].path;
+        let recorded = drv.outputs[output]
+            .path
+            .as_ref()
+            .map(|p| sd.display(p))
+            .unwrap_or_default();
         let env = drv
             .env
             .get(output.as_bytes())
@@ -246,4 +260,21 @@ fn check(ctx: &Context, a: DrvArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An input `.drv` found outside the store, in the store directory of the one that needs it.
+fn read_input_drv(path: &Path, sd: &StoreDir) -> anyhow::Result<Derivation> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(f, MAX_DERIVATION_SIZE + 1),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > MAX_DERIVATION_SIZE {
+        bail!(
+            "{}: larger than the {MAX_DERIVATION_SIZE} bytes allowed for a derivation",
+            path.display()
+        );
+    }
+    Derivation::parse(&bytes, sd).with_context(|| path.display().to_string())
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use guixie_build::{BuildOptions, Builder};
 use guixie_formats::StorePath;
-use guixie_store::Store;
+use guixie_store::PathInfoQuery;
 
 use crate::Context;
 
@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, targets: &[String], attr: Option<&str>) -> anyhow::Res
             drvs.push(store.parse_user_path(t)?);
         }
     }
-    let plan = Builder::new(&store, BuildOptions::default()).plan(&drvs)?;
+    let plan = Builder::new(&store, BuildOptions::default(), ctx.clock()).plan(&drvs)?;
     let mut out = String::from("digraph \"guixie\" {\n");
     for (path, drv) in &plan {
         let id = path.hash_part();
@@ -31,8 +31,7 @@ pub fn run(ctx: &Context, targets: &[String], attr: Option<&str>) -> anyhow::Res
             "  \"{id}\" [label = \"{label}\", shape = box, fontname = sans];\n"
         ));
         for input in drv.input_drvs.keys() {
-            let ip = sd.parse_path(input)?;
-            out.push_str(&format!("  \"{id}\" -> \"{}\";\n", ip.hash_part()));
+            out.push_str(&format!("  \"{id}\" -> \"{}\";\n", input.hash_part()));
         }
     }
     out.push_str("}\n");

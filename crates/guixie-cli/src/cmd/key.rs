@@ -32,18 +32,20 @@ pub fn run(ctx: &Context, cmd: KeyCmd) -> anyhow::Result<ExitCode> {
             secret_key_file,
             public_key_file,
         } => {
-            let key = SecretKey::generate(&name)?;
             if let (Some(sec), Some(public)) = (secret_key_file, public_key_file) {
-                super::write_secret_file(&sec, &key.to_string())?;
+                let key = guixie_evidence::keys::new_secret_key(&sec, &name, ctx.rng())?;
                 std::fs::write(&public, key.public().to_string())
                     .with_context(|| format!("writing {}", public.display()))?;
-            } else if ctx.json {
-                print_json(
-                    &serde_json::json!({"secretKey": key.to_string(), "publicKey": key.public().to_string()}),
-                )?;
             } else {
-                println!("{key}");
-                println!("{}", key.public());
+                let key = SecretKey::from_seed(&name, &ctx.rng().bytes32())?;
+                if ctx.json {
+                    print_json(
+                        &serde_json::json!({"secretKey": key.to_string(), "publicKey": key.public().to_string()}),
+                    )?;
+                } else {
+                    println!("{key}");
+                    println!("{}", key.public());
+                }
             }
         }
         KeyCmd::Public { secret_key_file } => {

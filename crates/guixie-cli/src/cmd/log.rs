@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use data_encoding::{BASE64, HEXLOWER};
-use guixie_log::checkpoint::{self, Checkpoint};
+use guixie_log::checkpoint;
 use guixie_log::merkle::{self, Hash, MemoryTree};
-use guixie_log::note::{Note, SignerKey, VerifierKey, ALG_ED25519};
+use guixie_log::note::{Note, SignerKey, VerifierKey};
 use guixie_log::verifier::ClientState;
 use guixie_log::FileLog;
 
@@ -183,15 +183,9 @@ fn log_dir(ctx: &Context) -> anyhow::Result<PathBuf> {
     Ok(super::evidence::log_dir(&ctx.open_store()?))
 }
 
-fn log_key(dir: &Path) -> anyhow::Result<SignerKey> {
-    let path = dir.join("log.key");
-    std::fs::create_dir_all(dir)?;
-    let text = super::read_or_create_secret(&path, || {
-        let origin =
-            std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
-        Ok(SignerKey::generate(&origin, ALG_ED25519)?.to_string())
-    })?;
-    SignerKey::parse(&text).with_context(|| path.display().to_string())
+fn log_key(ctx: &Context, dir: &Path) -> anyhow::Result<SignerKey> {
+    let origin = std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
+    Ok(guixie_evidence::keys::log_key(dir, &origin, ctx.rng())?)
 }
 
 fn invalid(reason: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
@@ -226,18 +220,14 @@ pub fn run(ctx: &Context, cmd: LogCmd) -> anyhow::Result<ExitCode> {
         }
         LogCmd::Checkpoint => {
             let dir = log_dir(ctx)?;
-            let key = log_key(&dir)?;
-            let log = FileLog::open(&dir)?;
+            let key = log_key(ctx, &dir)?;
             // Only durable entries: FileLog's size is the size recorded after fsync.
-            let cp = Checkpoint {
-                origin: key.name.clone(),
-                size: log.size(),
-                root: log.root(log.size())?,
-                extensions: vec![],
-            };
-            print!("{}", cp.sign(&key)?);
+            print!(
+                "{}",
+                guixie_evidence::checkpoint(&FileLog::open(&dir)?, &key)?
+            );
         }
-        LogCmd::Key => println!("{}", log_key(&log_dir(ctx)?)?.verifier()),
+        LogCmd::Key => println!("{}", log_key(ctx, &log_dir(ctx)?)?.verifier()),
         LogCmd::ProveInclusion { index, size } => {
             let log = FileLog::open(&log_dir(ctx)?)?;
             let size = size.unwrap_or(log.size());
@@ -353,8 +343,7 @@ pub fn checkpoint(ctx: &Context, cmd: CheckpointCmd) -> anyhow::Result<ExitCode>
             name,
             secret_key_file,
         } => {
-            let key = SignerKey::generate(&name, guixie_log::note::ALG_COSIGNATURE_V1)?;
-            super::write_secret_file(&secret_key_file, &key.to_string())?;
+            let key = guixie_evidence::keys::new_witness_key(&secret_key_file, &name, ctx.rng())?;
             println!("{}", key.verifier());
             return Ok(ExitCode::SUCCESS);
         }
@@ -362,14 +351,10 @@ pub fn checkpoint(ctx: &Context, cmd: CheckpointCmd) -> anyhow::Result<ExitCode>
             file,
             witness_key_file,
         } => {
-            let text = std::fs::read_to_string(&witness_key_file)
-                .with_context(|| witness_key_file.display().to_string())?;
+            let text = guixie_evidence::keys::read_secret_file(&witness_key_file)?;
             let key =
                 SignerKey::parse(&text).with_context(|| witness_key_file.display().to_string())?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = ctx.clock().unix_seconds().max(0) as u64;
             print!(
                 "{}",
                 checkpoint::cosign(&read_capped(&file)?, &key, now)

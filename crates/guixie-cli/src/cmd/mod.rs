@@ -70,10 +70,18 @@ impl Context {
         Ok(None)
     }
 
+    pub fn clock(&self) -> std::sync::Arc<dyn guixie_env::Clock> {
+        self.clock.clone()
+    }
+
+    pub fn rng(&self) -> &dyn guixie_env::Randomness {
+        self.rng.as_ref()
+    }
+
     pub fn open_store(&self) -> anyhow::Result<LocalStore> {
         let root = self.store_root()?;
         let store_dir = self.store_dir_or(None)?;
-        LocalStore::open(StoreConfig::new(&root, store_dir))
+        LocalStore::open(StoreConfig::with_clock(&root, store_dir, self.clock()))
             .with_context(|| format!("opening the store at {}", root.display()))
     }
 }
@@ -110,44 +118,4 @@ impl From<Collision> for guixie_formats::derivation::InputCollision {
             Collision::LastWins => Self::LastWins,
         }
     }
-}
-
-/// Writes a secret key file readable only by its owner; refuses to overwrite one.
-/// The text of the secret file at `path`, made with `make` if there is none. The new file is
-/// written whole under a temporary name and linked into place, so of two processes starting
-/// at once, one file wins and both use it.
-pub fn read_or_create_secret(
-    path: &std::path::Path,
-    make: impl FnOnce() -> anyhow::Result<String>,
-) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| path.display().to_string()),
-    }
-    let text = make()?;
-    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&temp);
-    write_secret_file(&temp, &text)?;
-    let linked = std::fs::hard_link(&temp, path);
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => Ok(text),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read_to_string(path).with_context(|| path.display().to_string())
-        }
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
-}
-
-pub fn write_secret_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }

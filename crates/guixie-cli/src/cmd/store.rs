@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use guixie_store::Store;
+use guixie_store::PathInfoQuery;
 
 use crate::output::print_json;
 use crate::Context;

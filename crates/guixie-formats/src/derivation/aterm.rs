@@ -7,7 +7,37 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use super::{Derivation, Output};
+use super::{Derivation, FixedOutput, Output};
+use crate::hash::{Hash, HashAlgo};
+use crate::store_path::{StoreDir, StorePath};
+
+/// The `hashAlgo` and `hash` fields of an output: both empty, or a fixed output's declared
+/// hash written as the writer would write it (so the file round-trips byte for byte).
+fn fixed_output(hash_algo: &str, hash: &str) -> Result<Option<FixedOutput>, String> {
+    match (hash_algo.is_empty(), hash.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, true) => {
+            return Err(format!(
+                "hash algorithm {hash_algo:?} without a hash (floating content-addressed outputs are not supported)"
+            ))
+        }
+        (true, false) => return Err("a hash without a hash algorithm".into()),
+        (false, false) => {}
+    }
+    let (recursive, algo) = match hash_algo.strip_prefix("r:") {
+        Some(a) => (true, a),
+        None => (false, hash_algo),
+    };
+    let algo = HashAlgo::parse(algo).map_err(|e| e.to_string())?;
+    let hash_parsed = Hash::parse_digest(algo, hash).map_err(|e| e.to_string())?;
+    if hash_parsed.to_hex() != hash {
+        return Err(format!("hash {hash:?} is not lowercase base16"));
+    }
+    Ok(Some(FixedOutput {
+        recursive,
+        hash: hash_parsed,
+    }))
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid derivation at byte {offset}: {message}")]
@@ -16,10 +46,14 @@ pub struct AtermError {
     pub message: String,
 }
 
+/// Writes `drv` in canonical ATerm form. `modulo_inputs`, when given, replaces the input
+/// derivations' paths by their modulo hashes (`hashDerivationModulo`); `mask_outputs` blanks
+/// the output paths and their environment variables.
 pub fn write(
     drv: &Derivation,
+    store_dir: &StoreDir,
     mask_outputs: bool,
-    input_drvs: &BTreeMap<String, BTreeSet<String>>,
+    modulo_inputs: Option<&BTreeMap<String, BTreeSet<String>>>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"Derive([");
@@ -30,27 +64,56 @@ pub fn write(
         out.push(b'(');
         string(&mut out, name.as_bytes());
         out.push(b',');
-        string(&mut out, if mask_outputs { b"" } else { o.path.as_bytes() });
+        match &o.path {
+            Some(p) if !mask_outputs => store_path(&mut out, store_dir, p),
+            _ => string(&mut out, b""),
+        }
         out.push(b',');
-        string(&mut out, o.hash_algo.as_bytes());
-        out.push(b',');
-        string(&mut out, o.hash.as_bytes());
+        match &o.fixed {
+            Some(f) => {
+                string(&mut out, f.algo_field().as_bytes());
+                out.push(b',');
+                string(&mut out, f.hash.to_hex().as_bytes());
+            }
+            None => out.extend_from_slice(b"\"\",\"\""),
+        }
         out.push(b')');
     }
     out.extend_from_slice(b"],[");
-    for (i, (path, outputs)) in input_drvs.iter().enumerate() {
+    let open_input = |out: &mut Vec<u8>, i: usize| {
         if i > 0 {
             out.push(b',');
         }
         out.push(b'(');
-        string(&mut out, path.as_bytes());
-        out.push(b',');
-        list(&mut out, outputs.iter().map(|s| s.as_bytes()));
-        out.push(b')');
+    };
+    match modulo_inputs {
+        Some(inputs) => {
+            for (i, (key, outputs)) in inputs.iter().enumerate() {
+                open_input(&mut out, i);
+                string(&mut out, key.as_bytes());
+                out.push(b',');
+                list(&mut out, outputs.iter().map(|s| s.as_bytes()));
+                out.push(b')');
+            }
+        }
+        None => {
+            for (i, (path, outputs)) in drv.input_drvs.iter().enumerate() {
+                open_input(&mut out, i);
+                store_path(&mut out, store_dir, path);
+                out.push(b',');
+                list(&mut out, outputs.iter().map(|s| s.as_bytes()));
+                out.push(b')');
+            }
+        }
+    }
+    out.extend_from_slice(b"],[");
+    for (i, p) in drv.input_srcs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        store_path(&mut out, store_dir, p);
     }
     out.extend_from_slice(b"],");
-    list(&mut out, drv.input_srcs.iter().map(|s| s.as_bytes()));
-    out.push(b',');
     string(&mut out, &drv.system);
     out.push(b',');
     string(&mut out, &drv.builder);
@@ -71,6 +134,17 @@ pub fn write(
     }
     out.extend_from_slice(b"])");
     out
+}
+
+/// A store path as an ATerm string; store paths hold nothing that needs escaping.
+fn store_path(out: &mut Vec<u8>, store_dir: &StoreDir, p: &StorePath) {
+    out.push(b'"');
+    out.extend_from_slice(store_dir.as_str().as_bytes());
+    out.push(b'/');
+    out.extend_from_slice(p.hash_part().as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(p.name().as_bytes());
+    out.push(b'"');
 }
 
 fn list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a [u8]>) {
@@ -112,41 +186,43 @@ struct Parser<'a> {
     pos: usize,
 }
 
-pub fn parse(s: &[u8]) -> Result<Derivation, AtermError> {
+pub fn parse(s: &[u8], store_dir: &StoreDir) -> Result<Derivation, AtermError> {
     let mut p = Parser { s, pos: 0 };
     p.expect(b"Derive(")?;
 
     let mut outputs = BTreeMap::new();
+    let outputs_at = p.pos;
     p.list(|p| {
         let at = p.pos;
         p.expect(b"(")?;
         let name = p.utf8_string("output name")?;
         p.expect(b",")?;
-        let path = p.utf8_string("output path")?;
+        let path = p.store_path_or_empty(store_dir, "output path")?;
         p.expect(b",")?;
+        let algo_at = p.pos;
         let hash_algo = p.utf8_string("output hash algorithm")?;
         p.expect(b",")?;
         let hash = p.utf8_string("output hash")?;
         p.expect(b")")?;
-        insert_sorted(
-            &mut outputs,
-            name,
-            Output {
-                path,
-                hash_algo,
-                hash,
-            },
-            at,
-            "output",
-        )
+        let fixed = fixed_output(&hash_algo, &hash).map_err(|message| AtermError {
+            offset: algo_at,
+            message: format!("output {name:?}: {message}"),
+        })?;
+        insert_sorted(&mut outputs, name, Output { path, fixed }, at, "output")
     })?;
+    if let Err(e) = super::check_fixed_output_shape(&outputs) {
+        return Err(AtermError {
+            offset: outputs_at,
+            message: e.to_string(),
+        });
+    }
     p.expect(b",")?;
 
     let mut input_drvs = BTreeMap::new();
     p.list(|p| {
         let at = p.pos;
         p.expect(b"(")?;
-        let path = p.utf8_string("input derivation path")?;
+        let path = p.store_path(store_dir, "input derivation path")?;
         p.expect(b",")?;
         let mut outs = BTreeSet::new();
         p.list(|p| {
@@ -162,7 +238,7 @@ pub fn parse(s: &[u8]) -> Result<Derivation, AtermError> {
     let mut input_srcs = BTreeSet::new();
     p.list(|p| {
         let at = p.pos;
-        let s = p.utf8_string("input source")?;
+        let s = p.store_path(store_dir, "input source")?;
         push_sorted(&mut input_srcs, s, at, "input source")
     })?;
     p.expect(b",")?;
@@ -226,9 +302,9 @@ fn insert_sorted<K: Ord + std::fmt::Debug, V>(
     Ok(())
 }
 
-fn push_sorted(
-    set: &mut BTreeSet<String>,
-    s: String,
+fn push_sorted<T: Ord + std::fmt::Debug>(
+    set: &mut BTreeSet<T>,
+    s: T,
     at: usize,
     what: &str,
 ) -> Result<(), AtermError> {
@@ -341,6 +417,27 @@ impl Parser<'_> {
             out.push(c);
             self.pos += 2;
         }
+    }
+
+    fn store_path(&mut self, store_dir: &StoreDir, what: &str) -> Result<StorePath, AtermError> {
+        let at = self.pos;
+        let s = self.utf8_string(what)?;
+        store_dir.parse_path(&s).map_err(|e| AtermError {
+            offset: at,
+            message: format!("{what}: {e}"),
+        })
+    }
+
+    fn store_path_or_empty(
+        &mut self,
+        store_dir: &StoreDir,
+        what: &str,
+    ) -> Result<Option<StorePath>, AtermError> {
+        if self.s[self.pos..].starts_with(b"\"\"") {
+            self.pos += 2;
+            return Ok(None);
+        }
+        self.store_path(store_dir, what).map(Some)
     }
 
     fn utf8_string(&mut self, what: &str) -> Result<String, AtermError> {

@@ -16,22 +16,20 @@ pub const TOOLCHAIN_ENV: &str = "guixieToolchain";
 use crate::hash::{Hash, HashAlgo, HashError};
 use crate::store_path::{StoreDir, StorePath, StorePathError};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Output {
-    /// Absolute store path; empty while the path is being computed.
-    pub path: String,
-    /// Empty, or `[r:]algo` for a fixed-output derivation (`r:` = recursive / NAR hash).
-    pub hash_algo: String,
-    /// Empty, or the base16 digest for a fixed-output derivation.
-    pub hash: String,
+    /// `None` while the path is being computed (written as `""`).
+    pub path: Option<StorePath>,
+    /// The declared content hash of a fixed-output derivation's `out`.
+    pub fixed: Option<FixedOutput>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Derivation {
     pub outputs: BTreeMap<String, Output>,
-    /// Input derivation path → the outputs of it that are used.
-    pub input_drvs: BTreeMap<String, BTreeSet<String>>,
-    pub input_srcs: BTreeSet<String>,
+    /// Input derivation → the outputs of it that are used.
+    pub input_drvs: BTreeMap<StorePath, BTreeSet<String>>,
+    pub input_srcs: BTreeSet<StorePath>,
     pub system: Vec<u8>,
     pub builder: Vec<u8>,
     pub args: Vec<Vec<u8>>,
@@ -63,8 +61,32 @@ impl InputCollision {
 /// A fixed output's declared content hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FixedOutput {
+    /// Hash of the NAR serialisation (`r:`), not of a flat file.
     pub recursive: bool,
     pub hash: Hash,
+}
+
+impl FixedOutput {
+    /// The `.drv` file's `hashAlgo` field: `[r:]algo`.
+    pub fn algo_field(&self) -> String {
+        format!(
+            "{}{}",
+            if self.recursive { "r:" } else { "" },
+            self.hash.algo()
+        )
+    }
+}
+
+/// A fixed output must be the derivation's only output, named `out`.
+fn check_fixed_output_shape(outputs: &BTreeMap<String, Output>) -> Result<(), DerivationError> {
+    match outputs.iter().find(|(_, o)| o.fixed.is_some()) {
+        Some((name, _)) if outputs.len() != 1 || name != "out" => {
+            Err(DerivationError::FixedOutputShape {
+                output: name.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Error)]
@@ -84,16 +106,19 @@ pub enum DerivationError {
     Input { path: String, message: String },
     #[error("derivation has no \"name\" in its environment")]
     NoName,
+    #[error("output {output:?} has no path")]
+    NoOutputPath { output: String },
 }
 
 impl Derivation {
-    pub fn parse(bytes: &[u8]) -> Result<Self, AtermError> {
-        aterm::parse(bytes)
+    /// Parses a `.drv` file whose paths live in `store_dir`.
+    pub fn parse(bytes: &[u8], store_dir: &StoreDir) -> Result<Self, AtermError> {
+        aterm::parse(bytes, store_dir)
     }
 
     /// The canonical ATerm bytes, as written to the `.drv` file.
-    pub fn to_aterm(&self) -> Vec<u8> {
-        aterm::write(self, false, &self.input_drvs)
+    pub fn to_aterm(&self, store_dir: &StoreDir) -> Vec<u8> {
+        aterm::write(self, store_dir, false, None)
     }
 
     pub fn name(&self) -> Result<&str, DerivationError> {
@@ -104,43 +129,43 @@ impl Derivation {
     }
 
     /// The declared hash if this is a fixed-output derivation.
-    pub fn fixed_output(&self) -> Result<Option<FixedOutput>, DerivationError> {
-        let Some((name, out)) = self.outputs.iter().find(|(_, o)| !o.hash.is_empty()) else {
-            return Ok(None);
-        };
-        if self.outputs.len() != 1 || name != "out" {
-            return Err(DerivationError::FixedOutputShape {
-                output: name.clone(),
-            });
-        }
-        let (recursive, algo) = match out.hash_algo.strip_prefix("r:") {
-            Some(a) => (true, a),
-            None => (false, out.hash_algo.as_str()),
-        };
-        let err = |source| DerivationError::OutputHash {
-            output: name.clone(),
-            source,
-        };
-        let algo = HashAlgo::parse(algo).map_err(err)?;
-        let hash = Hash::parse_digest(algo, &out.hash).map_err(err)?;
-        Ok(Some(FixedOutput { recursive, hash }))
+    pub fn fixed_output(&self) -> Option<&FixedOutput> {
+        self.outputs.values().find_map(|o| o.fixed.as_ref())
+    }
+
+    /// Every output's path; an error names an output whose path is not filled in.
+    pub fn output_paths(&self) -> Result<BTreeMap<String, StorePath>, DerivationError> {
+        self.outputs
+            .iter()
+            .map(|(name, o)| match &o.path {
+                Some(p) => Ok((name.clone(), p.clone())),
+                None => Err(DerivationError::NoOutputPath {
+                    output: name.clone(),
+                }),
+            })
+            .collect()
     }
 
     /// Nix's `hashDerivationModulo`. `input_hash` gives the (unmasked) modulo hash of each input
     /// derivation; see [`ModuloHasher`] for a memoising implementation.
     pub fn hash_modulo(
         &self,
+        store_dir: &StoreDir,
         mask_outputs: bool,
         collision: InputCollision,
-        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+        input_hash: &mut dyn FnMut(&StorePath) -> Result<Hash, DerivationError>,
     ) -> Result<Hash, DerivationError> {
-        if let Some(fixed) = self.fixed_output()? {
-            let out = &self.outputs["out"];
+        check_fixed_output_shape(&self.outputs)?;
+        if let Some(fixed) = self.fixed_output() {
+            let path = self.outputs["out"]
+                .path
+                .as_ref()
+                .map(|p| store_dir.display(p))
+                .unwrap_or_default();
             let s = format!(
-                "fixed:out:{}:{}:{}",
-                out.hash_algo,
+                "fixed:out:{}:{}:{path}",
+                fixed.algo_field(),
                 fixed.hash.to_hex(),
-                out.path
             );
             return Ok(Hash::digest_of(HashAlgo::Sha256, s.as_bytes()));
         }
@@ -157,7 +182,7 @@ impl Derivation {
                 }
             }
         }
-        let aterm = aterm::write(self, mask_outputs, &inputs);
+        let aterm = aterm::write(self, store_dir, mask_outputs, Some(&inputs));
         Ok(Hash::digest_of(HashAlgo::Sha256, &aterm))
     }
 
@@ -167,19 +192,20 @@ impl Derivation {
         store_dir: &StoreDir,
         drv_name: &str,
         collision: InputCollision,
-        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+        input_hash: &mut dyn FnMut(&StorePath) -> Result<Hash, DerivationError>,
     ) -> Result<BTreeMap<String, StorePath>, DerivationError> {
         let path_err = |what: &str| {
             let what = what.to_owned();
             move |source| DerivationError::Path { what, source }
         };
-        if let Some(fixed) = self.fixed_output()? {
+        check_fixed_output_shape(&self.outputs)?;
+        if let Some(fixed) = self.fixed_output() {
             let p = store_dir
                 .make_fixed_output_path(drv_name, fixed.recursive, &fixed.hash)
                 .map_err(path_err("fixed output"))?;
             return Ok(BTreeMap::from([("out".to_owned(), p)]));
         }
-        let h = self.hash_modulo(true, collision, input_hash)?;
+        let h = self.hash_modulo(store_dir, true, collision, input_hash)?;
         self.outputs
             .keys()
             .map(|o| {
@@ -196,39 +222,31 @@ impl Derivation {
         &mut self,
         store_dir: &StoreDir,
         collision: InputCollision,
-        input_hash: &mut dyn FnMut(&str) -> Result<Hash, DerivationError>,
+        input_hash: &mut dyn FnMut(&StorePath) -> Result<Hash, DerivationError>,
     ) -> Result<(), DerivationError> {
         let name = self.name()?.to_owned();
         for (o, out) in self.outputs.iter_mut() {
-            out.path.clear();
+            out.path = None;
             self.env.insert(o.as_bytes().to_vec(), Vec::new());
         }
         let paths = self.compute_output_paths(store_dir, &name, collision, input_hash)?;
         for (o, p) in paths {
-            let abs = store_dir.display(&p);
             self.env
-                .insert(o.as_bytes().to_vec(), abs.as_bytes().to_vec());
+                .insert(o.as_bytes().to_vec(), store_dir.display(&p).into_bytes());
             self.outputs
                 .get_mut(&o)
                 .expect("computed from outputs")
-                .path = abs;
+                .path = Some(p);
         }
         Ok(())
     }
 
     /// The store paths this `.drv` file references: its input sources and input derivations.
-    pub fn references(&self, store_dir: &StoreDir) -> Result<BTreeSet<StorePath>, DerivationError> {
+    pub fn references(&self) -> BTreeSet<StorePath> {
         self.input_srcs
             .iter()
             .chain(self.input_drvs.keys())
-            .map(|p| {
-                store_dir
-                    .parse_path(p)
-                    .map_err(|source| DerivationError::Path {
-                        what: format!("input {p}"),
-                        source,
-                    })
-            })
+            .cloned()
             .collect()
     }
 
@@ -247,11 +265,10 @@ impl Derivation {
         store_dir: &StoreDir,
         drv_name: &str,
     ) -> Result<(StorePath, Vec<u8>), DerivationError> {
-        let refs = self.references(store_dir)?;
-        let aterm = self.to_aterm();
+        let aterm = self.to_aterm(store_dir);
         let h = Hash::digest_of(HashAlgo::Sha256, &aterm);
         let path = store_dir
-            .make_text_path(&format!("{drv_name}.drv"), &h, &refs)
+            .make_text_path(&format!("{drv_name}.drv"), &h, &self.references())
             .map_err(|source| DerivationError::Path {
                 what: "derivation path".into(),
                 source,
@@ -260,7 +277,7 @@ impl Derivation {
     }
 
     /// The `nix show-derivation` JSON object for this derivation (without the path key).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self, store_dir: &StoreDir) -> serde_json::Value {
         use serde_json::{json, Map, Value};
         let lossy = |b: &[u8]| Value::String(String::from_utf8_lossy(b).into_owned());
         let outputs: Map<String, Value> = self
@@ -268,10 +285,11 @@ impl Derivation {
             .iter()
             .map(|(name, o)| {
                 let mut m = Map::new();
-                m.insert("path".into(), json!(o.path));
-                if !o.hash.is_empty() {
-                    m.insert("hashAlgo".into(), json!(o.hash_algo));
-                    m.insert("hash".into(), json!(o.hash));
+                let path = o.path.as_ref().map(|p| store_dir.display(p));
+                m.insert("path".into(), json!(path.unwrap_or_default()));
+                if let Some(f) = &o.fixed {
+                    m.insert("hashAlgo".into(), json!(f.algo_field()));
+                    m.insert("hash".into(), json!(f.hash.to_hex()));
                 }
                 (name.clone(), Value::Object(m))
             })
@@ -281,10 +299,20 @@ impl Derivation {
             .iter()
             .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), lossy(v)))
             .collect();
+        let input_drvs: Map<String, Value> = self
+            .input_drvs
+            .iter()
+            .map(|(p, outs)| (store_dir.display(p), json!(outs)))
+            .collect();
+        let input_srcs: Vec<String> = self
+            .input_srcs
+            .iter()
+            .map(|p| store_dir.display(p))
+            .collect();
         json!({
             "outputs": outputs,
-            "inputSrcs": self.input_srcs,
-            "inputDrvs": self.input_drvs,
+            "inputSrcs": input_srcs,
+            "inputDrvs": input_drvs,
             "system": lossy(&self.system),
             "builder": lossy(&self.builder),
             "args": self.args.iter().map(|a| lossy(a)).collect::<Vec<_>>(),
@@ -296,14 +324,17 @@ impl Derivation {
 /// Memoising `hashDerivationModulo` over a graph: `load` returns the parsed derivation for a
 /// `.drv` path (from a store, a directory, memory). Each input is hashed once.
 pub struct ModuloHasher<L> {
+    store_dir: StoreDir,
     load: L,
     collision: InputCollision,
-    cache: std::collections::HashMap<String, Hash>,
+    // Looked up only, never iterated.
+    cache: std::collections::HashMap<StorePath, Hash>,
 }
 
-impl<L: FnMut(&str) -> Result<Derivation, DerivationError>> ModuloHasher<L> {
-    pub fn new(load: L, collision: InputCollision) -> Self {
+impl<L: FnMut(&StorePath) -> Result<Derivation, DerivationError>> ModuloHasher<L> {
+    pub fn new(store_dir: StoreDir, load: L, collision: InputCollision) -> Self {
         ModuloHasher {
+            store_dir,
             load,
             collision,
             cache: Default::default(),
@@ -311,13 +342,13 @@ impl<L: FnMut(&str) -> Result<Derivation, DerivationError>> ModuloHasher<L> {
     }
 
     /// The unmasked modulo hash of the derivation at `path`, as used for its dependants.
-    pub fn hash_of(&mut self, path: &str) -> Result<Hash, DerivationError> {
+    pub fn hash_of(&mut self, path: &StorePath) -> Result<Hash, DerivationError> {
         if let Some(h) = self.cache.get(path) {
             return Ok(h.clone());
         }
         let drv = (self.load)(path)?;
         let h = self.hash_drv(&drv, false)?;
-        self.cache.insert(path.to_owned(), h.clone());
+        self.cache.insert(path.clone(), h.clone());
         Ok(h)
     }
 
@@ -326,8 +357,8 @@ impl<L: FnMut(&str) -> Result<Derivation, DerivationError>> ModuloHasher<L> {
         drv: &Derivation,
         mask_outputs: bool,
     ) -> Result<Hash, DerivationError> {
-        let collision = self.collision;
-        drv.hash_modulo(mask_outputs, collision, &mut |p| self.hash_of(p))
+        let (collision, sd) = (self.collision, self.store_dir.clone());
+        drv.hash_modulo(&sd, mask_outputs, collision, &mut |p| self.hash_of(p))
     }
 
     pub fn collision(&self) -> InputCollision {

@@ -13,15 +13,15 @@ fn simple() -> Vec<u8> {
 #[test]
 fn round_trips_byte_for_byte() {
     let simple = simple();
-    let drv = Derivation::parse(&simple).unwrap();
+    let drv = Derivation::parse(&simple, &StoreDir::nix()).unwrap();
     assert_eq!(drv.outputs.len(), 2);
     assert_eq!(drv.args[1], b"echo \"hi\\there\"\n\ttab\r");
     assert_eq!(drv.env[b"unicode".as_slice()], b"h\xc3\xa9llo \xff");
-    assert_eq!(drv.to_aterm(), simple);
+    assert_eq!(drv.to_aterm(&StoreDir::nix()), simple);
 }
 
 fn err_at(input: &[u8]) -> AtermError {
-    Derivation::parse(input).unwrap_err()
+    Derivation::parse(input, &StoreDir::nix()).unwrap_err()
 }
 
 #[test]
@@ -35,13 +35,26 @@ fn rejects_malformed() {
     assert!(e.message.contains("duplicate"), "{e}");
     let e = err_at(br#"Derive([],[],[],"s","b",[],[("b","1"),("a","2")])"#);
     assert!(e.message.contains("out of order"), "{e}");
-    let e = err_at(br#"Derive([],[],["/nix/store/b","/nix/store/a"],"s","b",[],[])"#);
+    let e = err_at(
+        br#"Derive([],[],["/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-b","/nix/store/00bgd045z0d4icpbc2yyz4gx48ak44la-a"],"s","b",[],[])"#,
+    );
     assert!(e.message.contains("out-of-order"), "{e}");
+    let e =
+        err_at(br#"Derive([],[],["/gnu/store/00bgd045z0d4icpbc2yyz4gx48ak44la-b"],"s","b",[],[])"#);
+    assert!(e.message.contains("input source") && e.offset == 14, "{e}");
+    let e = err_at(br#"Derive([("out","","sha256","AB")],[],[],"s","b",[],[])"#);
+    assert!(e.message.contains("output \"out\""), "{e}");
+    let e = err_at(br#"Derive([("out","","r:sha256","")],[],[],"s","b",[],[])"#);
+    assert!(e.message.contains("floating"), "{e}");
+    let e = err_at(
+        br#"Derive([("dev","","sha256","0000000000000000000000000000000000000000000000000000000000000000")],[],[],"s","b",[],[])"#,
+    );
+    assert!(e.message.contains("single output"), "{e}");
     let e = err_at(b"Derive([],[],[],\"s\",\"b\",[\"a\nb\"],[])");
     assert!(e.message.contains("raw control"), "{e}");
     let simple = simple();
     for truncated in 0..simple.len() {
-        assert!(Derivation::parse(&simple[..truncated]).is_err());
+        assert!(Derivation::parse(&simple[..truncated], &StoreDir::nix()).is_err());
     }
     assert!(err_at(b"Derive([],[],[],\"s\",\"b\",[],[]")
         .message
@@ -58,15 +71,23 @@ fn fixed_output_paths() {
     drv.outputs.insert(
         "out".into(),
         Output {
-            path: String::new(),
-            hash_algo: "sha256".into(),
-            hash: empty.to_hex(),
+            path: None,
+            fixed: Some(FixedOutput {
+                recursive: false,
+                hash: empty.clone(),
+            }),
         },
     );
     drv.fill_output_paths(&sd, InputCollision::Merge, &mut |_| unreachable!())
         .unwrap();
     let flat = drv.outputs["out"].path.clone();
-    drv.outputs.get_mut("out").unwrap().hash_algo = "r:sha256".into();
+    drv.outputs
+        .get_mut("out")
+        .unwrap()
+        .fixed
+        .as_mut()
+        .unwrap()
+        .recursive = true;
     drv.fill_output_paths(&sd, InputCollision::Merge, &mut |_| unreachable!())
         .unwrap();
     let rec = drv.outputs["out"].path.clone();
@@ -74,7 +95,7 @@ fn fixed_output_paths() {
     // Recursive sha256 FODs share their path with `nix-store --add` of the same NAR hash.
     assert_eq!(
         rec,
-        sd.display(&sd.make_source_path("empty", &empty, [], false).unwrap())
+        Some(sd.make_source_path("empty", &empty, [], false).unwrap())
     );
 }
 
@@ -84,13 +105,20 @@ fn fixed_output_must_be_single_out() {
     drv.outputs.insert(
         "dev".into(),
         Output {
-            path: String::new(),
-            hash_algo: "sha256".into(),
-            hash: "00".repeat(32),
+            path: None,
+            fixed: Some(FixedOutput {
+                recursive: false,
+                hash: Hash::digest_of(HashAlgo::Sha256, b""),
+            }),
         },
     );
+    drv.env.insert(b"name".to_vec(), b"x".to_vec());
     assert!(matches!(
-        drv.fixed_output(),
+        drv.fill_output_paths(
+            &StoreDir::nix(),
+            InputCollision::Merge,
+            &mut |_| unreachable!()
+        ),
         Err(DerivationError::FixedOutputShape { .. })
     ));
 }
@@ -99,36 +127,34 @@ fn fixed_output_must_be_single_out() {
 fn collision_modes_differ_only_on_collisions() {
     let mut drv = Derivation::default();
     drv.env.insert(b"name".to_vec(), b"x".to_vec());
-    drv.outputs.insert(
-        "out".into(),
-        Output {
-            path: String::new(),
-            hash_algo: String::new(),
-            hash: String::new(),
-        },
-    );
-    drv.input_drvs.insert(
-        "/nix/store/a.drv".into(),
-        BTreeSet::from(["out".to_owned()]),
-    );
-    drv.input_drvs.insert(
-        "/nix/store/b.drv".into(),
-        BTreeSet::from(["dev".to_owned()]),
-    );
+    drv.outputs.insert("out".into(), Output::default());
+    let sd = StoreDir::nix();
+    for (name, out) in [("a.drv", "out"), ("b.drv", "dev")] {
+        let p = sd
+            .make_text_path(
+                name,
+                &Hash::digest_of(HashAlgo::Sha256, name.as_bytes()),
+                [],
+            )
+            .unwrap();
+        drv.input_drvs.insert(p, BTreeSet::from([out.to_owned()]));
+    }
     let same = Hash::digest_of(HashAlgo::Sha256, b"same");
     let merge = drv
-        .hash_modulo(true, InputCollision::Merge, &mut |_| Ok(same.clone()))
+        .hash_modulo(&sd, true, InputCollision::Merge, &mut |_| Ok(same.clone()))
         .unwrap();
     let last = drv
-        .hash_modulo(true, InputCollision::LastWins, &mut |_| Ok(same.clone()))
+        .hash_modulo(&sd, true, InputCollision::LastWins, &mut |_| {
+            Ok(same.clone())
+        })
         .unwrap();
     assert_ne!(merge, last);
-    let mut distinct = |p: &str| Ok(Hash::digest_of(HashAlgo::Sha256, p.as_bytes()));
+    let mut distinct = |p: &StorePath| Ok(Hash::digest_of(HashAlgo::Sha256, p.name().as_bytes()));
     let merge = drv
-        .hash_modulo(true, InputCollision::Merge, &mut distinct)
+        .hash_modulo(&sd, true, InputCollision::Merge, &mut distinct)
         .unwrap();
     let last = drv
-        .hash_modulo(true, InputCollision::LastWins, &mut distinct)
+        .hash_modulo(&sd, true, InputCollision::LastWins, &mut distinct)
         .unwrap();
     assert_eq!(merge, last);
 }
@@ -141,33 +167,53 @@ fn ident() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9]{0,8}"
 }
 
+fn store_path() -> impl Strategy<Value = StorePath> {
+    ("[0-9a-df-np-sv-z]{32}", "[a-z0-9][a-z0-9.-]{0,12}").prop_filter_map("valid path", |(h, n)| {
+        StorePath::from_base_name(&format!("{h}-{n}")).ok()
+    })
+}
+
+fn fixed() -> impl Strategy<Value = Option<FixedOutput>> {
+    proptest::option::of(
+        (any::<bool>(), proptest::collection::vec(any::<u8>(), 32)).prop_map(|(recursive, d)| {
+            FixedOutput {
+                recursive,
+                hash: Hash::new(HashAlgo::Sha256, &d).unwrap(),
+            }
+        }),
+    )
+}
+
 prop_compose! {
     fn arb_drv()(
-        outputs in proptest::collection::btree_map(ident(), ("[/a-z0-9.-]{0,20}", "(r:)?(sha256)?", "[0-9a-f]{0,6}"), 0..4),
-        input_drvs in proptest::collection::btree_map("[/a-z0-9.-]{1,20}", proptest::collection::btree_set(ident(), 0..3), 0..4),
-        input_srcs in proptest::collection::btree_set("[/a-z0-9.-]{1,20}", 0..4),
+        outputs in proptest::collection::btree_map(ident(), proptest::option::of(store_path()), 0..4),
+        fixed in fixed(),
+        input_drvs in proptest::collection::btree_map(store_path(), proptest::collection::btree_set(ident(), 0..3), 0..4),
+        input_srcs in proptest::collection::btree_set(store_path(), 0..4),
         system in bytes(), builder in bytes(),
         args in proptest::collection::vec(bytes(), 0..4),
         env in proptest::collection::btree_map(bytes(), bytes(), 0..6),
     ) -> Derivation {
-        Derivation {
-            outputs: outputs.into_iter().map(|(k, (path, hash_algo, hash))| (k, Output { path, hash_algo, hash })).collect(),
-            input_drvs, input_srcs, system, builder, args, env,
+        let mut outputs: BTreeMap<String, Output> = outputs.into_iter().map(|(k, path)| (k, Output { path, fixed: None })).collect();
+        if fixed.is_some() {
+            outputs = BTreeMap::from([("out".to_owned(), Output { path: None, fixed })]);
         }
+        Derivation { outputs, input_drvs, input_srcs, system, builder, args, env }
     }
 }
 
 proptest! {
     #[test]
     fn aterm_round_trip(drv in arb_drv()) {
-        let text = drv.to_aterm();
-        let parsed = Derivation::parse(&text).unwrap();
+        let sd = StoreDir::nix();
+        let text = drv.to_aterm(&sd);
+        let parsed = Derivation::parse(&text, &sd).unwrap();
         prop_assert_eq!(&parsed, &drv);
-        prop_assert_eq!(parsed.to_aterm(), text);
+        prop_assert_eq!(parsed.to_aterm(&sd), text);
     }
 
     #[test]
     fn parser_never_panics(input in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = Derivation::parse(&input);
+        let _ = Derivation::parse(&input, &StoreDir::nix());
     }
 }

@@ -3,7 +3,7 @@
 //! with `.` so it is never a valid store path), canonicalise and fsync, take the path's lock,
 //! rename into place, fsync the directory, register in one transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,7 +159,7 @@ impl LocalStore {
             references,
             deriver: None,
             signatures: Vec::new(),
-            registration_time: (self.clock)(),
+            registration_time: self.now(),
             ca: None,
         };
         self.finalize(temp, info)
@@ -176,10 +176,11 @@ impl LocalStore {
             name: name.to_owned(),
             contents: contents.to_vec(),
             references: references.clone(),
+            derivation_outputs: BTreeMap::new(),
         };
         let path = self.add_texts(std::slice::from_ref(&item))?.remove(0);
         Ok(self
-            .db()
+            .db()?
             .path_info(&self.store_dir, &path)?
             .expect("just registered"))
     }
@@ -195,28 +196,43 @@ impl LocalStore {
         }
         let _gc = self.gc_lock_shared()?;
         let temp = self.temp_entry()?;
+        // Never read past the size the sender declared (one byte more shows it lied): a
+        // stream that does not end cannot fill the disk.
         let mut observed = Observed {
-            inner: nar_stream,
+            inner: nar_stream.take(info.nar_size.saturating_add(1)),
             hasher: Hasher::new(info.nar_hash.algo()),
             size: 0,
             scanner: None,
         };
-        nar::restore(&mut observed, temp.path())?;
+        let restored = nar::restore(&mut observed, temp.path());
+        if observed.size > info.nar_size {
+            return Err(self.nar_mismatch(info, observed.hasher.finish(), observed.size));
+        }
+        restored?;
         let actual = observed.hasher.finish();
         if actual != info.nar_hash || observed.size != info.nar_size {
-            return Err(StoreError::HashMismatch {
-                path: self.store_dir.display(&info.path),
-                expected: info.nar_hash.to_string(),
-                actual: actual.to_string(),
-                expected_size: info.nar_size,
-                actual_size: observed.size,
-            });
+            return Err(self.nar_mismatch(info, actual, observed.size));
         }
-        self.finalize(temp, info.clone()).map(|_| ())
+        // Registered now, whatever time the sender's info says.
+        let info = PathInfo {
+            registration_time: self.now(),
+            ..info.clone()
+        };
+        self.finalize(temp, info).map(|_| ())
+    }
+
+    fn nar_mismatch(&self, info: &PathInfo, actual: Hash, actual_size: u64) -> StoreError {
+        StoreError::HashMismatch {
+            path: self.store_dir.display(&info.path),
+            expected: info.nar_hash.to_string(),
+            actual: actual.to_string(),
+            expected_size: info.nar_size,
+            actual_size,
+        }
     }
 
     fn is_valid_quick(&self, path: &StorePath) -> Result<bool, StoreError> {
-        self.db().is_valid(&self.store_dir, path)
+        self.db()?.is_valid(&self.store_dir, path)
     }
 
     /// Moves a complete temporary tree into place as `info.path` and registers it. If another
@@ -224,7 +240,7 @@ impl LocalStore {
     fn finalize(&self, mut temp: TempEntry, info: PathInfo) -> Result<PathInfo, StoreError> {
         canonicalise(temp.path())?;
         let _lock = self.path_lock(&info.path)?;
-        if let Some(existing) = self.db().path_info(&self.store_dir, &info.path)? {
+        if let Some(existing) = self.db()?.path_info(&self.store_dir, &info.path)? {
             return Ok(existing);
         }
         for r in &info.references {
@@ -244,7 +260,7 @@ impl LocalStore {
             return Err(io_err(&dest)(e));
         }
         sync_dir(&self.real_store)?;
-        self.db().register_batch(
+        self.db()?.register_batch(
             &self.store_dir,
             std::slice::from_ref(&info),
             &[],
@@ -271,6 +287,29 @@ pub struct TextItem {
     pub name: String,
     pub contents: Vec<u8>,
     pub references: BTreeSet<StorePath>,
+    /// For a `.drv`, the outputs it declares, recorded beside it (see `derivation_outputs`).
+    pub derivation_outputs: BTreeMap<String, StorePath>,
+}
+
+impl TextItem {
+    /// The `.drv` file of `drv` (whose output paths are filled in) and its store path.
+    pub fn derivation(
+        drv_name: &str,
+        drv: &guixie_formats::derivation::Derivation,
+        store_dir: &guixie_formats::StoreDir,
+    ) -> Result<(StorePath, TextItem), guixie_formats::derivation::DerivationError> {
+        let derivation_outputs = drv.output_paths()?;
+        let (path, contents) = drv.drv_path_and_aterm(store_dir, drv_name)?;
+        Ok((
+            path,
+            TextItem {
+                name: format!("{drv_name}.drv"),
+                contents,
+                references: drv.references(),
+                derivation_outputs,
+            },
+        ))
+    }
 }
 
 impl LocalStore {
@@ -289,7 +328,7 @@ impl LocalStore {
             );
         }
         let todo: Vec<usize> = {
-            let db = self.db();
+            let db = self.db()?;
             let mut v = Vec::new();
             for (i, p) in paths.iter().enumerate() {
                 if !db.is_valid(&self.store_dir, p)? {
@@ -309,7 +348,7 @@ impl LocalStore {
             temps.push(temp);
         }
         sync_filesystem(&self.real_store)?;
-        let now = (self.clock)();
+        let now = self.now();
         let infos: Vec<PathInfo> = todo
             .iter()
             .map(|&i| {
@@ -331,28 +370,11 @@ impl LocalStore {
                 }
             })
             .collect();
-        // What each .drv declares, recorded beside it (see `derivation_outputs`).
-        let drv_outputs: Vec<Vec<(String, String)>> = todo
-            .iter()
-            .map(|&i| {
-                let item = &items[i];
-                if !item.name.ends_with(".drv") {
-                    return Vec::new();
-                }
-                guixie_formats::derivation::Derivation::parse(&item.contents)
-                    .map(|d| {
-                        d.outputs
-                            .into_iter()
-                            .map(|(name, o)| (name, o.path))
-                            .filter(|(_, p)| !p.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            })
-            .collect();
+        let drv_outputs: Vec<&BTreeMap<String, StorePath>> =
+            todo.iter().map(|&i| &items[i].derivation_outputs).collect();
         let real_store = self.real_store.clone();
         let store_dir = self.store_dir.clone();
-        self.db().register_batch(
+        self.db()?.register_batch(
             &store_dir,
             &infos,
             &drv_outputs,
@@ -463,7 +485,7 @@ impl LocalStore {
             references: scanner.into_found(),
             deriver,
             signatures: Vec::new(),
-            registration_time: (self.clock)(),
+            registration_time: self.now(),
             ca: None,
         };
         let temp = self.temp_entry()?;

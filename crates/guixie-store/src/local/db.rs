@@ -56,12 +56,13 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn open(path: &Path, store_dir: &StoreDir, root: &Path) -> Result<Self, StoreError> {
+    /// Opens a connection to an existing database (WAL: readers do not wait for writers).
+    pub fn connect(path: &Path) -> Result<Self, StoreError> {
         let err = |source| StoreError::Db {
             path: path.to_owned(),
             source,
         };
-        let mut conn = Connection::open(path).map_err(err)?;
+        let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(600)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -69,7 +70,21 @@ impl Db {
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
-        let tx = conn
+        Ok(Db {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens the database, creating its schema, and checks it belongs to `store_dir`.
+    pub fn open(path: &Path, store_dir: &StoreDir, root: &Path) -> Result<Self, StoreError> {
+        let err = |source| StoreError::Db {
+            path: path.to_owned(),
+            source,
+        };
+        let mut db = Self::connect(path)?;
+        let tx = db
+            .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         tx.execute_batch(SCHEMA).map_err(err)?;
@@ -97,10 +112,29 @@ impl Db {
             }
         }
         tx.commit().map_err(err)?;
-        Ok(Db {
-            conn,
-            path: path.to_owned(),
-        })
+        Ok(db)
+    }
+
+    /// The valid path whose base name starts with `hash_part` (32 characters, checked by the
+    /// caller), found through the path index.
+    pub fn path_by_hash_part(
+        &self,
+        sd: &StoreDir,
+        hash_part: &str,
+    ) -> Result<Option<StorePath>, StoreError> {
+        let prefix = format!("{}/{hash_part}-", sd.as_str());
+        let found: Option<String> = self
+            .conn
+            .prepare_cached("SELECT path FROM ValidPaths WHERE path >= ?1 ORDER BY path LIMIT 1")
+            .and_then(|mut s| s.query_row([&prefix], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        match found {
+            Some(p) if p.starts_with(&prefix) => Ok(Some(
+                sd.parse_path(&p)
+                    .map_err(|e| self.corrupt(format!("path {p:?}: {e}")))?,
+            )),
+            _ => Ok(None),
+        }
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -276,7 +310,7 @@ impl Db {
         &mut self,
         sd: &StoreDir,
         infos: &[PathInfo],
-        drv_outputs: &[Vec<(String, String)>],
+        drv_outputs: &[&BTreeMap<String, StorePath>],
         mut place: impl FnMut(&PathInfo, usize) -> Result<(), StoreError>,
         before_commit: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -352,9 +386,9 @@ impl Db {
                 if self_reference {
                     ref_ids.push(id);
                 }
-                for (output, out_path) in drv_outputs.get(idx).into_iter().flatten() {
+                for (output, out_path) in drv_outputs.get(idx).into_iter().flat_map(|o| o.iter()) {
                     insert_output
-                        .execute(params![id, output, out_path])
+                        .execute(params![id, output, sd.display(out_path)])
                         .map_err(err)?;
                 }
                 for rid in ref_ids {

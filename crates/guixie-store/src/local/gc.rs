@@ -86,7 +86,7 @@ impl LocalStore {
         let live = self.closure(&roots)?;
         let mut report = GcReport::default();
         let mut dead = Vec::new();
-        for (path, _, size) in self.db().all_hashes(&self.store_dir)? {
+        for (path, _, size) in self.db()?.all_hashes(&self.store_dir)? {
             if !live.contains(&path) {
                 report.deleted.push(self.store_dir.display(&path));
                 report.freed_nar_bytes += size;
@@ -109,7 +109,7 @@ impl LocalStore {
             return Ok(report);
         }
         // Invalidate first: a crash after this leaves only stray entries, which the next GC removes.
-        self.db().invalidate(&self.store_dir, &dead)?;
+        self.db()?.invalidate(&self.store_dir, &dead)?;
         for p in &dead {
             remove_tree(&self.real_path(p))?;
         }
@@ -137,7 +137,11 @@ impl LocalStore {
     /// Lock files of paths that are not valid; nobody holds them while GC holds its lock.
     fn remove_unused_locks(&self) -> Result<(), StoreError> {
         let dir = self.state.join("locks");
-        let valid: BTreeSet<String> = self.valid_paths()?.iter().map(|p| p.hash_part()).collect();
+        let valid: BTreeSet<String> = self
+            .valid_paths()?
+            .iter()
+            .map(|p| p.hash_part().to_owned())
+            .collect();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();

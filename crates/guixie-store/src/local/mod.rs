@@ -9,9 +9,11 @@ mod locks;
 mod verify;
 
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use guixie_env::{Clock, SystemClock};
 use guixie_formats::{StoreDir, StorePath};
 
 pub use add::{BuildLock, GcGuard, TextItem};
@@ -19,42 +21,78 @@ pub use gc::GcReport;
 pub use verify::VerifyProblem;
 
 use crate::error::{io_err, StoreError};
-use crate::{PathInfo, Store};
+use crate::{NarSink, NarSource, PathInfo, PathInfoQuery};
 
 /// Where a local store lives and what it calls itself.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Physical root; the store directory lives at `root` + `store_dir`.
     pub root: PathBuf,
     /// Logical store directory, part of every path's hash.
     pub store_dir: StoreDir,
-    /// Registration timestamps come from here (injected so tests and simulations are repeatable).
-    pub clock: fn() -> i64,
+    /// Registration timestamps come from here.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StoreConfig {
+    /// A store on the system clock; see [`StoreConfig::with_clock`].
     pub fn new(root: impl Into<PathBuf>, store_dir: StoreDir) -> Self {
+        Self::with_clock(root, store_dir, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(
+        root: impl Into<PathBuf>,
+        store_dir: StoreDir,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         StoreConfig {
             root: root.into(),
             store_dir,
-            clock: system_clock,
+            clock,
         }
     }
 }
 
-fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+/// Idle connections kept for reuse; more are opened while many threads read at once.
+const IDLE_CONNECTIONS: usize = 8;
 
 pub struct LocalStore {
     store_dir: StoreDir,
     real_store: PathBuf,
     state: PathBuf,
-    db: Mutex<db::Db>,
-    clock: fn() -> i64,
+    db_path: PathBuf,
+    /// Each operation takes its own connection, so concurrent readers (a cache server's
+    /// requests) do not wait for each other; SQLite's WAL lets them read while one writes.
+    idle: Mutex<Vec<db::Db>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A connection taken from the pool, returned to it when dropped.
+struct PooledDb<'s> {
+    db: Option<db::Db>,
+    pool: &'s Mutex<Vec<db::Db>>,
+}
+
+impl std::ops::Deref for PooledDb<'_> {
+    type Target = db::Db;
+    fn deref(&self) -> &db::Db {
+        self.db.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PooledDb<'_> {
+    fn deref_mut(&mut self) -> &mut db::Db {
+        self.db.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for PooledDb<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.extend(self.db.take());
+        }
+    }
 }
 
 impl LocalStore {
@@ -67,21 +105,22 @@ impl LocalStore {
         for dir in [&real_store, &state.join("gcroots"), &state.join("locks")] {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
+        let db_path = state.join("db.sqlite");
         // Processes opening a new store at once would race to set WAL mode and create the
         // schema (SQLite answers "database is locked" to some of them without waiting).
         let db = {
             let _schema = locks::FileLock::exclusive(&state.join("db.lock"))?;
-            db::Db::open(&state.join("db.sqlite"), &config.store_dir, &config.root)?
+            db::Db::open(&db_path, &config.store_dir, &config.root)?
         };
         Ok(LocalStore {
             store_dir: config.store_dir,
             real_store,
             state,
-            db: Mutex::new(db),
+            db_path,
+            idle: Mutex::new(vec![db]),
             clock: config.clock,
         })
     }
-
     /// Where the store directory physically is.
     pub fn real_store_dir(&self) -> &Path {
         &self.real_store
@@ -120,16 +159,16 @@ impl LocalStore {
         &self,
         drvs: &[StorePath],
     ) -> Result<Vec<Option<std::collections::BTreeMap<String, StorePath>>>, StoreError> {
-        self.db().derivation_outputs(&self.store_dir, drvs)
+        self.db()?.derivation_outputs(&self.store_dir, drvs)
     }
 
     /// Which of `paths` are valid, checked together.
     pub fn are_valid(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
-        self.db().are_valid(&self.store_dir, paths)
+        self.db()?.are_valid(&self.store_dir, paths)
     }
 
     pub fn valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
-        self.db().valid_paths(&self.store_dir)
+        self.db()?.valid_paths(&self.store_dir)
     }
 
     /// The closure of `paths` under references.
@@ -137,29 +176,63 @@ impl LocalStore {
         &self,
         paths: &[StorePath],
     ) -> Result<std::collections::BTreeSet<StorePath>, StoreError> {
-        self.db().closure(&self.store_dir, paths)
+        self.db()?.closure(&self.store_dir, paths)
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, db::Db> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    fn db(&self) -> Result<PooledDb<'_>, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let db = match idle {
+            Some(db) => db,
+            // The schema was made in `open`.
+            None => db::Db::connect(&self.db_path)?,
+        };
+        Ok(PooledDb {
+            db: Some(db),
+            pool: &self.idle,
+        })
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix_seconds()
     }
 }
 
-impl Store for LocalStore {
+impl PathInfoQuery for LocalStore {
     fn store_dir(&self) -> &StoreDir {
         &self.store_dir
     }
 
     fn path_info(&self, path: &StorePath) -> Result<Option<PathInfo>, StoreError> {
-        self.db().path_info(&self.store_dir, path)
+        self.db()?.path_info(&self.store_dir, path)
     }
 
     fn is_valid(&self, path: &StorePath) -> Result<bool, StoreError> {
-        self.db().is_valid(&self.store_dir, path)
+        self.db()?.is_valid(&self.store_dir, path)
     }
 
-    fn nar(&self, path: &StorePath, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
+    fn are_valid(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
+        self.db()?.are_valid(&self.store_dir, paths)
+    }
+
+    fn path_by_hash_part(&self, hash_part: &str) -> Result<Option<StorePath>, StoreError> {
+        if hash_part.len() != guixie_formats::store_path::HASH_PART_LEN
+            || guixie_formats::nixbase32::decode_exact(hash_part.as_bytes(), 20).is_err()
+        {
+            return Ok(None);
+        }
+        self.db()?.path_by_hash_part(&self.store_dir, hash_part)
+    }
+
+    fn closure(
+        &self,
+        paths: &[StorePath],
+    ) -> Result<std::collections::BTreeSet<StorePath>, StoreError> {
+        self.db()?.closure(&self.store_dir, paths)
+    }
+}
+
+impl NarSource for LocalStore {
+    fn write_nar(&self, path: &StorePath, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
         if !self.is_valid(path)? {
             return Err(StoreError::NotValid {
                 path: self.store_dir.display(path),
@@ -169,6 +242,36 @@ impl Store for LocalStore {
         Ok(())
     }
 
+    fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {
+        use std::io::Read;
+        let real = self.real_path(path);
+        let not_a_file = |message: String| StoreError::NotAFile {
+            path: self.store_dir.display(path),
+            message,
+        };
+        // Not following links: a valid path that is a symlink is not a file.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&real)
+            .map_err(|e| not_a_file(e.to_string()))?;
+        let meta = f.metadata().map_err(io_err(&real))?;
+        if !meta.is_file() {
+            return Err(not_a_file("it is not a regular file".into()));
+        }
+        if meta.len() > limit {
+            return Err(not_a_file(format!(
+                "it has {} bytes, more than the {limit} allowed",
+                meta.len()
+            )));
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        f.take(limit).read_to_end(&mut buf).map_err(io_err(&real))?;
+        Ok(buf)
+    }
+}
+
+impl NarSink for LocalStore {
     fn import_nar(&self, info: &PathInfo, nar: &mut dyn std::io::Read) -> Result<(), StoreError> {
         self.import(info, nar)
     }

@@ -7,9 +7,8 @@ use guixie_formats::StoreDir;
 use super::*;
 
 fn open(root: &Path) -> LocalStore {
-    let mut cfg = StoreConfig::new(root, StoreDir::gnu());
-    cfg.clock = || 1_700_000_000;
-    LocalStore::open(cfg).unwrap()
+    let clock = std::sync::Arc::new(guixie_env::FakeClock::new(1_700_000_000));
+    LocalStore::open(StoreConfig::with_clock(root, StoreDir::gnu(), clock)).unwrap()
 }
 
 fn tree(dir: &Path, content: &str) -> PathBuf {
@@ -138,7 +137,7 @@ fn import_checks_hash_and_references() {
         .add_path(&tree(dir.path(), "payload"), "p", false)
         .unwrap();
     let mut nar = Vec::new();
-    a.nar(&info.path, &mut nar).unwrap();
+    a.write_nar(&info.path, &mut nar).unwrap();
     let mut wrong = info.clone();
     wrong.nar_size += 1;
     assert!(matches!(
@@ -188,6 +187,7 @@ fn batch_text_adds_register_in_order_and_verify() {
         name: "a.drv".into(),
         contents: b"Derive(a)".to_vec(),
         references: BTreeSet::new(),
+        derivation_outputs: Default::default(),
     };
     let a_path = store
         .store_dir()
@@ -201,6 +201,7 @@ fn batch_text_adds_register_in_order_and_verify() {
         name: "b.drv".into(),
         contents: b"Derive(b)".to_vec(),
         references: BTreeSet::from([a_path.clone()]),
+        derivation_outputs: Default::default(),
     };
     let paths = store.add_texts(&[first, second]).unwrap();
     assert_eq!(paths[0], a_path);
@@ -213,6 +214,7 @@ fn batch_text_adds_register_in_order_and_verify() {
             name: "a.drv".into(),
             contents: b"Derive(a)".to_vec(),
             references: BTreeSet::new(),
+            derivation_outputs: Default::default(),
         }])
         .unwrap();
     assert_eq!(again[0], a_path);
@@ -225,6 +227,7 @@ fn batch_text_adds_register_in_order_and_verify() {
             "00000000000000000000000000000000-x",
         )
         .unwrap()]),
+        derivation_outputs: Default::default(),
     };
     assert!(matches!(
         store.add_texts(&[bad]),
@@ -241,14 +244,7 @@ fn derivation_outputs_are_recorded_with_the_drv_and_go_with_it() {
     let mut drv = Derivation::default();
     drv.env.insert(b"name".to_vec(), b"x".to_vec());
     for o in ["out", "dev"] {
-        drv.outputs.insert(
-            o.into(),
-            Output {
-                path: String::new(),
-                hash_algo: String::new(),
-                hash: String::new(),
-            },
-        );
+        drv.outputs.insert(o.into(), Output::default());
     }
     drv.fill_output_paths(
         store.store_dir(),
@@ -256,9 +252,9 @@ fn derivation_outputs_are_recorded_with_the_drv_and_go_with_it() {
         &mut |_| unreachable!(),
     )
     .unwrap();
-    let info = store
-        .add_text("x.drv", &drv.to_aterm(), &BTreeSet::new())
-        .unwrap();
+    let (path, item) = TextItem::derivation("x", &drv, store.store_dir()).unwrap();
+    assert_eq!(store.add_texts(&[item]).unwrap(), vec![path.clone()]);
+    let info = store.path_info(&path).unwrap().unwrap();
     let other = store
         .add_text("note.txt", b"not a drv", &BTreeSet::new())
         .unwrap();
@@ -266,14 +262,8 @@ fn derivation_outputs_are_recorded_with_the_drv_and_go_with_it() {
         .derivation_outputs(&[info.path.clone(), other.path.clone()])
         .unwrap();
     let outs = recorded[0].as_ref().unwrap();
-    assert_eq!(
-        store.store_dir().display(&outs["dev"]),
-        drv.outputs["dev"].path
-    );
-    assert_eq!(
-        store.store_dir().display(&outs["out"]),
-        drv.outputs["out"].path
-    );
+    assert_eq!(Some(&outs["dev"]), drv.outputs["dev"].path.as_ref());
+    assert_eq!(Some(&outs["out"]), drv.outputs["out"].path.as_ref());
     assert!(recorded[1].is_none());
     // Collected with the .drv.
     store.gc(false).unwrap();

@@ -65,7 +65,7 @@ impl std::fmt::Display for VerifyProblem {
 impl LocalStore {
     /// Checks every valid path; returns the number checked and the problems found.
     pub fn verify(&self) -> Result<(usize, Vec<VerifyProblem>), StoreError> {
-        let entries = self.db().all_hashes(&self.store_dir)?;
+        let entries = self.db()?.all_hashes(&self.store_dir)?;
         let mut problems = Vec::new();
         for (path, expected, size) in &entries {
             let real = self.real_path(path);
