@@ -89,28 +89,42 @@ struct Caught {
     args: sys::SCM,
 }
 
+/// # Safety
+/// `data` must point at an `F` that is alive, and not otherwise borrowed, during the call.
 unsafe extern "C" fn body_trampoline<F: FnMut() -> sys::SCM>(data: *mut c_void) -> sys::SCM {
-    // SAFETY: `data` points at the closure, alive for the whole scm_c_catch call.
+    // SAFETY: `raw_catch` passes its `body`, which outlives the scm_c_catch call.
     let f = unsafe { &mut *(data as *mut F) };
     f()
 }
 
+/// # Safety
+/// `data` must point at a `Caught` that is alive, and not otherwise borrowed, during the call.
 unsafe extern "C" fn record_handler(data: *mut c_void, key: sys::SCM, args: sys::SCM) -> sys::SCM {
-    // SAFETY: `data` points at the `Caught` on the caller's stack.
+    // SAFETY: `raw_catch` passes its `caught`, on its stack for the whole scm_c_catch call.
     let c = unsafe { &mut *(data as *mut Caught) };
     c.failed = true;
     c.key = key;
     c.args = args;
-    unsafe { sys::guixie_scm_bool_f() }
+    sys::guixie_scm_bool_f()
 }
 
-fn raw_catch<F: FnMut() -> sys::SCM>(mut body: F) -> Result<sys::SCM, (sys::SCM, sys::SCM)> {
+/// Runs `body` under a catch-all. The key and arguments of a caught exception are returned
+/// raw: `Caught` holds them in this frame, and the caller must keep them on its stack.
+///
+/// # Safety
+/// In Guile mode. `body` may leave by `longjmp` (a Scheme exception), so it must not hold
+/// values with destructors across the libguile calls it makes.
+unsafe fn raw_catch<F: FnMut() -> sys::SCM>(mut body: F) -> Result<sys::SCM, (sys::SCM, sys::SCM)> {
     let mut caught = Caught {
         failed: false,
         key: std::ptr::null_mut(),
         args: std::ptr::null_mut(),
     };
-    // SAFETY: both trampolines match their data pointers, which outlive the call.
+    // SAFETY: in Guile mode (the caller's contract); each trampoline is instantiated for the
+    // type its data pointer points at, and both pointees outlive the call. An exception in
+    // `body` unwinds only `body`'s frames (the caller's contract makes that sound) and the
+    // C frames of scm_c_catch, and lands in `record_handler`, so no `longjmp` crosses this
+    // frame.
     let r = unsafe {
         sys::scm_c_catch(
             sys::guixie_scm_bool_t(),
@@ -129,26 +143,38 @@ fn raw_catch<F: FnMut() -> sys::SCM>(mut body: F) -> Result<sys::SCM, (sys::SCM,
     }
 }
 
-pub(crate) fn catch<'g>(
+/// # Safety
+/// As for [`Guile::catch`].
+pub(crate) unsafe fn catch<'g>(
     g: &'g Guile,
     body: impl FnMut() -> sys::SCM,
 ) -> Result<Value<'g>, GuileError> {
-    match raw_catch(body) {
-        // SAFETY: the result is a live Scheme value produced in Guile mode.
+    // SAFETY: in Guile mode (`g`); `body` is as the caller promised.
+    match unsafe { raw_catch(body) } {
+        // SAFETY: `body` returned a live value (the caller's contract); it is this
+        // function's result, held by the caller from here.
         Ok(v) => Ok(unsafe { Value::from_raw(g, v) }),
         Err((key, args)) => Err(describe(g, key, args)),
     }
 }
 
+/// `key` and `args` are the caught exception, held by the caller (as locals, on the stack)
+/// and as arguments here, so live while this runs.
 fn describe(g: &Guile, key: sys::SCM, args: sys::SCM) -> GuileError {
     let code = std::ffi::CString::new(DESCRIBE).expect("no NUL");
     let code_ptr = code.as_ptr();
-    let described = raw_catch(|| unsafe {
-        let describe = sys::scm_c_eval_string(code_ptr);
-        let mut argv = [key, args];
-        sys::scm_call_n(describe, argv.as_mut_ptr(), 2)
-    });
+    // SAFETY: in Guile mode (`g`); the body owns nothing with a destructor (the CString is
+    // this frame's, outliving the catch). `code_ptr` is NUL-terminated, `argv` is a stack
+    // array of two live values, and the evaluated procedure, a local, is used at once.
+    let described = unsafe {
+        raw_catch(|| {
+            let describe = sys::scm_c_eval_string(code_ptr);
+            let mut argv = [key, args];
+            sys::scm_call_n(describe, argv.as_mut_ptr(), 2)
+        })
+    };
     let fallback = || {
+        // SAFETY: `key` is live (see above).
         let key_name = unsafe { Value::from_raw(g, key) }
             .to_text()
             .unwrap_or_else(|| "unknown".into());
@@ -159,21 +185,21 @@ fn describe(g: &Guile, key: sys::SCM, args: sys::SCM) -> GuileError {
         }
     };
     let Ok(v) = described else { return fallback() };
+    // SAFETY: a value DESCRIBE returned, held in `v` (on the stack) from here on.
     let v = unsafe { Value::from_raw(g, v) };
-    let Some(items) = v.list().filter(|l| l.len() == 3) else {
+    let Some([key_name, message, location]) = v.list_array() else {
         return fallback();
     };
-    let location = items[2].list().and_then(|l| match l.as_slice() {
-        [file, line, column] => Some(Location {
+    let location = location.list_array().and_then(|[file, line, column]| {
+        Some(Location {
             file: file.to_text()?,
             line: u32::try_from(line.to_i64()?).ok()?,
             column: u32::try_from(column.to_i64()?).ok()?,
-        }),
-        _ => None,
+        })
     });
     GuileError {
-        key: items[0].to_text().unwrap_or_default(),
-        message: items[1].to_text().unwrap_or_default().trim_end().to_owned(),
+        key: key_name.to_text().unwrap_or_default(),
+        message: message.to_text().unwrap_or_default().trim_end().to_owned(),
         location,
     }
 }

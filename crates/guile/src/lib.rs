@@ -10,6 +10,25 @@
 //!   panic is turned into a Scheme exception only after every Rust value is dropped.
 //! - [`Value`]s live on the stack, which Guile's conservative GC scans. The GC does not scan
 //!   the Rust heap: keep values there as [`Protected`].
+//!
+//! # What the GC can see
+//!
+//! A [`Value`] is a bare pointer; the collector keeps its object alive only while a copy of
+//! that pointer is somewhere it scans: a stack slot or register of the Guile thread, another
+//! live Scheme object, or a [`Protected`] root. The layer itself never leaves a value only on
+//! the Rust heap: lists are walked in place ([`Value::list`] is an iterator holding the cell
+//! it is at, [`Value::list_array`] returns the elements on the stack), primitive arguments sit
+//! in memory the collector scans, and [`Guile::call`] hands Guile the caller's own slice.
+//! What the type system cannot stop is safe code moving `Value`s into a `Vec`, a `Box` or any
+//! other heap storage and then allocating: that is the one rule callers keep by hand. Store
+//! [`Protected`] there instead.
+//!
+//! Collections can also start on another thread (Scheme code may spawn threads), so the code
+//! here never argues from "nothing allocates in between": whatever it still needs stays
+//! visible to the collector until its last use.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 mod primitive;
@@ -17,7 +36,7 @@ mod value;
 
 pub use error::{GuileError, Location};
 pub use primitive::{Primitive, PrimitiveError};
-pub use value::{Protected, Value};
+pub use value::{ListIter, Protected, Value};
 
 use std::ffi::{c_void, CString};
 
@@ -90,6 +109,8 @@ fn enter_guile_and_serve(rx: mpsc::Receiver<Job>) {
         // Address space is reserved now; pages count towards RSS only once used.
         // SAFETY: called in Guile mode, after libgc is initialised.
         unsafe { sys::GC_expand_hp(INITIAL_HEAP_BYTES) };
+        // SAFETY: as above; `abort_on_oom` has the hook's signature and never returns.
+        unsafe { sys::GC_set_oom_fn(abort_on_oom) };
         for job in rx.iter() {
             job(&g);
         }
@@ -97,6 +118,17 @@ fn enter_guile_and_serve(rx: mpsc::Receiver<Job>) {
     }
     // SAFETY: `serve` matches its data pointer; jobs catch their own panics.
     unsafe { sys::scm_with_guile(serve, &rx as *const _ as *mut c_void) };
+}
+
+/// Guile reports a failed GC allocation by raising `out-of-memory`, a `longjmp` out of
+/// whatever allocated: the safe layer allocates (conses, makes strings) outside any catch,
+/// with Rust frames in between, so that exit would skip their destructors. Aborting instead
+/// is what Rust does when its own allocator fails.
+unsafe extern "C" fn abort_on_oom(_bytes: usize) -> *mut c_void {
+    use std::io::Write;
+    // No formatting: that could allocate, and memory is what just ran out.
+    let _ = std::io::stderr().write_all(b"guile: out of memory (the GC heap is exhausted)\n");
+    std::process::abort()
 }
 
 impl Guile {
@@ -107,19 +139,21 @@ impl Guile {
         self.call(eval_string, &[self.string(code)])
     }
 
-    /// Calls a procedure.
+    /// Calls a procedure. Guile reads the arguments straight from `args` (no copy on the Rust
+    /// heap), so they stay as visible to the collector as the caller keeps them; `args` is
+    /// borrowed, hence unchanged, until Guile has copied them onto its own stack.
     pub fn call<'g>(
         &'g self,
         proc_: Value<'g>,
         args: &[Value<'g>],
     ) -> Result<Value<'g>, GuileError> {
-        let mut raw: Vec<sys::SCM> = args.iter().map(|a| a.raw()).collect();
-        let (ptr, len) = (raw.as_mut_ptr(), raw.len());
-        // The argument vector lives on the Rust heap but its values are also in `args`, on the
-        // caller's stack, so the GC sees them.
-        let r = self.catch(|| unsafe { sys::scm_call_n(proc_.raw(), ptr, len) });
-        drop(raw);
-        r
+        let (argv, len) = (Value::as_raw_slice(args).as_ptr(), args.len());
+        // SAFETY: in Guile mode (`&self`); `proc_` and the arguments are live values (they
+        // are `Value`s; `proc_` is captured by reference, so it sits in this frame's memory);
+        // `argv` points at `len` SCMs that `args` keeps borrowed for the whole call, and
+        // scm_call_n only reads them (the `*mut` is the C signature's). A non-procedure is a
+        // Scheme error, caught; the body owns nothing, and returns what Guile returned.
+        unsafe { self.catch(|| sys::scm_call_n(proc_.raw(), argv.cast_mut(), len)) }
     }
 
     /// A public variable of a module, e.g. `("guile", "car")` or `("guixie primitives", "x")`.
@@ -127,13 +161,23 @@ impl Guile {
         let m = CString::new(module).map_err(|_| GuileError::plain("NUL in module name"))?;
         let n = CString::new(name).map_err(|_| GuileError::plain("NUL in variable name"))?;
         let (mp, np) = (m.as_ptr(), n.as_ptr());
-        self.catch(|| unsafe { sys::scm_c_public_ref(mp, np) })
+        // SAFETY: in Guile mode; both are NUL-terminated strings that outlive the call. An
+        // unknown module or variable is a Scheme error, caught; the body owns nothing.
+        unsafe { self.catch(|| sys::scm_c_public_ref(mp, np)) }
     }
 
-    /// Runs `body` (which calls libguile) with every Scheme exception caught. `body` must not
-    /// hold values with destructors across the libguile calls it makes: on an exception its
-    /// frame is skipped by `longjmp`.
-    pub fn catch<'g>(&'g self, body: impl FnMut() -> sys::SCM) -> Result<Value<'g>, GuileError> {
-        error::catch(self, body)
+    /// Runs `body` (which calls libguile) with every Scheme exception caught, and wraps the
+    /// value it returns.
+    ///
+    /// # Safety
+    /// `body` must return a live Scheme value (or an immediate). It must not hold values
+    /// with destructors across the libguile calls it makes: on an exception its frame is
+    /// skipped by `longjmp`.
+    pub unsafe fn catch<'g>(
+        &'g self,
+        body: impl FnMut() -> sys::SCM,
+    ) -> Result<Value<'g>, GuileError> {
+        // SAFETY: in Guile mode (`&self`); `body` is as the caller promised.
+        unsafe { error::catch(self, body) }
     }
 }

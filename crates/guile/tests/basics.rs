@@ -42,7 +42,8 @@ fn eval_call_errors_and_primitives() {
                 g.define_primitive::<Panics>();
             },
             &["rust-concat", "rust-panics"],
-        );
+        )
+        .unwrap();
         g.eval_str("(use-modules (test prims))").unwrap();
         assert_eq!(
             g.eval_str(r#"(rust-concat "a" 'b "c")"#)
@@ -74,7 +75,7 @@ fn eval_call_errors_and_primitives() {
         assert_eq!(r.to_text().unwrap(), "xy");
         let l = g.eval_str("(list 1 2 3)").unwrap().list().unwrap();
         assert_eq!(
-            l.iter().map(|v| v.to_i64().unwrap()).collect::<Vec<_>>(),
+            l.map(|v| v.to_i64().unwrap()).collect::<Vec<_>>(),
             [1, 2, 3]
         );
     });
@@ -121,11 +122,12 @@ fn lists_built_from_rust_survive_collections() {
             g.cons(g.string(&format!("item-{i}")), g.int(*i))
         });
         g.call(gc, &[]).unwrap();
-        let back = l.list().unwrap();
-        assert_eq!(back.len(), items.len());
-        for (i, v) in back.iter().enumerate() {
+        let mut n = 0;
+        for (i, v) in l.list().unwrap().enumerate() {
             assert_eq!(v.car().unwrap().to_text().unwrap(), format!("item-{i}"));
             assert_eq!(v.cdr().unwrap().to_i64(), Some(i as i64));
+            n += 1;
         }
+        assert_eq!(n, items.len());
     });
 }

@@ -297,7 +297,6 @@ impl Evaluator {
                         fields
                             .list()
                             .unwrap_or_default()
-                            .into_iter()
                             .filter_map(|f| Some((f.car()?.to_text()?, f.cdr()?.to_text()?)))
                             .collect(),
                     );
@@ -337,7 +336,7 @@ fn install_modules(g: &Guile) -> Result<(), GuileError> {
         "guixie primitives",
         primitives::define_all,
         primitives::PRIMITIVE_NAMES,
-    );
+    )?;
     // Loading bytecode from memory costs a few milliseconds; evaluating the sources would
     // expand every macro again on each run.
     let load = g.eval_str("(lambda (bv) ((@ (system vm loader) load-thunk-from-memory) bv))")?;
@@ -421,27 +420,21 @@ fn evaluate(
     let evaluated = found
         .list()
         .unwrap_or_default()
-        .into_iter()
         .filter_map(to_evaluated)
         .collect();
     let module_files = g
         .call(g.public_ref("guixie loader", "loaded-module-files")?, &[])?
         .list()
         .unwrap_or_default()
-        .into_iter()
         .filter_map(|f| f.to_text().map(PathBuf::from))
         .collect();
     Ok((evaluated, module_files))
 }
 
 fn to_evaluated(v: Value<'_>) -> Option<Evaluated> {
-    let items = v.list()?;
-    let [name, drv, outputs] = items.as_slice() else {
-        return None;
-    };
+    let [name, drv, outputs] = v.list_array()?;
     let outputs = outputs
         .list()?
-        .into_iter()
         .filter_map(|p| Some((p.car()?.to_text()?, p.cdr()?.to_text()?)))
         .collect();
     Some(Evaluated {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use guile::{Guile, Primitive, PrimitiveError, Value};
+use guile::{Guile, ListIter, Primitive, PrimitiveError, Value};
 use guixie_formats::derivation::{Derivation, FixedOutput, Output};
 use guixie_formats::{Hash, HashAlgo, StorePath};
 use guixie_store::TextItem;
@@ -69,7 +69,6 @@ impl Primitive for BootstrapToolchainPrim {
             return Err(err(format!("expected 1 argument, got {}", args.len())));
         };
         let packages: Vec<String> = list(*packages, "packages")?
-            .into_iter()
             .map(|p| text(p, "package"))
             .collect::<Result<_, _>>()?;
         let path = Session::with_current(|s| {
@@ -91,7 +90,6 @@ impl Primitive for BuildSideModulePrim {
             return Err(err(format!("expected 1 argument, got {}", args.len())));
         };
         let parts: Vec<String> = list(*name, "module name")?
-            .into_iter()
             .map(|p| {
                 p.to_text()
                     .ok_or_else(|| err("module name: expected symbols"))
@@ -129,7 +127,7 @@ fn bytes(v: Value<'_>, what: &str) -> Result<Vec<u8>, PrimitiveError> {
         .ok_or_else(|| err(format!("{what}: expected a string or bytevector")))
 }
 
-fn list<'g>(v: Value<'g>, what: &str) -> Result<Vec<Value<'g>>, PrimitiveError> {
+fn list<'g>(v: Value<'g>, what: &str) -> Result<ListIter<'g>, PrimitiveError> {
     v.list()
         .ok_or_else(|| err(format!("{what}: expected a list")))
 }
@@ -195,7 +193,6 @@ impl Primitive for TextFilePrim {
         let name = text(*name, "name")?;
         let contents = bytes(*contents, "contents")?;
         let refs: Vec<String> = list(*refs, "references")?
-            .into_iter()
             .map(|r| text(r, "reference"))
             .collect::<Result<_, _>>()?;
         let path = Session::with_current(|s| {
@@ -269,11 +266,12 @@ impl Primitive for DerivationPrim {
         let fixed = if fixed.is_false() {
             None
         } else {
-            match list(*fixed, "fixed output")?.as_slice() {
-                [algo, hash, recursive] => {
-                    let algo = HashAlgo::parse(&text(*algo, "hash algorithm")?)
+            list(*fixed, "fixed output")?;
+            match fixed.list_array() {
+                Some([algo, hash, recursive]) => {
+                    let algo = HashAlgo::parse(&text(algo, "hash algorithm")?)
                         .map_err(|e| ctx(e.to_string()))?;
-                    let hash = Hash::parse(&text(*hash, "hash")?, Some(algo))
+                    let hash = Hash::parse(&text(hash, "hash")?, Some(algo))
                         .map_err(|e| ctx(format!("hash: {e}")))?;
                     Some(FixedOutput {
                         recursive: recursive.is_true(),
@@ -299,18 +297,16 @@ impl Primitive for DerivationPrim {
         }
         let mut drv_inputs: Vec<(String, Vec<String>)> = Vec::new();
         for entry in list(*input_drvs, "input derivations")? {
-            let items = list(entry, "input derivation")?;
-            let (first, rest) = items
-                .split_first()
+            let mut items = list(entry, "input derivation")?;
+            let first = items
+                .next()
                 .ok_or_else(|| ctx("empty input derivation entry".into()))?;
-            let outs = rest
-                .iter()
-                .map(|o| text(*o, "input output name"))
+            let outs = items
+                .map(|o| text(o, "input output name"))
                 .collect::<Result<_, _>>()?;
-            drv_inputs.push((text(*first, "input derivation")?, outs));
+            drv_inputs.push((text(first, "input derivation")?, outs));
         }
         let srcs: Vec<String> = list(*input_srcs, "input sources")?
-            .into_iter()
             .map(|s| text(s, "input source"))
             .collect::<Result<_, _>>()?;
 
