@@ -101,6 +101,8 @@ pub struct Context {
     store_dir: Option<String>,
     json: bool,
     load_path: Vec<PathBuf>,
+    /// `GUIXIE_BOOTSTRAP_SHA256`: the bootstrap toolchain its user trusts.
+    bootstrap_pin: Option<guixie_trust_root::ToolchainPin>,
     /// The only clock and randomness the program uses, handed down from here.
     clock: std::sync::Arc<dyn guixie_env::Clock>,
     rng: std::sync::Arc<dyn guixie_env::Randomness>,
@@ -113,6 +115,13 @@ fn main() -> ExitCode {
         store_dir: cli.store_dir,
         json: cli.json,
         load_path: cli.load_path,
+        bootstrap_pin: match bootstrap_pin() {
+            Ok(pin) => pin,
+            Err(e) => {
+                eprintln!("guixie: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
         clock: std::sync::Arc::new(guixie_env::SystemClock),
         rng: std::sync::Arc::new(guixie_env::OsRandomness),
     };
@@ -148,5 +157,21 @@ fn main() -> ExitCode {
             output::report_error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The pin of the bootstrap toolchain, from `GUIXIE_BOOTSTRAP_SHA256` (any sha256 encoding).
+fn bootstrap_pin() -> anyhow::Result<Option<guixie_trust_root::ToolchainPin>> {
+    const VAR: &str = "GUIXIE_BOOTSTRAP_SHA256";
+    match std::env::var(VAR) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(guixie_trust_root::ToolchainPin {
+            nar_hash: guixie_formats::Hash::parse(
+                text.trim(),
+                Some(guixie_formats::HashAlgo::Sha256),
+            )
+            .map_err(|e| anyhow::anyhow!("{VAR}: {e}"))?,
+            source: VAR.into(),
+        })),
+        _ => Ok(None),
     }
 }

@@ -185,3 +185,56 @@ fn builds_are_attested_logged_and_challengeable() {
         .arg(&file2));
     assert_eq!(guixie_log::FileLog::open(&entries_dir).unwrap().size(), 2);
 }
+
+/// What `build` prints is a logical path (the store lives elsewhere): every command that takes
+/// a store path accepts it, its physical location and its bare `<hash>-<name>` alike.
+#[test]
+fn commands_take_the_paths_guixie_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.scm");
+    fs::write(
+        &file,
+        "(derivation \"one\" \"/bin/sh\" '(\"-c\" \"echo one > $out\"))\n",
+    )
+    .unwrap();
+    let root = dir.path().join("store");
+    let drv = ok_str(at(&root, "b").arg("eval").arg(&file))
+        .trim()
+        .to_owned();
+    let out = ok_str(at(&root, "b").args(["build", "-q"]).arg(&drv))
+        .trim()
+        .to_owned();
+    assert!(out.starts_with("/gnu/store/") && !Path::new(&out).exists());
+    let forms = |logical: &str| {
+        let physical = root.join(logical.trim_start_matches('/'));
+        assert!(physical.exists(), "{}", physical.display());
+        let base = logical.rsplit('/').next().unwrap().to_owned();
+        [logical.to_owned(), physical.display().to_string(), base]
+    };
+    // `store info` takes all three forms in one call and names the same path thrice.
+    let infos: serde_json::Value = serde_json::from_slice(&ok(at(&root, "b")
+        .args(["--json", "store", "info"])
+        .args(forms(&out))))
+    .unwrap();
+    let named: Vec<&str> = infos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, [out.as_str(); 3]);
+    for form in forms(&drv) {
+        ok(at(&root, "b").args(["build", "-q", &form]));
+        ok(at(&root, "b").args(["log", &form]));
+        ok(at(&root, "b").args(["graph", &form]));
+        let found = ok_str(at(&root, "b").args(["challenge", &form]));
+        assert!(
+            found.contains(&out) && found.contains("only one builder"),
+            "{found}"
+        );
+    }
+    for form in forms(&out) {
+        let found = ok_str(at(&root, "b").args(["challenge", &form]));
+        assert!(found.contains(&out), "{found}");
+    }
+}

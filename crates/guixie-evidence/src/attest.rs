@@ -114,3 +114,85 @@ fn hash_file(path: &Path) -> Result<Hash, EvidenceError> {
     }
     Ok(hasher.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guixie_formats::derivation::Output;
+    use guixie_formats::nar::NarEncoder;
+    use guixie_formats::StoreDir;
+    use guixie_store::{MemoryStore, NarSink, PathInfo};
+
+    /// The NAR of a regular file, and the info to import it as `path`.
+    fn file_nar(path: StorePath, contents: &[u8]) -> (PathInfo, Vec<u8>) {
+        let mut nar = Vec::new();
+        let mut enc = NarEncoder::new(&mut nar).unwrap();
+        enc.begin_file(false, contents.len() as u64).unwrap();
+        std::io::Write::write_all(enc.contents_mut(), contents).unwrap();
+        enc.end_file(contents.len() as u64).unwrap();
+        let (nar_hash, nar_size) = guixie_formats::nar::hash_regular_file(contents, false);
+        let info = PathInfo {
+            path,
+            nar_hash,
+            nar_size,
+            references: Default::default(),
+            deriver: None,
+            signatures: vec![],
+            registration_time: 0,
+            ca: None,
+        };
+        (info, nar)
+    }
+
+    #[test]
+    fn a_build_in_any_store_is_attested_with_its_nar_hashes() {
+        let sd = StoreDir::gnu();
+        let store = MemoryStore::new(sd.clone());
+        let mut drv = Derivation::default();
+        drv.env.insert(b"name".to_vec(), b"x".to_vec());
+        drv.outputs.insert("out".into(), Output::default());
+        drv.fill_output_paths(&sd, InputCollision::Merge, &mut |_| unreachable!())
+            .unwrap();
+        let (drv_path, aterm) = drv.drv_path_and_aterm(&sd, "x").unwrap();
+        let outputs = drv.output_paths().unwrap();
+        for (path, contents) in [
+            (drv_path.clone(), aterm),
+            (outputs["out"].clone(), b"built".to_vec()),
+        ] {
+            let (info, nar) = file_nar(path, &contents);
+            store.import_nar(&info, &mut nar.as_slice()).unwrap();
+        }
+        let key = SecretKey::from_seed("builder", &[9; 32]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let record = BuildRecord {
+            drv_path: &drv_path,
+            derivation: &drv,
+            outputs: &outputs,
+            log_file: &dir.path().join("no-log"),
+        };
+        let env = statement_for(&store, &key, &record, 1_750_000_000).unwrap();
+        env.verify(&[key.public()], 1).unwrap();
+        let st = env.statement().unwrap();
+        let out = &st.predicate.outputs["out"];
+        let (expected, size) = guixie_formats::nar::hash_regular_file(b"built", false);
+        assert_eq!(out.nar_hash, expected.to_typed_string(Encoding::Nix32));
+        assert_eq!(out.nar_size, size);
+        assert_eq!(st.predicate.derivation.path, sd.display(&drv_path));
+        assert_eq!(st.predicate.time, 1_750_000_000);
+        // An output the store does not hold is not attested.
+        let mut missing = outputs.clone();
+        missing.insert("dev".into(), drv_path.clone());
+        missing.insert(
+            "doc".into(),
+            StorePath::from_base_name("00000000000000000000000000000000-doc").unwrap(),
+        );
+        let record = BuildRecord {
+            outputs: &missing,
+            ..record
+        };
+        assert!(matches!(
+            statement_for(&store, &key, &record, 0),
+            Err(EvidenceError::NotValid(_))
+        ));
+    }
+}

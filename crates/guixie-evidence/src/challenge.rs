@@ -86,3 +86,76 @@ pub fn challenge(logs: &[FileLog], targets: &[String]) -> Result<Vec<Finding>, E
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guixie_attest::{BuildPredicate, DerivationRef, OutputRef, Statement};
+    use guixie_formats::signing::SecretKey;
+
+    const DRV: &str = "/gnu/store/00000000000000000000000000000000-x.drv";
+    const OUT: &str = "/gnu/store/11111111111111111111111111111111-x";
+    const SAME: &str = "sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg";
+    const OTHER: &str = "sha256:0000000000000000000000000000000000000000000000000000";
+
+    fn statement(builder: &SecretKey, nar_hash: &str) -> Statement {
+        Statement::build(BuildPredicate {
+            derivation: DerivationRef {
+                path: DRV.into(),
+                hash_modulo: "ab".repeat(32),
+            },
+            outputs: BTreeMap::from([(
+                "out".to_owned(),
+                OutputRef {
+                    path: OUT.into(),
+                    nar_hash: nar_hash.into(),
+                    nar_size: 8,
+                },
+            )]),
+            builder: builder.public().to_string(),
+            time: 0,
+            sandbox: "full".into(),
+            evidence: vec![],
+        })
+        .unwrap()
+    }
+
+    fn log_with(dir: &std::path::Path, entries: &[String]) -> FileLog {
+        let mut log = FileLog::open(dir).unwrap();
+        log.append_batch(entries).unwrap();
+        log
+    }
+
+    #[test]
+    fn builders_agree_differ_and_forgeries_do_not_count() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let (a, b, c) = (
+            SecretKey::from_seed("a", &[1; 32]).unwrap(),
+            SecretKey::from_seed("b", &[2; 32]).unwrap(),
+            SecretKey::from_seed("c", &[3; 32]).unwrap(),
+        );
+        let sign = |k: &SecretKey, h: &str| Envelope::sign(&statement(k, h), k).to_json();
+        // c's statement signed by a: it names c, so it must not count for c (or for a).
+        let forged = Envelope::sign(&statement(&c, OTHER), &a).to_json();
+        let logs = vec![
+            log_with(dirs[0].path(), &[sign(&a, SAME), forged]),
+            log_with(dirs[1].path(), &[sign(&b, SAME), "not json".into()]),
+        ];
+        let found = challenge(&logs, &[DRV.to_owned()]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].path, OUT);
+        assert_eq!(found[0].verdict, Verdict::Agree);
+        assert_eq!(found[0].attestations.len(), 2);
+        // Positive control: a third, honest builder that disagrees is caught.
+        let mut logs = logs;
+        logs.push(log_with(dirs[2].path(), &[sign(&c, OTHER)]));
+        let found = challenge(&logs, &[OUT.to_owned()]).unwrap();
+        assert_eq!(found[0].verdict, Verdict::Differ);
+        assert_eq!(found[0].attestations.len(), 3);
+        let only = challenge(&logs[2..], &[OUT.to_owned()]).unwrap();
+        assert_eq!(only[0].verdict, Verdict::OnlyOneBuilder);
+        assert!(challenge(&logs, &["/gnu/store/nothing".to_owned()])
+            .unwrap()
+            .is_empty());
+    }
+}

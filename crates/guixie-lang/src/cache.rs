@@ -15,9 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::Evaluated;
 
-/// Where the dpkg database is: the bootstrap toolchain changes only when it does.
-const DPKG_STATUS: &str = "/var/lib/dpkg/status";
-
 #[derive(Serialize, Deserialize)]
 pub struct Entry {
     /// (file, sha256 of its contents): the evaluated file and every package module loaded.
@@ -55,7 +52,7 @@ impl EvalCache {
             }
         }
         if let Some(dpkg) = &entry.dpkg {
-            if dpkg_fingerprint()? != *dpkg {
+            if guixie_trust_root::host_packages_fingerprint()? != *dpkg {
                 return None;
             }
         }
@@ -80,10 +77,6 @@ impl EvalCache {
 pub fn content_hash(file: &Path) -> Option<String> {
     let bytes = std::fs::read(file).ok()?;
     Some(Hash::digest_of(HashAlgo::Sha256, &bytes).to_hex())
-}
-
-pub fn dpkg_fingerprint() -> Option<String> {
-    tree_fingerprint(Path::new(DPKG_STATUS))
 }
 
 /// A hash of the metadata of `path` and, for a directory, of everything under it (sorted).

@@ -7,7 +7,6 @@
 //! `guixie-formats`. The `.drv` files an evaluation produces are written to the store in one
 //! batch, and only if the whole evaluation succeeded.
 
-pub mod bootstrap;
 mod cache;
 mod primitives;
 mod session;
@@ -80,6 +79,9 @@ pub struct EvalOptions {
     pub load_path: Vec<std::path::PathBuf>,
     /// Reuse the results of an earlier evaluation of an unchanged file (see `cache`).
     pub use_cache: bool,
+    /// The NAR hash of the bootstrap toolchain its user trusts; any other is refused (see
+    /// `guixie-trust-root`). `None`: whatever the host's packages give.
+    pub bootstrap_pin: Option<guixie_trust_root::ToolchainPin>,
 }
 
 impl EvalOptions {
@@ -101,6 +103,7 @@ impl Default for EvalOptions {
             collision: InputCollision::default(),
             load_path: Vec::new(),
             use_cache: true,
+            bootstrap_pin: None,
         }
     }
 }
@@ -155,7 +158,11 @@ impl Evaluator {
     /// (not sandboxed: the user at the keyboard is trusted). The derivations made in it are
     /// written to the store when it ends.
     pub fn repl(&self) -> Result<(), EvalError> {
-        let session = Session::new(self.store.clone(), self.options.collision);
+        let session = Session::new(
+            self.store.clone(),
+            self.options.collision,
+            self.options.bootstrap_pin.clone(),
+        );
         let (result, session) = guile::with_guile(|g| {
             session.run(|| -> Result<(), GuileError> {
                 install_modules(g)?;
@@ -187,7 +194,11 @@ impl Evaluator {
                 }
             }
         }
-        let session = Session::new(self.store.clone(), self.options.collision);
+        let session = Session::new(
+            self.store.clone(),
+            self.options.collision,
+            self.options.bootstrap_pin.clone(),
+        );
         let (result, session) =
             guile::with_guile(|g| session.run(|| evaluate(g, &source, attr, &self.options)));
         let (evaluated, module_files) = result?;
@@ -212,7 +223,7 @@ impl Evaluator {
                 files,
                 trees,
                 dpkg: if session.used_toolchain {
-                    cache::dpkg_fingerprint()
+                    guixie_trust_root::host_packages_fingerprint()
                 } else {
                     None
                 },
@@ -234,7 +245,11 @@ impl Evaluator {
             self.options.max_eval_seconds,
             file.display(),
             attr.unwrap_or(""),
-            std::env::var("GUIXIE_BOOTSTRAP_SHA256").unwrap_or_default(),
+            self.options
+                .bootstrap_pin
+                .as_ref()
+                .map(|p| p.nar_hash.to_hex())
+                .unwrap_or_default(),
         );
         for dir in &self.options.load_path {
             let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
@@ -275,7 +290,11 @@ impl Evaluator {
         name: Option<&str>,
         file: Option<&Path>,
     ) -> Result<Vec<Vec<(String, String)>>, EvalError> {
-        let session = Session::new(self.store.clone(), self.options.collision);
+        let session = Session::new(
+            self.store.clone(),
+            self.options.collision,
+            self.options.bootstrap_pin.clone(),
+        );
         let (result, session) = guile::with_guile(|g| {
             session.run(|| -> Result<_, EvalError> {
                 install_modules(g)?;

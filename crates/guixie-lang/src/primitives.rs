@@ -73,7 +73,8 @@ impl Primitive for BootstrapToolchainPrim {
             .collect::<Result<_, _>>()?;
         let path = Session::with_current(|s| {
             s.used_toolchain = true;
-            let p = crate::bootstrap::ensure(&s.store, &packages)?;
+            let p =
+                guixie_trust_root::ensure_toolchain(&s.store, &packages, s.bootstrap_pin.as_ref())?;
             Ok(s.store_dir.display(&p))
         })
         .map_err(|e| err(format!("bootstrap toolchain: {e}")))?;

@@ -21,6 +21,8 @@ pub struct Session {
     /// Whether the bootstrap toolchain was asked for (the evaluation then depends on the
     /// host's packages).
     pub used_toolchain: bool,
+    /// The bootstrap toolchain's trusted NAR hash, from the evaluation options.
+    pub bootstrap_pin: Option<guixie_trust_root::ToolchainPin>,
     pending_paths: HashSet<StorePath>,
     modulo: HashMap<StorePath, Hash>,
 }
@@ -41,7 +43,11 @@ thread_local! {
 }
 
 impl Session {
-    pub fn new(store: Arc<LocalStore>, collision: InputCollision) -> Self {
+    pub fn new(
+        store: Arc<LocalStore>,
+        collision: InputCollision,
+        bootstrap_pin: Option<guixie_trust_root::ToolchainPin>,
+    ) -> Self {
         Session {
             store_dir: store.store_dir().clone(),
             store,
@@ -49,6 +55,7 @@ impl Session {
             pending: Vec::new(),
             pending_files: Vec::new(),
             used_toolchain: false,
+            bootstrap_pin,
             pending_paths: HashSet::new(),
             modulo: HashMap::new(),
         }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Args;
 use guixie_evidence::{challenge, Verdict};
 use guixie_log::FileLog;
+use guixie_store::PathInfoQuery;
 
 use crate::output::print_json;
 use crate::Context;
@@ -26,7 +27,17 @@ pub fn run(ctx: &Context, args: ChallengeArgs) -> anyhow::Result<ExitCode> {
     for dir in &args.logs {
         logs.push(FileLog::open_read_only(dir)?);
     }
-    let findings = challenge(&logs, &args.targets)?;
+    // Attestations name logical paths; accept the physical ones and base names too.
+    let sd = store.store_dir();
+    let targets: Vec<String> = args
+        .targets
+        .iter()
+        .map(|t| match store.parse_user_path(t) {
+            Ok(p) => sd.display(&p),
+            Err(_) => t.clone(),
+        })
+        .collect();
+    let findings = challenge(&logs, &targets)?;
     let mut report = Vec::new();
     for f in &findings {
         if !ctx.json {

@@ -45,6 +45,7 @@ impl Context {
     pub fn eval_options(&self) -> guixie_lang::EvalOptions {
         guixie_lang::EvalOptions {
             load_path: self.load_path.clone(),
+            bootstrap_pin: self.bootstrap_pin.clone(),
             ..Default::default()
         }
     }

@@ -20,8 +20,12 @@ pub enum StoreCmd {
         #[arg(long)]
         scan_references: bool,
     },
-    /// Show what the store records for a path.
-    Info { path: String },
+    /// Show what the store records for paths (logical, physical or `<hash>-<name>`). With
+    /// `--json`: an object for one path, an array for several.
+    Info {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// List valid paths.
     Ls,
     /// Re-hash every valid path; exit 1 if any is missing or modified.
@@ -63,14 +67,28 @@ pub fn run(ctx: &Context, cmd: StoreCmd) -> anyhow::Result<ExitCode> {
                 println!("{}", sd.display(&info.path));
             }
         }
-        StoreCmd::Info { path } => {
-            let p = store.parse_user_path(&path)?;
-            let info = store
-                .path_info(&p)?
-                .with_context(|| format!("{} is not valid in the store", sd.display(&p)))?;
+        StoreCmd::Info { paths } => {
+            let mut infos = Vec::new();
+            for path in &paths {
+                let p = store.parse_user_path(path)?;
+                infos.push(
+                    store
+                        .path_info(&p)?
+                        .with_context(|| format!("{} is not valid in the store", sd.display(&p)))?,
+                );
+            }
             if ctx.json {
-                print_json(&info.to_json(&sd))?;
-            } else {
+                let mut all: Vec<_> = infos.iter().map(|i| i.to_json(&sd)).collect();
+                print_json(&if all.len() == 1 {
+                    all.remove(0)
+                } else {
+                    serde_json::Value::Array(all)
+                })?;
+            }
+            for (i, info) in infos.iter().enumerate().filter(|_| !ctx.json) {
+                if i > 0 {
+                    println!();
+                }
                 println!("path:       {}", sd.display(&info.path));
                 println!("real path:  {}", store.real_path(&info.path).display());
                 println!("nar hash:   {}", info.nar_hash);

@@ -6,7 +6,9 @@
 //! their dependency closure (with versions) are written to a manifest, the files are copied
 //! into one store item, and that item is named by its NAR hash like any source. Every
 //! derivation that builds with it depends on that hash, so a different toolchain gives
-//! different derivations, and `GUIXIE_BOOTSTRAP_SHA256` pins the exact one a user trusts.
+//! different derivations, and a pin (the NAR hash a user trusts, which the program's caller
+//! passes in; the CLI takes it from `GUIXIE_BOOTSTRAP_SHA256`) refuses any other one. See
+//! `docs/bootstrap.md`.
 //!
 //! Inside the sandbox the item's `usr/` appears at `/usr` (with `/bin`, `/lib`, `/lib64`
 //! and `/sbin` linking into it), because Debian's binaries look for their loader, libraries
@@ -195,7 +197,19 @@ fn copy_entry(host: &Path, at: &Path) -> Result<(), String> {
 
 /// The toolchain's store path: made from the host's packages the first time (or when their
 /// versions change), then found again through a record keyed by the manifest.
-pub fn ensure(store: &LocalStore, roots: &[String]) -> Result<StorePath, String> {
+/// The toolchain a user trusts: its NAR hash, and where the pin came from (for messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolchainPin {
+    pub nar_hash: Hash,
+    /// e.g. `GUIXIE_BOOTSTRAP_SHA256`.
+    pub source: String,
+}
+
+pub fn ensure_toolchain(
+    store: &LocalStore,
+    roots: &[String],
+    pin: Option<&ToolchainPin>,
+) -> Result<StorePath, String> {
     let packages = closure(roots)?;
     let manifest = manifest(&packages);
     let key = Hash::digest_of(HashAlgo::Sha256, manifest.as_bytes()).to_hex();
@@ -204,7 +218,7 @@ pub fn ensure(store: &LocalStore, roots: &[String]) -> Result<StorePath, String>
     if let Ok(text) = std::fs::read_to_string(&record) {
         if let Ok(path) = store.store_dir().parse_path(text.trim()) {
             if store.is_valid(&path).map_err(|e| e.to_string())? {
-                return check_pinned(store, path);
+                return check_pinned(store, path, pin);
             }
         }
     }
@@ -223,25 +237,45 @@ pub fn ensure(store: &LocalStore, roots: &[String]) -> Result<StorePath, String>
     store
         .add_root("bootstrap-toolchain", &info.path)
         .map_err(|e| e.to_string())?;
-    check_pinned(store, info.path)
+    check_pinned(store, info.path, pin)
 }
 
-fn check_pinned(store: &LocalStore, path: StorePath) -> Result<StorePath, String> {
-    let Ok(pinned) = std::env::var("GUIXIE_BOOTSTRAP_SHA256") else {
+/// A fingerprint of the host's package database: the toolchain can change only when it does.
+pub fn host_packages_fingerprint() -> Option<String> {
+    let meta = std::fs::metadata(DPKG_STATUS).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let text = format!(
+        "{}\0{}\0{}\0{}",
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    Some(Hash::digest_of(HashAlgo::Sha256, text.as_bytes()).to_hex())
+}
+
+/// Where the dpkg database is.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+fn check_pinned(
+    store: &LocalStore,
+    path: StorePath,
+    pin: Option<&ToolchainPin>,
+) -> Result<StorePath, String> {
+    let Some(pin) = pin else {
         return Ok(path);
     };
     let info = store
         .path_info(&path)
         .map_err(|e| e.to_string())?
         .ok_or("the bootstrap toolchain vanished from the store")?;
-    let want = Hash::parse(pinned.trim(), Some(HashAlgo::Sha256))
-        .map_err(|e| format!("GUIXIE_BOOTSTRAP_SHA256: {e}"))?;
-    if info.nar_hash != want {
+    if info.nar_hash != pin.nar_hash {
         return Err(format!(
-            "the host's bootstrap toolchain has NAR hash {} but GUIXIE_BOOTSTRAP_SHA256 pins {}; \
-             the host's packages changed (see `guixie bootstrap`)",
+            "the host's bootstrap toolchain has NAR hash {} but {} pins {}; \
+             the host's packages changed (see docs/bootstrap.md)",
             info.nar_hash.to_nix32(),
-            want.to_nix32()
+            pin.source,
+            pin.nar_hash.to_nix32()
         ));
     }
     Ok(path)
