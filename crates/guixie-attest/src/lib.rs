@@ -47,7 +47,8 @@ pub struct BuildPredicate {
     pub builder: String,
     /// Seconds since the epoch, from the builder's (injected) clock.
     pub time: i64,
-    /// `full`, or `none` when built with `--no-sandbox`.
+    /// `full`: built in the sandbox (guixie has no unsandboxed builds; the field leaves room
+    /// for peers that do).
     pub sandbox: String,
     #[serde(default)]
     pub evidence: Vec<EvidenceRef>,
