@@ -63,13 +63,14 @@ fn import_one(
     let sd = store.store_dir().clone();
     let file = dir.join(path.to_string());
     if path.name().ends_with(".drv") {
-        let bytes = read_capped(&file, MAX_DERIVATION_SIZE)?;
+        let bytes = guixie_store::safe_fs::read_capped(&file, MAX_DERIVATION_SIZE)
+            .map_err(|e| err(&file, e.to_string()))?;
         let drv = Derivation::parse(&bytes, &sd).map_err(|e| err(&file, e.to_string()))?;
         for input in drv.input_drvs.keys().chain(drv.input_srcs.iter()) {
             import_one(store, dir, input, done)?;
         }
         // Parsing accepts only the canonical form, so this writes the file's own bytes.
-        let name = path.name().trim_end_matches(".drv");
+        let name = path.name().strip_suffix(".drv").expect("checked above");
         let (got, item) =
             TextItem::derivation(name, &drv, &sd).map_err(|e| err(&file, e.to_string()))?;
         same_path(&file, &got, path, &sd)?;
@@ -93,18 +94,4 @@ fn import_one(
     }
     done.insert(path.clone());
     Ok(())
-}
-
-/// Reads a file that must not be larger than `limit` bytes (a `.drv` from outside the store).
-pub(crate) fn read_capped(file: &Path, limit: u64) -> Result<Vec<u8>, BuildError> {
-    use std::io::Read;
-    let f = std::fs::File::open(file).map_err(|e| err(file, e.to_string()))?;
-    let mut bytes = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| err(file, e.to_string()))?;
-    if bytes.len() as u64 > limit {
-        return Err(err(file, format!("is larger than {limit} bytes")));
-    }
-    Ok(bytes)
 }

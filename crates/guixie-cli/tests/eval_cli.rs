@@ -294,6 +294,13 @@ fn drv_commands_take_the_paths_eval_prints() {
     let mut expected: Vec<&str> = drvs.clone();
     expected.sort();
     assert_eq!(keys, expected);
+    // Whatever a file claims to be, no more than the cap is read (a device never ends).
+    let e = fails(at().args(["drv", "show", "/dev/zero"]));
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("larger than"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
     // A path in no store is still named as missing.
     let missing = fails(at().args([
         "drv",

@@ -224,6 +224,9 @@ fn commands_take_the_paths_guixie_prints() {
         .collect();
     assert_eq!(named, [out.as_str(); 3]);
     for form in forms(&drv) {
+        for drv_cmd in ["show", "check", "fmt"] {
+            ok(at(&root, "b").args(["drv", drv_cmd, &form]));
+        }
         ok(at(&root, "b").args(["build", "-q", &form]));
         ok(at(&root, "b").args(["log", &form]));
         ok(at(&root, "b").args(["graph", &form]));

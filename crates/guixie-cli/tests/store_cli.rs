@@ -230,6 +230,23 @@ fn bad_input_gets_a_clear_error() {
     assert!(err.contains("line 2") && err.contains("NarHash"), "{err}");
     fs::write(d.join("bad.sec"), "name:notbase64!").unwrap();
     fs::write(d.join("ok.narinfo"), "StorePath: /nix/store/00000000000000000000000000000000-x\nNarHash: sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg\nNarSize: 1\n").unwrap();
+    // A secret key others may read is refused before it is parsed.
+    let err = stderr_of(
+        guixie()
+            .args(["narinfo", "sign"])
+            .arg(d.join("ok.narinfo"))
+            .arg("--key")
+            .arg(d.join("bad.sec")),
+    );
+    assert!(
+        err.contains("bad.sec") && err.contains("chmod 600"),
+        "{err}"
+    );
+    fs::set_permissions(
+        d.join("bad.sec"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let err = stderr_of(
         guixie()
             .args(["narinfo", "sign"])

@@ -64,34 +64,39 @@ impl Clock for SystemClock {
 /// A clock that moves only when told to.
 #[derive(Debug)]
 pub struct FakeClock {
-    unix: AtomicI64,
+    /// The wall clock, in nanoseconds since the epoch (so small steps add up).
+    unix_nanos: AtomicI64,
     monotonic_nanos: AtomicU64,
 }
 
 impl FakeClock {
     pub fn new(unix_seconds: i64) -> Self {
         FakeClock {
-            unix: AtomicI64::new(unix_seconds),
+            unix_nanos: AtomicI64::new(unix_seconds.saturating_mul(1_000_000_000)),
             monotonic_nanos: AtomicU64::new(0),
         }
     }
 
     /// Moves both clocks forward by `d`.
     pub fn advance(&self, d: Duration) {
+        let nanos = d.as_nanos().min(i64::MAX as u128) as i64;
         self.monotonic_nanos
-            .fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
-        self.unix.fetch_add(d.as_secs() as i64, Ordering::SeqCst);
+            .fetch_add(nanos as u64, Ordering::SeqCst);
+        self.unix_nanos.fetch_add(nanos, Ordering::SeqCst);
     }
 
     /// Sets the wall clock (which, unlike the monotonic one, may jump back).
     pub fn set_unix_seconds(&self, s: i64) {
-        self.unix.store(s, Ordering::SeqCst);
+        self.unix_nanos
+            .store(s.saturating_mul(1_000_000_000), Ordering::SeqCst);
     }
 }
 
 impl Clock for FakeClock {
     fn unix_seconds(&self) -> i64 {
-        self.unix.load(Ordering::SeqCst)
+        self.unix_nanos
+            .load(Ordering::SeqCst)
+            .div_euclid(1_000_000_000)
     }
     fn monotonic(&self) -> Duration {
         Duration::from_nanos(self.monotonic_nanos.load(Ordering::SeqCst))
@@ -151,9 +156,14 @@ mod tests {
         c.advance(Duration::from_millis(2500));
         assert_eq!(c.monotonic(), Duration::from_millis(2500));
         assert_eq!(c.unix_seconds(), 1_700_000_002);
+        // Small steps add up.
+        for _ in 0..4 {
+            c.advance(Duration::from_millis(250));
+        }
+        assert_eq!(c.unix_seconds(), 1_700_000_003);
         c.set_unix_seconds(5);
         assert_eq!(c.unix_seconds(), 5);
-        assert_eq!(c.monotonic(), Duration::from_millis(2500));
+        assert_eq!(c.monotonic(), Duration::from_millis(3500));
     }
 
     #[test]

@@ -23,29 +23,34 @@ pub struct BuildRecord<'a> {
     pub log_file: &'a Path,
 }
 
-/// Signs a statement about `build` at `time` (seconds since the epoch, from the caller's
-/// clock) and appends it to `log`; returns the entry's index.
-pub fn attest_build<S>(
+/// Signs a statement about each of `builds` at `time` (seconds since the epoch, from the
+/// caller's clock) and appends them to `log` in one durable batch; returns the index of the
+/// first.
+pub fn attest_builds<S>(
     store: &S,
     key: &SecretKey,
-    build: &BuildRecord<'_>,
+    builds: &[BuildRecord<'_>],
     time: i64,
     log: &mut FileLog,
 ) -> Result<u64, EvidenceError>
 where
     S: PathInfoQuery + NarSource + ?Sized,
 {
-    let envelope = statement_for(store, key, build, time)?;
-    Ok(log.append_batch(&[envelope.to_json()])?)
+    let entries: Vec<String> = statements_for(store, key, builds, time)?
+        .iter()
+        .map(Envelope::to_json)
+        .collect();
+    Ok(log.append_batch(&entries)?)
 }
 
-/// The signed statement, without appending it anywhere.
-pub fn statement_for<S>(
+/// The signed statements, without appending them anywhere. Input derivations are read and
+/// hashed once for all of `builds`.
+pub fn statements_for<S>(
     store: &S,
     key: &SecretKey,
-    build: &BuildRecord<'_>,
+    builds: &[BuildRecord<'_>],
     time: i64,
-) -> Result<Envelope, EvidenceError>
+) -> Result<Vec<Envelope>, EvidenceError>
 where
     S: PathInfoQuery + NarSource + ?Sized,
 {
@@ -62,37 +67,40 @@ where
         },
         InputCollision::default(),
     );
-    let hash_modulo = hasher.hash_drv(build.derivation, false)?;
-    let mut outputs = BTreeMap::new();
-    for (name, p) in build.outputs {
-        let info = store
-            .path_info(p)?
-            .ok_or_else(|| EvidenceError::NotValid(sd.display(p)))?;
-        outputs.insert(
-            name.clone(),
-            OutputRef {
-                path: sd.display(p),
-                nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
-                nar_size: info.nar_size,
+    let mut envelopes = Vec::with_capacity(builds.len());
+    for build in builds {
+        let hash_modulo = hasher.hash_drv(build.derivation, false)?;
+        let mut outputs = BTreeMap::new();
+        for (name, p) in build.outputs {
+            let info = store
+                .path_info(p)?
+                .ok_or_else(|| EvidenceError::NotValid(sd.display(p)))?;
+            outputs.insert(
+                name.clone(),
+                OutputRef {
+                    path: sd.display(p),
+                    nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
+                    nar_size: info.nar_size,
+                },
+            );
+        }
+        let statement = Statement::build(BuildPredicate {
+            derivation: DerivationRef {
+                path: sd.display(build.drv_path),
+                hash_modulo: hash_modulo.to_hex(),
             },
-        );
+            outputs,
+            builder: key.public().to_string(),
+            time,
+            sandbox: "full".into(),
+            evidence: vec![EvidenceRef {
+                kind: "build-log".into(),
+                sha256: hash_file(build.log_file)?.to_hex(),
+            }],
+        })?;
+        envelopes.push(Envelope::sign(&statement, key));
     }
-    let log_hash = hash_file(build.log_file)?;
-    let statement = Statement::build(BuildPredicate {
-        derivation: DerivationRef {
-            path: sd.display(build.drv_path),
-            hash_modulo: hash_modulo.to_hex(),
-        },
-        outputs,
-        builder: key.public().to_string(),
-        time,
-        sandbox: "full".into(),
-        evidence: vec![EvidenceRef {
-            kind: "build-log".into(),
-            sha256: log_hash.to_hex(),
-        }],
-    })?;
-    Ok(Envelope::sign(&statement, key))
+    Ok(envelopes)
 }
 
 /// The sha256 of a file, read in chunks (a log may be large); a missing log hashes as empty.
@@ -147,7 +155,10 @@ mod tests {
     #[test]
     fn a_build_in_any_store_is_attested_with_its_nar_hashes() {
         let sd = StoreDir::gnu();
-        let store = MemoryStore::new(sd.clone());
+        let store = MemoryStore::new(
+            sd.clone(),
+            std::sync::Arc::new(guixie_env::FakeClock::new(0)),
+        );
         let mut drv = Derivation::default();
         drv.env.insert(b"name".to_vec(), b"x".to_vec());
         drv.outputs.insert("out".into(), Output::default());
@@ -170,7 +181,9 @@ mod tests {
             outputs: &outputs,
             log_file: &dir.path().join("no-log"),
         };
-        let env = statement_for(&store, &key, &record, 1_750_000_000).unwrap();
+        let env = statements_for(&store, &key, std::slice::from_ref(&record), 1_750_000_000)
+            .unwrap()
+            .remove(0);
         env.verify(&[key.public()], 1).unwrap();
         let st = env.statement().unwrap();
         let out = &st.predicate.outputs["out"];
@@ -191,7 +204,7 @@ mod tests {
             ..record
         };
         assert!(matches!(
-            statement_for(&store, &key, &record, 0),
+            statements_for(&store, &key, &[record], 0),
             Err(EvidenceError::NotValid(_))
         ));
     }

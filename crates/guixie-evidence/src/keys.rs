@@ -31,7 +31,7 @@ pub fn builder_key(
             .map(|k| k.to_string())
             .map_err(|e| key_err(&path, e))
     })?;
-    SecretKey::parse(text.trim()).map_err(|e| key_err(&path, e))
+    SecretKey::parse(&text).map_err(|e| key_err(&path, e))
 }
 
 /// The log's note-signing key, `<log>/log.key`, named for the log's origin; made on first use.
@@ -47,7 +47,7 @@ pub fn log_key(
             .map(|k| k.to_string())
             .map_err(|e| key_err(&path, e))
     })?;
-    SignerKey::parse(text.trim()).map_err(|e| key_err(&path, e))
+    SignerKey::parse(&text).map_err(|e| key_err(&path, e))
 }
 
 /// A new witness key (`tlog-cosignature/v1`), written to `path`, which must not exist.
@@ -73,9 +73,29 @@ pub fn new_secret_key(
     Ok(key)
 }
 
-/// A secret file's text, refused if anyone but its owner may read or write it.
+/// Secret key files are a line of text; anything longer is not one.
+const MAX_SECRET_FILE: u64 = 4096;
+
+/// A secret file's text. Refused unless it is a regular file (not a link), owned by us, and
+/// private (no access for group or others); read from one descriptor, at most 4 KiB.
 pub fn read_secret_file(path: &Path) -> Result<String, EvidenceError> {
-    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    use std::io::Read;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| key_err(path, format!("cannot open it without following links: {e}")))?;
+    let meta = f.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(key_err(path, "is not a regular file"));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(key_err(
+            path,
+            format!("is owned by uid {}, not by us (uid {me})", meta.uid()),
+        ));
+    }
     if meta.mode() & 0o077 != 0 {
         return Err(key_err(
             path,
@@ -86,10 +106,18 @@ pub fn read_secret_file(path: &Path) -> Result<String, EvidenceError> {
             ),
         ));
     }
-    std::fs::read_to_string(path).map_err(io_err(path))
+    let mut text = String::new();
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(io_err(path))?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(key_err(path, "is larger than a key file can be"));
+    }
+    Ok(text.trim().to_owned())
 }
 
-/// The text of the secret file at `path`, made with `make` if there is none.
+/// The text of the secret file at `path`, made with `make` if there is none. Whatever wins
+/// a race to create it, what is returned is what the file holds.
 pub fn read_or_create_secret(
     path: &Path,
     make: impl FnOnce() -> Result<String, EvidenceError>,
@@ -100,19 +128,26 @@ pub fn read_or_create_secret(
         Err(e) => return Err(io_err(path)(e)),
     }
     let text = make()?;
-    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+    static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&temp);
     write_secret_file(&temp, &text)?;
     let linked = std::fs::hard_link(&temp, path);
     let _ = std::fs::remove_file(&temp);
     match linked {
-        Ok(()) => Ok(text),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret_file(path),
-        Err(e) => Err(io_err(path)(e)),
+        Ok(()) => {}
+        // Another process made it first: theirs is the key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(path)(e)),
     }
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    read_secret_file(path)
 }
 
-/// Writes a secret file readable only by its owner; refuses to overwrite one.
+/// Writes a secret file readable only by its owner, durably; refuses to overwrite one.
 pub fn write_secret_file(path: &Path, text: &str) -> Result<(), EvidenceError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -120,7 +155,14 @@ pub fn write_secret_file(path: &Path, text: &str) -> Result<(), EvidenceError> {
         .mode(0o600)
         .open(path)
         .map_err(io_err(path))?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err(path))
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 #[cfg(test)]
@@ -158,6 +200,20 @@ mod tests {
             panic!("a world-readable key was used")
         };
         assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn a_key_reached_through_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.key");
+        new_secret_key(&real, "k", &SeededRandomness::new(5)).unwrap();
+        assert!(read_secret_file(&real).is_ok());
+        let link = dir.path().join("builder.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let Err(e) = builder_key(dir.path(), "k", &SeededRandomness::new(6)) else {
+            panic!("a key behind a symlink was used")
+        };
+        assert!(e.to_string().contains("without following links"), "{e}");
     }
 
     #[test]

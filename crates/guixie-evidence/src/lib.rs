@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use attest::{attest_build, BuildRecord};
+pub use attest::{attest_builds, statements_for, BuildRecord};
 pub use challenge::{challenge, Finding, Verdict};
 
 #[derive(Debug, Error)]

@@ -208,15 +208,7 @@ impl Primitive for TextFilePrim {
                 .make_text_path(&name, &h, &references)
                 .map_err(|e| e.to_string())?;
             let abs = s.store_dir.display(&path);
-            s.add_pending(
-                path,
-                TextItem {
-                    name: name.clone(),
-                    contents: contents.clone(),
-                    references,
-                    derivation_outputs: Default::default(),
-                },
-            );
+            s.add_pending(path, TextItem::text(&name, contents.clone(), references));
             Ok(abs)
         })
         .map_err(|e| err(format!("text file {name:?}: {e}")))?;
@@ -351,7 +343,7 @@ fn lower(
         .map_err(|e| e.to_string())?;
     s.remember_modulo(drv_path.clone(), own_hash);
     let outputs = item
-        .derivation_outputs
+        .derivation_outputs()
         .iter()
         .map(|(o, p)| (o.clone(), sd.display(p)))
         .collect();

@@ -20,7 +20,7 @@ struct Subject {
 
 fn local() -> Subject {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig::with_clock(dir.path(), StoreDir::gnu(), Arc::new(FakeClock::new(NOW)));
+    let cfg = StoreConfig::new(dir.path(), StoreDir::gnu(), Arc::new(FakeClock::new(NOW)));
     Subject {
         store: Box::new(LocalStore::open(cfg).unwrap()),
         _dir: Some(dir),
@@ -29,7 +29,7 @@ fn local() -> Subject {
 
 fn memory() -> Subject {
     Subject {
-        store: Box::new(MemoryStore::with_clock(
+        store: Box::new(MemoryStore::new(
             StoreDir::gnu(),
             Arc::new(FakeClock::new(NOW)),
         )),
@@ -154,11 +154,27 @@ fn refuses_what_does_not_match(s: &dyn Store) {
 fn never_reads_past_the_declared_size(s: &dyn Store) {
     let sd = s.store_dir().clone();
     let (info, nar) = nar_of(&sd, "f", &[], file(b"contents"));
-    // A sender whose stream never ends: the import stops one byte past the declared size.
-    let mut endless = nar.as_slice().chain(std::io::repeat(0));
-    let e = s.import_nar(&info, &mut endless).unwrap_err();
+    // A size smaller than the archive: it is cut there, and refused.
+    let short = PathInfo {
+        nar_size: info.nar_size - 8,
+        ..info.clone()
+    };
+    let e = import(s, &short, &nar).unwrap_err();
     assert!(matches!(e, StoreError::HashMismatch { .. }), "{e}");
     assert!(!s.is_valid(&info.path).unwrap());
+    // A stream that never ends: the import reads exactly the declared size, no more.
+    struct Counted<R>(R, u64);
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let mut endless = Counted(nar.as_slice().chain(std::io::repeat(0)), 0);
+    s.import_nar(&info, &mut endless).unwrap();
+    assert_eq!(endless.1, info.nar_size);
+    assert!(s.is_valid(&info.path).unwrap());
 }
 
 fn needs_references_first(s: &dyn Store) {
@@ -193,6 +209,11 @@ fn reads_single_files_only(s: &dyn Store) {
     assert!(matches!(
         s.read_file(&d.path, 1024).unwrap_err(),
         StoreError::NotAFile { .. }
+    ));
+    let (missing, _) = nar_of(&sd, "missing", &[], file(b"never imported"));
+    assert!(matches!(
+        s.read_file(&missing.path, 1024).unwrap_err(),
+        StoreError::NotValid { .. }
     ));
     // Not a derivation: a clear error naming it, no panic.
     let e = crate::read_derivation(s, &f.path).unwrap_err();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
-use guixie_env::{Clock, SystemClock};
+use guixie_env::Clock;
 use guixie_formats::hash::Hasher;
 use guixie_formats::nar::{self, NarListing};
 use guixie_formats::{StoreDir, StorePath};
@@ -26,12 +26,8 @@ struct Entry {
 }
 
 impl MemoryStore {
-    pub fn new(store_dir: StoreDir) -> Self {
-        Self::with_clock(store_dir, Arc::new(SystemClock))
-    }
-
     /// Imported paths are registered at `clock`'s time.
-    pub fn with_clock(store_dir: StoreDir, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store_dir: StoreDir, clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
             store_dir,
             paths: RwLock::new(BTreeMap::new()),
@@ -62,10 +58,15 @@ impl PathInfoQuery for MemoryStore {
 
     fn path_by_hash_part(&self, hash_part: &str) -> Result<Option<StorePath>, StoreError> {
         let paths = self.paths.read().unwrap_or_else(|p| p.into_inner());
-        // Paths sort by base name, so the one with this hash part is the first at or after it.
+        // Paths sort by base name, so the one with this hash part is the first at or after
+        // the smallest base name with it.
+        let Ok(lowest) = StorePath::from_base_name(&format!("{hash_part}-+")) else {
+            return Ok(None);
+        };
         Ok(paths
-            .keys()
-            .find(|p| p.hash_part() >= hash_part)
+            .range(lowest..)
+            .next()
+            .map(|(p, _)| p)
             .filter(|p| p.hash_part() == hash_part)
             .cloned())
     }
@@ -89,7 +90,7 @@ impl NarSink for MemoryStore {
         let shown = self.store_dir.display(&info.path);
         let mut bytes = Vec::new();
         nar_stream
-            .take(info.nar_size.saturating_add(1))
+            .take(info.nar_size)
             .read_to_end(&mut bytes)
             .map_err(|source| StoreError::Io {
                 path: shown.clone().into(),

@@ -324,6 +324,22 @@ pub fn resolve_link_lexically(link: &Path, target: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// Reads a whole file of at most `limit` bytes from one descriptor, reading no more than
+/// `limit + 1` whatever the file is (a FIFO, a device, a file that grows meanwhile).
+pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    f.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit} bytes allowed"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,8 @@ pub trait NarSource: Send + Sync {
     /// Streams the NAR serialisation of a valid path; memory does not grow with its size.
     fn write_nar(&self, path: &StorePath, out: &mut dyn Write) -> Result<(), StoreError>;
 
-    /// The contents of a valid path that is one regular file of at most `limit` bytes.
+    /// The contents of a valid path that is one regular file of at most `limit` bytes
+    /// (`NotValid` for a path that is not valid).
     fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {
         let (mut reader, mut writer) = std::io::pipe().map_err(|e| io(path, e))?;
         std::thread::scope(|scope| {
@@ -88,9 +89,11 @@ pub trait NarSource: Send + Sync {
 /// Adds paths from NAR streams.
 pub trait NarSink: Send + Sync {
     /// Imports `info.path` from its NAR. The stream is hashed while it is read and read no
-    /// further than `info.nar_size` (plus one byte, to see that it is too long); the path
-    /// becomes valid only if hash and size match `info` and every reference is valid.
-    /// Importing a path that is already valid reads nothing and succeeds.
+    /// further than `info.nar_size`; the path becomes valid only if hash and size match
+    /// `info`, the archive is well formed and every reference is valid. Importing a path that
+    /// is already valid reads nothing and succeeds. `info` is taken as given (signatures
+    /// included): deciding whether to trust it, and how large a NAR to accept, is the
+    /// caller's.
     fn import_nar(&self, info: &PathInfo, nar: &mut dyn Read) -> Result<(), StoreError>;
 }
 
@@ -104,9 +107,6 @@ where
     S: PathInfoQuery + NarSource + ?Sized,
 {
     let shown = store.store_dir().display(path);
-    if !store.is_valid(path)? {
-        return Err(StoreError::NotValid { path: shown });
-    }
     let bytes = store.read_file(path, MAX_DERIVATION_SIZE)?;
     Derivation::parse(&bytes, store.store_dir()).map_err(|e| StoreError::BadDerivation {
         path: shown,

@@ -39,6 +39,10 @@ pub(crate) struct Layout {
     pub spec: SandboxSpec,
     /// `(file name, contents)` for the build directory (`passAsFile`).
     pub build_files: Vec<(String, Vec<u8>)>,
+    /// The host side of the build's writable store directory, where its outputs appear.
+    pub host_store: PathBuf,
+    /// The host side of `/build`.
+    pub host_build: PathBuf,
 }
 
 impl Layout {
@@ -114,7 +118,12 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
         build_user: req.build_user,
         shm_bytes: req.options.max_output_size.min(64 << 20),
     };
-    Ok(Layout { spec, build_files })
+    Ok(Layout {
+        host_store: req.area.join("w/store"),
+        host_build: req.area.join("w/build"),
+        spec,
+        build_files,
+    })
 }
 
 /// `builtin:fetchurl` (as Nix's `<nix/fetchurl.nix>` writes it): only for fixed-output

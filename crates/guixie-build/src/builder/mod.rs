@@ -180,21 +180,15 @@ impl<'s> Builder<'s> {
         }
     }
 
-    pub(super) fn load(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
-        if !self.store.is_valid(drv_path)? {
-            let shown = self.store.store_dir().display(drv_path);
-            return Err(drv_err(
-                &shown,
-                "is not in the store (evaluate or import it first)",
-            ));
-        }
-        self.read_drv(drv_path)
-    }
-
     /// Reads and parses a valid `.drv` from the store.
-    pub(super) fn read_drv(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
-        guixie_store::read_derivation(self.store, drv_path)
-            .map_err(|e| drv_err(&self.store.store_dir().display(drv_path), e.to_string()))
+    pub(super) fn load(&self, drv_path: &StorePath) -> Result<Derivation, BuildError> {
+        let shown = self.store.store_dir().display(drv_path);
+        guixie_store::read_derivation(self.store, drv_path).map_err(|e| match e {
+            StoreError::NotValid { .. } => {
+                drv_err(&shown, "is not in the store (evaluate or import it first)")
+            }
+            e => drv_err(&shown, e.to_string()),
+        })
     }
 
     pub(super) fn output_paths(

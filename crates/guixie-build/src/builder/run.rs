@@ -90,7 +90,7 @@ impl Builder<'_> {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
         let writable = laid_out.spec.writable_dirs.clone();
-        let (host_store, host_build) = (writable[0].0.clone(), writable[1].0.clone());
+        let (host_store, host_build) = (laid_out.host_store.clone(), laid_out.host_build.clone());
         for (name, contents) in &laid_out.build_files {
             let f = host_build.join(name);
             std::fs::write(&f, contents).map_err(|e| io(&f, e))?;

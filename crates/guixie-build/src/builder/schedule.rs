@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use guixie_formats::derivation::Derivation;
 use guixie_formats::StorePath;
+use guixie_store::PathInfoQuery;
 
 use super::cgroup::SessionCgroup;
 use super::{BuildError, BuildEvent, Builder};
@@ -61,7 +62,7 @@ impl Builder<'_> {
                 Some(outputs) => outputs,
                 None => {
                     all.push(t.clone());
-                    self.output_paths(t, &self.read_drv(t)?)?
+                    self.output_paths(t, &self.load(t)?)?
                 }
             });
         }

@@ -177,8 +177,19 @@ pub(super) fn supervise(
             ))
         })?;
         // The watchdog kills the helper when the verdict says so (its PDEATHSIG takes the
-        // build with it); otherwise we just block until it exits.
-        let pid = child.id() as libc::pid_t;
+        // build with it); otherwise we just block until it exits. It signals through a pidfd,
+        // which names this process even once it is reaped, never a recycled pid.
+        let pid = rustix::process::Pid::from_child(&child);
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| BuildError::Io(format!("pidfd_open on the sandbox helper: {e}")));
+        let pidfd = match pidfd {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let watchdog = scope.spawn(move || -> Option<Stop> {
             loop {
@@ -202,10 +213,13 @@ pub(super) fn supervise(
                     },
                 };
                 if let Some(stop) = stop {
-                    // SAFETY: signalling our own child, which is not reaped before the
-                    // watchdog has been told it exited (`done_tx`) or has returned.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return Some(stop);
+                    // An error (ESRCH) means it exited meanwhile, before any limit stopped it.
+                    return rustix::process::pidfd_send_signal(
+                        &pidfd,
+                        rustix::process::Signal::KILL,
+                    )
+                    .ok()
+                    .map(|()| stop);
                 }
             }
         });

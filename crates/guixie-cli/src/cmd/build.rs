@@ -179,14 +179,20 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let (Some(key), false) = (&key, built.is_empty()) {
         let now = ctx.clock().unix_seconds();
         let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(&store))?;
-        for (drv, derivation, outputs, log_file) in &built {
-            let record = guixie_evidence::BuildRecord {
-                drv_path: drv,
-                derivation,
-                outputs,
-                log_file,
-            };
-            let index = guixie_evidence::attest_build(store.as_ref(), key, &record, now, &mut log)?;
+        let records: Vec<guixie_evidence::BuildRecord> = built
+            .iter()
+            .map(
+                |(drv_path, derivation, outputs, log_file)| guixie_evidence::BuildRecord {
+                    drv_path,
+                    derivation,
+                    outputs,
+                    log_file,
+                },
+            )
+            .collect();
+        let first = guixie_evidence::attest_builds(store.as_ref(), key, &records, now, &mut log)?;
+        for (i, (drv, ..)) in built.iter().enumerate() {
+            let index = first + i as u64;
             if !quiet {
                 eprintln!("attested {} as log entry {index}", sd.display(drv));
             }

@@ -2,11 +2,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use guixie_formats::derivation::{Derivation, DerivationError, ModuloHasher};
 use guixie_formats::{StoreDir, StorePath};
 
+use guixie_store::safe_fs::read_capped;
 use guixie_store::MAX_DERIVATION_SIZE;
 
 use super::{store_dir_of, Collision};
@@ -40,23 +41,40 @@ pub struct DrvArgs {
     collision: Collision,
 }
 
-/// Where a `.drv` named on the command line is: the file itself, or, for a store path guixie
-/// printed (logical, as `/gnu/store/…-x.drv`), its file in the configured store.
+/// Where a `.drv` named on the command line is. A path guixie printed (logical, as
+/// `/gnu/store/…-x.drv`) or a bare `<hash>-<name>.drv` is looked up in the configured store
+/// first; any other path is the file itself.
 fn locate(ctx: &Context, file: &Path) -> PathBuf {
+    let shown = file.to_string_lossy();
+    let in_store = |dir: &str, base: &str| -> Option<PathBuf> {
+        let physical = ctx
+            .store_root()
+            .ok()?
+            .join(dir.trim_start_matches('/'))
+            .join(base);
+        physical.exists().then_some(physical)
+    };
+    let configured = ctx.store_dir_or(None).ok();
+    let base = file.file_name().map(|b| b.to_string_lossy().into_owned());
+    let named_in_store = base
+        .as_deref()
+        .filter(|b| StorePath::from_base_name(b).is_ok());
+    if let (Some(sd), Some(base)) = (&configured, named_in_store) {
+        let logical = shown.starts_with(&format!("{}/", sd.as_str()));
+        let bare = !shown.contains('/');
+        if logical || bare {
+            if let Some(p) = in_store(sd.as_str(), base) {
+                return p;
+            }
+        }
+    }
     if file.exists() {
         return file.to_owned();
     }
-    let shown = file.to_string_lossy();
-    match (ctx.store_root(), store_dir_of(&shown)) {
-        (Ok(root), Some(dir)) if file.is_absolute() => {
-            let physical = root
-                .join(dir.trim_start_matches('/'))
-                .join(file.file_name().unwrap_or_default());
-            if physical.exists() {
-                physical
-            } else {
-                file.to_owned()
-            }
+    // A logical path of another store directory (`/nix/store/…` with `--store-dir` unset).
+    match (store_dir_of(&shown), named_in_store) {
+        (Some(dir), Some(base)) if file.is_absolute() => {
+            in_store(dir, base).unwrap_or_else(|| file.to_owned())
         }
         _ => file.to_owned(),
     }
@@ -65,15 +83,8 @@ fn locate(ctx: &Context, file: &Path) -> PathBuf {
 /// Reads and parses a `.drv` file, in the store directory given on the command line or else
 /// the one its own paths name.
 fn read_drv(ctx: &Context, path: &Path) -> anyhow::Result<(Derivation, StoreDir)> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = f.metadata()?.len();
-    if len > MAX_DERIVATION_SIZE {
-        bail!(
-            "{}: {len} bytes is larger than the {MAX_DERIVATION_SIZE} allowed for a derivation",
-            path.display()
-        );
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = read_capped(path, MAX_DERIVATION_SIZE)
+        .with_context(|| format!("reading derivation {}", path.display()))?;
     let sd = ctx.store_dir_or(store_dir_named_in(&bytes).as_deref())?;
     let drv = Derivation::parse(&bytes, &sd).with_context(|| path.display().to_string())?;
     Ok((drv, sd))
@@ -264,17 +275,7 @@ fn check(ctx: &Context, a: DrvArgs) -> anyhow::Result<ExitCode> {
 
 /// An input `.drv` found outside the store, in the store directory of the one that needs it.
 fn read_input_drv(path: &Path, sd: &StoreDir) -> anyhow::Result<Derivation> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(f, MAX_DERIVATION_SIZE + 1),
-        &mut bytes,
-    )?;
-    if bytes.len() as u64 > MAX_DERIVATION_SIZE {
-        bail!(
-            "{}: larger than the {MAX_DERIVATION_SIZE} bytes allowed for a derivation",
-            path.display()
-        );
-    }
+    let bytes = read_capped(path, MAX_DERIVATION_SIZE)
+        .with_context(|| format!("reading derivation {}", path.display()))?;
     Derivation::parse(&bytes, sd).with_context(|| path.display().to_string())
 }

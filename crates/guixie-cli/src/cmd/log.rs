@@ -161,16 +161,8 @@ fn parse_proof(s: &str) -> anyhow::Result<Vec<Hash>> {
 }
 
 fn read_capped(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .len();
-    if len > MAX_INPUT_BYTES {
-        bail!(
-            "{}: {len} bytes is more than the 1 MiB allowed",
-            path.display()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    guixie_store::safe_fs::read_capped(path, MAX_INPUT_BYTES)
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 fn hex(h: &Hash) -> String {

@@ -82,7 +82,7 @@ impl Context {
     pub fn open_store(&self) -> anyhow::Result<LocalStore> {
         let root = self.store_root()?;
         let store_dir = self.store_dir_or(None)?;
-        LocalStore::open(StoreConfig::with_clock(&root, store_dir, self.clock()))
+        LocalStore::open(StoreConfig::new(&root, store_dir, self.clock()))
             .with_context(|| format!("opening the store at {}", root.display()))
     }
 }

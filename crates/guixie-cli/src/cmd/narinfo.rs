@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Subcommand;
 use guixie_formats::narinfo::{NarInfo, MAX_NARINFO_BYTES};
 use guixie_formats::signing::{PublicKey, SecretKey};
@@ -33,17 +33,10 @@ pub enum NarinfoCmd {
 }
 
 fn read_narinfo(ctx: &Context, file: &Path) -> anyhow::Result<(NarInfo, StoreDir)> {
-    let len = std::fs::metadata(file)
-        .with_context(|| format!("opening {}", file.display()))?
-        .len();
-    if len > MAX_NARINFO_BYTES as u64 {
-        bail!(
-            "{}: {len} bytes is larger than the {MAX_NARINFO_BYTES} allowed for a narinfo",
-            file.display()
-        );
-    }
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = guixie_store::safe_fs::read_capped(file, MAX_NARINFO_BYTES as u64)
+        .with_context(|| format!("reading narinfo {}", file.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", file.display()))?;
     let inside = text
         .lines()
         .find_map(|l| l.strip_prefix("StorePath:"))
@@ -53,9 +46,9 @@ fn read_narinfo(ctx: &Context, file: &Path) -> anyhow::Result<(NarInfo, StoreDir
     Ok((info, sd))
 }
 
+/// A secret key file (Nix's `name:base64`), which must be private to us.
 pub fn read_key_file(path: &Path) -> anyhow::Result<SecretKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading key file {}", path.display()))?;
+    let text = guixie_evidence::keys::read_secret_file(path)?;
     SecretKey::parse(&text).with_context(|| format!("key file {}", path.display()))
 }
 

@@ -172,12 +172,7 @@ impl LocalStore {
         contents: &[u8],
         references: &BTreeSet<StorePath>,
     ) -> Result<PathInfo, StoreError> {
-        let item = TextItem {
-            name: name.to_owned(),
-            contents: contents.to_vec(),
-            references: references.clone(),
-            derivation_outputs: BTreeMap::new(),
-        };
+        let item = TextItem::text(name, contents.to_vec(), references.clone());
         let path = self.add_texts(std::slice::from_ref(&item))?.remove(0);
         Ok(self
             .db()?
@@ -196,19 +191,23 @@ impl LocalStore {
         }
         let _gc = self.gc_lock_shared()?;
         let temp = self.temp_entry()?;
-        // Never read past the size the sender declared (one byte more shows it lied): a
-        // stream that does not end cannot fill the disk.
+        // Never read past the declared size: a stream that does not end stops there, and
+        // what follows on a framed stream is left for its reader. (The caller bounds the
+        // declared size: a narinfo's word is not a quota.)
         let mut observed = Observed {
-            inner: nar_stream.take(info.nar_size.saturating_add(1)),
+            inner: nar_stream.take(info.nar_size),
             hasher: Hasher::new(info.nar_hash.algo()),
             size: 0,
             scanner: None,
         };
-        let restored = nar::restore(&mut observed, temp.path());
-        if observed.size > info.nar_size {
-            return Err(self.nar_mismatch(info, observed.hasher.finish(), observed.size));
+        if let Err(e) = nar::restore(&mut observed, temp.path()) {
+            // An archive cut short by the declared size is a size mismatch.
+            return Err(if observed.size == info.nar_size {
+                self.nar_mismatch(info, observed.hasher.finish(), observed.size)
+            } else {
+                e.into()
+            });
         }
-        restored?;
         let actual = observed.hasher.finish();
         if actual != info.nar_hash || observed.size != info.nar_size {
             return Err(self.nar_mismatch(info, actual, observed.size));
@@ -287,11 +286,28 @@ pub struct TextItem {
     pub name: String,
     pub contents: Vec<u8>,
     pub references: BTreeSet<StorePath>,
-    /// For a `.drv`, the outputs it declares, recorded beside it (see `derivation_outputs`).
-    pub derivation_outputs: BTreeMap<String, StorePath>,
+    /// For a `.drv`, the outputs it declares, recorded beside it (see `derivation_outputs`);
+    /// set only by [`TextItem::derivation`], from the derivation the contents are written
+    /// from, since builds trust the record.
+    pub(crate) derivation_outputs: BTreeMap<String, StorePath>,
 }
 
 impl TextItem {
+    /// A text file that is not a derivation.
+    pub fn text(name: &str, contents: Vec<u8>, references: BTreeSet<StorePath>) -> Self {
+        TextItem {
+            name: name.to_owned(),
+            contents,
+            references,
+            derivation_outputs: BTreeMap::new(),
+        }
+    }
+
+    /// The outputs recorded with this item (a `.drv`'s), empty for other text.
+    pub fn derivation_outputs(&self) -> &BTreeMap<String, StorePath> {
+        &self.derivation_outputs
+    }
+
     /// The `.drv` file of `drv` (whose output paths are filled in) and its store path.
     pub fn derivation(
         drv_name: &str,

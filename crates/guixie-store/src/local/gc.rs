@@ -12,6 +12,7 @@ use super::LocalStore;
 use crate::canonical::sync_dir;
 use crate::error::{io_err, StoreError};
 use crate::safe_fs::remove_tree;
+use crate::PathInfoQuery;
 
 #[derive(Debug, Default)]
 pub struct GcReport {

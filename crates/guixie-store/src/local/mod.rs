@@ -11,9 +11,9 @@ mod verify;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use guixie_env::{Clock, SystemClock};
+use guixie_env::Clock;
 use guixie_formats::{StoreDir, StorePath};
 
 pub use add::{BuildLock, GcGuard, TextItem};
@@ -35,16 +35,7 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// A store on the system clock; see [`StoreConfig::with_clock`].
-    pub fn new(root: impl Into<PathBuf>, store_dir: StoreDir) -> Self {
-        Self::with_clock(root, store_dir, Arc::new(SystemClock))
-    }
-
-    pub fn with_clock(
-        root: impl Into<PathBuf>,
-        store_dir: StoreDir,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(root: impl Into<PathBuf>, store_dir: StoreDir, clock: Arc<dyn Clock>) -> Self {
         StoreConfig {
             root: root.into(),
             store_dir,
@@ -53,8 +44,14 @@ impl StoreConfig {
     }
 }
 
-/// Idle connections kept for reuse; more are opened while many threads read at once.
-const IDLE_CONNECTIONS: usize = 8;
+/// Most connections open at once; more callers wait for one to come back.
+const MAX_CONNECTIONS: usize = 16;
+
+/// The connections not in use, and how many are open in all.
+struct Pool {
+    idle: Vec<db::Db>,
+    open: usize,
+}
 
 pub struct LocalStore {
     store_dir: StoreDir,
@@ -63,14 +60,15 @@ pub struct LocalStore {
     db_path: PathBuf,
     /// Each operation takes its own connection, so concurrent readers (a cache server's
     /// requests) do not wait for each other; SQLite's WAL lets them read while one writes.
-    idle: Mutex<Vec<db::Db>>,
+    pool: Mutex<Pool>,
+    returned: Condvar,
     clock: Arc<dyn Clock>,
 }
 
 /// A connection taken from the pool, returned to it when dropped.
 struct PooledDb<'s> {
     db: Option<db::Db>,
-    pool: &'s Mutex<Vec<db::Db>>,
+    store: &'s LocalStore,
 }
 
 impl std::ops::Deref for PooledDb<'_> {
@@ -88,10 +86,9 @@ impl std::ops::DerefMut for PooledDb<'_> {
 
 impl Drop for PooledDb<'_> {
     fn drop(&mut self) {
-        let mut idle = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < IDLE_CONNECTIONS {
-            idle.extend(self.db.take());
-        }
+        let mut pool = self.store.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.idle.extend(self.db.take());
+        self.store.returned.notify_one();
     }
 }
 
@@ -117,7 +114,11 @@ impl LocalStore {
             real_store,
             state,
             db_path,
-            idle: Mutex::new(vec![db]),
+            pool: Mutex::new(Pool {
+                idle: vec![db],
+                open: 1,
+            }),
+            returned: Condvar::new(),
             clock: config.clock,
         })
     }
@@ -162,34 +163,38 @@ impl LocalStore {
         self.db()?.derivation_outputs(&self.store_dir, drvs)
     }
 
-    /// Which of `paths` are valid, checked together.
-    pub fn are_valid(&self, paths: &[StorePath]) -> Result<Vec<bool>, StoreError> {
-        self.db()?.are_valid(&self.store_dir, paths)
-    }
-
     pub fn valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
         self.db()?.valid_paths(&self.store_dir)
     }
 
-    /// The closure of `paths` under references.
-    pub fn closure(
-        &self,
-        paths: &[StorePath],
-    ) -> Result<std::collections::BTreeSet<StorePath>, StoreError> {
-        self.db()?.closure(&self.store_dir, paths)
-    }
-
     fn db(&self) -> Result<PooledDb<'_>, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let db = match idle {
-            Some(db) => db,
-            // The schema was made in `open`.
-            None => db::Db::connect(&self.db_path)?,
-        };
-        Ok(PooledDb {
-            db: Some(db),
-            pool: &self.idle,
-        })
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(db) = pool.idle.pop() {
+                return Ok(PooledDb {
+                    db: Some(db),
+                    store: self,
+                });
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                break;
+            }
+            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(pool);
+        // The schema was made in `open`.
+        match db::Db::connect(&self.db_path) {
+            Ok(db) => Ok(PooledDb {
+                db: Some(db),
+                store: self,
+            }),
+            Err(e) => {
+                self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                self.returned.notify_one();
+                Err(e)
+            }
+        }
     }
 
     fn now(&self) -> i64 {
@@ -244,6 +249,11 @@ impl NarSource for LocalStore {
 
     fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {
         use std::io::Read;
+        if !self.is_valid(path)? {
+            return Err(StoreError::NotValid {
+                path: self.store_dir.display(path),
+            });
+        }
         let real = self.real_path(path);
         let not_a_file = |message: String| StoreError::NotAFile {
             path: self.store_dir.display(path),

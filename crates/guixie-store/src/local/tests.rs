@@ -8,7 +8,7 @@ use super::*;
 
 fn open(root: &Path) -> LocalStore {
     let clock = std::sync::Arc::new(guixie_env::FakeClock::new(1_700_000_000));
-    LocalStore::open(StoreConfig::with_clock(root, StoreDir::gnu(), clock)).unwrap()
+    LocalStore::open(StoreConfig::new(root, StoreDir::gnu(), clock)).unwrap()
 }
 
 fn tree(dir: &Path, content: &str) -> PathBuf {
@@ -55,7 +55,8 @@ fn add_is_canonical_and_idempotent() {
 fn store_dir_is_remembered() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
-    let err = LocalStore::open(StoreConfig::new(dir.path(), StoreDir::nix()))
+    let clock = std::sync::Arc::new(guixie_env::FakeClock::new(0));
+    let err = LocalStore::open(StoreConfig::new(dir.path(), StoreDir::nix(), clock))
         .err()
         .unwrap();
     assert!(matches!(err, StoreError::StoreDirMismatch { .. }), "{err}");

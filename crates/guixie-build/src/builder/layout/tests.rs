@@ -82,6 +82,8 @@ fn inputs_are_their_closure_at_their_logical_paths() {
         ]
     );
     assert_eq!(spec.writable_dirs[0].1, Path::new("/gnu/store"));
+    assert_eq!(l.host_store, Path::new("/r/builds/1/w/store"));
+    assert_eq!(l.host_build, Path::new("/r/builds/1/w/build"));
     assert!(!spec.network, "no network for an input-addressed build");
     assert_eq!(spec.build_user, Some((0x7000_0000, 0x7000_0000)));
     assert!(spec.builtin_fetch.is_none());
