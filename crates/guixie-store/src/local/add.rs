@@ -3,7 +3,7 @@
 //! with `.` so it is never a valid store path), canonicalise and fsync, take the path's lock,
 //! rename into place, fsync the directory, register in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use guixie_formats::refscan::RefScanner;
 use guixie_formats::{Hash, StorePath};
 
 use super::locks::FileLock;
+use super::texts::TextItem;
 use super::LocalStore;
 use crate::canonical::{canonicalise, sync_dir};
 use crate::error::{io_err, StoreError};
@@ -29,14 +30,19 @@ pub struct GcGuard(#[allow(dead_code)] FileLock);
 /// Temporary entries in the store directory start with this; GC removes stale ones.
 pub(super) const TEMP_PREFIX: &str = ".tmp-";
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+pub(super) static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A temporary entry that is removed on drop unless it was moved into place.
-struct TempEntry(Option<PathBuf>);
+pub(super) struct TempEntry(Option<PathBuf>);
 
 impl TempEntry {
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.0.as_deref().expect("temp entry still owned")
+    }
+
+    /// Takes the entry over: it is no longer removed on drop.
+    pub(super) fn keep(&mut self) -> PathBuf {
+        self.0.take().expect("temp entry still owned")
     }
 }
 
@@ -69,7 +75,7 @@ impl<R: Read> Read for Observed<R> {
 }
 
 impl LocalStore {
-    fn temp_entry(&self) -> Result<TempEntry, StoreError> {
+    pub(super) fn temp_entry(&self) -> Result<TempEntry, StoreError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let p = self
             .real_store
@@ -79,7 +85,7 @@ impl LocalStore {
         Ok(TempEntry(Some(p)))
     }
 
-    fn gc_lock_shared(&self) -> Result<FileLock, StoreError> {
+    pub(super) fn gc_lock_shared(&self) -> Result<FileLock, StoreError> {
         FileLock::shared(&self.state.join("gc.lock"))
     }
 
@@ -236,7 +242,11 @@ impl LocalStore {
 
     /// Moves a complete temporary tree into place as `info.path` and registers it. If another
     /// process registered the same path meanwhile, its copy wins and ours is discarded.
-    fn finalize(&self, mut temp: TempEntry, info: PathInfo) -> Result<PathInfo, StoreError> {
+    pub(super) fn finalize(
+        &self,
+        mut temp: TempEntry,
+        info: PathInfo,
+    ) -> Result<PathInfo, StoreError> {
         canonicalise(temp.path())?;
         let _lock = self.path_lock(&info.path)?;
         if let Some(existing) = self.db()?.path_info(&self.store_dir, &info.path)? {
@@ -253,7 +263,7 @@ impl LocalStore {
         let dest = self.real_path(&info.path);
         // Left over from a crash between rename and registration: never valid, safe to replace.
         remove_tree(&dest)?;
-        let src = temp.0.take().expect("temp entry still owned");
+        let src = temp.keep();
         if let Err(e) = std::fs::rename(&src, &dest) {
             temp.0 = Some(src);
             return Err(io_err(&dest)(e));
@@ -278,248 +288,5 @@ impl LocalStore {
         let mut scanner = RefScanner::new(candidates);
         nar::dump_path(tree, &mut scanner)?;
         Ok(scanner.into_found())
-    }
-}
-
-/// One text file of a batch (a `.drv`, usually).
-pub struct TextItem {
-    pub name: String,
-    pub contents: Vec<u8>,
-    pub references: BTreeSet<StorePath>,
-    /// For a `.drv`, the outputs it declares, recorded beside it (see `derivation_outputs`);
-    /// set only by [`TextItem::derivation`], from the derivation the contents are written
-    /// from, since builds trust the record.
-    pub(crate) derivation_outputs: BTreeMap<String, StorePath>,
-}
-
-impl TextItem {
-    /// A text file that is not a derivation.
-    pub fn text(name: &str, contents: Vec<u8>, references: BTreeSet<StorePath>) -> Self {
-        TextItem {
-            name: name.to_owned(),
-            contents,
-            references,
-            derivation_outputs: BTreeMap::new(),
-        }
-    }
-
-    /// The outputs recorded with this item (a `.drv`'s), empty for other text.
-    pub fn derivation_outputs(&self) -> &BTreeMap<String, StorePath> {
-        &self.derivation_outputs
-    }
-
-    /// The `.drv` file of `drv` (whose output paths are filled in) and its store path.
-    pub fn derivation(
-        drv_name: &str,
-        drv: &guixie_formats::derivation::Derivation,
-        store_dir: &guixie_formats::StoreDir,
-    ) -> Result<(StorePath, TextItem), guixie_formats::derivation::DerivationError> {
-        let derivation_outputs = drv.output_paths()?;
-        let (path, contents) = drv.drv_path_and_aterm(store_dir, drv_name)?;
-        Ok((
-            path,
-            TextItem {
-                name: format!("{drv_name}.drv"),
-                contents,
-                references: drv.references(),
-                derivation_outputs,
-            },
-        ))
-    }
-}
-
-impl LocalStore {
-    /// Adds many text files at once. Paths already valid are skipped. This is for
-    /// content-addressed text only: any two writers of a path write identical bytes, so instead
-    /// of one lock per path, the batch is renamed into place while holding the database's
-    /// write transaction, and one `syncfs` makes all contents durable before any rename. Items
-    /// may reference earlier items of the same batch.
-    pub fn add_texts(&self, items: &[TextItem]) -> Result<Vec<StorePath>, StoreError> {
-        let mut paths = Vec::with_capacity(items.len());
-        for item in items {
-            let h = Hash::digest_of(HashAlgo::Sha256, &item.contents);
-            paths.push(
-                self.store_dir
-                    .make_text_path(&item.name, &h, &item.references)?,
-            );
-        }
-        let todo: Vec<usize> = {
-            let db = self.db()?;
-            let mut v = Vec::new();
-            for (i, p) in paths.iter().enumerate() {
-                if !db.is_valid(&self.store_dir, p)? {
-                    v.push(i);
-                }
-            }
-            v
-        };
-        if todo.is_empty() {
-            return Ok(paths);
-        }
-        let _gc = self.gc_lock_shared()?;
-        let mut temps = Vec::with_capacity(todo.len());
-        for &i in &todo {
-            let temp = self.temp_entry()?;
-            write_canonical_text(temp.path(), &items[i].contents)?;
-            temps.push(temp);
-        }
-        sync_filesystem(&self.real_store)?;
-        let now = self.now();
-        let infos: Vec<PathInfo> = todo
-            .iter()
-            .map(|&i| {
-                let item = &items[i];
-                let content_hash = Hash::digest_of(HashAlgo::Sha256, &item.contents);
-                let (nar_hash, nar_size) = nar::hash_regular_file(&item.contents, false);
-                PathInfo {
-                    path: paths[i].clone(),
-                    nar_hash,
-                    nar_size,
-                    references: item.references.clone(),
-                    deriver: None,
-                    signatures: Vec::new(),
-                    registration_time: now,
-                    ca: Some(format!(
-                        "text:{}",
-                        content_hash.to_typed_string(guixie_formats::Encoding::Nix32)
-                    )),
-                }
-            })
-            .collect();
-        let drv_outputs: Vec<&BTreeMap<String, StorePath>> =
-            todo.iter().map(|&i| &items[i].derivation_outputs).collect();
-        let real_store = self.real_store.clone();
-        let store_dir = self.store_dir.clone();
-        self.db()?.register_batch(
-            &store_dir,
-            &infos,
-            &drv_outputs,
-            |info, idx| {
-                let src = temps[idx].0.take().expect("temp entry still owned");
-                let dest = real_store.join(info.path.to_string());
-                std::fs::rename(&src, &dest).map_err(io_err(&dest))?;
-                Ok(())
-            },
-            || sync_dir(&real_store),
-        )?;
-        Ok(paths)
-    }
-}
-
-fn write_canonical_text(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(path)
-        .map_err(io_err(path))?;
-    std::io::Write::write_all(&mut f, contents).map_err(io_err(path))?;
-    drop(f);
-    crate::canonical::set_mtime_one(path)
-}
-
-/// `syncfs` on the file system holding `dir`: one call makes every write on it durable.
-fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
-    let f = std::fs::File::open(dir).map_err(io_err(dir))?;
-    // SAFETY: `f` is an open descriptor for the duration of the call.
-    let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
-    if rc != 0 {
-        return Err(io_err(dir)(io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-impl LocalStore {
-    /// A directory for building, on the store's file system (so results can be renamed in).
-    pub fn build_area(&self) -> Result<std::path::PathBuf, StoreError> {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = self
-            .state
-            .join("builds")
-            .join(format!("{}-{n}", std::process::id()));
-        remove_tree(&dir)?;
-        // Private to guixie: no other local user reaches a build's files through it.
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let builds = self.state.join("builds");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&builds)
-            .map_err(io_err(&builds))?;
-        std::fs::set_permissions(&builds, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err(&builds))?;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err(&dir))?;
-        Ok(dir)
-    }
-
-    /// Registers `tree` (a build result on the store's file system) as `path`: canonicalises it,
-    /// finds its references among `candidates` (itself included), computes its NAR hash and
-    /// moves it into place atomically. `expected` (a fixed-output hash) is checked before.
-    pub fn register_built(
-        &self,
-        tree: &Path,
-        path: &StorePath,
-        candidates: &[StorePath],
-        deriver: Option<StorePath>,
-        expected: Option<(&Hash, bool)>,
-    ) -> Result<PathInfo, StoreError> {
-        let _gc = self.gc_lock_shared()?;
-        // `finalize` canonicalises; modes and times do not enter the NAR hash computed here.
-        if let Some((hash, recursive)) = expected {
-            let actual = if recursive {
-                nar::hash_path(tree, hash.algo())?.0
-            } else {
-                let mut h = Hasher::new(hash.algo());
-                let mut f = std::fs::File::open(tree).map_err(io_err(tree))?;
-                std::io::copy(&mut f, &mut h).map_err(io_err(tree))?;
-                h.finish()
-            };
-            if actual != *hash {
-                return Err(StoreError::FixedOutputMismatch {
-                    path: self.store_dir.display(path),
-                    expected: hash.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-        }
-        let mut all: Vec<StorePath> = candidates.to_vec();
-        all.push(path.clone());
-        let mut counting = guixie_formats::hash::CountingWriter::new(Hasher::new(HashAlgo::Sha256));
-        let mut scanner = RefScanner::new(&all);
-        {
-            let mut tee = Tee(&mut counting, &mut scanner);
-            nar::dump_path(tree, &mut tee)?;
-        }
-        let info = PathInfo {
-            path: path.clone(),
-            nar_hash: counting.inner.finish(),
-            nar_size: counting.count,
-            references: scanner.into_found(),
-            deriver,
-            signatures: Vec::new(),
-            registration_time: self.now(),
-            ca: None,
-        };
-        let temp = self.temp_entry()?;
-        std::fs::rename(tree, temp.path()).map_err(io_err(temp.path()))?;
-        self.finalize(temp, info)
-    }
-}
-
-/// Writes to two sinks (NAR hashing and reference scanning in one pass).
-struct Tee<'a, A, B>(&'a mut A, &'a mut B);
-
-impl<A: std::io::Write, B: std::io::Write> std::io::Write for Tee<'_, A, B> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_all(buf)?;
-        self.1.write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

@@ -3,9 +3,11 @@
 //! `<root>/var/guixie/` holds `db.sqlite`, `gcroots/`, `locks/` and `gc.lock`.
 
 mod add;
+mod built;
 mod db;
 mod gc;
 mod locks;
+mod texts;
 mod verify;
 
 use std::fs;
@@ -16,8 +18,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use guixie_env::Clock;
 use guixie_formats::{StoreDir, StorePath};
 
-pub use add::{BuildLock, GcGuard, TextItem};
+pub use add::{BuildLock, GcGuard};
 pub use gc::GcReport;
+pub use texts::TextItem;
 pub use verify::VerifyProblem;
 
 use crate::error::{io_err, StoreError};
