@@ -843,3 +843,102 @@ fn builtin_fetchurl_runs_inside_the_sandbox() {
         s.verify_clean();
     });
 }
+
+/// Processes of the host whose command line is `sleep <marker>`.
+fn sleepers(marker: &str) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).nth(1) == Some(marker.as_bytes()))
+        })
+        .collect()
+}
+
+/// On a host without a `pids` cgroup (cgroup v2 only, or one guixie may not use), a fork bomb
+/// is still bounded: each build runs as its own uid under `RLIMIT_NPROC`, also as root. The
+/// host counts the bomb's processes while the build runs.
+#[test]
+fn processes_are_bounded_without_a_pids_cgroup() {
+    const LIMIT: usize = 64;
+    let probe = Sandbox::new(None);
+    let attack = probe.attack_program();
+    // Positive control: the same bomb on the host is seen, all 300 of it.
+    let marker = format!("bomb-{}-host", std::process::id());
+    let mut host = Command::new(probe.real(&attack))
+        .args(["forks", "300", &marker])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sleepers(&marker).len() < 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = sleepers(&marker);
+    for pid in &seen {
+        // SAFETY: signalling processes this test started (their argv[1] is our marker).
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    let _ = host.wait();
+    assert_eq!(seen.len(), 300, "the detector counts the host's bomb");
+
+    each_identity(|s| {
+        let attack = s.attack_program();
+        let marker = format!("bomb-{}-{}", std::process::id(), s.user.unwrap_or("root"));
+        let file = s.derivation(
+            "bomb",
+            &format!("{attack} forks 300 {marker}; exit 1"),
+            &[&attack],
+            None,
+        );
+        // As root, hide the host's v1 `pids` hierarchy, as on a cgroup-v2-only host (an
+        // unprivileged user cannot use it anyway).
+        let mut cmd = if s.user.is_none() {
+            let mut c = Command::new("unshare");
+            c.args([
+                "-m",
+                "sh",
+                "-c",
+                "mount -t tmpfs -o ro,size=4k none /sys/fs/cgroup/pids && exec \"$@\"",
+                "sh",
+            ]);
+            c.arg(env!("CARGO_BIN_EXE_guixie"));
+            c.arg("--store").arg(s.store());
+            c
+        } else {
+            s.guixie()
+        };
+        let mut child = cmd
+            .args(["build", "-q", "--max-processes", &LIMIT.to_string()])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut most = 0;
+        let status = loop {
+            most = most.max(sleepers(&marker).len());
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let log = error_and_log(err.as_bytes());
+        assert!(!status.success(), "the bomb's build succeeded");
+        assert!(
+            most > 0 && most <= LIMIT,
+            "{most} of the bomb's processes ran at once (limit {LIMIT}): {log}"
+        );
+        assert!(log.contains("forks: "), "{log}");
+        assert!(sleepers(&marker).is_empty(), "the bomb outlived its build");
+    });
+}

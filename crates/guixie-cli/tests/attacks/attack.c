@@ -4,7 +4,9 @@
      attack sendfd NAME FILE   write "good\n" to FILE and send a read-write descriptor of it to
                                the abstract Unix socket NAME (CVE-2024-27297)
      attack xattr FILE         create FILE, set user.attack on it, and from a nested user
-                               namespace set security.capability (CAP_NET_RAW) */
+                               namespace set security.capability (CAP_NET_RAW)
+     attack forks N MARKER     fork up to N children that sleep (their argv[1] is MARKER, for
+                               the host to count), survive failed forks, linger 1 s */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -79,9 +81,33 @@ static int xattr(const char *file) {
     return 0;
 }
 
+static int forks(int n, const char *marker) {
+    int made = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            char *args[] = {"sleep", (char *)marker, NULL};
+            execv("/proc/self/exe", args);
+            /* A child of the program itself: sleep here, argv rewritten by exec above or not. */
+            sleep(3600);
+            _exit(0);
+        }
+        if (p > 0) made++;
+    }
+    printf("forks: %d of %d\n", made, n);
+    fflush(stdout);
+    sleep(1);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strncmp(argv[0], "sleep", 5)) {
+        sleep(3600);
+        return 0;
+    }
     if (argc == 4 && !strcmp(argv[1], "sendfd")) return sendfd(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "xattr")) return xattr(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "forks")) return forks(atoi(argv[2]), argv[3]);
     fprintf(stderr, "usage: attack sendfd NAME FILE | attack xattr FILE\n");
     return 2;
 }
