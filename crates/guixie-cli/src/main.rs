@@ -93,6 +93,8 @@ enum Command {
     },
     /// A Guile REPL with guixie's modules loaded.
     Repl,
+    /// Serve the store as a binary cache that Nix substitutes from (read-only).
+    Publish(cmd::publish::PublishArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -148,6 +150,7 @@ fn main() -> ExitCode {
         Command::Attest(c) => cmd::attest::run(&ctx, c),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
+        Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

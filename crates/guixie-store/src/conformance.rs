@@ -227,6 +227,12 @@ fn finds_paths_by_hash_part(s: &dyn Store) {
     assert_eq!(s.path_by_hash_part(&hash).unwrap(), None);
     import(s, &info, &nar).unwrap();
     assert_eq!(s.path_by_hash_part(&hash).unwrap(), Some(info.path.clone()));
+    assert_eq!(
+        s.path_by_nar_hash(&info.nar_hash).unwrap(),
+        Some(info.path.clone())
+    );
+    let elsewhere = guixie_formats::Hash::digest_of(HashAlgo::Sha256, b"no such NAR");
+    assert_eq!(s.path_by_nar_hash(&elsewhere).unwrap(), None);
     let other = "0".repeat(32);
     assert_eq!(s.path_by_hash_part(&other).unwrap(), None);
     assert_eq!(s.path_by_hash_part(&hash[..31]).unwrap(), None);

@@ -56,6 +56,13 @@ impl PathInfoQuery for MemoryStore {
         Ok(self.entry(path).map(|(info, _)| info))
     }
 
+    fn path_by_nar_hash(
+        &self,
+        nar_hash: &guixie_formats::Hash,
+    ) -> Result<Option<StorePath>, StoreError> {
+        Ok(self.find_nar_hash(nar_hash))
+    }
+
     fn path_by_hash_part(&self, hash_part: &str) -> Result<Option<StorePath>, StoreError> {
         let paths = self.paths.read().unwrap_or_else(|p| p.into_inner());
         // Paths sort by base name, so the one with this hash part is the first at or after
@@ -69,6 +76,17 @@ impl PathInfoQuery for MemoryStore {
             .map(|(p, _)| p)
             .filter(|p| p.hash_part() == hash_part)
             .cloned())
+    }
+}
+
+impl MemoryStore {
+    fn find_nar_hash(&self, nar_hash: &guixie_formats::Hash) -> Option<StorePath> {
+        let paths = self.paths.read().unwrap_or_else(|p| p.into_inner());
+        // A scan: a memory store is small.
+        paths
+            .values()
+            .find(|e| e.info.nar_hash == *nar_hash)
+            .map(|e| e.info.path.clone())
     }
 }
 

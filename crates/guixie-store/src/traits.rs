@@ -34,6 +34,13 @@ pub trait PathInfoQuery: Send + Sync {
     /// cache's `<hash>.narinfo` asks.
     fn path_by_hash_part(&self, hash_part: &str) -> Result<Option<StorePath>, StoreError>;
 
+    /// A valid path whose NAR serialisation has hash `nar_hash`, as a binary cache's
+    /// `nar/<hash>.nar` asks.
+    fn path_by_nar_hash(
+        &self,
+        nar_hash: &guixie_formats::Hash,
+    ) -> Result<Option<StorePath>, StoreError>;
+
     /// The closure of `paths` under references; invalid paths are left out.
     fn closure(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, StoreError> {
         let mut seen = BTreeSet::new();

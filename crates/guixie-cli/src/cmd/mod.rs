@@ -11,6 +11,7 @@ pub mod key;
 pub mod log;
 pub mod nar;
 pub mod narinfo;
+pub mod publish;
 pub mod repl;
 pub mod show;
 pub mod store;

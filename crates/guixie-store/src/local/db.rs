@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS Refs (
     PRIMARY KEY (referrer, reference)
 );
 CREATE INDEX IF NOT EXISTS IndexReference ON Refs(reference);
+-- Binary caches address NARs by their hash.
+CREATE INDEX IF NOT EXISTS IndexNarHash ON ValidPaths(narHash);
 -- The outputs a valid .drv declares, so a no-op build need not read it (as Nix does).
 CREATE TABLE IF NOT EXISTS DerivationOutputs (
     drv  INTEGER NOT NULL REFERENCES ValidPaths(id) ON DELETE CASCADE,
@@ -115,6 +117,26 @@ impl Db {
         }
         tx.commit().map_err(err)?;
         Ok(db)
+    }
+
+    /// A valid path whose NAR hash is `nar_hash`.
+    pub fn path_by_nar_hash(
+        &self,
+        sd: &StoreDir,
+        nar_hash: &Hash,
+    ) -> Result<Option<StorePath>, StoreError> {
+        let key = nar_hash.to_typed_string(guixie_formats::Encoding::Nix32);
+        let found: Option<String> = self
+            .conn
+            .prepare_cached("SELECT path FROM ValidPaths WHERE narHash = ?1 ORDER BY path LIMIT 1")
+            .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        found
+            .map(|p| {
+                sd.parse_path(&p)
+                    .map_err(|e| self.corrupt(format!("path {p:?}: {e}")))
+            })
+            .transpose()
     }
 
     /// The valid path whose base name starts with `hash_part` (32 characters, checked by the

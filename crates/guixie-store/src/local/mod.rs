@@ -231,6 +231,13 @@ impl PathInfoQuery for LocalStore {
         self.db()?.path_by_hash_part(&self.store_dir, hash_part)
     }
 
+    fn path_by_nar_hash(
+        &self,
+        nar_hash: &guixie_formats::Hash,
+    ) -> Result<Option<StorePath>, StoreError> {
+        self.db()?.path_by_nar_hash(&self.store_dir, nar_hash)
+    }
+
     fn closure(
         &self,
         paths: &[StorePath],

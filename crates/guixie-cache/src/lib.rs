@@ -1,0 +1,146 @@
+//! Serving a store as a binary cache that Nix's clients substitute from, over any
+//! [`Store`](guixie_store::Store): `GET|HEAD /nix-cache-info`, `/<hash>.narinfo` (signed on the
+//! fly) and `/nar/<narhash>.nar` (streamed with bounded memory, `Range` answered).
+//!
+//! Requests are parsed by [`request::parse`] (pure: a path in, a typed request or a refusal
+//! out), so every rule about hostile input is tested without a socket. Every response carries
+//! `Content-Length` (Guix pipelines hundreds of requests on one connection and needs to know
+//! where each ends) and never names a file-system path.
+
+mod nar_stream;
+pub mod request;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use guixie_formats::narinfo::NarInfo;
+use guixie_formats::signing::SecretKey;
+use guixie_store::Store;
+
+use request::{ByteRange, Request};
+
+/// What a cache serves and how.
+pub struct Cache {
+    pub store: Arc<dyn Store>,
+    /// Signs every narinfo served (besides the signatures the store holds).
+    pub key: Option<SecretKey>,
+    /// `Priority` in `nix-cache-info` (lower is preferred; cache.nixos.org is 40).
+    pub priority: u32,
+}
+
+/// Seconds clients may keep a narinfo that was found, and one that was not.
+const HIT_MAX_AGE: u32 = 3600;
+const MISS_MAX_AGE: u32 = 60;
+
+/// The cache as an axum application.
+pub fn router(cache: Arc<Cache>) -> axum::Router {
+    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+        let cache = cache.clone();
+        async move { respond(&cache, &method, &uri, &headers).await }
+    })
+}
+
+/// Serves `router(cache)` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, cache: Arc<Cache>) -> std::io::Result<()> {
+    axum::serve(listener, router(cache)).await
+}
+
+async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    let head = match *method {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n", None),
+    };
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| ByteRange::parse(v.to_str().unwrap_or("")));
+    let response = match request::parse(uri.path()) {
+        Err(refusal) => text(refusal.status(), refusal.message(), None),
+        Ok(Request::CacheInfo) => {
+            let body = format!(
+                "StoreDir: {}\nWantMassQuery: 1\nPriority: {}\n",
+                cache.store.store_dir().as_str(),
+                cache.priority
+            );
+            text(StatusCode::OK, &body, Some(HIT_MAX_AGE))
+        }
+        Ok(Request::NarInfo { hash_part }) => {
+            let cache = cache.clone();
+            blocking(move || narinfo(&cache, &hash_part)).await
+        }
+        Ok(Request::Nar { nar_hash }) => {
+            nar_stream::respond(cache.store.clone(), nar_hash, range).await
+        }
+    };
+    if head {
+        // The same headers, Content-Length included, without the body.
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, Body::empty());
+    }
+    response
+}
+
+/// Runs store work off the async threads.
+async fn blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", None))
+}
+
+fn narinfo(cache: &Cache, hash_part: &str) -> Response {
+    let store = cache.store.as_ref();
+    let sd = store.store_dir().clone();
+    let info = match store
+        .path_by_hash_part(hash_part)
+        .and_then(|p| p.map(|p| store.path_info(&p)).transpose())
+    {
+        Ok(Some(Some(info))) => info,
+        Ok(_) => return text(StatusCode::NOT_FOUND, "no such path\n", Some(MISS_MAX_AGE)),
+        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
+    };
+    let mut ni = NarInfo {
+        store_path: info.path.clone(),
+        url: Some(format!("nar/{}.nar", info.nar_hash.to_nix32())),
+        compression: Some("none".into()),
+        file_hash: Some(info.nar_hash.clone()),
+        file_size: Some(info.nar_size),
+        nar_hash: info.nar_hash.clone(),
+        nar_size: info.nar_size,
+        references: info.references.iter().cloned().collect(),
+        deriver: info.deriver.clone(),
+        system: None,
+        signatures: info.signatures.clone(),
+        ca: info.ca.clone(),
+    };
+    if let Some(key) = &cache.key {
+        if ni.sign(&sd, key).is_err() {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "signing failed\n", None);
+        }
+    }
+    let mut r = text(StatusCode::OK, &ni.to_text(&sd), Some(HIT_MAX_AGE));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/x-nix-narinfo"),
+    );
+    r
+}
+
+/// A small text response with its length and, when given, how long it may be cached.
+pub(crate) fn text(status: StatusCode, body: &str, max_age: Option<u32>) -> Response {
+    let mut r = Response::new(Body::from(body.to_owned()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Some(age) = max_age {
+        if let Ok(v) = HeaderValue::from_str(&format!("max-age={age}")) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;

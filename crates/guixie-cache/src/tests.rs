@@ -1,0 +1,232 @@
+//! The cache over a real loopback socket, driven by a plain HTTP/1.1 client that pipelines.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use guixie_env::FakeClock;
+use guixie_formats::hash::{HashAlgo, Hasher};
+use guixie_formats::narinfo::NarInfo;
+use guixie_formats::signing::SecretKey;
+use guixie_formats::StoreDir;
+use guixie_store::{MemoryStore, NarSink, PathInfo};
+
+use super::*;
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response; `head` when it answers a HEAD (no body follows).
+fn read_reply(r: &mut impl BufRead, head: bool) -> Reply {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').unwrap();
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let mut reply = Reply {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = reply
+        .header("content-length")
+        .expect("every response has a Content-Length")
+        .parse()
+        .unwrap();
+    if !head {
+        reply.body = vec![0; len];
+        r.read_exact(&mut reply.body).unwrap();
+    }
+    reply
+}
+
+/// A store with one path and its NAR, served on a loopback port.
+fn serving() -> (
+    std::net::SocketAddr,
+    PathInfo,
+    Vec<u8>,
+    SecretKey,
+    tokio::runtime::Runtime,
+) {
+    let sd = StoreDir::nix();
+    let store = MemoryStore::new(sd.clone(), Arc::new(FakeClock::new(0)));
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("big"), vec![7u8; 300_000]).unwrap();
+    let mut nar = Vec::new();
+    guixie_formats::nar::dump_path(&tree, &mut nar).unwrap();
+    let mut h = Hasher::new(HashAlgo::Sha256);
+    h.update(&nar);
+    let nar_hash = h.finish();
+    let info = PathInfo {
+        path: sd.make_source_path("t", &nar_hash, [], false).unwrap(),
+        nar_hash,
+        nar_size: nar.len() as u64,
+        references: BTreeSet::new(),
+        deriver: None,
+        signatures: vec![],
+        registration_time: 0,
+        ca: None,
+    };
+    store.import_nar(&info, &mut nar.as_slice()).unwrap();
+    let key = SecretKey::from_seed("cache.test-1", &[5; 32]).unwrap();
+    let cache = Arc::new(Cache {
+        store: Arc::new(store),
+        key: Some(key.clone()),
+        priority: 30,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(serve(listener, cache));
+    (addr, info, nar, key, rt)
+}
+
+fn get(addr: std::net::SocketAddr, request: &str) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let head = request.starts_with("HEAD");
+    read_reply(&mut BufReader::new(s), head)
+}
+
+#[test]
+fn narinfos_are_signed_and_nars_stream_with_ranges() {
+    let (addr, info, nar, key, _rt) = serving();
+    let sd = StoreDir::nix();
+    let r = get(addr, "GET /nix-cache-info HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n"
+    );
+
+    let hash_part = info.path.hash_part().to_owned();
+    let r = get(
+        addr,
+        &format!("GET /{hash_part}.narinfo HTTP/1.1\r\nHost: x\r\n\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+    let ni = NarInfo::parse(std::str::from_utf8(&r.body).unwrap(), &sd).unwrap();
+    assert_eq!(ni.store_path, info.path);
+    assert_eq!(ni.nar_hash, info.nar_hash);
+    assert!(
+        ni.verify(&sd, &key.public()).unwrap(),
+        "signed by the cache key"
+    );
+    let url = ni.url.clone().unwrap();
+
+    let r = get(addr, &format!("GET /{url} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, nar, "the NAR, byte for byte");
+    let r = get(
+        addr,
+        &format!("GET /{url} HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n"),
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, nar[1000..]);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 1000-{}/{}", nar.len() - 1, nar.len()).as_str())
+    );
+    let r = get(
+        addr,
+        &format!("GET /{url} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"),
+    );
+    assert_eq!((r.status, r.body.as_slice()), (206, &nar[10..20]));
+    let past = nar.len();
+    let r = get(
+        addr,
+        &format!("GET /{url} HTTP/1.1\r\nHost: x\r\nRange: bytes={past}-\r\n\r\n"),
+    );
+    assert_eq!(r.status, 416);
+    let r = get(addr, &format!("HEAD /{url} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-length"),
+        Some(nar.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn hostile_requests_get_4xx_without_paths() {
+    let (addr, _info, _nar, _key, _rt) = serving();
+    for (path, status) in [
+        ("/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.narinfo", 400),
+        ("/00000000000000000000000000000000.narinfo", 404),
+        (
+            "/nar/1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg.nar",
+            404,
+        ),
+        ("/../../../etc/passwd", 404),
+        ("/nar/%2e%2e/etc/passwd.nar", 400),
+    ] {
+        let r = get(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(r.status, status, "{path}");
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            !body.contains("etc") && !body.contains('/'),
+            "{path}: {body}"
+        );
+    }
+    let long = "/a".repeat(300);
+    let r = get(addr, &format!("GET {long} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_eq!(r.status, 414);
+    let r = get(
+        addr,
+        "POST /nix-cache-info HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let (addr, info, _nar, _key, _rt) = serving();
+    let hit = info.path.hash_part().to_owned();
+    let miss = "0".repeat(32);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut all = String::new();
+    for i in 0..200 {
+        let h = if i % 3 == 0 { &hit } else { &miss };
+        all.push_str(&format!("GET /{h}.narinfo HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    s.write_all(all.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    for i in 0..200 {
+        let reply = read_reply(&mut r, false);
+        assert_eq!(
+            reply.status,
+            if i % 3 == 0 { 200 } else { 404 },
+            "reply {i}"
+        );
+    }
+}

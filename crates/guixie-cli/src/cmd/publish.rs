@@ -1,0 +1,56 @@
+//! `guixie publish`: the local store as a binary cache (see `guixie-cache`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::Context;
+
+#[derive(Args)]
+pub struct PublishArgs {
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    listen: std::net::SocketAddr,
+    /// Sign every narinfo with this secret key (Nix's `name:base64`, private to its owner).
+    #[arg(long, value_name = "SECRET-KEY-FILE")]
+    key: Option<PathBuf>,
+    /// `Priority` in `nix-cache-info` (lower is preferred).
+    #[arg(long, default_value_t = 30)]
+    priority: u32,
+}
+
+pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(ctx.open_store()?);
+    let key = args
+        .key
+        .as_deref()
+        .map(super::narinfo::read_key_file)
+        .transpose()?;
+    let cache = Arc::new(guixie_cache::Cache {
+        store,
+        key,
+        priority: args.priority,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the server's runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // The first line is the address, for scripts that asked for port 0.
+        println!("http://{addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        guixie_cache::serve(listener, cache)
+            .await
+            .context("serving the cache")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
