@@ -9,6 +9,7 @@
 
 mod nar_stream;
 pub mod request;
+pub mod substitute;
 
 use std::sync::Arc;
 

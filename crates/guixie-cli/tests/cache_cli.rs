@@ -119,3 +119,160 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("not signed by any of the keys"), "{said}");
 }
+
+/// Nix builds the synthetic graph and copies it into a signed `file://` cache (xz, its default,
+/// and uncompressed).
+fn nix_cache(dir: &Path, compression: &str) -> (Vec<String>, std::path::PathBuf, String) {
+    let nix_graph = dir.join("graph.nix");
+    write_synthetic_graph("nix", 6, &nix_graph);
+    let root = dir.join("nix-store");
+    let uri = nix_store_uri(&root, "/nix/store");
+    let drvs = ok_str(
+        nix("nix-instantiate")
+            .args(["--store", &uri])
+            .arg(&nix_graph),
+    );
+    let outs = ok_str(
+        nix("nix-store")
+            .args([
+                "--store",
+                &uri,
+                "--option",
+                "sandbox-paths",
+                "/bin/sh=/bin/busybox",
+                "-r",
+            ])
+            .args(drvs.split_whitespace()),
+    );
+    let (sk, pk) = (dir.join("nix.sec"), dir.join("nix.pub"));
+    ok(nix("nix-store")
+        .args(["--generate-binary-cache-key", "nix-cache-1"])
+        .arg(&sk)
+        .arg(&pk));
+    let cache = dir.join(format!("cache-{compression}"));
+    let outs: Vec<String> = outs.split_whitespace().map(str::to_owned).collect();
+    ok(nix("nix")
+        .args(["copy", "--from", &uri, "--to"])
+        .arg(format!(
+            "file://{}?compression={compression}&secret-key={}",
+            cache.display(),
+            sk.display()
+        ))
+        .args(&outs));
+    (
+        outs,
+        cache,
+        std::fs::read_to_string(&pk).unwrap().trim().to_owned(),
+    )
+}
+
+#[test]
+fn guixie_substitutes_from_nix_caches_and_refuses_what_it_cannot_check() {
+    if !nix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (outs, cache, public) = nix_cache(dir.path(), "xz");
+    let graph = dir.path().join("graph.scm");
+    write_synthetic_graph("scm", 6, &graph);
+    let served = Served::new(&cache);
+    let http = format!("http://127.0.0.1:{}", served.port);
+    for (i, url) in [format!("file://{}", cache.display()), http]
+        .iter()
+        .enumerate()
+    {
+        let ours = dir.path().join(format!("ours-{i}"));
+        let drvs = ok_str(at(&ours).arg("eval").arg(&graph));
+        ok(at(&ours)
+            .args(["build", "-q", "--no-attest", "--substitute-urls", url])
+            .args(["--trusted-key", &public])
+            .args(drvs.split_whitespace()));
+        for out in &outs {
+            let info: serde_json::Value =
+                serde_json::from_slice(&ok(at(&ours).args(["--json", "store", "info", out])))
+                    .unwrap();
+            let nix_hash = ok_str(
+                nix("nix-store")
+                    .args([
+                        "--store",
+                        &nix_store_uri(&dir.path().join("nix-store"), "/nix/store"),
+                    ])
+                    .args(["-q", "--hash", out]),
+            );
+            assert_eq!(info["narHash"].as_str().unwrap(), nix_hash, "{url}: {out}");
+        }
+        // Nothing was built: no build log exists.
+        let logs = ours.join("var/guixie/build-logs");
+        assert!(
+            !logs.exists() || std::fs::read_dir(&logs).unwrap().next().is_none(),
+            "{url}: something was built instead of substituted"
+        );
+        ok(at(&ours).args(["store", "verify"]));
+    }
+
+    // A key it does not trust: refused, naming why; with --fallback, built.
+    let other = ok_str(guixie().args(["key", "generate", "someone-else-1"]));
+    let other_public = other.lines().nth(1).unwrap().to_owned();
+    let url = format!("file://{}", cache.display());
+    let refused = dir.path().join("refused");
+    let drvs = ok_str(at(&refused).arg("eval").arg(&graph));
+    let e = fails(
+        at(&refused)
+            .args(["build", "--no-attest", "--substitute-urls", &url])
+            .args(["--trusted-key", &other_public])
+            .args(drvs.split_whitespace()),
+    );
+    let said = String::from_utf8_lossy(&e.stderr);
+    assert!(said.contains("not signed by a trusted key"), "{said}");
+    let valid = ok_str(at(&refused).args(["store", "ls"]));
+    assert!(outs.iter().all(|o| !valid.contains(o.as_str())), "{valid}");
+    ok(at(&refused)
+        .args([
+            "build",
+            "-q",
+            "--no-attest",
+            "--fallback",
+            "--substitute-urls",
+            &url,
+        ])
+        .args(["--trusted-key", &other_public])
+        .args(drvs.split_whitespace()));
+    ok(at(&refused).args(["store", "verify"]));
+}
+
+#[test]
+fn a_nar_differing_by_one_byte_is_refused() {
+    if !nix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (outs, cache, public) = nix_cache(dir.path(), "none");
+    // Flip one byte of file contents in every NAR (the archive stays well formed): after the
+    // `contents` token come an 8-byte length and the data.
+    for e in std::fs::read_dir(cache.join("nar")).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let token = bytes.windows(8).position(|w| w == b"contents").unwrap();
+        bytes[token + 16] ^= 0x20;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let ours = dir.path().join("ours");
+    let graph = dir.path().join("graph.scm");
+    write_synthetic_graph("scm", 6, &graph);
+    let drvs = ok_str(at(&ours).arg("eval").arg(&graph));
+    let e = fails(
+        at(&ours)
+            .args(["build", "--no-attest", "--substitute-urls"])
+            .arg(format!("file://{}", cache.display()))
+            .args(["--trusted-key", &public])
+            .args(drvs.split_whitespace()),
+    );
+    let said = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        said.contains("cannot substitute") && said.contains("nar/") && said.contains("hash"),
+        "{said}"
+    );
+    let valid = ok_str(at(&ours).args(["store", "ls"]));
+    assert!(outs.iter().all(|o| !valid.contains(o.as_str())), "{valid}");
+    ok(at(&ours).args(["store", "verify"]));
+}

@@ -21,7 +21,9 @@ pub use error::StoreError;
 pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};
 pub use memory::MemoryStore;
 pub use path_info::PathInfo;
-pub use traits::{read_derivation, NarSink, NarSource, PathInfoQuery, Store, MAX_DERIVATION_SIZE};
+pub use traits::{
+    read_derivation, NarSink, NarSource, PathInfoQuery, Store, Substituter, MAX_DERIVATION_SIZE,
+};
 
 #[cfg(test)]
 mod conformance;

@@ -104,6 +104,14 @@ pub trait NarSink: Send + Sync {
     fn import_nar(&self, info: &PathInfo, nar: &mut dyn Read) -> Result<(), StoreError>;
 }
 
+/// A source of paths this store does not have yet (a binary cache, a peer), asked before
+/// building them.
+pub trait Substituter: Send + Sync {
+    /// Makes `path` and its closure valid in `store`. `Ok(false)`: no source has it. An error
+    /// says why a source that had it could not be used (bad signature, wrong hash, network).
+    fn substitute(&self, store: &dyn Store, path: &StorePath) -> Result<bool, String>;
+}
+
 /// A store with all three faces.
 pub trait Store: PathInfoQuery + NarSource + NarSink {}
 impl<T: PathInfoQuery + NarSource + NarSink + ?Sized> Store for T {}

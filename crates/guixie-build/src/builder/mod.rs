@@ -19,7 +19,7 @@ use std::time::Duration;
 use guixie_env::Clock;
 use guixie_formats::derivation::Derivation;
 use guixie_formats::StorePath;
-use guixie_store::{LocalStore, PathInfoQuery, StoreError};
+use guixie_store::{LocalStore, PathInfoQuery, StoreError, Substituter};
 use thiserror::Error;
 
 pub use check::CheckResult;
@@ -64,6 +64,8 @@ pub enum BuildError {
         path: String,
         message: String,
     },
+    #[error("cannot substitute {path}: {message} (--fallback builds it instead)")]
+    Substitute { path: String, message: String },
     #[error("{0}")]
     Io(String),
     #[error("{} builds failed:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
@@ -95,6 +97,9 @@ pub struct BuildOptions {
     pub slirp4netns: Option<PathBuf>,
     /// Let fixed-output builds reach the host's 127.0.0.1, as 10.0.2.2 (off by default).
     pub host_loopback: bool,
+    /// Build what a substitute source has but cannot deliver (a bad signature, a wrong hash,
+    /// a network error), instead of failing.
+    pub fallback: bool,
 }
 
 /// `NAME` found in `$PATH` (or the usual system directories).
@@ -125,6 +130,7 @@ impl Default for BuildOptions {
                 .unwrap_or_else(|| PathBuf::from("guixie-sandbox")),
             slirp4netns: find_program("slirp4netns"),
             host_loopback: false,
+            fallback: false,
         }
     }
 }
@@ -154,13 +160,18 @@ pub enum BuildEvent<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Realised {
     AlreadyValid,
-    Built { log: PathBuf },
+    /// Its outputs came from a substitute source.
+    Substituted,
+    Built {
+        log: PathBuf,
+    },
 }
 
 pub struct Builder<'s> {
     store: &'s LocalStore,
     options: BuildOptions,
     clock: Arc<dyn Clock>,
+    substituter: Option<Arc<dyn Substituter>>,
 }
 
 pub(super) fn drv_err(drv: &str, message: impl Into<String>) -> BuildError {
@@ -177,7 +188,40 @@ impl<'s> Builder<'s> {
             store,
             options,
             clock,
+            substituter: None,
         }
+    }
+
+    /// Missing outputs are asked of `substituter` before they are built.
+    pub fn with_substituter(mut self, substituter: Arc<dyn Substituter>) -> Self {
+        self.substituter = Some(substituter);
+        self
+    }
+
+    /// Substitutes every output of `outputs` that is not valid: `Ok(true)` when all are valid
+    /// afterwards, `Ok(false)` when one is in no cache (it must be built). A cache that has it
+    /// but fails is an error, unless `fallback` says to build instead.
+    pub(super) fn try_substitute(&self, outputs: &[StorePath]) -> Result<bool, BuildError> {
+        let Some(sub) = &self.substituter else {
+            return Ok(false);
+        };
+        for p in outputs {
+            if self.store.is_valid(p)? {
+                continue;
+            }
+            match sub.substitute(self.store, p) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(_) if self.options.fallback => return Ok(false),
+                Err(message) => {
+                    return Err(BuildError::Substitute {
+                        path: self.store.store_dir().display(p),
+                        message,
+                    })
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Reads and parses a valid `.drv` from the store.
@@ -218,8 +262,11 @@ impl<'s> Builder<'s> {
         for p in outputs.values() {
             all_valid &= self.store.is_valid(p)?;
         }
+        let wanted: Vec<StorePath> = outputs.values().cloned().collect();
         let outcome = if all_valid {
             Realised::AlreadyValid
+        } else if self.try_substitute(&wanted)? {
+            Realised::Substituted
         } else {
             progress(BuildEvent::Started { drv: drv_path });
             self.build_one(drv_path, drv, &outputs, outputs_of, progress)?

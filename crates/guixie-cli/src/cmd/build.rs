@@ -63,6 +63,21 @@ pub struct BuildArgs {
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Binary caches to substitute missing outputs from (`http(s)://` or `file://`, Nix's
+    /// layout), tried in order; space-separated or repeated.
+    #[arg(long = "substitute-urls", value_name = "URL", value_delimiter = ' ')]
+    substitute_urls: Vec<String>,
+    /// A key substitutes must be signed with (`name:base64`); repeatable. Without one, no
+    /// substitute is accepted.
+    #[arg(long = "trusted-key", value_name = "NAME:PUBKEY")]
+    trusted_keys: Vec<String>,
+    /// Build everything, substitute nothing.
+    #[arg(long)]
+    no_substitutes: bool,
+    /// Build what a cache has but cannot deliver (bad signature, wrong hash, network), instead
+    /// of failing.
+    #[arg(long)]
+    fallback: bool,
 }
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
@@ -110,9 +125,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         max_file_size: args.max_file_size,
         max_output_size: args.max_output_size,
         host_loopback: args.host_loopback,
+        fallback: args.fallback,
         ..BuildOptions::default()
     };
-    let builder = Builder::new(&store, options, ctx.clock());
+    let mut builder = Builder::new(&store, options, ctx.clock());
+    if !args.no_substitutes && !args.substitute_urls.is_empty() {
+        builder = builder.with_substituter(Arc::new(substituter(&args)?));
+    }
     if args.check {
         let mut all_same = true;
         for d in &drvs {
@@ -290,6 +309,9 @@ impl Display {
                         Realised::AlreadyValid => {
                             serde_json::json!({"event": "valid", "drv": sd.display(drv)})
                         }
+                        Realised::Substituted => {
+                            serde_json::json!({"event": "substituted", "drv": sd.display(drv)})
+                        }
                         Realised::Built { log } => {
                             serde_json::json!({"event": "built", "drv": sd.display(drv), "log": log})
                         }
@@ -327,6 +349,9 @@ impl Display {
                             None if matches!(outcome, Realised::Built { .. }) => {
                                 eprintln!("built {}", sd.display(drv))
                             }
+                            None if matches!(outcome, Realised::Substituted) => {
+                                eprintln!("substituted {}", sd.display(drv))
+                            }
                             None => {}
                         }
                     }
@@ -348,4 +373,24 @@ impl Display {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The caches and keys `--substitute-urls` and `--trusted-key` name.
+fn substituter(args: &BuildArgs) -> anyhow::Result<guixie_cache::substitute::Substituter> {
+    use guixie_cache::substitute::{CacheUrl, Substituter};
+    let caches = args
+        .substitute_urls
+        .iter()
+        .filter(|u| !u.is_empty())
+        .map(|u| CacheUrl::parse(u).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    let trusted = args
+        .trusted_keys
+        .iter()
+        .map(|k| {
+            guixie_formats::signing::PublicKey::parse(k)
+                .map_err(|e| anyhow::anyhow!("--trusted-key {k}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Substituter { caches, trusted })
 }
