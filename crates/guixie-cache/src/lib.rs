@@ -20,6 +20,7 @@ use guixie_formats::narinfo::NarInfo;
 use guixie_formats::signing::SecretKey;
 use guixie_store::Store;
 
+pub use nar_stream::Compression;
 use request::{ByteRange, Request};
 
 /// What a cache serves and how.
@@ -29,6 +30,10 @@ pub struct Cache {
     pub key: Option<SecretKey>,
     /// `Priority` in `nix-cache-info` (lower is preferred; cache.nixos.org is 40).
     pub priority: u32,
+    /// How narinfos offer NARs.
+    pub compression: Compression,
+    /// Where compressed NARs are kept once made (needed for `Compression::Zstd`).
+    pub compressed_dir: Option<std::path::PathBuf>,
 }
 
 /// Seconds clients may keep a narinfo that was found, and one that was not.
@@ -71,9 +76,10 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
             let cache = cache.clone();
             blocking(move || narinfo(&cache, &hash_part)).await
         }
-        Ok(Request::Nar { nar_hash }) => {
-            nar_stream::respond(cache.store.clone(), nar_hash, range).await
-        }
+        Ok(Request::Nar {
+            nar_hash,
+            compressed,
+        }) => nar_stream::respond(cache.clone(), nar_hash, compressed, range).await,
     };
     if head {
         // The same headers, Content-Length included, without the body.
@@ -101,12 +107,23 @@ fn narinfo(cache: &Cache, hash_part: &str) -> Response {
         Ok(_) => return text(StatusCode::NOT_FOUND, "no such path\n", Some(MISS_MAX_AGE)),
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
     };
+    let (compression, suffix) = match (&cache.compressed_dir, cache.compression) {
+        (Some(_), c) => c.name_and_suffix(),
+        (None, _) => Compression::None.name_and_suffix(),
+    };
+    // The compressed file's hash and size are known only once it is made; Nix does not need
+    // them (the NAR hash is what it checks).
+    let (file_hash, file_size) = if suffix.is_empty() {
+        (Some(info.nar_hash.clone()), Some(info.nar_size))
+    } else {
+        (None, None)
+    };
     let mut ni = NarInfo {
         store_path: info.path.clone(),
-        url: Some(format!("nar/{}.nar", info.nar_hash.to_nix32())),
-        compression: Some("none".into()),
-        file_hash: Some(info.nar_hash.clone()),
-        file_size: Some(info.nar_size),
+        url: Some(format!("nar/{}.nar{suffix}", info.nar_hash.to_nix32())),
+        compression: Some(compression.into()),
+        file_hash,
+        file_size,
         nar_hash: info.nar_hash.clone(),
         nar_size: info.nar_size,
         references: info.references.iter().cloned().collect(),

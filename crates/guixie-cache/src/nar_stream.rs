@@ -21,9 +21,34 @@ use crate::text;
 const CHANNEL_DEPTH: usize = 4;
 const CHUNK: usize = 64 << 10;
 
-pub async fn respond(store: Arc<dyn Store>, nar_hash: Hash, range: Option<ByteRange>) -> Response {
+/// How NARs are offered: as they are, or compressed once into a cache directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+impl Compression {
+    /// The narinfo's `Compression` field and the URL's suffix.
+    pub fn name_and_suffix(self) -> (&'static str, &'static str) {
+        match self {
+            Compression::None => ("none", ""),
+            Compression::Zstd => ("zstd", ".zst"),
+        }
+    }
+}
+
+/// `/nar/<narhash>.nar[.zst]`.
+pub async fn respond(
+    cache: Arc<crate::Cache>,
+    nar_hash: Hash,
+    compressed: bool,
+    range: Option<ByteRange>,
+) -> Response {
+    let store = cache.store.clone();
     let lookup = {
         let store = store.clone();
+        let nar_hash = nar_hash.clone();
         tokio::task::spawn_blocking(move || {
             let path = store.path_by_nar_hash(&nar_hash)?;
             path.map(|p| Ok::<_, guixie_store::StoreError>((store.path_info(&p)?, p)))
@@ -36,19 +61,104 @@ pub async fn respond(store: Arc<dyn Store>, nar_hash: Hash, range: Option<ByteRa
         Ok(Ok(_)) => return text(StatusCode::NOT_FOUND, "no such NAR\n", Some(60)),
         _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
     };
-    let Some((start, end)) = range.unwrap_or(ByteRange::Unsupported).window(nar_size) else {
+    if !compressed {
+        return stream(nar_size, range, move |w| {
+            store
+                .write_nar(&path, w)
+                .map_err(|e| io::Error::other(e.to_string()))
+        });
+    }
+    let Some(dir) = cache.compressed_dir.clone() else {
+        return text(StatusCode::NOT_FOUND, "no such NAR\n", Some(60));
+    };
+    let file = dir.join(format!("{}.nar.zst", nar_hash.to_nix32()));
+    let made = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || compress_once(store.as_ref(), &path, &file)).await
+    };
+    let len = match made {
+        Ok(Ok(len)) => len,
+        _ => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "compression failed\n",
+                None,
+            )
+        }
+    };
+    stream(len, range, move |w| {
+        let mut f = std::fs::File::open(&file)?;
+        io::copy(&mut f, w).map(drop)
+    })
+}
+
+/// The compressed NAR of `path` at `file`, made now unless an earlier request made it (written
+/// under a temporary name and renamed, so a reader never sees half of it). Returns its size.
+pub(crate) fn compress_once(
+    store: &dyn Store,
+    path: &StorePath,
+    file: &std::path::Path,
+) -> io::Result<u64> {
+    if let Ok(meta) = std::fs::metadata(file) {
+        return Ok(meta.len());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = file.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    let result = (|| {
+        let out = std::fs::File::create(&temp)?;
+        let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+        store
+            .write_nar(path, &mut enc)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        enc.finish()?.sync_all()?;
+        std::fs::rename(&temp, file)?;
+        std::fs::metadata(file).map(|m| m.len())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Answers with the bytes `produce` writes (`len` of them), or the window of them `range`
+/// asks for, streamed through a small bounded channel from a blocking task.
+fn stream(
+    len: u64,
+    range: Option<ByteRange>,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+) -> Response {
+    let Some((start, end)) = range.unwrap_or(ByteRange::Unsupported).window(len) else {
         let mut r = text(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "range not satisfiable\n",
             None,
         );
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{nar_size}")) {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
             r.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         return r;
     };
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
-    tokio::task::spawn_blocking(move || produce(store.as_ref(), &path, start, end, tx));
+    tokio::task::spawn_blocking(move || {
+        let mut w = Window {
+            tx,
+            at: 0,
+            start,
+            end,
+            buf: Vec::with_capacity(CHUNK),
+            finished: false,
+        };
+        let result = produce(&mut w);
+        let flushed = w.flush();
+        if !w.finished && (result.is_err() || flushed.is_err() || w.at < end) {
+            let _ =
+                w.tx.blocking_send(Err(io::Error::other("the NAR could not be produced")));
+        }
+    });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut r = Response::new(body);
     let partial = matches!(range, Some(ByteRange::From { .. }));
@@ -61,36 +171,11 @@ pub async fn respond(store: Arc<dyn Store>, nar_hash: Hash, range: Option<ByteRa
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if partial {
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{nar_size}", end - 1)) {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
             r.headers_mut().insert(header::CONTENT_RANGE, v);
         }
     }
     r
-}
-
-/// Writes the NAR's bytes `[start, end)` into the channel; an error ends the stream early,
-/// which the client sees as fewer bytes than `Content-Length` promised.
-fn produce(
-    store: &dyn Store,
-    path: &StorePath,
-    start: u64,
-    end: u64,
-    tx: mpsc::Sender<io::Result<Bytes>>,
-) {
-    let mut w = Window {
-        tx,
-        at: 0,
-        start,
-        end,
-        buf: Vec::with_capacity(CHUNK),
-        finished: false,
-    };
-    let result = store.write_nar(path, &mut w);
-    let flushed = w.flush();
-    if !w.finished && (result.is_err() || flushed.is_err() || w.at < end) {
-        let _ =
-            w.tx.blocking_send(Err(io::Error::other("the NAR could not be produced")));
-    }
 }
 
 /// Passes on the bytes of a window of what is written, in chunks.

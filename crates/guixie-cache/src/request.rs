@@ -12,8 +12,14 @@ pub const MAX_PATH: usize = 256;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     CacheInfo,
-    NarInfo { hash_part: String },
-    Nar { nar_hash: Hash },
+    NarInfo {
+        hash_part: String,
+    },
+    /// `compressed`: the `.nar.zst` form.
+    Nar {
+        nar_hash: Hash,
+        compressed: bool,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -63,13 +69,18 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
             Err(Refusal::BadHash)
         };
     }
-    if let Some(h) = path
-        .strip_prefix("/nar/")
-        .and_then(|p| p.strip_suffix(".nar"))
-    {
+    if let Some(name) = path.strip_prefix("/nar/") {
+        let (h, compressed) = match (name.strip_suffix(".nar"), name.strip_suffix(".nar.zst")) {
+            (Some(h), _) => (h, false),
+            (None, Some(h)) => (h, true),
+            _ => return Err(Refusal::NotFound),
+        };
         let valid = h.len() == 52 && h.bytes().all(guixie_formats::nixbase32::is_digit);
         return match Hash::parse_digest(HashAlgo::Sha256, h) {
-            Ok(nar_hash) if valid => Ok(Request::Nar { nar_hash }),
+            Ok(nar_hash) if valid => Ok(Request::Nar {
+                nar_hash,
+                compressed,
+            }),
             _ => Err(Refusal::BadHash),
         };
     }
@@ -146,7 +157,21 @@ mod tests {
         ] {
             assert_eq!(parse(bad), Err(Refusal::BadHash), "{bad:?}");
         }
-        for missing in ["/", "/etc/passwd", "/nix-cache-info/", "/nar/", "/log/x"] {
+        assert!(matches!(
+            parse(&format!("/nar/{nar}.nar.zst")),
+            Ok(Request::Nar {
+                compressed: true,
+                ..
+            })
+        ));
+        for missing in [
+            "/",
+            "/etc/passwd",
+            "/nix-cache-info/",
+            "/nar/",
+            "/log/x",
+            "/nar/x.gz",
+        ] {
             assert_eq!(parse(missing), Err(Refusal::NotFound), "{missing:?}");
         }
         assert_eq!(parse(&"/a".repeat(200)), Err(Refusal::TooLong));

@@ -97,6 +97,8 @@ fn serving() -> (
         store: Arc::new(store),
         key: Some(key.clone()),
         priority: 30,
+        compression: Compression::None,
+        compressed_dir: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

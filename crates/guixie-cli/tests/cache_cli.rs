@@ -29,10 +29,11 @@ impl Drop for Publisher {
     }
 }
 
-fn publish(root: &Path, key: &Path) -> Publisher {
+fn publish(root: &Path, key: &Path, extra: &[&str]) -> Publisher {
     let mut child = at(root)
         .args(["publish", "--listen", "127.0.0.1:0", "--key"])
         .arg(key)
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -71,7 +72,7 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
         .arg("--public-key-file")
         .arg(&pk));
     let public = std::fs::read_to_string(&pk).unwrap();
-    let server = publish(&ours, &sk);
+    let server = publish(&ours, &sk, &[]);
 
     // Nix realises the outputs from the cache alone: the closure comes with them.
     let theirs = dir.path().join("theirs");
@@ -95,6 +96,22 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
         .arg(nix_store_uri(&copied, "/nix/store"))
         .args(["--option", "trusted-public-keys", public.trim()])
         .args(&outs));
+
+    // Compressed with zstd (once per NAR): Nix decompresses what guixie emits.
+    let zstd = publish(&ours, &sk, &["--compression", "zstd"]);
+    let unzstd = dir.path().join("from-zstd");
+    let zuri = nix_store_uri(&unzstd, "/nix/store");
+    ok(nix("nix")
+        .args(["copy", "--from", &zstd.url, "--to", &zuri])
+        .args(["--option", "trusted-public-keys", public.trim()])
+        .args(&outs));
+    for out in &outs {
+        let theirs = ok_str(nix("nix-store").args(["--store", &zuri, "-q", "--hash", out]));
+        let mine = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
+        assert_eq!(theirs, mine, "{out} through zstd");
+    }
+    let cached = ours.join("var/guixie/publish-cache");
+    assert!(std::fs::read_dir(&cached).unwrap().count() >= outs.len());
 
     // A Nix that trusts another key refuses every path.
     let other = ok_str(guixie().args(["key", "generate", "someone-else-1"]));

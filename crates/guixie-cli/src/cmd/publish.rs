@@ -20,6 +20,16 @@ pub struct PublishArgs {
     /// `Priority` in `nix-cache-info` (lower is preferred).
     #[arg(long, default_value_t = 30)]
     priority: u32,
+    /// Offer NARs compressed (each compressed once, on first request, and kept under
+    /// `var/guixie/publish-cache`), or as they are.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    compression: CompressionArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompressionArg {
+    None,
+    Zstd,
 }
 
 pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
@@ -29,10 +39,16 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(super::narinfo::read_key_file)
         .transpose()?;
+    let compressed_dir = store.state_dir().join("publish-cache");
     let cache = Arc::new(guixie_cache::Cache {
         store,
         key,
         priority: args.priority,
+        compression: match args.compression {
+            CompressionArg::None => guixie_cache::Compression::None,
+            CompressionArg::Zstd => guixie_cache::Compression::Zstd,
+        },
+        compressed_dir: Some(compressed_dir),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
