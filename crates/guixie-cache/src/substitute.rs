@@ -46,7 +46,11 @@ impl CacheUrl {
     }
 
     /// `name` under the cache (a narinfo, a NAR), or `None` when the cache has no such file.
-    fn open(&self, name: &str) -> Result<Option<Box<dyn Read + Send>>, String> {
+    fn open(
+        &self,
+        agent: &ureq::Agent,
+        name: &str,
+    ) -> Result<Option<Box<dyn Read + Send>>, String> {
         // Names come from narinfos the caller checked; a URL field may still try to climb.
         if name.split('/').any(|c| c == ".." || c.is_empty()) || name.starts_with('/') {
             return Err(format!("{}: refusing the file name {name:?}", self.shown()));
@@ -57,7 +61,7 @@ impl CacheUrl {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("{}/{name}: {e}", self.shown())),
             },
-            CacheUrl::Http(base) => match ureq::get(&format!("{base}/{name}")).call() {
+            CacheUrl::Http(base) => match agent.get(&format!("{base}/{name}")).call() {
                 Ok(r) => Ok(Some(Box::new(r.into_reader()))),
                 Err(ureq::Error::Status(404 | 403, _)) => Ok(None),
                 Err(e) => Err(format!("{base}/{name}: {e}")),
@@ -68,8 +72,10 @@ impl CacheUrl {
 
 /// Where substitutes come from and whom they must be signed by.
 pub struct Substituter {
-    pub caches: Vec<CacheUrl>,
-    pub trusted: Vec<PublicKey>,
+    caches: Vec<CacheUrl>,
+    trusted: Vec<PublicKey>,
+    /// One HTTP agent, so requests to a cache reuse its connections.
+    agent: ureq::Agent,
 }
 
 impl guixie_store::Substituter for Substituter {
@@ -79,6 +85,14 @@ impl guixie_store::Substituter for Substituter {
 }
 
 impl Substituter {
+    pub fn new(caches: Vec<CacheUrl>, trusted: Vec<PublicKey>) -> Self {
+        Substituter {
+            caches,
+            trusted,
+            agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
     /// The first cache's narinfo for `path` that is signed by a trusted key and names `path`.
     /// Caches that do not have it, or whose narinfo is unsigned or forged, are skipped; the
     /// reasons are returned if none has a good one.
@@ -91,7 +105,7 @@ impl Substituter {
         let mut refused = Vec::new();
         for cache in &self.caches {
             let name = format!("{}.narinfo", path.hash_part());
-            let Some(reader) = cache.open(&name)? else {
+            let Some(reader) = cache.open(&self.agent, &name)? else {
                 continue;
             };
             let mut text = String::new();
@@ -174,7 +188,7 @@ impl Substituter {
             .as_deref()
             .ok_or_else(|| format!("{}: the narinfo of {shown} has no URL", cache.shown()))?;
         let raw = cache
-            .open(url)?
+            .open(&self.agent, url)?
             .ok_or_else(|| format!("{}/{url}: not found (for {shown})", cache.shown()))?;
         let mut nar = decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
             .map_err(|e| format!("{}/{url}: {e}", cache.shown()))?;

@@ -392,5 +392,5 @@ fn substituter(args: &BuildArgs) -> anyhow::Result<guixie_cache::substitute::Sub
                 .map_err(|e| anyhow::anyhow!("--trusted-key {k}: {e}"))
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok(Substituter { caches, trusted })
+    Ok(Substituter::new(caches, trusted))
 }
