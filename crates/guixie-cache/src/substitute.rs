@@ -14,6 +14,10 @@ use guixie_formats::signing::PublicKey;
 use guixie_formats::StorePath;
 use guixie_store::{PathInfo, Store};
 
+/// Answers to narinfo queries made ahead of need.
+type Prefetched =
+    std::collections::BTreeMap<StorePath, Result<Option<(CacheUrl, NarInfo)>, String>>;
+
 /// Narinfos larger than this are refused (real ones are well under 10 KiB).
 const MAX_NARINFO: u64 = 1 << 20;
 
@@ -79,8 +83,8 @@ pub struct Substituter {
 }
 
 impl guixie_store::Substituter for Substituter {
-    fn substitute(&self, store: &dyn Store, path: &StorePath) -> Result<bool, String> {
-        Substituter::substitute(self, store, path)
+    fn substitute(&self, store: &dyn Store, paths: &[StorePath]) -> Result<bool, String> {
+        Substituter::substitute(self, store, paths)
     }
 }
 
@@ -147,27 +151,76 @@ impl Substituter {
         }
     }
 
-    /// Makes `path` and its closure valid in `store` from the caches. `Ok(false)`: no cache
-    /// has it. An error names the URL and the path; nothing half-fetched becomes valid.
-    pub fn substitute(&self, store: &dyn Store, path: &StorePath) -> Result<bool, String> {
-        let mut done = BTreeSet::new();
-        self.substitute_closure(store, path, &mut done)
+    /// Makes `paths` and their closure valid in `store` from the caches. `Ok(false)`: no
+    /// cache has one of them. The closure's narinfos are all fetched and checked first, then the NARs are
+    /// imported as one batch, references first; an error names the URL and the path, and
+    /// nothing half-fetched becomes valid.
+    pub fn substitute(&self, store: &dyn Store, paths: &[StorePath]) -> Result<bool, String> {
+        let mut known = self.prefetch(store, paths);
+        let mut seen = BTreeSet::new();
+        let mut order = Vec::new();
+        for path in paths {
+            if !self.plan(store, path, &mut known, &mut seen, &mut order)? {
+                return Ok(false);
+            }
+        }
+        if order.is_empty() {
+            return Ok(true);
+        }
+        let infos: Vec<PathInfo> = order.iter().map(|(_, ni)| path_info(ni)).collect();
+        let mut next = 0;
+        let mut failure = None;
+        let imported = store.import_nars(&infos, &mut |info| {
+            // `import_nars` asks in order, skipping paths that became valid meanwhile.
+            while order[next].1.store_path != info.path {
+                next += 1;
+            }
+            let (cache, ni) = &order[next];
+            self.open_nar(store, cache, ni).map_err(|message| {
+                failure = Some(message.clone());
+                guixie_store::StoreError::Io {
+                    path: PathBuf::from(store.store_dir().display(&ni.store_path)),
+                    source: std::io::Error::other(message),
+                }
+            })
+        });
+        match (imported, failure) {
+            (Ok(()), _) => Ok(true),
+            (Err(_), Some(message)) => Err(message),
+            (Err(e), None) => {
+                let (cache, ni) = &order[next.min(order.len() - 1)];
+                Err(format!(
+                    "{}/{} (for {}): {e}",
+                    cache.shown(),
+                    ni.url.as_deref().unwrap_or(""),
+                    store.store_dir().display(&ni.store_path)
+                ))
+            }
+        }
     }
 
-    fn substitute_closure(
+    /// Appends to `order`, references first, the checked narinfo of every path of `path`'s
+    /// closure that is not valid yet. `Ok(false)`: `path` itself is in no cache.
+    fn plan(
         &self,
         store: &dyn Store,
         path: &StorePath,
-        done: &mut BTreeSet<StorePath>,
+        known: &mut Prefetched,
+        seen: &mut BTreeSet<StorePath>,
+        order: &mut Vec<(CacheUrl, NarInfo)>,
     ) -> Result<bool, String> {
-        if done.contains(path) || store.is_valid(path).map_err(|e| e.to_string())? {
+        if !seen.insert(path.clone()) || store.is_valid(path).map_err(|e| e.to_string())? {
             return Ok(true);
         }
-        let Some((cache, ni)) = self.query(store, path)? else {
+        let queried = match known.remove(path) {
+            Some(answer) => answer,
+            None => self.query(store, path),
+        };
+        let Some((cache, ni)) = queried? else {
             return Ok(false);
         };
         for r in &ni.references {
-            if r != path && !self.substitute_closure(store, r, done)? {
+            if r != path && !self.plan(store, r, known, seen, order)? {
                 return Err(format!(
                     "{}: its reference {} is in no cache",
                     store.store_dir().display(path),
@@ -175,14 +228,50 @@ impl Substituter {
                 ));
             }
         }
-        self.fetch_nar(store, &cache, &ni)?;
-        done.insert(path.clone());
+        order.push((cache, ni));
         Ok(true)
     }
 
-    fn fetch_nar(&self, store: &dyn Store, cache: &CacheUrl, ni: &NarInfo) -> Result<(), String> {
-        let sd = store.store_dir();
-        let shown = sd.display(&ni.store_path);
+    /// The narinfos of those of `paths` that are not valid, asked a few at a time: the
+    /// answers to many small requests come back sooner together than one after another.
+    fn prefetch(&self, store: &dyn Store, paths: &[StorePath]) -> Prefetched {
+        const AT_ONCE: usize = 4;
+        let valid = store.are_valid(paths).unwrap_or_default();
+        let wanted: Vec<&StorePath> = paths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !valid.get(*i).copied().unwrap_or(false))
+            .map(|(_, p)| p)
+            .collect();
+        if wanted.len() < 2 {
+            return Prefetched::new();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let answers = std::sync::Mutex::new(Prefetched::new());
+        std::thread::scope(|scope| {
+            for _ in 0..AT_ONCE.min(wanted.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = wanted.get(i) else { return };
+                    let answer = self.query(store, path);
+                    answers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert((*path).clone(), answer);
+                });
+            }
+        });
+        answers.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The decompressed NAR stream of `ni` from `cache`.
+    fn open_nar(
+        &self,
+        store: &dyn Store,
+        cache: &CacheUrl,
+        ni: &NarInfo,
+    ) -> Result<Box<dyn Read + Send>, String> {
+        let shown = store.store_dir().display(&ni.store_path);
         let url = ni
             .url
             .as_deref()
@@ -190,21 +279,21 @@ impl Substituter {
         let raw = cache
             .open(&self.agent, url)?
             .ok_or_else(|| format!("{}/{url}: not found (for {shown})", cache.shown()))?;
-        let mut nar = decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
-            .map_err(|e| format!("{}/{url}: {e}", cache.shown()))?;
-        let info = PathInfo {
-            path: ni.store_path.clone(),
-            nar_hash: ni.nar_hash.clone(),
-            nar_size: ni.nar_size,
-            references: ni.references.iter().cloned().collect(),
-            deriver: ni.deriver.clone(),
-            signatures: ni.signatures.clone(),
-            registration_time: 0,
-            ca: ni.ca.clone(),
-        };
-        store
-            .import_nar(&info, &mut nar)
-            .map_err(|e| format!("{}/{url} (for {shown}): {e}", cache.shown()))
+        decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
+            .map_err(|e| format!("{}/{url}: {e}", cache.shown()))
+    }
+}
+
+fn path_info(ni: &NarInfo) -> PathInfo {
+    PathInfo {
+        path: ni.store_path.clone(),
+        nar_hash: ni.nar_hash.clone(),
+        nar_size: ni.nar_size,
+        references: ni.references.iter().cloned().collect(),
+        deriver: ni.deriver.clone(),
+        signatures: ni.signatures.clone(),
+        registration_time: 0,
+        ca: ni.ca.clone(),
     }
 }
 

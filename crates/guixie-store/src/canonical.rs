@@ -10,22 +10,40 @@ use std::path::Path;
 
 use crate::error::{io_err, StoreError};
 
+/// When a canonicalised tree is made durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Each file and directory is fsynced now.
+    Now,
+    /// The caller makes the whole file system durable at once (`syncfs`) before registering.
+    Later,
+}
+
 /// Canonicalises the tree at `path` bottom-up and makes it durable.
 pub fn canonicalise(path: &Path) -> Result<(), StoreError> {
+    canonicalise_tree(path, Durable::Now)
+}
+
+pub fn canonicalise_tree(path: &Path, durable: Durable) -> Result<(), StoreError> {
     let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
     let ft = meta.file_type();
     if ft.is_dir() {
         for entry in fs::read_dir(path).map_err(io_err(path))? {
-            canonicalise(&entry.map_err(io_err(path))?.path())?;
+            canonicalise_tree(&entry.map_err(io_err(path))?.path(), durable)?;
         }
-        File::open(path)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(path))?;
+        if durable == Durable::Now {
+            File::open(path)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(path))?;
+        }
         fs::set_permissions(path, fs::Permissions::from_mode(0o555)).map_err(io_err(path))?;
     } else if ft.is_file() {
         let exec = meta.permissions().mode() & 0o100 != 0;
-        let f = File::open(path).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
+        if durable == Durable::Now {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(path))?;
+        }
         fs::set_permissions(
             path,
             fs::Permissions::from_mode(if exec { 0o555 } else { 0o444 }),

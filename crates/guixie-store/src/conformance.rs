@@ -86,6 +86,56 @@ fn suite(make: fn() -> Subject) {
     reads_single_files_only(make().store.as_ref());
     finds_paths_by_hash_part(make().store.as_ref());
     serves_readers_concurrently(make().store.as_ref());
+    imports_batches_all_or_nothing(make().store.as_ref());
+}
+
+fn imports_batches_all_or_nothing(s: &dyn Store) {
+    let sd = s.store_dir().clone();
+    let (dep, dep_nar) = nar_of(&sd, "dep", &[], file(b"dependency"));
+    let (top, top_nar) = nar_of(&sd, "top", &[&dep], file(b"uses dep"));
+    let nars = |info: &PathInfo| -> Vec<u8> {
+        if info.path == dep.path {
+            dep_nar.clone()
+        } else {
+            top_nar.clone()
+        }
+    };
+    // One NAR of the batch is wrong: the batch is refused, and nothing of it is left valid
+    // that depends on what was refused.
+    let bad = PathInfo {
+        nar_hash: guixie_formats::Hash::digest_of(HashAlgo::Sha256, b"other"),
+        ..top.clone()
+    };
+    let e = s
+        .import_nars(&[dep.clone(), bad], &mut |i| {
+            Ok(Box::new(std::io::Cursor::new(nars(i))))
+        })
+        .unwrap_err();
+    assert!(matches!(e, StoreError::HashMismatch { .. }), "{e}");
+    assert!(!s.is_valid(&top.path).unwrap());
+    s.import_nars(&[dep.clone(), top.clone()], &mut |i| {
+        Ok(Box::new(std::io::Cursor::new(nars(i))))
+    })
+    .unwrap();
+    assert!(s.is_valid(&dep.path).unwrap() && s.is_valid(&top.path).unwrap());
+    let got = s.path_info(&top.path).unwrap().unwrap();
+    assert_eq!(got.references, BTreeSet::from([dep.path.clone()]));
+    let mut out = Vec::new();
+    s.write_nar(&top.path, &mut out).unwrap();
+    assert_eq!(out, top_nar);
+    // References first: a batch whose first item lacks its reference is refused.
+    let (lone, lone_nar) = nar_of(&sd, "lone", &[&dep], file(b"other dep user"));
+    let (ghost, _) = nar_of(&sd, "ghost", &[], file(b"never given"));
+    let lone = PathInfo {
+        references: BTreeSet::from([ghost.path.clone()]),
+        ..lone
+    };
+    assert!(s
+        .import_nars(std::slice::from_ref(&lone), &mut |_| Ok(Box::new(
+            std::io::Cursor::new(lone_nar.clone())
+        )))
+        .is_err());
+    assert!(!s.is_valid(&lone.path).unwrap());
 }
 
 fn imports_and_serves_a_path(s: &dyn Store) {

@@ -102,15 +102,30 @@ pub trait NarSink: Send + Sync {
     /// included): deciding whether to trust it, and how large a NAR to accept, is the
     /// caller's.
     fn import_nar(&self, info: &PathInfo, nar: &mut dyn Read) -> Result<(), StoreError>;
+
+    /// Imports many paths, each checked as by [`NarSink::import_nar`]; `infos` comes
+    /// references first, and `open` gives each one's NAR stream when it is its turn. A store
+    /// may make them durable and register them together; if any is refused, none of those
+    /// not yet registered becomes valid.
+    fn import_nars(&self, infos: &[PathInfo], open: &mut OpenNar<'_>) -> Result<(), StoreError> {
+        for info in infos {
+            self.import_nar(info, &mut open(info)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// A source of paths this store does not have yet (a binary cache, a peer), asked before
 /// building them.
 pub trait Substituter: Send + Sync {
-    /// Makes `path` and its closure valid in `store`. `Ok(false)`: no source has it. An error
-    /// says why a source that had it could not be used (bad signature, wrong hash, network).
-    fn substitute(&self, store: &dyn Store, path: &StorePath) -> Result<bool, String>;
+    /// Makes `paths` and their closure valid in `store`. `Ok(false)`: no source has one of
+    /// them (nothing is fetched then). An error says why a source that had them could not be
+    /// used (bad signature, wrong hash, network).
+    fn substitute(&self, store: &dyn Store, paths: &[StorePath]) -> Result<bool, String>;
 }
+
+/// What `import_nars` asks for: the NAR stream of one path.
+pub type OpenNar<'a> = dyn FnMut(&PathInfo) -> Result<Box<dyn Read + Send>, StoreError> + 'a;
 
 /// A store with all three faces.
 pub trait Store: PathInfoQuery + NarSource + NarSink {}

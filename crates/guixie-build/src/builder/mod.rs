@@ -205,23 +205,25 @@ impl<'s> Builder<'s> {
         let Some(sub) = &self.substituter else {
             return Ok(false);
         };
-        for p in outputs {
-            if self.store.is_valid(p)? {
-                continue;
-            }
-            match sub.substitute(self.store, p) {
-                Ok(true) => {}
-                Ok(false) => return Ok(false),
-                Err(_) if self.options.fallback => return Ok(false),
-                Err(message) => {
-                    return Err(BuildError::Substitute {
-                        path: self.store.store_dir().display(p),
-                        message,
-                    })
-                }
-            }
+        let valid = self.store.are_valid(outputs)?;
+        let missing: Vec<StorePath> = outputs
+            .iter()
+            .zip(valid)
+            .filter(|(_, v)| !v)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(true);
         }
-        Ok(true)
+        // All at once: the store can import them as one batch.
+        match sub.substitute(self.store, &missing) {
+            Ok(found) => Ok(found),
+            Err(_) if self.options.fallback => Ok(false),
+            Err(message) => Err(BuildError::Substitute {
+                path: self.store.store_dir().display(&missing[0]),
+                message,
+            }),
+        }
     }
 
     /// Reads and parses a valid `.drv` from the store.

@@ -226,6 +226,73 @@ impl LocalStore {
         self.finalize(temp, info).map(|_| ())
     }
 
+    /// Imports `infos` (references first) as one batch: each NAR is restored and checked into
+    /// a temporary entry, one `syncfs` makes them all durable, and they are renamed into place
+    /// and registered inside one database transaction (any two importers of a path write the
+    /// same tree, which its NAR hash fixes, so no per-path lock is needed).
+    pub(super) fn import_batch(
+        &self,
+        infos: &[PathInfo],
+        open: &mut crate::OpenNar<'_>,
+    ) -> Result<(), StoreError> {
+        let mut todo = Vec::new();
+        for info in infos {
+            if !self.is_valid_quick(&info.path)? {
+                todo.push(info);
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let _gc = self.gc_lock_shared()?;
+        let now = self.now();
+        let mut temps = Vec::with_capacity(todo.len());
+        let mut registered = Vec::with_capacity(todo.len());
+        for info in todo {
+            let temp = self.temp_entry()?;
+            let mut stream = open(info)?;
+            let mut observed = Observed {
+                inner: (&mut stream).take(info.nar_size),
+                hasher: Hasher::new(info.nar_hash.algo()),
+                size: 0,
+                scanner: None,
+            };
+            if let Err(e) = nar::restore(&mut observed, temp.path()) {
+                return Err(if observed.size == info.nar_size {
+                    self.nar_mismatch(info, observed.hasher.finish(), observed.size)
+                } else {
+                    e.into()
+                });
+            }
+            let actual = observed.hasher.finish();
+            if actual != info.nar_hash || observed.size != info.nar_size {
+                return Err(self.nar_mismatch(info, actual, observed.size));
+            }
+            crate::canonical::canonicalise_tree(temp.path(), crate::canonical::Durable::Later)?;
+            temps.push(temp);
+            registered.push(PathInfo {
+                registration_time: now,
+                ..info.clone()
+            });
+        }
+        crate::local::texts::sync_filesystem(&self.real_store)?;
+        let real_store = self.real_store.clone();
+        let store_dir = self.store_dir.clone();
+        self.db()?.register_batch(
+            &store_dir,
+            &registered,
+            &[],
+            |info, idx| {
+                let dest = real_store.join(info.path.to_string());
+                // Left over from a crash between rename and registration: never valid.
+                remove_tree(&dest)?;
+                let src = temps[idx].keep();
+                std::fs::rename(&src, &dest).map_err(io_err(&dest))
+            },
+            || sync_dir(&real_store),
+        )
+    }
+
     fn nar_mismatch(&self, info: &PathInfo, actual: Hash, actual_size: u64) -> StoreError {
         StoreError::HashMismatch {
             path: self.store_dir.display(&info.path),

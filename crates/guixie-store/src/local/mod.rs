@@ -295,6 +295,14 @@ impl NarSink for LocalStore {
     fn import_nar(&self, info: &PathInfo, nar: &mut dyn std::io::Read) -> Result<(), StoreError> {
         self.import(info, nar)
     }
+
+    fn import_nars(
+        &self,
+        infos: &[PathInfo],
+        open: &mut crate::OpenNar<'_>,
+    ) -> Result<(), StoreError> {
+        self.import_batch(infos, open)
+    }
 }
 
 #[cfg(test)]

@@ -153,7 +153,7 @@ fn write_canonical_text(path: &Path, contents: &[u8]) -> Result<(), StoreError> 
 }
 
 /// `syncfs` on the file system holding `dir`: one call makes every write on it durable.
-fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_filesystem(dir: &Path) -> Result<(), StoreError> {
     let f = std::fs::File::open(dir).map_err(io_err(dir))?;
     // SAFETY: `f` is an open descriptor for the duration of the call.
     let rc = unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) };
