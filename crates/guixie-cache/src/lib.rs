@@ -34,6 +34,8 @@ pub struct Cache {
     pub compression: Compression,
     /// Where compressed NARs are kept once made (needed for `Compression::Zstd`).
     pub compressed_dir: Option<std::path::PathBuf>,
+    /// Where build logs are, as `<drv base name>.log.gz` (`/log/…`).
+    pub logs_dir: Option<std::path::PathBuf>,
 }
 
 /// Seconds clients may keep a narinfo that was found, and one that was not.
@@ -87,6 +89,13 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
             nar_hash,
             compressed,
         }) => nar_stream::respond(cache.clone(), nar_hash, compressed, range).await,
+        Ok(Request::Log { drv }) => {
+            let gzip_ok = headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            nar_stream::build_log(cache, &drv, gzip_ok).await
+        }
     };
     if head {
         // The same headers, Content-Length included, without the body.

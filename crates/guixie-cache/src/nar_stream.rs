@@ -92,6 +92,50 @@ pub async fn respond(
     })
 }
 
+/// `/log/<drv>`: the build log, gzip-encoded as it is kept when the client accepts that, else
+/// decompressed (counted in a first pass, so the answer still has its length).
+pub async fn build_log(cache: &crate::Cache, drv: &StorePath, gzip_ok: bool) -> Response {
+    let Some(file) = cache
+        .logs_dir
+        .as_ref()
+        .map(|d| d.join(format!("{drv}.log.gz")))
+        .filter(|f| f.is_file())
+    else {
+        return text(StatusCode::NOT_FOUND, "no such log\n", Some(60));
+    };
+    let len = if gzip_ok {
+        std::fs::metadata(&file).map(|m| m.len())
+    } else {
+        let f = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&f)?);
+            io::copy(&mut gz, &mut io::sink())
+        })
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("log reader panicked")))
+    };
+    let Ok(len) = len else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "unreadable log\n", None);
+    };
+    let mut r = stream(len, None, move |w| {
+        let f = std::fs::File::open(&file)?;
+        if gzip_ok {
+            io::copy(&mut { f }, w).map(drop)
+        } else {
+            io::copy(&mut flate2::read::GzDecoder::new(f), w).map(drop)
+        }
+    });
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if gzip_ok {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
 /// The compressed NAR of `path` at `file`, made now unless an earlier request made it (written
 /// under a temporary name and renamed, so a reader never sees half of it). Returns its size.
 pub(crate) fn compress_once(

@@ -4,7 +4,7 @@
 //! can name a file.
 
 use axum::http::StatusCode;
-use guixie_formats::{Hash, HashAlgo};
+use guixie_formats::{Hash, HashAlgo, StorePath};
 
 /// Longer request paths are refused outright.
 pub const MAX_PATH: usize = 256;
@@ -19,6 +19,10 @@ pub enum Request {
     Nar {
         nar_hash: Hash,
         compressed: bool,
+    },
+    /// The build log of a derivation, by its base name (`nix log --store`).
+    Log {
+        drv: StorePath,
     },
 }
 
@@ -81,6 +85,12 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
                 nar_hash,
                 compressed,
             }),
+            _ => Err(Refusal::BadHash),
+        };
+    }
+    if let Some(base) = path.strip_prefix("/log/") {
+        return match StorePath::from_base_name(base) {
+            Ok(drv) if drv.name().ends_with(".drv") => Ok(Request::Log { drv }),
             _ => Err(Refusal::BadHash),
         };
     }
@@ -154,6 +164,9 @@ mod tests {
             "/00000000000000000000000000000000\0.narinfo",
             "/nar/../../etc/passwd.nar",
             "/nar/1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9l.nar",
+            "/log/x",
+            "/log/../../etc/passwd",
+            "/log/00000000000000000000000000000000-x",
         ] {
             assert_eq!(parse(bad), Err(Refusal::BadHash), "{bad:?}");
         }
@@ -164,14 +177,7 @@ mod tests {
                 ..
             })
         ));
-        for missing in [
-            "/",
-            "/etc/passwd",
-            "/nix-cache-info/",
-            "/nar/",
-            "/log/x",
-            "/nar/x.gz",
-        ] {
+        for missing in ["/", "/etc/passwd", "/nix-cache-info/", "/nar/", "/nar/x.gz"] {
             assert_eq!(parse(missing), Err(Refusal::NotFound), "{missing:?}");
         }
         assert_eq!(parse(&"/a".repeat(200)), Err(Refusal::TooLong));

@@ -99,6 +99,7 @@ fn serving() -> (
         priority: 30,
         compression: Compression::None,
         compressed_dir: None,
+        logs_dir: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -217,13 +218,13 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let miss = "0".repeat(32);
     let mut s = TcpStream::connect(addr).unwrap();
     let mut all = String::new();
-    for i in 0..200 {
+    for i in 0..1000 {
         let h = if i % 3 == 0 { &hit } else { &miss };
         all.push_str(&format!("GET /{h}.narinfo HTTP/1.1\r\nHost: x\r\n\r\n"));
     }
     s.write_all(all.as_bytes()).unwrap();
     let mut r = BufReader::new(s);
-    for i in 0..200 {
+    for i in 0..1000 {
         let reply = read_reply(&mut r, false);
         assert_eq!(
             reply.status,

@@ -65,6 +65,13 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
     );
     let outs: Vec<&str> = outs.split_whitespace().collect();
     assert!(!outs.is_empty());
+    let talk = dir.path().join("talk.scm");
+    std::fs::write(
+        &talk,
+        "(derivation \"talk\" \"/bin/sh\" '(\"-c\" \"echo hello from the build; echo > $out\"))\n",
+    )
+    .unwrap();
+    let talked = ok_str(at(&ours).args(["build", "-q", "--no-attest"]).arg(&talk));
     let (sk, pk) = (dir.path().join("cache.sec"), dir.path().join("cache.pub"));
     ok(guixie()
         .args(["key", "generate", "guixie-cache-1", "--secret-key-file"])
@@ -89,6 +96,11 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
         let nix_hash = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
         assert_eq!(nix_hash, mine["narHash"].as_str().unwrap(), "{out}");
     }
+    // Its build log, as `nix log --store` reads it from a cache.
+    let log = ok_str(nix("nix")
+        .args(["log", "--option", "substituters", "", "--store", &server.url])
+        .arg(&talked));
+    assert!(log.contains("hello from the build"), "{log}");
     // `nix copy` too, with its own signature check.
     let copied = dir.path().join("copied");
     ok(nix("nix")

@@ -40,6 +40,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         .map(super::narinfo::read_key_file)
         .transpose()?;
     let compressed_dir = store.state_dir().join("publish-cache");
+    let logs_dir = store.state_dir().join("build-logs");
     let cache = Arc::new(guixie_cache::Cache {
         store,
         key,
@@ -49,6 +50,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
             CompressionArg::Zstd => guixie_cache::Compression::Zstd,
         },
         compressed_dir: Some(compressed_dir),
+        logs_dir: Some(logs_dir),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
