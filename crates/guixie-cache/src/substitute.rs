@@ -279,8 +279,12 @@ impl Substituter {
         let raw = cache
             .open(&self.agent, url)?
             .ok_or_else(|| format!("{}/{url}: not found (for {shown})", cache.shown()))?;
-        decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
-            .map_err(|e| format!("{}/{url}: {e}", cache.shown()))
+        let nar = decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
+            .map_err(|e| format!("{}/{url}: {e}", cache.shown()))?;
+        Ok(Box::new(Exactly {
+            inner: nar,
+            left: ni.nar_size,
+        }))
     }
 }
 
@@ -294,6 +298,31 @@ fn path_info(ni: &NarInfo) -> PathInfo {
         signatures: ni.signatures.clone(),
         registration_time: 0,
         ca: ni.ca.clone(),
+    }
+}
+
+/// A NAR stream that must end at its declared size: a longer one is an error, even though the
+/// store reads no further than that size.
+struct Exactly {
+    inner: Box<dyn Read + Send>,
+    left: u64,
+}
+
+impl Read for Exactly {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        if self.left == 0 && n > 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? > 0 {
+                return Err(std::io::Error::other("the NAR is longer than its NarSize"));
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -97,9 +97,18 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
         assert_eq!(nix_hash, mine["narHash"].as_str().unwrap(), "{out}");
     }
     // Its build log, as `nix log --store` reads it from a cache.
-    let log = ok_str(nix("nix")
-        .args(["log", "--option", "substituters", "", "--store", &server.url])
-        .arg(&talked));
+    let log = ok_str(
+        nix("nix")
+            .args([
+                "log",
+                "--option",
+                "substituters",
+                "",
+                "--store",
+                &server.url,
+            ])
+            .arg(&talked),
+    );
     assert!(log.contains("hello from the build"), "{log}");
     // `nix copy` too, with its own signature check.
     let copied = dir.path().join("copied");
@@ -304,4 +313,83 @@ fn a_nar_differing_by_one_byte_is_refused() {
     let valid = ok_str(at(&ours).args(["store", "ls"]));
     assert!(outs.iter().all(|o| !valid.contains(o.as_str())), "{valid}");
     ok(at(&ours).args(["store", "verify"]));
+}
+
+#[test]
+fn lying_caches_are_refused_and_leave_the_store_clean() {
+    if !nix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (outs, cache, public) = nix_cache(dir.path(), "none");
+    let graph = dir.path().join("graph.scm");
+    write_synthetic_graph("scm", 6, &graph);
+    let narinfos: Vec<std::path::PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "narinfo"))
+        .collect();
+    let nar_of = |narinfo: &Path| {
+        let text = std::fs::read_to_string(narinfo).unwrap();
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("URL: "))
+            .unwrap()
+            .to_owned();
+        cache.join(url)
+    };
+    type Lie = fn(&Path, &Path);
+    let lies: [(&str, Lie, &str); 3] = [
+        (
+            "truncated",
+            |_, nar| {
+                let bytes = std::fs::read(nar).unwrap();
+                std::fs::write(nar, &bytes[..bytes.len() / 2]).unwrap();
+            },
+            "nar/",
+        ),
+        (
+            "too long",
+            |_, nar| {
+                let mut bytes = std::fs::read(nar).unwrap();
+                bytes.extend_from_slice(&[0; 64]);
+                std::fs::write(nar, bytes).unwrap();
+            },
+            "longer than its NarSize",
+        ),
+        (
+            "other store",
+            |narinfo, _| {
+                let text = std::fs::read_to_string(narinfo).unwrap();
+                std::fs::write(narinfo, text.replace("/nix/store/", "/gnu/store/")).unwrap();
+            },
+            "narinfo",
+        ),
+    ];
+    for (what, lie, expected) in lies {
+        let lying = dir.path().join(format!("lying-{}", what.replace(' ', "-")));
+        ok(Command::new("cp").arg("-r").arg(&cache).arg(&lying));
+        for narinfo in &narinfos {
+            let narinfo = lying.join(narinfo.file_name().unwrap());
+            let nar = lying.join(nar_of(&narinfo).strip_prefix(&cache).unwrap());
+            lie(&narinfo, &nar);
+        }
+        let ours = dir.path().join(format!("ours-{}", what.replace(' ', "-")));
+        let drvs = ok_str(at(&ours).arg("eval").arg(&graph));
+        let e = fails(
+            at(&ours)
+                .args(["build", "--no-attest", "--substitute-urls"])
+                .arg(format!("file://{}", lying.display()))
+                .args(["--trusted-key", &public])
+                .args(drvs.split_whitespace()),
+        );
+        let said = String::from_utf8_lossy(&e.stderr);
+        assert!(said.contains(expected), "{what}: {said}");
+        let valid = ok_str(at(&ours).args(["store", "ls"]));
+        assert!(
+            outs.iter().all(|o| !valid.contains(o.as_str())),
+            "{what}: {valid}"
+        );
+        ok(at(&ours).args(["store", "verify"]));
+    }
 }
