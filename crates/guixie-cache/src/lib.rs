@@ -7,6 +7,7 @@
 //! `Content-Length` (Guix pipelines hundreds of requests on one connection and needs to know
 //! where each ends) and never names a file-system path.
 
+mod listing;
 mod nar_stream;
 pub mod request;
 pub mod substitute;
@@ -89,6 +90,14 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
             nar_hash,
             compressed,
         }) => nar_stream::respond(cache.clone(), nar_hash, compressed, range).await,
+        Ok(Request::Listing { hash_part }) => {
+            let cache = cache.clone();
+            tokio::task::spawn_blocking(move || listing_of(&cache, &hash_part))
+                .await
+                .unwrap_or_else(|_| {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", None)
+                })
+        }
         Ok(Request::Log { drv }) => {
             let gzip_ok = headers
                 .get(header::ACCEPT_ENCODING)
@@ -152,6 +161,26 @@ fn narinfo(cache: &Cache, hash_part: &str) -> Response {
         HeaderValue::from_static("text/x-nix-narinfo"),
     );
     r
+}
+
+fn listing_of(cache: &Cache, hash_part: &str) -> Response {
+    let store = cache.store.as_ref();
+    let path = match store.path_by_hash_part(hash_part) {
+        Ok(Some(p)) => p,
+        Ok(None) => return text(StatusCode::NOT_FOUND, "no such path\n", Some(MISS_MAX_AGE)),
+        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
+    };
+    match listing::listing(store, &path) {
+        Ok(v) => {
+            let mut r = text(StatusCode::OK, &v.to_string(), Some(HIT_MAX_AGE));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "listing failed\n", None),
+    }
 }
 
 /// A small text response with its length and, when given, how long it may be cached.

@@ -20,6 +20,10 @@ pub enum Request {
         nar_hash: Hash,
         compressed: bool,
     },
+    /// The JSON listing of a path's NAR (`nix store ls --store`).
+    Listing {
+        hash_part: String,
+    },
     /// The build log of a derivation, by its base name (`nix log --store`).
     Log {
         drv: StorePath,
@@ -58,6 +62,17 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
     }
     if path == "/nix-cache-info" {
         return Ok(Request::CacheInfo);
+    }
+    if let Some(hash_part) = path.strip_prefix('/').and_then(|p| p.strip_suffix(".ls")) {
+        let valid =
+            hash_part.len() == 32 && hash_part.bytes().all(guixie_formats::nixbase32::is_digit);
+        return if valid {
+            Ok(Request::Listing {
+                hash_part: hash_part.to_owned(),
+            })
+        } else {
+            Err(Refusal::BadHash)
+        };
     }
     if let Some(hash_part) = path
         .strip_prefix('/')

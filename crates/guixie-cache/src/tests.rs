@@ -172,6 +172,13 @@ fn narinfos_are_signed_and_nars_stream_with_ranges() {
         &format!("GET /{url} HTTP/1.1\r\nHost: x\r\nRange: bytes={past}-\r\n\r\n"),
     );
     assert_eq!(r.status, 416);
+    let r = get(addr, &format!("GET /{hash_part}.ls HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert_eq!(r.status, 200);
+    let ls: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(ls["version"], 1);
+    assert_eq!(ls["root"]["type"], "directory");
+    assert_eq!(ls["root"]["entries"]["big"]["type"], "regular");
+    assert_eq!(ls["root"]["entries"]["big"]["size"], 300_000);
     let r = get(addr, &format!("HEAD /{url} HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert_eq!(r.status, 200);
     assert_eq!(

@@ -72,6 +72,10 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
     )
     .unwrap();
     let talked = ok_str(at(&ours).args(["build", "-q", "--no-attest"]).arg(&talk));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/inside"), "x").unwrap();
+    let tree = ok_str(at(&ours).args(["store", "add"]).arg(&tree));
     let (sk, pk) = (dir.path().join("cache.sec"), dir.path().join("cache.pub"));
     ok(guixie()
         .args(["key", "generate", "guixie-cache-1", "--secret-key-file"])
@@ -110,6 +114,11 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
             .arg(&talked),
     );
     assert!(log.contains("hello from the build"), "{log}");
+    // The NAR listing `nix store ls` reads from a cache.
+    let listed = ok_str(nix("nix")
+        .args(["store", "ls", "--recursive", "--store", &server.url])
+        .arg(&tree));
+    assert!(listed.contains("sub/inside") || listed.contains("./sub/inside"), "{listed}");
     // `nix copy` too, with its own signature check.
     let copied = dir.path().join("copied");
     ok(nix("nix")
