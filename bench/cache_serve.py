@@ -10,7 +10,7 @@ one kept-alive connection.
 Substitution: the 300-derivation synthetic graph's outputs, served by nginx, substituted by
 `guixie build --substitute-urls` and by `nix copy --from`, each into an empty store.
 
-Needs nginx (installed with apt-get when missing), curl and nix-bin.
+Needs nginx and curl (installed with apt-get when missing) and nix-bin.
 """
 import argparse, http.client, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
@@ -41,13 +41,16 @@ def wait_for(port):
     sys.exit(f"nothing listens on {port}")
 
 
-def ensure_nginx():
-    if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+def ensure_tools():
+    """nginx (the reference server) and curl (the client), from Debian when missing."""
+    missing = [pkg for pkg, exe in (("nginx-light", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl"))
+               if not os.path.exists(exe)]
+    if not missing:
         return
-    print("installing nginx-light", file=sys.stderr)
+    print(f"installing {' '.join(missing)}", file=sys.stderr)
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "nginx-light"], check=True,
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + missing, check=True,
                    env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
 
 
@@ -73,7 +76,7 @@ http {{
   server {{ listen 127.0.0.1:{port}; root {docroot}; }}
 }}
 """)
-    p = subprocess.Popen(["nginx", "-c", conf], stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(["/usr/sbin/nginx", "-c", conf], stderr=subprocess.DEVNULL)
     wait_for(port)
     return p, f"http://127.0.0.1:{port}"
 
@@ -227,7 +230,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--packages", type=int, default=300)
     args = ap.parse_args()
-    ensure_nginx()
+    ensure_tools()
     subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "guixie-cli"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="guixie-bench-cache-")
     # nginx's workers run as an unprivileged user: they must reach the static cache.

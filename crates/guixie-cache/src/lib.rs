@@ -33,7 +33,7 @@ pub struct Cache {
     pub priority: u32,
     /// How narinfos offer NARs.
     pub compression: Compression,
-    /// Where compressed NARs are kept once made (needed for `Compression::Zstd`).
+    /// Where compressed NARs are kept once made (needed to offer them compressed).
     pub compressed_dir: Option<std::path::PathBuf>,
     /// Where build logs are, as `<drv base name>.log.gz` (`/log/…`).
     pub logs_dir: Option<std::path::PathBuf>,
@@ -88,8 +88,20 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
         }
         Ok(Request::Nar {
             nar_hash,
-            compressed,
-        }) => nar_stream::respond(cache.clone(), nar_hash, compressed, range).await,
+            compression,
+        }) => nar_stream::respond(cache.clone(), nar_hash, compression, range).await,
+        Ok(Request::SigningKey) => match &cache.key {
+            Some(key) => text(
+                StatusCode::OK,
+                &format!("{}\n", key.public()),
+                Some(HIT_MAX_AGE),
+            ),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no signing key\n",
+                Some(MISS_MAX_AGE),
+            ),
+        },
         Ok(Request::Listing { hash_part }) => {
             let cache = cache.clone();
             tokio::task::spawn_blocking(move || listing_of(&cache, &hash_part))

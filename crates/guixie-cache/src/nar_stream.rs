@@ -26,6 +26,7 @@ const CHUNK: usize = 64 << 10;
 pub enum Compression {
     None,
     Zstd,
+    Gzip,
 }
 
 impl Compression {
@@ -34,15 +35,16 @@ impl Compression {
         match self {
             Compression::None => ("none", ""),
             Compression::Zstd => ("zstd", ".zst"),
+            Compression::Gzip => ("gzip", ".gz"),
         }
     }
 }
 
-/// `/nar/<narhash>.nar[.zst]`.
+/// `/nar/<narhash>.nar[.zst|.gz]`.
 pub async fn respond(
     cache: Arc<crate::Cache>,
     nar_hash: Hash,
-    compressed: bool,
+    compression: Compression,
     range: Option<ByteRange>,
 ) -> Response {
     let store = cache.store.clone();
@@ -61,7 +63,7 @@ pub async fn respond(
         Ok(Ok(_)) => return text(StatusCode::NOT_FOUND, "no such NAR\n", Some(60)),
         _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
     };
-    if !compressed {
+    if compression == Compression::None {
         return stream(nar_size, range, move |w| {
             store
                 .write_nar(&path, w)
@@ -71,10 +73,14 @@ pub async fn respond(
     let Some(dir) = cache.compressed_dir.clone() else {
         return text(StatusCode::NOT_FOUND, "no such NAR\n", Some(60));
     };
-    let file = dir.join(format!("{}.nar.zst", nar_hash.to_nix32()));
+    let suffix = compression.name_and_suffix().1;
+    let file = dir.join(format!("{}.nar{suffix}", nar_hash.to_nix32()));
     let made = {
         let file = file.clone();
-        tokio::task::spawn_blocking(move || compress_once(store.as_ref(), &path, &file)).await
+        tokio::task::spawn_blocking(move || {
+            compress_once(store.as_ref(), &path, &file, compression)
+        })
+        .await
     };
     let len = match made {
         Ok(Ok(len)) => len,
@@ -142,6 +148,7 @@ pub(crate) fn compress_once(
     store: &dyn Store,
     path: &StorePath,
     file: &std::path::Path,
+    compression: Compression,
 ) -> io::Result<u64> {
     if let Ok(meta) = std::fs::metadata(file) {
         return Ok(meta.len());
@@ -154,11 +161,21 @@ pub(crate) fn compress_once(
     let temp = file.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let out = std::fs::File::create(&temp)?;
-        let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-        store
-            .write_nar(path, &mut enc)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        enc.finish()?.sync_all()?;
+        let nar_error = |e: guixie_store::StoreError| io::Error::other(e.to_string());
+        let out = match compression {
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+                store.write_nar(path, &mut enc).map_err(nar_error)?;
+                enc.finish()?
+            }
+            Compression::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                store.write_nar(path, &mut enc).map_err(nar_error)?;
+                enc.finish()?
+            }
+            Compression::None => return Err(io::Error::other("nothing to compress")),
+        };
+        out.sync_all()?;
         std::fs::rename(&temp, file)?;
         std::fs::metadata(file).map(|m| m.len())
     })();

@@ -6,6 +6,8 @@
 use axum::http::StatusCode;
 use guixie_formats::{Hash, HashAlgo, StorePath};
 
+use crate::Compression;
+
 /// Longer request paths are refused outright.
 pub const MAX_PATH: usize = 256;
 
@@ -15,11 +17,13 @@ pub enum Request {
     NarInfo {
         hash_part: String,
     },
-    /// `compressed`: the `.nar.zst` form.
+    /// The NAR, as it is or compressed (`.nar.zst`, `.nar.gz`).
     Nar {
         nar_hash: Hash,
-        compressed: bool,
+        compression: Compression,
     },
+    /// The public key narinfos are signed with.
+    SigningKey,
     /// The JSON listing of a path's NAR (`nix store ls --store`).
     Listing {
         hash_part: String,
@@ -63,6 +67,9 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
     if path == "/nix-cache-info" {
         return Ok(Request::CacheInfo);
     }
+    if path == "/signing-key.pub" {
+        return Ok(Request::SigningKey);
+    }
     if let Some(hash_part) = path.strip_prefix('/').and_then(|p| p.strip_suffix(".ls")) {
         let valid =
             hash_part.len() == 32 && hash_part.bytes().all(guixie_formats::nixbase32::is_digit);
@@ -89,16 +96,21 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
         };
     }
     if let Some(name) = path.strip_prefix("/nar/") {
-        let (h, compressed) = match (name.strip_suffix(".nar"), name.strip_suffix(".nar.zst")) {
-            (Some(h), _) => (h, false),
-            (None, Some(h)) => (h, true),
-            _ => return Err(Refusal::NotFound),
+        let found = [
+            (".nar", Compression::None),
+            (".nar.zst", Compression::Zstd),
+            (".nar.gz", Compression::Gzip),
+        ]
+        .into_iter()
+        .find_map(|(suffix, c)| Some((name.strip_suffix(suffix)?, c)));
+        let Some((h, compression)) = found else {
+            return Err(Refusal::NotFound);
         };
         let valid = h.len() == 52 && h.bytes().all(guixie_formats::nixbase32::is_digit);
         return match Hash::parse_digest(HashAlgo::Sha256, h) {
             Ok(nar_hash) if valid => Ok(Request::Nar {
                 nar_hash,
-                compressed,
+                compression,
             }),
             _ => Err(Refusal::BadHash),
         };
@@ -188,7 +200,7 @@ mod tests {
         assert!(matches!(
             parse(&format!("/nar/{nar}.nar.zst")),
             Ok(Request::Nar {
-                compressed: true,
+                compression: Compression::Zstd,
                 ..
             })
         ));

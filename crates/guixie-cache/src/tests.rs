@@ -172,7 +172,10 @@ fn narinfos_are_signed_and_nars_stream_with_ranges() {
         &format!("GET /{url} HTTP/1.1\r\nHost: x\r\nRange: bytes={past}-\r\n\r\n"),
     );
     assert_eq!(r.status, 416);
-    let r = get(addr, &format!("GET /{hash_part}.ls HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let r = get(
+        addr,
+        &format!("GET /{hash_part}.ls HTTP/1.1\r\nHost: x\r\n\r\n"),
+    );
     assert_eq!(r.status, 200);
     let ls: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(ls["version"], 1);

@@ -29,6 +29,21 @@ impl Drop for Publisher {
     }
 }
 
+/// The whole answer (status line, headers, body) to `GET path`.
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 fn publish(root: &Path, key: &Path, extra: &[&str]) -> Publisher {
     let mut child = at(root)
         .args(["publish", "--listen", "127.0.0.1:0", "--key"])
@@ -115,10 +130,15 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
     );
     assert!(log.contains("hello from the build"), "{log}");
     // The NAR listing `nix store ls` reads from a cache.
-    let listed = ok_str(nix("nix")
-        .args(["store", "ls", "--recursive", "--store", &server.url])
-        .arg(&tree));
-    assert!(listed.contains("sub/inside") || listed.contains("./sub/inside"), "{listed}");
+    let listed = ok_str(
+        nix("nix")
+            .args(["store", "ls", "--recursive", "--store", &server.url])
+            .arg(&tree),
+    );
+    assert!(
+        listed.contains("sub/inside") || listed.contains("./sub/inside"),
+        "{listed}"
+    );
     // `nix copy` too, with its own signature check.
     let copied = dir.path().join("copied");
     ok(nix("nix")
@@ -127,19 +147,27 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
         .args(["--option", "trusted-public-keys", public.trim()])
         .args(&outs));
 
-    // Compressed with zstd (once per NAR): Nix decompresses what guixie emits.
-    let zstd = publish(&ours, &sk, &["--compression", "zstd"]);
-    let unzstd = dir.path().join("from-zstd");
-    let zuri = nix_store_uri(&unzstd, "/nix/store");
-    ok(nix("nix")
-        .args(["copy", "--from", &zstd.url, "--to", &zuri])
-        .args(["--option", "trusted-public-keys", public.trim()])
-        .args(&outs));
-    for out in &outs {
-        let theirs = ok_str(nix("nix-store").args(["--store", &zuri, "-q", "--hash", out]));
-        let mine = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
-        assert_eq!(theirs, mine, "{out} through zstd");
+    // Compressed (once per NAR): Nix decompresses whatever guixie emits.
+    for compression in ["zstd", "gzip"] {
+        let server = publish(&ours, &sk, &["--compression", compression]);
+        let into = dir.path().join(format!("from-{compression}"));
+        let zuri = nix_store_uri(&into, "/nix/store");
+        ok(nix("nix")
+            .args(["copy", "--from", &server.url, "--to", &zuri])
+            .args(["--option", "trusted-public-keys", public.trim()])
+            .args(&outs));
+        for out in &outs {
+            let theirs = ok_str(nix("nix-store").args(["--store", &zuri, "-q", "--hash", out]));
+            let mine = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
+            assert_eq!(theirs, mine, "{out} through {compression}");
+        }
     }
+    let key_served = http_get(&server.url, "/signing-key.pub");
+    assert!(key_served.starts_with("HTTP/1.1 200"), "{key_served}");
+    assert_eq!(
+        key_served.split("\r\n\r\n").nth(1).unwrap().trim(),
+        public.trim()
+    );
     let cached = ours.join("var/guixie/publish-cache");
     assert!(std::fs::read_dir(&cached).unwrap().count() >= outs.len());
 

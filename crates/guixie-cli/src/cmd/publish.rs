@@ -30,6 +30,7 @@ pub struct PublishArgs {
 enum CompressionArg {
     None,
     Zstd,
+    Gzip,
 }
 
 pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
@@ -48,6 +49,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         compression: match args.compression {
             CompressionArg::None => guixie_cache::Compression::None,
             CompressionArg::Zstd => guixie_cache::Compression::Zstd,
+            CompressionArg::Gzip => guixie_cache::Compression::Gzip,
         },
         compressed_dir: Some(compressed_dir),
         logs_dir: Some(logs_dir),
