@@ -197,27 +197,7 @@ impl LocalStore {
         }
         let _gc = self.gc_lock_shared()?;
         let temp = self.temp_entry()?;
-        // Never read past the declared size: a stream that does not end stops there, and
-        // what follows on a framed stream is left for its reader. (The caller bounds the
-        // declared size: a narinfo's word is not a quota.)
-        let mut observed = Observed {
-            inner: nar_stream.take(info.nar_size),
-            hasher: Hasher::new(info.nar_hash.algo()),
-            size: 0,
-            scanner: None,
-        };
-        if let Err(e) = nar::restore(&mut observed, temp.path()) {
-            // An archive cut short by the declared size is a size mismatch.
-            return Err(if observed.size == info.nar_size {
-                self.nar_mismatch(info, observed.hasher.finish(), observed.size)
-            } else {
-                e.into()
-            });
-        }
-        let actual = observed.hasher.finish();
-        if actual != info.nar_hash || observed.size != info.nar_size {
-            return Err(self.nar_mismatch(info, actual, observed.size));
-        }
+        self.restore_checked(info, nar_stream, &temp)?;
         // Registered now, whatever time the sender's info says.
         let info = PathInfo {
             registration_time: self.now(),
@@ -250,24 +230,7 @@ impl LocalStore {
         let mut registered = Vec::with_capacity(todo.len());
         for info in todo {
             let temp = self.temp_entry()?;
-            let mut stream = open(info)?;
-            let mut observed = Observed {
-                inner: (&mut stream).take(info.nar_size),
-                hasher: Hasher::new(info.nar_hash.algo()),
-                size: 0,
-                scanner: None,
-            };
-            if let Err(e) = nar::restore(&mut observed, temp.path()) {
-                return Err(if observed.size == info.nar_size {
-                    self.nar_mismatch(info, observed.hasher.finish(), observed.size)
-                } else {
-                    e.into()
-                });
-            }
-            let actual = observed.hasher.finish();
-            if actual != info.nar_hash || observed.size != info.nar_size {
-                return Err(self.nar_mismatch(info, actual, observed.size));
-            }
+            self.restore_checked(info, &mut open(info)?, &temp)?;
             crate::canonical::canonicalise_tree(temp.path(), crate::canonical::Durable::Later)?;
             temps.push(temp);
             registered.push(PathInfo {
@@ -291,6 +254,37 @@ impl LocalStore {
             },
             || sync_dir(&real_store),
         )
+    }
+
+    /// Restores `nar_stream` into `temp`, hashed while it streams; refused unless hash and size
+    /// are `info`'s. Never reads past the declared size: a stream that does not end stops there,
+    /// and what follows on a framed stream is left for its reader. (The caller bounds the
+    /// declared size: a narinfo's word is not a quota.)
+    fn restore_checked(
+        &self,
+        info: &PathInfo,
+        nar_stream: &mut dyn Read,
+        temp: &TempEntry,
+    ) -> Result<(), StoreError> {
+        let mut observed = Observed {
+            inner: nar_stream.take(info.nar_size),
+            hasher: Hasher::new(info.nar_hash.algo()),
+            size: 0,
+            scanner: None,
+        };
+        if let Err(e) = nar::restore(&mut observed, temp.path()) {
+            // An archive cut short by the declared size is a size mismatch.
+            return Err(if observed.size == info.nar_size {
+                self.nar_mismatch(info, observed.hasher.finish(), observed.size)
+            } else {
+                e.into()
+            });
+        }
+        let actual = observed.hasher.finish();
+        if actual != info.nar_hash || observed.size != info.nar_size {
+            return Err(self.nar_mismatch(info, actual, observed.size));
+        }
+        Ok(())
     }
 
     fn nar_mismatch(&self, info: &PathInfo, actual: Hash, actual_size: u64) -> StoreError {
