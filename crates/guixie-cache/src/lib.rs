@@ -7,6 +7,7 @@
 //! `Content-Length` (Guix pipelines hundreds of requests on one connection and needs to know
 //! where each ends) and never names a file-system path.
 
+pub mod evidence;
 mod listing;
 mod nar_stream;
 pub mod request;
@@ -37,6 +38,8 @@ pub struct Cache {
     pub compressed_dir: Option<std::path::PathBuf>,
     /// Where build logs are, as `<drv base name>.log.gz` (`/log/…`).
     pub logs_dir: Option<std::path::PathBuf>,
+    /// The transparency log behind `/checkpoint` and `/attestations/…`.
+    pub evidence: Option<evidence::Evidence>,
 }
 
 /// Seconds clients may keep a narinfo that was found, and one that was not.
@@ -90,6 +93,32 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
             nar_hash,
             compression,
         }) => nar_stream::respond(cache.clone(), nar_hash, compression, range).await,
+        Ok(Request::Checkpoint) => match &cache.evidence {
+            Some(_) => {
+                let cache = cache.clone();
+                tokio::task::spawn_blocking(move || {
+                    evidence::checkpoint(cache.evidence.as_ref().expect("checked"))
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", None)
+                })
+            }
+            None => text(StatusCode::NOT_FOUND, "no log\n", Some(MISS_MAX_AGE)),
+        },
+        Ok(Request::Attestations { hash_part }) => match &cache.evidence {
+            Some(_) => {
+                let cache = cache.clone();
+                tokio::task::spawn_blocking(move || {
+                    evidence::attestations(cache.evidence.as_ref().expect("checked"), &hash_part)
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n", None)
+                })
+            }
+            None => text(StatusCode::NOT_FOUND, "no log\n", Some(MISS_MAX_AGE)),
+        },
         Ok(Request::SigningKey) => match &cache.key {
             Some(key) => text(
                 StatusCode::OK,

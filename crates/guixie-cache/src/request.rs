@@ -24,6 +24,12 @@ pub enum Request {
     },
     /// The public key narinfos are signed with.
     SigningKey,
+    /// The transparency log's signed checkpoint.
+    Checkpoint,
+    /// The attestations of a path, with inclusion proofs.
+    Attestations {
+        hash_part: String,
+    },
     /// The JSON listing of a path's NAR (`nix store ls --store`).
     Listing {
         hash_part: String,
@@ -69,6 +75,20 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
     }
     if path == "/signing-key.pub" {
         return Ok(Request::SigningKey);
+    }
+    if path == "/checkpoint" {
+        return Ok(Request::Checkpoint);
+    }
+    if let Some(hash_part) = path.strip_prefix("/attestations/") {
+        let valid =
+            hash_part.len() == 32 && hash_part.bytes().all(guixie_formats::nixbase32::is_digit);
+        return if valid {
+            Ok(Request::Attestations {
+                hash_part: hash_part.to_owned(),
+            })
+        } else {
+            Err(Refusal::BadHash)
+        };
     }
     if let Some(hash_part) = path.strip_prefix('/').and_then(|p| p.strip_suffix(".ls")) {
         let valid =
@@ -174,6 +194,15 @@ mod tests {
     #[test]
     fn only_the_cache_resources_are_requests() {
         assert_eq!(parse("/nix-cache-info"), Ok(Request::CacheInfo));
+        assert_eq!(parse("/checkpoint"), Ok(Request::Checkpoint));
+        assert_eq!(parse("/signing-key.pub"), Ok(Request::SigningKey));
+        assert_eq!(
+            parse(&format!("/attestations/{}", "1".repeat(32))),
+            Ok(Request::Attestations {
+                hash_part: "1".repeat(32)
+            })
+        );
+        assert_eq!(parse("/attestations/../x"), Err(Refusal::BadHash));
         let h = "0".repeat(32);
         assert_eq!(
             parse(&format!("/{h}.narinfo")),

@@ -100,6 +100,7 @@ fn serving() -> (
         compression: Compression::None,
         compressed_dir: None,
         logs_dir: None,
+        evidence: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -430,3 +430,77 @@ fn lying_caches_are_refused_and_leave_the_store_clean() {
         ok(at(&ours).args(["store", "verify"]));
     }
 }
+
+/// A peer gets the evidence beside the binary: the log's signed checkpoint, and each path's
+/// attestations with inclusion proofs, all checkable with the verifiers guixie ships.
+#[test]
+fn the_evidence_is_served_and_checks_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let file = dir.path().join("one.scm");
+    std::fs::write(
+        &file,
+        "(derivation \"one\" \"/bin/sh\" '(\"-c\" \"echo one > $out\"))\n",
+    )
+    .unwrap();
+    let out = ok_str(at(&ours).args(["build", "-q"]).arg(&file));
+    let log_key = ok_str(at(&ours).args(["log", "key"]));
+    let builder = ok_str(
+        guixie()
+            .args(["key", "public"])
+            .arg(ours.join("var/guixie/builder.key")),
+    );
+    let (sk, _) = (dir.path().join("cache.sec"), dir.path().join("cache.pub"));
+    ok(guixie()
+        .args(["key", "generate", "c-1", "--secret-key-file"])
+        .arg(&sk)
+        .arg("--public-key-file")
+        .arg(dir.path().join("cache.pub")));
+    let server = publish(&ours, &sk, &[]);
+
+    let cp = http_get(&server.url, "/checkpoint");
+    assert!(cp.starts_with("HTTP/1.1 200"), "{cp}");
+    let cp_file = dir.path().join("cp");
+    std::fs::write(&cp_file, cp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    ok(guixie()
+        .args(["checkpoint", "verify"])
+        .arg(&cp_file)
+        .args(["--log-key", &log_key]));
+
+    let hash_part = out.rsplit('/').next().unwrap()[..32].to_owned();
+    let answer = http_get(&server.url, &format!("/attestations/{hash_part}"));
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let found = body["attestations"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body}");
+    let a = &found[0];
+    let proof: Vec<&str> = a["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    ok(guixie().args([
+        "log",
+        "verify-inclusion",
+        "--leaf-hash",
+        a["leafHash"].as_str().unwrap(),
+        "--index",
+        &a["index"].to_string(),
+        "--size",
+        &body["size"].to_string(),
+        "--root",
+        body["root"].as_str().unwrap(),
+        "--proof",
+        &proof.join(","),
+    ]));
+    let envelope = dir.path().join("envelope.json");
+    std::fs::write(&envelope, a["envelope"].to_string()).unwrap();
+    ok(guixie()
+        .args(["attest", "verify"])
+        .arg(&envelope)
+        .args(["--key", &builder]));
+    // A path nobody attested has none.
+    let none = http_get(&server.url, &format!("/attestations/{}", "0".repeat(32)));
+    assert!(none.contains("\"attestations\":[]"), "{none}");
+}

@@ -42,6 +42,19 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let compressed_dir = store.state_dir().join("publish-cache");
     let logs_dir = store.state_dir().join("build-logs");
+    // The log's key, if the log has one (`guixie log key` makes it); publishing makes none.
+    let log_dir = guixie_evidence::log_dir(store.state_dir());
+    let key_file = log_dir.join("log.key");
+    let log_key = if key_file.exists() {
+        let text = guixie_evidence::keys::read_secret_file(&key_file)?;
+        Some(
+            guixie_log::note::SignerKey::parse(&text)
+                .with_context(|| key_file.display().to_string())?,
+        )
+    } else {
+        None
+    };
+    let evidence = guixie_cache::evidence::Evidence { log_dir, log_key };
     let cache = Arc::new(guixie_cache::Cache {
         store,
         key,
@@ -53,6 +66,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         },
         compressed_dir: Some(compressed_dir),
         logs_dir: Some(logs_dir),
+        evidence: Some(evidence),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
