@@ -3,30 +3,18 @@
 
 use std::io::{self, Read};
 
-use guixie_formats::nar::{self, NarHandler};
+use guixie_formats::nar::NarHandler;
 use guixie_formats::StorePath;
 use guixie_store::Store;
 use serde_json::{json, Map, Value};
 
 /// The listing of `path`, or an error if its NAR cannot be produced or parsed.
 pub fn listing(store: &dyn Store, path: &StorePath) -> io::Result<Value> {
-    let (mut reader, mut writer) = io::pipe()?;
-    std::thread::scope(|scope| {
-        let producer = scope.spawn(move || {
-            let r = store.write_nar(path, &mut writer);
-            drop(writer);
-            r
-        });
-        let mut tree = Tree { root: None };
-        let parsed = nar::parse_to_end(&mut reader, &mut tree);
-        let _ = io::copy(&mut reader, &mut io::sink());
-        let produced = producer
-            .join()
-            .map_err(|_| io::Error::other("NAR producer panicked"))?;
-        produced.map_err(|e| io::Error::other(e.to_string()))?;
-        parsed.map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(json!({"version": 1, "root": tree.root.unwrap_or(Value::Null)}))
-    })
+    let mut tree = Tree { root: None };
+    guixie_store::parse_nar(store, path, &mut tree)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(json!({"version": 1, "root": tree.root.unwrap_or(Value::Null)}))
 }
 
 struct Tree {

@@ -22,7 +22,7 @@ pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem,
 pub use memory::MemoryStore;
 pub use path_info::PathInfo;
 pub use traits::{
-    read_derivation, NarSink, NarSource, OpenNar, PathInfoQuery, Store, Substituter,
+    parse_nar, read_derivation, NarSink, NarSource, OpenNar, PathInfoQuery, Store, Substituter,
     MAX_DERIVATION_SIZE,
 };
 

@@ -66,29 +66,17 @@ pub trait NarSource: Send + Sync {
     /// The contents of a valid path that is one regular file of at most `limit` bytes
     /// (`NotValid` for a path that is not valid).
     fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {
-        let (mut reader, mut writer) = std::io::pipe().map_err(|e| io(path, e))?;
-        std::thread::scope(|scope| {
-            let producer = scope.spawn(move || {
-                let r = self.write_nar(path, &mut writer);
-                drop(writer);
-                r
-            });
-            let mut file = SingleFile {
-                limit,
-                contents: None,
-            };
-            let parsed = nar::parse_to_end(&mut reader, &mut file);
-            // Whatever the parser left (after an error) must not block the producer.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-            producer.join().expect("NAR producer panicked")?;
-            parsed.map_err(|e| StoreError::NotAFile {
-                path: path.to_string(),
-                message: e.to_string(),
-            })?;
-            file.contents.ok_or_else(|| StoreError::NotAFile {
-                path: path.to_string(),
-                message: "it is not a regular file".into(),
-            })
+        let mut file = SingleFile {
+            limit,
+            contents: None,
+        };
+        parse_nar(self, path, &mut file)?.map_err(|e| StoreError::NotAFile {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        file.contents.ok_or_else(|| StoreError::NotAFile {
+            path: path.to_string(),
+            message: "it is not a regular file".into(),
         })
     }
 }
@@ -130,6 +118,29 @@ pub type OpenNar<'a> = dyn FnMut(&PathInfo) -> Result<Box<dyn Read + Send>, Stor
 /// A store with all three faces.
 pub trait Store: PathInfoQuery + NarSource + NarSink {}
 impl<T: PathInfoQuery + NarSource + NarSink + ?Sized> Store for T {}
+
+/// Streams `path`'s NAR from `store` through `handler`, the producer on one end of a pipe and
+/// the parser on the other, in bounded memory. The outer error is the store's, the inner one
+/// the archive's (or the handler's).
+pub fn parse_nar<S: NarSource + ?Sized>(
+    store: &S,
+    path: &StorePath,
+    handler: &mut dyn NarHandler,
+) -> Result<Result<u64, nar::NarError>, StoreError> {
+    let (mut reader, mut writer) = std::io::pipe().map_err(|e| io(path, e))?;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let r = store.write_nar(path, &mut writer);
+            drop(writer);
+            r
+        });
+        let parsed = nar::parse_to_end(&mut reader, handler);
+        // Whatever the parser left (after an error) must not block the producer.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        producer.join().expect("NAR producer panicked")?;
+        Ok(parsed)
+    })
+}
 
 /// Reads and parses the `.drv` at `path`, which must be valid.
 pub fn read_derivation<S>(store: &S, path: &StorePath) -> Result<Derivation, StoreError>
