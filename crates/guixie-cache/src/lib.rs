@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use guixie_formats::narinfo::NarInfo;
+use guixie_formats::narinfo::{NarFile, NarInfo};
 use guixie_formats::signing::SecretKey;
 use guixie_store::Store;
 
@@ -40,6 +40,31 @@ pub struct Cache {
     pub logs_dir: Option<std::path::PathBuf>,
     /// The transparency log behind `/checkpoint` and `/attestations/…`.
     pub evidence: Option<evidence::Evidence>,
+    /// How narinfos are written and signed.
+    pub dialect: Dialect,
+}
+
+/// Whose clients the narinfos are written for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// `Sig:` lines over Nix's fingerprint.
+    Nix,
+    /// `Signature: 1;<host>;…` over the text above it, then the downloads (see
+    /// [`NarInfo::to_guix_text`]).
+    Guix { host: String },
+}
+
+impl Dialect {
+    /// Guix's for a store under `/gnu/store`, else Nix's.
+    pub fn for_store_dir(sd: &guixie_formats::StoreDir, host: &str) -> Dialect {
+        if sd.as_str() == "/gnu/store" {
+            Dialect::Guix {
+                host: host.to_owned(),
+            }
+        } else {
+            Dialect::Nix
+        }
+    }
 }
 
 /// Seconds clients may keep a narinfo that was found, and one that was not.
@@ -120,9 +145,16 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
             None => text(StatusCode::NOT_FOUND, "no log\n", Some(MISS_MAX_AGE)),
         },
         Ok(Request::SigningKey) => match &cache.key {
+            // What each client's tools read: `guix archive --authorize` an S-expression,
+            // Nix's `trusted-public-keys` a `name:base64` line.
             Some(key) => text(
                 StatusCode::OK,
-                &format!("{}\n", key.public()),
+                &match cache.dialect {
+                    Dialect::Guix { .. } => {
+                        guixie_formats::guix_signature::public_key_sexp(&key.public()).to_advanced()
+                    }
+                    Dialect::Nix => format!("{}\n", key.public()),
+                },
                 Some(HIT_MAX_AGE),
             ),
             None => text(
@@ -166,37 +198,58 @@ fn narinfo(cache: &Cache, hash_part: &str) -> Response {
         Ok(_) => return text(StatusCode::NOT_FOUND, "no such path\n", Some(MISS_MAX_AGE)),
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
     };
-    let (compression, suffix) = match (&cache.compressed_dir, cache.compression) {
-        (Some(_), c) => c.name_and_suffix(),
-        (None, _) => Compression::None.name_and_suffix(),
+    let offered = match (&cache.compressed_dir, cache.compression) {
+        (Some(_), Compression::None) | (None, _) => vec![Compression::None],
+        (Some(_), c) => match cache.dialect {
+            // Guix clients pick among several downloads; Nix reads one.
+            Dialect::Guix { .. } => vec![c, Compression::None],
+            Dialect::Nix => vec![c],
+        },
     };
-    // The compressed file's hash and size are known only once it is made; Nix does not need
-    // them (the NAR hash is what it checks).
-    let (file_hash, file_size) = if suffix.is_empty() {
-        (Some(info.nar_hash.clone()), Some(info.nar_size))
-    } else {
-        (None, None)
-    };
+    let files = offered
+        .into_iter()
+        .map(|c| {
+            let (name, suffix) = c.name_and_suffix();
+            // A compressed file's hash and size are known only once it is made; clients do not
+            // need them (the NAR hash is what they check).
+            let plain = c == Compression::None;
+            NarFile {
+                url: format!("nar/{}.nar{suffix}", info.nar_hash.to_nix32()),
+                compression: Some(name.into()),
+                file_hash: plain.then(|| info.nar_hash.clone()),
+                file_size: plain.then_some(info.nar_size),
+            }
+        })
+        .collect();
     let mut ni = NarInfo {
         store_path: info.path.clone(),
-        url: Some(format!("nar/{}.nar{suffix}", info.nar_hash.to_nix32())),
-        compression: Some(compression.into()),
-        file_hash,
-        file_size,
+        files,
         nar_hash: info.nar_hash.clone(),
         nar_size: info.nar_size,
         references: info.references.iter().cloned().collect(),
         deriver: info.deriver.clone(),
         system: None,
         signatures: info.signatures.clone(),
+        guix_signature: None,
         ca: info.ca.clone(),
     };
-    if let Some(key) = &cache.key {
-        if ni.sign(&sd, key).is_err() {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "signing failed\n", None);
+    let body = match &cache.dialect {
+        Dialect::Nix => {
+            if let Some(key) = &cache.key {
+                if ni.sign(&sd, key).is_err() {
+                    return text(StatusCode::INTERNAL_SERVER_ERROR, "signing failed\n", None);
+                }
+            }
+            ni.to_text(&sd)
         }
-    }
-    let mut r = text(StatusCode::OK, &ni.to_text(&sd), Some(HIT_MAX_AGE));
+        Dialect::Guix { host } => {
+            match ni.to_guix_text(&sd, cache.key.as_ref().map(|k| (k, host.as_str()))) {
+                Ok(t) => t,
+                Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "signing failed\n", None),
+            }
+        }
+    };
+    let mut r = text(StatusCode::OK, &body, Some(HIT_MAX_AGE));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/x-nix-narinfo"),

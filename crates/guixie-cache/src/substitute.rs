@@ -74,12 +74,30 @@ impl CacheUrl {
     }
 }
 
+/// What a substitution is doing, for progress displays.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The paths to fetch (their closures' missing paths) and their NAR bytes in all.
+    Planned { paths: usize, nar_bytes: u64 },
+    /// One path's NAR starts streaming from `url`.
+    Fetching {
+        path: &'a StorePath,
+        url: &'a str,
+        nar_size: u64,
+    },
+    /// This many more NAR bytes were imported.
+    Bytes(u64),
+}
+
+type ProgressFn = dyn Fn(Progress<'_>) + Send + Sync;
+
 /// Where substitutes come from and whom they must be signed by.
 pub struct Substituter {
     caches: Vec<CacheUrl>,
     trusted: Vec<PublicKey>,
     /// One HTTP agent, so requests to a cache reuse its connections.
     agent: ureq::Agent,
+    progress: Option<std::sync::Arc<ProgressFn>>,
 }
 
 impl guixie_store::Substituter for Substituter {
@@ -94,6 +112,22 @@ impl Substituter {
             caches,
             trusted,
             agent: ureq::AgentBuilder::new().build(),
+            progress: None,
+        }
+    }
+
+    /// Reports what is fetched to `progress` as it happens.
+    pub fn with_progress(
+        mut self,
+        progress: impl Fn(Progress<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(std::sync::Arc::new(progress));
+        self
+    }
+
+    fn report(&self, event: Progress<'_>) {
+        if let Some(p) = &self.progress {
+            p(event);
         }
     }
 
@@ -168,6 +202,10 @@ impl Substituter {
             return Ok(true);
         }
         let infos: Vec<PathInfo> = order.iter().map(|(_, ni)| path_info(ni)).collect();
+        self.report(Progress::Planned {
+            paths: infos.len(),
+            nar_bytes: infos.iter().map(|i| i.nar_size).sum(),
+        });
         let mut next = 0;
         let mut failure = None;
         let imported = store.import_nars(&infos, &mut |info| {
@@ -192,7 +230,7 @@ impl Substituter {
                 Err(format!(
                     "{}/{} (for {}): {e}",
                     cache.shown(),
-                    ni.url.as_deref().unwrap_or(""),
+                    ni.file_in(DECOMPRESSES).map_or("", |f| f.url.as_str()),
                     store.store_dir().display(&ni.store_path)
                 ))
             }
@@ -272,18 +310,28 @@ impl Substituter {
         ni: &NarInfo,
     ) -> Result<Box<dyn Read + Send>, String> {
         let shown = store.store_dir().display(&ni.store_path);
-        let url = ni
-            .url
-            .as_deref()
-            .ok_or_else(|| format!("{}: the narinfo of {shown} has no URL", cache.shown()))?;
+        let file = ni.file_in(DECOMPRESSES).ok_or_else(|| {
+            format!(
+                "{}: the narinfo of {shown} offers no download in {}",
+                cache.shown(),
+                DECOMPRESSES.join(", ")
+            )
+        })?;
+        let url = &file.url;
         let raw = cache
             .open(&self.agent, url)?
             .ok_or_else(|| format!("{}/{url}: not found (for {shown})", cache.shown()))?;
-        let nar = decompress(ni.compression.as_deref().unwrap_or("bzip2"), raw)
+        let nar = decompress(file.compression.as_deref().unwrap_or("bzip2"), raw)
             .map_err(|e| format!("{}/{url}: {e}", cache.shown()))?;
+        self.report(Progress::Fetching {
+            path: &ni.store_path,
+            url: &format!("{}/{url}", cache.shown()),
+            nar_size: ni.nar_size,
+        });
         Ok(Box::new(Exactly {
             inner: nar,
             left: ni.nar_size,
+            progress: self.progress.clone(),
         }))
     }
 }
@@ -306,6 +354,7 @@ fn path_info(ni: &NarInfo) -> PathInfo {
 struct Exactly {
     inner: Box<dyn Read + Send>,
     left: u64,
+    progress: Option<std::sync::Arc<ProgressFn>>,
 }
 
 impl Read for Exactly {
@@ -316,6 +365,9 @@ impl Read for Exactly {
         let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
+        if let Some(p) = &self.progress {
+            p(Progress::Bytes(n as u64));
+        }
         if self.left == 0 && n > 0 {
             let mut probe = [0u8; 1];
             if self.inner.read(&mut probe)? > 0 {
@@ -326,13 +378,16 @@ impl Read for Exactly {
     }
 }
 
+/// The `Compression`s [`decompress`] reads.
+const DECOMPRESSES: &[&str] = &["none", "zstd", "gzip", "xz", "bzip2"];
+
 /// A reader of the NAR inside a compressed download.
 fn decompress(
     compression: &str,
     raw: Box<dyn Read + Send>,
 ) -> Result<Box<dyn Read + Send>, String> {
     Ok(match compression {
-        "none" | "" => raw,
+        "none" => raw,
         "xz" => Box::new(xz2::read::XzDecoder::new(raw)),
         "zstd" => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| e.to_string())?),
         "gzip" => Box::new(flate2::read::GzDecoder::new(raw)),

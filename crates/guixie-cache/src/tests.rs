@@ -101,6 +101,7 @@ fn serving() -> (
         compressed_dir: None,
         logs_dir: None,
         evidence: None,
+        dialect: crate::Dialect::Nix,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -147,7 +148,7 @@ fn narinfos_are_signed_and_nars_stream_with_ranges() {
         ni.verify(&sd, &key.public()).unwrap(),
         "signed by the cache key"
     );
-    let url = ni.url.clone().unwrap();
+    let url = ni.files[0].url.clone();
 
     let r = get(addr, &format!("GET /{url} HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert_eq!(r.status, 200);

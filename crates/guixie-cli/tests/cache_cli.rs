@@ -2,11 +2,14 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
+
+fn publish(root: &Path, key: &Path, extra: &[&str]) -> Publisher {
+    publish_with(at(root), key, extra)
+}
 
 fn at(root: &Path) -> Command {
     let mut c = guixie();
@@ -14,53 +17,6 @@ fn at(root: &Path) -> Command {
         .arg(root)
         .args(["--store-dir", "/nix/store"]);
     c
-}
-
-/// A running `guixie publish`, stopped when dropped.
-struct Publisher {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The whole answer (status line, headers, body) to `GET path`.
-fn http_get(base: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let host = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-fn publish(root: &Path, key: &Path, extra: &[&str]) -> Publisher {
-    let mut child = at(root)
-        .args(["publish", "--listen", "127.0.0.1:0", "--key"])
-        .arg(key)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
-    Publisher {
-        child,
-        url: line.trim().to_owned(),
-    }
 }
 
 #[test]

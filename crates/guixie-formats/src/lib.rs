@@ -6,6 +6,7 @@
 //! guixie crate. Anything that needs to speak Nix's formats can reuse it.
 
 pub mod derivation;
+pub mod guix_signature;
 pub mod hash;
 pub mod nar;
 pub mod narinfo;

@@ -120,6 +120,11 @@ impl SecretKey {
         }
     }
 
+    /// The Ed25519 key itself, for the schemes that use its scalar (Guix's signatures).
+    pub(crate) fn dalek(&self) -> &ed25519_dalek::SigningKey {
+        &self.key
+    }
+
     /// The bare 64-byte Ed25519 signature (for formats that carry the key name apart, e.g. DSSE).
     pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()

@@ -63,17 +63,8 @@ pub struct BuildArgs {
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// Binary caches to substitute missing outputs from (`http(s)://` or `file://`, Nix's
-    /// layout), tried in order; space-separated or repeated.
-    #[arg(long = "substitute-urls", value_name = "URL", value_delimiter = ' ')]
-    substitute_urls: Vec<String>,
-    /// A key substitutes must be signed with (`name:base64`); repeatable. Without one, no
-    /// substitute is accepted.
-    #[arg(long = "trusted-key", value_name = "NAME:PUBKEY")]
-    trusted_keys: Vec<String>,
-    /// Build everything, substitute nothing.
-    #[arg(long)]
-    no_substitutes: bool,
+    #[command(flatten)]
+    substitutes: super::substitutes::SubstituteArgs,
     /// Build what a cache has but cannot deliver (bad signature, wrong hash, network), instead
     /// of failing.
     #[arg(long)]
@@ -129,8 +120,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ..BuildOptions::default()
     };
     let mut builder = Builder::new(&store, options, ctx.clock());
-    if !args.no_substitutes && !args.substitute_urls.is_empty() {
-        builder = builder.with_substituter(Arc::new(substituter(&args)?));
+    let show = if ctx.json {
+        super::substitutes::Show::Json
+    } else if args.quiet {
+        super::substitutes::Show::Quiet
+    } else {
+        super::substitutes::Show::Lines
+    };
+    if let Some(substituter) = args.substitutes.substituter(&ctx.store_root()?, show)? {
+        builder = builder.with_substituter(Arc::new(substituter));
     }
     if args.check {
         let mut all_same = true;
@@ -373,24 +371,4 @@ impl Display {
             bar.finish_and_clear();
         }
     }
-}
-
-/// The caches and keys `--substitute-urls` and `--trusted-key` name.
-fn substituter(args: &BuildArgs) -> anyhow::Result<guixie_cache::substitute::Substituter> {
-    use guixie_cache::substitute::{CacheUrl, Substituter};
-    let caches = args
-        .substitute_urls
-        .iter()
-        .filter(|u| !u.is_empty())
-        .map(|u| CacheUrl::parse(u).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()?;
-    let trusted = args
-        .trusted_keys
-        .iter()
-        .map(|k| {
-            guixie_formats::signing::PublicKey::parse(k)
-                .map_err(|e| anyhow::anyhow!("--trusted-key {k}: {e}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Substituter::new(caches, trusted))
 }

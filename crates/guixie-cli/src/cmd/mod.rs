@@ -15,6 +15,7 @@ pub mod publish;
 pub mod repl;
 pub mod show;
 pub mod store;
+pub mod substitutes;
 
 use anyhow::Context as _;
 use guixie_formats::StoreDir;

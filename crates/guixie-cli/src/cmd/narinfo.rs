@@ -59,10 +59,13 @@ pub fn run(ctx: &Context, cmd: NarinfoCmd) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 print_json(&serde_json::json!({
                     "storePath": sd.display(&info.store_path),
-                    "url": info.url,
-                    "compression": info.compression,
-                    "fileHash": info.file_hash.as_ref().map(|h| h.to_typed_string(Encoding::Nix32)),
-                    "fileSize": info.file_size,
+                    "files": info.files.iter().map(|f| serde_json::json!({
+                        "url": f.url,
+                        "compression": f.compression,
+                        "fileHash": f.file_hash.as_ref().map(|h| h.to_typed_string(Encoding::Nix32)),
+                        "fileSize": f.file_size,
+                    })).collect::<Vec<_>>(),
+                    "guixSignature": info.guix_signature.as_ref().map(|g| g.host.clone()),
                     "narHash": info.nar_hash.to_typed_string(Encoding::Nix32),
                     "narSize": info.nar_size,
                     "references": info.references.iter().map(|r| sd.display(r)).collect::<Vec<_>>(),

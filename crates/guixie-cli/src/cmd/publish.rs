@@ -24,6 +24,16 @@ pub struct PublishArgs {
     /// `var/guixie/publish-cache`), or as they are.
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
     compression: CompressionArg,
+    /// Write narinfos for Nix (`Sig:`) or Guix (`Signature:`) clients; by default Guix's for a
+    /// store under /gnu/store, else Nix's.
+    #[arg(long, value_enum)]
+    dialect: Option<DialectArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DialectArg {
+    Nix,
+    Guix,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,6 +65,15 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let evidence = guixie_cache::evidence::Evidence { log_dir, log_key };
+    let host = host_name();
+    let dialect = match args.dialect {
+        None => guixie_cache::Dialect::for_store_dir(
+            guixie_store::PathInfoQuery::store_dir(store.as_ref()),
+            &host,
+        ),
+        Some(DialectArg::Nix) => guixie_cache::Dialect::Nix,
+        Some(DialectArg::Guix) => guixie_cache::Dialect::Guix { host },
+    };
     let cache = Arc::new(guixie_cache::Cache {
         store,
         key,
@@ -67,6 +86,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         compressed_dir: Some(compressed_dir),
         logs_dir: Some(logs_dir),
         evidence: Some(evidence),
+        dialect,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,4 +107,13 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
             .context("serving the cache")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's name, as `guix publish` puts it in its signatures.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.contains(';'))
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -1,8 +1,9 @@
 //! Helpers shared by the CLI integration suites.
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn guixie() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_guixie"));
@@ -155,4 +156,111 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A running `guixie publish`, stopped when dropped.
+pub struct Publisher {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The whole answer (status line, headers, body) to `GET path`.
+pub fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Starts `guixie publish` through `store` (a `guixie` command with its store options) on any
+/// free port.
+pub fn publish_with(mut store: Command, key: &Path, extra: &[&str]) -> Publisher {
+    let mut child = store
+        .args(["publish", "--listen", "127.0.0.1:0", "--key"])
+        .arg(key)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+    Publisher {
+        child,
+        url: line.trim().to_owned(),
+    }
+}
+
+/// Whether Guile with guile-gcrypt (libgcrypt, the Guix dialect's reference) is installed;
+/// like [`nix_available`], its absence fails the test in CI.
+pub fn guile_gcrypt_available() -> bool {
+    let found = Command::new("guile-3.0")
+        .args([
+            "--no-auto-compile",
+            "-c",
+            "(use-modules (gcrypt pk-crypto))",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("GUIXIE_REQUIRE_NIX").is_none(),
+            "GUIXIE_REQUIRE_NIX is set but guile-gcrypt is not installed (scripts/test.sh installs it)"
+        );
+        eprintln!("skipping: guile-gcrypt not installed");
+    }
+    found
+}
+
+/// The answers to `requests`, sent all at once on one connection (pipelined), each read by
+/// its `Content-Length`: (status, body) in order.
+pub fn pipelined(addr: &str, requests: &[String]) -> Vec<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        let all: String = requests.concat();
+        std::thread::spawn(move || w.write_all(all.as_bytes()).unwrap())
+    };
+    let mut r = std::io::BufReader::new(&mut s);
+    let mut answers = Vec::new();
+    for _ in requests {
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let code: u16 = status.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut len = None;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = Some(v.trim().parse::<usize>().unwrap());
+            }
+        }
+        let mut body = vec![0; len.expect("every answer has a Content-Length")];
+        r.read_exact(&mut body).unwrap();
+        answers.push((code, body));
+    }
+    writer.join().unwrap();
+    answers
 }

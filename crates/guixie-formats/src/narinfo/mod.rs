@@ -1,5 +1,7 @@
 //! `.narinfo` files of binary caches: a lenient parser (unknown keys ignored, as Nix does) and
-//! a canonical writer; signatures over the fingerprint `1;path;narHash;narSize;refs`.
+//! canonical writers in two dialects: Nix's (`Sig:` lines over the fingerprint
+//! `1;path;narHash;narSize;refs`) and Guix's (`Signature:` over the text above it; see
+//! [`guix`]).
 
 use std::fmt::Write as _;
 
@@ -12,20 +14,33 @@ use crate::store_path::{StoreDir, StorePath, StorePathError};
 /// Larger narinfo files are refused before parsing.
 pub const MAX_NARINFO_BYTES: usize = 1 << 20;
 
+mod guix;
+pub use guix::GuixSignature;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NarInfo {
     pub store_path: StorePath,
-    pub url: Option<String>,
-    pub compression: Option<String>,
-    pub file_hash: Option<Hash>,
-    pub file_size: Option<u64>,
+    /// Where the NAR can be downloaded, in the order offered (Nix offers one; Guix one per
+    /// compression).
+    pub files: Vec<NarFile>,
     pub nar_hash: Hash,
     pub nar_size: u64,
     pub references: Vec<StorePath>,
     pub deriver: Option<StorePath>,
     pub system: Option<String>,
     pub signatures: Vec<Signature>,
+    /// A Guix `Signature:` and the hash of the text it signs.
+    pub guix_signature: Option<GuixSignature>,
     pub ca: Option<String>,
+}
+
+/// One download of a NAR: `URL`, `Compression`, `FileHash`, `FileSize`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NarFile {
+    pub url: String,
+    pub compression: Option<String>,
+    pub file_hash: Option<Hash>,
+    pub file_size: Option<u64>,
 }
 
 #[derive(Debug, Error)]
@@ -38,6 +53,10 @@ pub enum NarInfoError {
     Missing(&'static str),
     #[error("narinfo NarHash must be sha256 to be signed or verified")]
     NotSha256,
+    #[error("narinfo line {line}: {field} comes after Signature:, where Guix does not sign it")]
+    Unsigned { line: usize, field: String },
+    #[error("narinfo line {line}: a second {field}")]
+    Repeated { line: usize, field: String },
 }
 
 fn line_err(line: usize, message: impl Into<String>) -> NarInfoError {
@@ -53,12 +72,16 @@ impl NarInfo {
             return Err(NarInfoError::TooLarge(text.len()));
         }
         let mut store_path = None;
-        let (mut url, mut compression, mut file_hash, mut file_size) = (None, None, None, None);
+        let mut files: Vec<NarFile> = Vec::new();
         let (mut nar_hash, mut nar_size) = (None, None);
         let (mut references, mut deriver, mut system, mut ca) = (Vec::new(), None, None, None);
         let mut signatures = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let n = i + 1;
+        let mut guix_signature = None;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut offset = 0;
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            let (n, line_start) = (i + 1, offset);
+            offset += raw.len();
             let line = raw.trim_end();
             if line.is_empty() {
                 continue;
@@ -67,6 +90,22 @@ impl NarInfo {
                 .split_once(':')
                 .map(|(k, v)| (k.trim(), v.trim()))
                 .ok_or_else(|| line_err(n, format!("{line:?} is not `Key: value`")))?;
+            // What identifies the path and its contents is read once, and, in a narinfo Guix
+            // signed, only from above the signature.
+            if SIGNED_FIELDS.contains(&key) {
+                if guix_signature.is_some() {
+                    return Err(NarInfoError::Unsigned {
+                        line: n,
+                        field: key.to_owned(),
+                    });
+                }
+                if !seen.insert(key) {
+                    return Err(NarInfoError::Repeated {
+                        line: n,
+                        field: key.to_owned(),
+                    });
+                }
+            }
             let path_err = |e: StorePathError| line_err(n, format!("{key}: {e}"));
             let hash =
                 |v: &str| Hash::parse(v, None).map_err(|e| line_err(n, format!("{key}: {e}")));
@@ -74,12 +113,34 @@ impl NarInfo {
                 v.parse::<u64>()
                     .map_err(|e| line_err(n, format!("{key}: {v:?}: {e}")))
             };
+            // `URL` opens a file; the fields after it describe that file.
+            let file = |files: &mut Vec<NarFile>| -> usize {
+                if files.is_empty() {
+                    files.push(NarFile::default());
+                }
+                files.len() - 1
+            };
             match key {
                 "StorePath" => store_path = Some(store_dir.parse_path(value).map_err(path_err)?),
-                "URL" => url = Some(value.to_owned()),
-                "Compression" => compression = Some(value.to_owned()),
-                "FileHash" => file_hash = Some(hash(value)?),
-                "FileSize" => file_size = Some(number(value)?),
+                "URL" => {
+                    if files.last().is_none_or(|f| !f.url.is_empty()) {
+                        files.push(NarFile::default());
+                    }
+                    let last = file(&mut files);
+                    files[last].url = value.to_owned();
+                }
+                "Compression" => {
+                    let last = file(&mut files);
+                    files[last].compression = Some(value.to_owned());
+                }
+                "FileHash" => {
+                    let last = file(&mut files);
+                    files[last].file_hash = Some(hash(value)?);
+                }
+                "FileSize" => {
+                    let last = file(&mut files);
+                    files[last].file_size = Some(number(value)?);
+                }
                 "NarHash" => nar_hash = Some(hash(value)?),
                 "NarSize" => nar_size = Some(number(value)?),
                 "References" => {
@@ -95,23 +156,36 @@ impl NarInfo {
                 "System" => system = Some(value.to_owned()),
                 "Sig" => signatures
                     .push(Signature::parse(value).map_err(|e| line_err(n, format!("Sig: {e}")))?),
+                "Signature" => {
+                    guix_signature = Some(
+                        GuixSignature::parse(value, &text.as_bytes()[..line_start])
+                            .map_err(|e| line_err(n, format!("Signature: {e}")))?,
+                    )
+                }
                 "CA" => ca = Some(value.to_owned()),
                 _ => {}
             }
         }
+        files.retain(|f| !f.url.is_empty());
         Ok(NarInfo {
             store_path: store_path.ok_or(NarInfoError::Missing("StorePath"))?,
-            url,
-            compression,
-            file_hash,
-            file_size,
+            files,
             nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
             nar_size: nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
             references,
             deriver,
             system,
             signatures,
+            guix_signature,
             ca,
+        })
+    }
+
+    /// The first file offered in a `Compression` this reader knows.
+    pub fn file_in(&self, known: &[&str]) -> Option<&NarFile> {
+        self.files.iter().find(|f| {
+            // Nix's default when the field is absent.
+            known.contains(&f.compression.as_deref().unwrap_or("bzip2"))
         })
     }
 
@@ -119,17 +193,9 @@ impl NarInfo {
     pub fn to_text(&self, store_dir: &StoreDir) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "StorePath: {}", store_dir.display(&self.store_path));
-        if let Some(u) = &self.url {
-            let _ = writeln!(s, "URL: {u}");
-        }
-        if let Some(c) = &self.compression {
-            let _ = writeln!(s, "Compression: {c}");
-        }
-        if let Some(h) = &self.file_hash {
-            let _ = writeln!(s, "FileHash: {}", h.to_typed_string(Encoding::Nix32));
-        }
-        if let Some(n) = self.file_size {
-            let _ = writeln!(s, "FileSize: {n}");
+        // Nix reads one file; it is the first offered.
+        if let Some(file) = self.files.first() {
+            file.write(&mut s);
         }
         let _ = writeln!(
             s,
@@ -173,10 +239,41 @@ impl NarInfo {
         Ok(())
     }
 
-    /// Whether any signature verifies with `key`.
+    /// Whether any signature verifies with `key`: a Nix `Sig:` over the fingerprint, or a
+    /// Guix `Signature:` over the text above it.
     pub fn verify(&self, store_dir: &StoreDir, key: &PublicKey) -> Result<bool, NarInfoError> {
         let fp = self.fingerprint(store_dir)?;
-        Ok(self.signatures.iter().any(|s| key.verify(fp.as_bytes(), s)))
+        let guix = self
+            .guix_signature
+            .as_ref()
+            .is_some_and(|g| g.verify(key).is_ok());
+        Ok(guix || self.signatures.iter().any(|s| key.verify(fp.as_bytes(), s)))
+    }
+}
+
+/// Fields that say which path this is and what it holds (besides signatures).
+const SIGNED_FIELDS: &[&str] = &[
+    "StorePath",
+    "NarHash",
+    "NarSize",
+    "References",
+    "Deriver",
+    "System",
+    "CA",
+];
+
+impl NarFile {
+    fn write(&self, s: &mut String) {
+        let _ = writeln!(s, "URL: {}", self.url);
+        if let Some(c) = &self.compression {
+            let _ = writeln!(s, "Compression: {c}");
+        }
+        if let Some(h) = &self.file_hash {
+            let _ = writeln!(s, "FileHash: {}", h.to_typed_string(Encoding::Nix32));
+        }
+        if let Some(n) = self.file_size {
+            let _ = writeln!(s, "FileSize: {n}");
+        }
     }
 }
 
@@ -208,60 +305,4 @@ impl From<KeyError> for NarInfoError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Shaped like a narinfo cache.nixos.org serves (field order, References, Deriver, Sig).
-    const HELLO: &str = "StorePath: /nix/store/7wwqvmv5mcg3a8ijq8ymr8vmpxnx1yvw-hello-2.12.1
-URL: nar/1r8ggiq1xr5ksxamjc95kxp7v4c6fmbxmiycxxp0vnn3bsdmbmcm.nar.xz
-Compression: xz
-FileHash: sha256:1r8ggiq1xr5ksxamjc95kxp7v4c6fmbxmiycxxp0vnn3bsdmbmcm
-FileSize: 50264
-NarHash: sha256:1cyvb4cp8vx7ppfw0r31ilcdxksl7sgyccz6kwxcnl9h1z6ipn5x
-NarSize: 226552
-References: 7wwqvmv5mcg3a8ijq8ymr8vmpxnx1yvw-hello-2.12.1 jwm6b7hj8jvd5jscjsw3jgj8yh6zpp9s-glibc-2.35-224
-Deriver: 35h3fhw3z2ppq9i67r5m6jnqz1ra1jh9-hello-2.12.1.drv
-Sig: cache.nixos.org-1:oX9sCj8gLr/sVxW5vpmbEKZl8KO/nGSD0G1uWnBk+V1NdM7ETlHEC1cxlJfwTbRfD1a7mxAm3b9w8tH2AK4JAg==
-";
-
-    #[test]
-    fn parses_and_writes_canonically() {
-        let sd = StoreDir::nix();
-        let info = NarInfo::parse(HELLO, &sd).unwrap();
-        assert_eq!(info.nar_size, 226552);
-        assert_eq!(info.references.len(), 2);
-        assert_eq!(info.to_text(&sd), HELLO);
-        assert_eq!(
-            info.fingerprint(&sd).unwrap(),
-            "1;/nix/store/7wwqvmv5mcg3a8ijq8ymr8vmpxnx1yvw-hello-2.12.1;sha256:1cyvb4cp8vx7ppfw0r31ilcdxksl7sgyccz6kwxcnl9h1z6ipn5x;226552;/nix/store/7wwqvmv5mcg3a8ijq8ymr8vmpxnx1yvw-hello-2.12.1,/nix/store/jwm6b7hj8jvd5jscjsw3jgj8yh6zpp9s-glibc-2.35-224"
-        );
-    }
-
-    #[test]
-    fn lenient_but_checked() {
-        let sd = StoreDir::nix();
-        let extra = format!("{HELLO}Unknown: field\n\n  \n");
-        assert!(NarInfo::parse(&extra, &sd).is_ok());
-        let bad = HELLO.replace("NarSize: 226552", "NarSize: lots");
-        let e = NarInfo::parse(&bad, &sd).unwrap_err().to_string();
-        assert!(e.contains("line 7") && e.contains("NarSize"), "{e}");
-        let missing = HELLO.replace("NarHash", "NotNarHash");
-        assert!(matches!(
-            NarInfo::parse(&missing, &sd),
-            Err(NarInfoError::Missing("NarHash"))
-        ));
-        assert!(NarInfo::parse("garbage without colon", &sd).is_err());
-    }
-
-    #[test]
-    fn sign_and_verify() {
-        let sd = StoreDir::nix();
-        let mut info = NarInfo::parse(HELLO, &sd).unwrap();
-        let key = SecretKey::from_seed("test-1", &[1u8; 32]).unwrap();
-        assert!(!info.verify(&sd, &key.public()).unwrap());
-        info.sign(&sd, &key).unwrap();
-        assert!(info.verify(&sd, &key.public()).unwrap());
-        info.nar_size += 1;
-        assert!(!info.verify(&sd, &key.public()).unwrap());
-    }
-}
+mod tests;
