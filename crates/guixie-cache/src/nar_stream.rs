@@ -64,6 +64,15 @@ pub async fn respond(
         _ => return text(StatusCode::INTERNAL_SERVER_ERROR, "store error\n", None),
     };
     if compression == Compression::None {
+        // Every byte promised must be producible: a path whose copy lost or gained bytes is
+        // refused before the headers, never sent as a 200 that stops short.
+        let measured = {
+            let (store, path) = (store.clone(), path.clone());
+            tokio::task::spawn_blocking(move || store.nar_size(&path)).await
+        };
+        if !matches!(measured, Ok(Ok(n)) if n == nar_size) {
+            return damaged();
+        }
         return stream(nar_size, range, move |w| {
             store
                 .write_nar(&path, w)
@@ -77,20 +86,15 @@ pub async fn respond(
     let file = dir.join(format!("{}.nar{suffix}", nar_hash.to_nix32()));
     let made = {
         let file = file.clone();
+        let expected = (nar_hash.clone(), nar_size);
         tokio::task::spawn_blocking(move || {
-            compress_once(store.as_ref(), &path, &file, compression)
+            compress_once(store.as_ref(), &path, &expected, &file, compression)
         })
         .await
     };
     let len = match made {
         Ok(Ok(len)) => len,
-        _ => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "compression failed\n",
-                None,
-            )
-        }
+        _ => return damaged(),
     };
     stream(len, range, move |w| {
         let mut f = std::fs::File::open(&file)?;
@@ -147,6 +151,7 @@ pub async fn build_log(cache: &crate::Cache, drv: &StorePath, gzip_ok: bool) -> 
 pub(crate) fn compress_once(
     store: &dyn Store,
     path: &StorePath,
+    (nar_hash, nar_size): &(Hash, u64),
     file: &std::path::Path,
     compression: Compression,
 ) -> io::Result<u64> {
@@ -161,20 +166,37 @@ pub(crate) fn compress_once(
     let temp = file.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let out = std::fs::File::create(&temp)?;
-        let nar_error = |e: guixie_store::StoreError| io::Error::other(e.to_string());
+        // The NAR is hashed on its way into the compressor: a copy in the store that is not
+        // what was recorded is never kept, so never served.
+        let mut checked = Checked {
+            hasher: guixie_formats::hash::Hasher::new(nar_hash.algo()),
+            count: 0,
+        };
+        let mut write = |enc: &mut dyn Write| -> io::Result<()> {
+            let mut tee = Tee {
+                checked: &mut checked,
+                inner: enc,
+            };
+            store
+                .write_nar(path, &mut tee)
+                .map_err(|e| io::Error::other(e.to_string()))
+        };
         let out = match compression {
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-                store.write_nar(path, &mut enc).map_err(nar_error)?;
+                write(&mut enc)?;
                 enc.finish()?
             }
             Compression::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-                store.write_nar(path, &mut enc).map_err(nar_error)?;
+                write(&mut enc)?;
                 enc.finish()?
             }
             Compression::None => return Err(io::Error::other("nothing to compress")),
         };
+        if checked.count != *nar_size || checked.hasher.finish() != *nar_hash {
+            return Err(io::Error::other("the store's copy is not the recorded NAR"));
+        }
         out.sync_all()?;
         std::fs::rename(&temp, file)?;
         std::fs::metadata(file).map(|m| m.len())
@@ -183,6 +205,39 @@ pub(crate) fn compress_once(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// The answer for a path whose bytes in the store are not the ones recorded.
+fn damaged() -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this path's copy in the store is damaged; run `guixie store verify`\n",
+        None,
+    )
+}
+
+/// The hash and size of what passes through a [`Tee`].
+struct Checked {
+    hasher: guixie_formats::hash::Hasher,
+    count: u64,
+}
+
+/// Writes to `inner` and counts and hashes what was written.
+struct Tee<'a> {
+    checked: &'a mut Checked,
+    inner: &'a mut dyn Write,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.checked.hasher.update(&buf[..n]);
+        self.checked.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Answers with the bytes `produce` writes (`len` of them), or the window of them `range`

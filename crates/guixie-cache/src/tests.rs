@@ -245,3 +245,81 @@ fn pipelined_requests_are_answered_in_order_on_one_connection() {
         );
     }
 }
+
+/// A local store holding one tree, whose copy the test then damages, served uncompressed and
+/// with zstd.
+#[test]
+fn a_damaged_copy_is_refused_before_any_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StoreDir::nix();
+    let store = guixie_store::LocalStore::open(guixie_store::StoreConfig::new(
+        dir.path().join("root"),
+        sd.clone(),
+        Arc::new(FakeClock::new(0)),
+    ))
+    .unwrap();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("a"), vec![1u8; 200_000]).unwrap();
+    std::fs::write(tree.join("b"), vec![2u8; 1000]).unwrap();
+    let info = store.add_path(&tree, "t", false).unwrap();
+    let real = store.real_path(&info.path);
+    let store = Arc::new(store);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(serve(
+        listener,
+        Arc::new(Cache {
+            store: store.clone(),
+            key: None,
+            priority: 30,
+            compression: Compression::Zstd,
+            compressed_dir: Some(dir.path().join("compressed")),
+            logs_dir: None,
+            evidence: None,
+            dialect: crate::Dialect::Nix,
+        }),
+    ));
+    let nar = |suffix: &str| {
+        get(
+            addr,
+            &format!(
+                "GET /nar/{}.nar{suffix} HTTP/1.1\r\nHost: x\r\n\r\n",
+                info.nar_hash.to_nix32()
+            ),
+        )
+    };
+    // Positive control: intact, it is served.
+    assert_eq!(nar("").status, 200);
+    assert_eq!(nar("").body.len() as u64, info.nar_size);
+
+    // The store's copy loses bytes (a disk error, a hand edit): 503 before any byte of it.
+    make_writable(&real);
+    std::fs::write(real.join("a"), vec![1u8; 100]).unwrap();
+    let r = nar("");
+    assert_eq!(r.status, 503);
+    assert!(!String::from_utf8_lossy(&r.body).contains(dir.path().to_str().unwrap()));
+    // Same size, other bytes: the compressed copy is made from a hashed NAR, so it is refused.
+    std::fs::write(real.join("a"), vec![9u8; 200_000]).unwrap();
+    assert_eq!(nar(".zst").status, 503);
+    assert!(!dir.path().join("compressed").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".zst")));
+}
+
+fn make_writable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in [dir.to_path_buf(), dir.join("a")] {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    }
+}

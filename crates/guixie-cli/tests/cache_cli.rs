@@ -460,3 +460,112 @@ fn the_evidence_is_served_and_checks_out() {
     let none = http_get(&server.url, &format!("/attestations/{}", "0".repeat(32)));
     assert!(none.contains("\"attestations\":[]"), "{none}");
 }
+
+/// A TCP proxy to `target` that cuts the first connection whose answer passes `cut_after`
+/// bytes, and keeps what clients sent.
+struct CuttingProxy {
+    url: String,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(target: &str, cut_after: usize) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target = target.trim_start_matches("http://").to_owned();
+        let (sent2, cut2) = (sent.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let server = std::net::TcpStream::connect(&target).unwrap();
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let sent = sent2.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let cut = cut2.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 << 10];
+                    let mut passed = 0;
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if passed + n > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                            let _ = c_out.write_all(&buf[..cut_after.saturating_sub(passed)]);
+                            break;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        passed += n;
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    let _ = s_in.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { url, sent, cut }
+    }
+}
+
+#[test]
+fn nix_resumes_a_nar_cut_mid_stream_with_a_range_request() {
+    if !nix_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours");
+    let tree = dir.path().join("big");
+    std::fs::create_dir(&tree).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(tree.join("data"), &data).unwrap();
+    let path = ok_str(at(&ours).args(["store", "add"]).arg(&tree));
+    let (sk, pk) = (dir.path().join("c.sec"), dir.path().join("c.pub"));
+    ok(guixie()
+        .args(["key", "generate", "resume-test-1", "--secret-key-file"])
+        .arg(&sk)
+        .arg("--public-key-file")
+        .arg(&pk));
+    let public = std::fs::read_to_string(&pk).unwrap();
+    let server = publish(&ours, &sk, &[]);
+    let proxy = CuttingProxy::start(&server.url, 1_000_000);
+    let theirs = dir.path().join("theirs");
+    let uri = nix_store_uri(&theirs, "/nix/store");
+    ok(nix("nix")
+        .args(["copy", "--from", &proxy.url, "--to", &uri])
+        .args(["--option", "trusted-public-keys", public.trim()])
+        .arg(path.trim()));
+    assert!(
+        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy cut a connection"
+    );
+    let sent = String::from_utf8_lossy(&proxy.sent.lock().unwrap()).to_ascii_lowercase();
+    assert!(
+        sent.contains("range: bytes="),
+        "Nix asked for the rest: {sent}"
+    );
+    let mine: serde_json::Value = serde_json::from_slice(&ok(at(&ours).args([
+        "--json",
+        "store",
+        "info",
+        path.trim(),
+    ])))
+    .unwrap();
+    let nix_hash = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", path.trim()]));
+    assert_eq!(nix_hash, mine["narHash"].as_str().unwrap());
+}

@@ -63,6 +63,15 @@ pub trait NarSource: Send + Sync {
     /// Streams the NAR serialisation of a valid path; memory does not grow with its size.
     fn write_nar(&self, path: &StorePath, out: &mut dyn Write) -> Result<(), StoreError>;
 
+    /// The size of the NAR `write_nar` would write now, found as cheaply as the store can
+    /// (here by writing it to nowhere). A size that is not the recorded one means the path's
+    /// copy is damaged: a server says so before it promises any byte.
+    fn nar_size(&self, path: &StorePath) -> Result<u64, StoreError> {
+        let mut counting = guixie_formats::hash::CountingWriter::new(std::io::sink());
+        self.write_nar(path, &mut counting)?;
+        Ok(counting.count)
+    }
+
     /// The contents of a valid path that is one regular file of at most `limit` bytes
     /// (`NotValid` for a path that is not valid).
     fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {

@@ -8,7 +8,9 @@ mod writer;
 
 pub use reader::{parse, parse_to_end, NarError, NarErrorKind, NarHandler, NarListing, NodeKind};
 pub use restore::{restore, RestoreError};
-pub use writer::{dump_path, hash_path, hash_regular_file, DumpError, NarEncoder};
+pub use writer::{
+    dump_path, hash_path, hash_regular_file, nar_size_of_path, DumpError, NarEncoder,
+};
 
 pub(crate) const MAGIC: &[u8] = b"nix-archive-1";
 /// Largest name, symlink target or token accepted while reading; Linux allows at most 4096

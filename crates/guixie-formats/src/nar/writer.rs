@@ -109,8 +109,24 @@ fn write_str(out: &mut impl Write, s: &[u8]) -> io::Result<()> {
 pub fn dump_path(path: &Path, out: impl Write) -> Result<(), DumpError> {
     let mut enc = NarEncoder::new(out).map_err(DumpError::Output)?;
     let mut buf = vec![0u8; COPY_BUFFER];
-    dump_node(path, &mut enc, &mut buf)?;
+    dump_node(path, &mut enc, &mut buf, Contents::Read)?;
     enc.contents_mut().flush().map_err(DumpError::Output)
+}
+
+/// The size `dump_path` would write, from the tree's metadata: every file is opened, none is
+/// read. A size that differs from the one recorded means the tree lost or gained bytes.
+pub fn nar_size_of_path(path: &Path) -> Result<u64, DumpError> {
+    let mut counting = CountingWriter::new(io::sink());
+    let mut enc = NarEncoder::new(&mut counting).map_err(DumpError::Output)?;
+    dump_node(path, &mut enc, &mut [], Contents::Skip)?;
+    Ok(counting.count)
+}
+
+/// Whether file contents are read or only their sizes counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    Read,
+    Skip,
 }
 
 /// NAR hash and NAR size of the tree at `path`. Reading the tree and hashing run on two
@@ -197,6 +213,7 @@ fn dump_node<W: Write>(
     path: &Path,
     enc: &mut NarEncoder<W>,
     buf: &mut [u8],
+    contents: Contents,
 ) -> Result<(), DumpError> {
     let io_err = |source| DumpError::Io {
         path: path.to_owned(),
@@ -214,6 +231,11 @@ fn dump_node<W: Write>(
         let executable = meta.permissions().mode() & 0o100 != 0;
         enc.begin_file(executable, size)
             .map_err(DumpError::Output)?;
+        if contents == Contents::Skip {
+            io::copy(&mut io::repeat(0).take(size), enc.contents_mut())
+                .map_err(DumpError::Output)?;
+            return enc.end_file(size).map_err(DumpError::Output);
+        }
         let mut remaining = size;
         while remaining > 0 {
             let want = remaining.min(buf.len() as u64) as usize;
@@ -245,7 +267,7 @@ fn dump_node<W: Write>(
         for name in names {
             enc.begin_entry(name.as_bytes())
                 .map_err(DumpError::Output)?;
-            dump_node(&path.join(&name), enc, buf)?;
+            dump_node(&path.join(&name), enc, buf, contents)?;
             enc.end_entry().map_err(DumpError::Output)?;
         }
         enc.end_directory().map_err(DumpError::Output)

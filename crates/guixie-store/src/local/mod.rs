@@ -257,6 +257,18 @@ impl NarSource for LocalStore {
         Ok(())
     }
 
+    fn nar_size(&self, path: &StorePath) -> Result<u64, StoreError> {
+        if !self.is_valid(path)? {
+            return Err(StoreError::NotValid {
+                path: self.store_dir.display(path),
+            });
+        }
+        // From the tree's metadata: every file is opened, none is read.
+        Ok(guixie_formats::nar::nar_size_of_path(
+            &self.real_path(path),
+        )?)
+    }
+
     fn read_file(&self, path: &StorePath, limit: u64) -> Result<Vec<u8>, StoreError> {
         use std::io::Read;
         if !self.is_valid(path)? {
