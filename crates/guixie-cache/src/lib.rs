@@ -7,6 +7,8 @@
 //! `Content-Length` (Guix pipelines hundreds of requests on one connection and needs to know
 //! where each ends) and never names a file-system path.
 
+mod cache_url;
+pub mod copy;
 pub mod evidence;
 mod listing;
 mod nar_stream;
@@ -209,30 +211,18 @@ fn narinfo(cache: &Cache, hash_part: &str) -> Response {
     let files = offered
         .into_iter()
         .map(|c| {
-            let (name, suffix) = c.name_and_suffix();
             // A compressed file's hash and size are known only once it is made; clients do not
             // need them (the NAR hash is what they check).
             let plain = c == Compression::None;
-            NarFile {
-                url: format!("nar/{}.nar{suffix}", info.nar_hash.to_nix32()),
-                compression: Some(name.into()),
-                file_hash: plain.then(|| info.nar_hash.clone()),
-                file_size: plain.then_some(info.nar_size),
-            }
+            nar_file(
+                &info,
+                c,
+                plain.then(|| info.nar_hash.clone()),
+                plain.then_some(info.nar_size),
+            )
         })
         .collect();
-    let mut ni = NarInfo {
-        store_path: info.path.clone(),
-        files,
-        nar_hash: info.nar_hash.clone(),
-        nar_size: info.nar_size,
-        references: info.references.iter().cloned().collect(),
-        deriver: info.deriver.clone(),
-        system: None,
-        signatures: info.signatures.clone(),
-        guix_signature: None,
-        ca: info.ca.clone(),
-    };
+    let mut ni = narinfo_of(&info, files);
     let body = match &cache.dialect {
         Dialect::Nix => {
             if let Some(key) = &cache.key {
@@ -255,6 +245,38 @@ fn narinfo(cache: &Cache, hash_part: &str) -> Response {
         HeaderValue::from_static("text/x-nix-narinfo"),
     );
     r
+}
+
+/// A download of `info`'s NAR, named by its NAR hash (as `/nar/…` serves it).
+pub(crate) fn nar_file(
+    info: &guixie_store::PathInfo,
+    c: Compression,
+    file_hash: Option<guixie_formats::Hash>,
+    file_size: Option<u64>,
+) -> NarFile {
+    let (name, suffix) = c.name_and_suffix();
+    NarFile {
+        url: format!("nar/{}.nar{suffix}", info.nar_hash.to_nix32()),
+        compression: Some(name.into()),
+        file_hash,
+        file_size,
+    }
+}
+
+/// The narinfo of a valid path, with the signatures the store holds.
+pub(crate) fn narinfo_of(info: &guixie_store::PathInfo, files: Vec<NarFile>) -> NarInfo {
+    NarInfo {
+        store_path: info.path.clone(),
+        files,
+        nar_hash: info.nar_hash.clone(),
+        nar_size: info.nar_size,
+        references: info.references.iter().cloned().collect(),
+        deriver: info.deriver.clone(),
+        system: None,
+        signatures: info.signatures.clone(),
+        guix_signature: None,
+        ca: info.ca.clone(),
+    }
 }
 
 fn listing_of(cache: &Cache, hash_part: &str) -> Response {

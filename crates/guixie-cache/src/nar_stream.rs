@@ -27,6 +27,7 @@ pub enum Compression {
     None,
     Zstd,
     Gzip,
+    Xz,
 }
 
 impl Compression {
@@ -36,6 +37,7 @@ impl Compression {
             Compression::None => ("none", ""),
             Compression::Zstd => ("zstd", ".zst"),
             Compression::Gzip => ("gzip", ".gz"),
+            Compression::Xz => ("xz", ".xz"),
         }
     }
 }
@@ -165,38 +167,13 @@ pub(crate) fn compress_once(
     let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = file.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let result = (|| {
-        let out = std::fs::File::create(&temp)?;
-        // The NAR is hashed on its way into the compressor: a copy in the store that is not
-        // what was recorded is never kept, so never served.
-        let mut checked = Checked {
-            hasher: guixie_formats::hash::Hasher::new(nar_hash.algo()),
-            count: 0,
-        };
-        let mut write = |enc: &mut dyn Write| -> io::Result<()> {
-            let mut tee = Tee {
-                checked: &mut checked,
-                inner: enc,
-            };
-            store
-                .write_nar(path, &mut tee)
-                .map_err(|e| io::Error::other(e.to_string()))
-        };
-        let out = match compression {
-            Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-                write(&mut enc)?;
-                enc.finish()?
-            }
-            Compression::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-                write(&mut enc)?;
-                enc.finish()?
-            }
-            Compression::None => return Err(io::Error::other("nothing to compress")),
-        };
-        if checked.count != *nar_size || checked.hasher.finish() != *nar_hash {
-            return Err(io::Error::other("the store's copy is not the recorded NAR"));
-        }
+        let out = write_compressed_nar(
+            store,
+            path,
+            (nar_hash, *nar_size),
+            std::fs::File::create(&temp)?,
+            compression,
+        )?;
         out.sync_all()?;
         std::fs::rename(&temp, file)?;
         std::fs::metadata(file).map(|m| m.len())
@@ -205,6 +182,57 @@ pub(crate) fn compress_once(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// Writes `path`'s NAR compressed into `out` and gives `out` back. The NAR is hashed on its
+/// way into the compressor: a copy in the store that is not the recorded NAR (`expected`)
+/// is an error, so it is never kept, served or copied.
+pub(crate) fn write_compressed_nar(
+    store: &dyn Store,
+    path: &StorePath,
+    (nar_hash, nar_size): (&Hash, u64),
+    out: std::fs::File,
+    compression: Compression,
+) -> io::Result<std::fs::File> {
+    let mut checked = Checked {
+        hasher: guixie_formats::hash::Hasher::new(nar_hash.algo()),
+        count: 0,
+    };
+    let mut write = |enc: &mut dyn Write| -> io::Result<()> {
+        let mut tee = Tee {
+            checked: &mut checked,
+            inner: enc,
+        };
+        store
+            .write_nar(path, &mut tee)
+            .map_err(|e| io::Error::other(e.to_string()))
+    };
+    let out = match compression {
+        Compression::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+            write(&mut enc)?;
+            enc.finish()?
+        }
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            write(&mut enc)?;
+            enc.finish()?
+        }
+        Compression::Xz => {
+            let mut enc = xz2::write::XzEncoder::new(out, 6);
+            write(&mut enc)?;
+            enc.finish()?
+        }
+        Compression::None => {
+            let mut out = io::BufWriter::new(out);
+            write(&mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?
+        }
+    };
+    if checked.count != nar_size || checked.hasher.finish() != *nar_hash {
+        return Err(io::Error::other("the store's copy is not the recorded NAR"));
+    }
+    Ok(out)
 }
 
 /// The answer for a path whose bytes in the store are not the ones recorded.

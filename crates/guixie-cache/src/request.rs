@@ -17,7 +17,7 @@ pub enum Request {
     NarInfo {
         hash_part: String,
     },
-    /// The NAR, as it is or compressed (`.nar.zst`, `.nar.gz`).
+    /// The NAR, as it is or compressed (`.nar.zst`, `.nar.gz`, `.nar.xz`).
     Nar {
         nar_hash: Hash,
         compression: Compression,
@@ -120,6 +120,7 @@ pub fn parse(path: &str) -> Result<Request, Refusal> {
             (".nar", Compression::None),
             (".nar.zst", Compression::Zstd),
             (".nar.gz", Compression::Gzip),
+            (".nar.xz", Compression::Xz),
         ]
         .into_iter()
         .find_map(|(suffix, c)| Some((name.strip_suffix(suffix)?, c)));

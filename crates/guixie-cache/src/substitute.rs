@@ -14,65 +14,14 @@ use guixie_formats::signing::PublicKey;
 use guixie_formats::StorePath;
 use guixie_store::{PathInfo, Store};
 
+pub use crate::cache_url::CacheUrl;
+
 /// Answers to narinfo queries made ahead of need.
 type Prefetched =
     std::collections::BTreeMap<StorePath, Result<Option<(CacheUrl, NarInfo)>, String>>;
 
 /// Narinfos larger than this are refused (real ones are well under 10 KiB).
 const MAX_NARINFO: u64 = 1 << 20;
-
-/// One binary cache.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CacheUrl {
-    Http(String),
-    File(PathBuf),
-}
-
-impl CacheUrl {
-    pub fn parse(url: &str) -> Result<CacheUrl, String> {
-        let url = url.trim_end_matches('/');
-        if let Some(dir) = url.strip_prefix("file://") {
-            return Ok(CacheUrl::File(PathBuf::from(dir)));
-        }
-        if url.starts_with("http://") || url.starts_with("https://") {
-            return Ok(CacheUrl::Http(url.to_owned()));
-        }
-        Err(format!(
-            "substitute URL {url:?}: only http://, https:// and file:// are supported"
-        ))
-    }
-
-    fn shown(&self) -> String {
-        match self {
-            CacheUrl::Http(u) => u.clone(),
-            CacheUrl::File(d) => format!("file://{}", d.display()),
-        }
-    }
-
-    /// `name` under the cache (a narinfo, a NAR), or `None` when the cache has no such file.
-    fn open(
-        &self,
-        agent: &ureq::Agent,
-        name: &str,
-    ) -> Result<Option<Box<dyn Read + Send>>, String> {
-        // Names come from narinfos the caller checked; a URL field may still try to climb.
-        if name.split('/').any(|c| c == ".." || c.is_empty()) || name.starts_with('/') {
-            return Err(format!("{}: refusing the file name {name:?}", self.shown()));
-        }
-        match self {
-            CacheUrl::File(dir) => match std::fs::File::open(dir.join(name)) {
-                Ok(f) => Ok(Some(Box::new(f))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!("{}/{name}: {e}", self.shown())),
-            },
-            CacheUrl::Http(base) => match agent.get(&format!("{base}/{name}")).call() {
-                Ok(r) => Ok(Some(Box::new(r.into_reader()))),
-                Err(ureq::Error::Status(404 | 403, _)) => Ok(None),
-                Err(e) => Err(format!("{base}/{name}: {e}")),
-            },
-        }
-    }
-}
 
 /// What a substitution is doing, for progress displays.
 #[derive(Debug)]

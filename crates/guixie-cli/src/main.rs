@@ -95,6 +95,8 @@ enum Command {
     Repl,
     /// Serve the store as a binary cache that Nix substitutes from (read-only).
     Publish(cmd::publish::PublishArgs),
+    /// Copy store paths and their closures to or from a binary cache (`file://`, `http(s)://`).
+    Copy(cmd::copy::CopyArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -151,6 +153,7 @@ fn main() -> ExitCode {
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
+        Command::Copy(a) => cmd::copy::run(&ctx, a),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

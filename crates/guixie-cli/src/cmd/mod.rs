@@ -2,6 +2,7 @@ pub mod attest;
 pub mod build;
 pub mod build_log;
 pub mod challenge;
+pub mod copy;
 pub mod drv;
 pub mod eval;
 pub mod evidence;

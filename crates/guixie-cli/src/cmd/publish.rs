@@ -36,11 +36,24 @@ enum DialectArg {
     Guix,
 }
 
+/// How NARs are offered or written (publish, copy).
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum CompressionArg {
+pub enum CompressionArg {
     None,
     Zstd,
+    Xz,
     Gzip,
+}
+
+impl From<CompressionArg> for guixie_cache::Compression {
+    fn from(c: CompressionArg) -> Self {
+        match c {
+            CompressionArg::None => guixie_cache::Compression::None,
+            CompressionArg::Zstd => guixie_cache::Compression::Zstd,
+            CompressionArg::Xz => guixie_cache::Compression::Xz,
+            CompressionArg::Gzip => guixie_cache::Compression::Gzip,
+        }
+    }
 }
 
 pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
@@ -78,11 +91,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         store,
         key,
         priority: args.priority,
-        compression: match args.compression {
-            CompressionArg::None => guixie_cache::Compression::None,
-            CompressionArg::Zstd => guixie_cache::Compression::Zstd,
-            CompressionArg::Gzip => guixie_cache::Compression::Gzip,
-        },
+        compression: args.compression.into(),
         compressed_dir: Some(compressed_dir),
         logs_dir: Some(logs_dir),
         evidence: Some(evidence),

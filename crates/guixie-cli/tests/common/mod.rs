@@ -116,19 +116,53 @@ pub struct Served {
 
 impl Served {
     pub fn new(dir: &Path) -> Served {
+        Served::start(dir, false)
+    }
+
+    /// Also stores what is `PUT` (as an HTTP binary cache Nix uploads to does).
+    pub fn writable(dir: &Path) -> Served {
+        Served::start(dir, true)
+    }
+
+    fn start(dir: &Path, put: bool) -> Served {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let child = Command::new("python3")
-            .args([
+        const PUT_SERVER: &str = r#"
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_PUT(self):
+        path = self.translate_path(self.path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        n = int(self.headers["Content-Length"])
+        with open(path, "wb") as f:
+            while n > 0:
+                chunk = self.rfile.read(min(n, 1 << 16))
+                if not chunk:
+                    break
+                f.write(chunk)
+                n -= len(chunk)
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+os.chdir(sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+        let mut cmd = Command::new("python3");
+        if put {
+            cmd.args(["-c", PUT_SERVER, &port.to_string()]);
+        } else {
+            cmd.args([
                 "-m",
                 "http.server",
                 &port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--directory",
-            ])
+            ]);
+        }
+        let child = cmd
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
