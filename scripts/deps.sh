@@ -5,13 +5,15 @@
 # (gcc, make, Guile, patch, xz; see docs/bootstrap.md), slirp4netns (the network of
 # fixed-output builds, in a namespace of their own; see docs/security.md);
 # with --test also Nix (nix-bin), the reference peer, Python 3 (the graph generators and
-# a test's HTTP server) and guile-gcrypt (libgcrypt, the reference for Guix's signatures).
+# a test's HTTP server), guile-gcrypt (libgcrypt, the reference for Guix's signatures) and
+# openssl (a test's TLS certificates).
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
       gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
       patch:/usr/bin/patch xz-utils:/usr/bin/xz slirp4netns:/usr/bin/slirp4netns)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store python3:/usr/bin/python3
-                                  guile-gcrypt:/usr/share/guile/site/3.0/gcrypt/pk-crypto.scm)
+                                  guile-gcrypt:/usr/share/guile/site/3.0/gcrypt/pk-crypto.scm
+                                  openssl:/usr/bin/openssl)
 missing=()
 for entry in "${want[@]}"; do
   [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")

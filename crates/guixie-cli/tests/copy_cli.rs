@@ -133,4 +133,96 @@ fn closures_cross_file_and_http_caches_both_ways_with_nix() {
         .args(["copy", "--from", &http, "--to", &nix_http_uri])
         .args(["--option", "trusted-public-keys", &public])
         .args(&outs));
+
+    // Over HTTPS: a test authority's certificate for 127.0.0.1, the authority trusted through
+    // SSL_CERT_FILE (else the system's trust store decides).
+    let (cert, tls_key, ca) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    let openssl = |args: &[&str]| {
+        ok(Command::new("openssl").current_dir(dir.path()).args(args));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=guixie-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.path().join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let tls = Served::https(&served_dir, &cert, &tls_key);
+    let https = format!("https://127.0.0.1:{}", tls.port);
+    let over_https = dir.path().join("over-https");
+    // Positive control: an unknown issuer is refused.
+    let untrusted = fails(
+        at(&over_https)
+            .env("SSL_CERT_FILE", "/dev/null")
+            .args(["copy", "--from", &https, "--trusted-key", &public])
+            .arg(outs[0]),
+    );
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains(&https),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    ok(at(&over_https)
+        .env("SSL_CERT_FILE", &ca)
+        .args(["copy", "--from", &https, "--trusted-key", &public])
+        .args(&outs));
+    ok(at(&over_https).args(["store", "verify"]));
 }

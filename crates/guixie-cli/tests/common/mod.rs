@@ -124,11 +124,28 @@ impl Served {
         Served::start(dir, true)
     }
 
+    /// Over TLS with this certificate and key (PEM files).
+    pub fn https(dir: &Path, cert: &Path, key: &Path) -> Served {
+        const TLS_SERVER: &str = r#"
+import http.server, os, ssl, sys
+os.chdir(sys.argv[2])
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+        Served::spawn(|port| {
+            let mut cmd = Command::new("python3");
+            cmd.args(["-c", TLS_SERVER, &port.to_string()])
+                .arg(dir)
+                .arg(cert)
+                .arg(key);
+            cmd
+        })
+    }
+
     fn start(dir: &Path, put: bool) -> Served {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
         const PUT_SERVER: &str = r#"
 import http.server, os, sys
 class H(http.server.SimpleHTTPRequestHandler):
@@ -149,21 +166,32 @@ class H(http.server.SimpleHTTPRequestHandler):
 os.chdir(sys.argv[2])
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
-        let mut cmd = Command::new("python3");
-        if put {
-            cmd.args(["-c", PUT_SERVER, &port.to_string()]);
-        } else {
-            cmd.args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ]);
-        }
-        let child = cmd
-            .arg(dir)
+        Served::spawn(|port| {
+            let mut cmd = Command::new("python3");
+            if put {
+                cmd.args(["-c", PUT_SERVER, &port.to_string()]);
+            } else {
+                cmd.args([
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ]);
+            }
+            cmd.arg(dir);
+            cmd
+        })
+    }
+
+    /// Runs the server `command(port)` makes on a free port and waits for it to listen.
+    fn spawn(command: impl FnOnce(u16) -> Command) -> Served {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = command(port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
