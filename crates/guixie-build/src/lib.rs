@@ -4,6 +4,7 @@
 
 mod build_user;
 pub mod builder;
+pub mod container;
 mod fetch;
 pub mod import;
 pub mod sandbox;

@@ -97,6 +97,26 @@ enum Command {
     Publish(cmd::publish::PublishArgs),
     /// Copy store paths and their closures to or from a binary cache (`file://`, `http(s)://`).
     Copy(cmd::copy::CopyArgs),
+    /// Run a command (default: your shell) with packages' programs and search paths, the
+    /// store visible at its logical directory: `guixie shell hello -- hello`.
+    Shell(cmd::shell::ShellArgs),
+    /// Run a program from the store: `guixie run /gnu/store/…-hello-1.0/bin/hello ARGS`.
+    Run {
+        program: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Install packages into a profile (default ~/.guixie-profile), as a new generation.
+    Install(cmd::package::ShortArgs),
+    /// Remove packages from a profile, as a new generation.
+    Remove(cmd::package::ShortArgs),
+    /// Upgrade a profile's packages (all, without names), as a new generation.
+    Upgrade(cmd::package::ShortArgs),
+    /// Manage a profile: -i, -r, -u, -m, --list-generations, --switch-generation, --roll-back,
+    /// --delete-generations.
+    Package(cmd::package::PackageArgs),
+    /// Closure sizes of store paths or packages, per item (as `guix size`).
+    Size(cmd::size::SizeArgs),
 }
 
 /// What every command gets besides its own arguments.
@@ -154,6 +174,13 @@ fn main() -> ExitCode {
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Copy(a) => cmd::copy::run(&ctx, a),
+        Command::Shell(a) => cmd::shell::run(&ctx, a),
+        Command::Run { program, args } => cmd::shell::run_program(&ctx, &program, &args),
+        Command::Install(a) => cmd::package::install(&ctx, a),
+        Command::Remove(a) => cmd::package::remove(&ctx, a),
+        Command::Upgrade(a) => cmd::package::upgrade(&ctx, a),
+        Command::Package(a) => cmd::package::run(&ctx, a),
+        Command::Size(a) => cmd::size::run(&ctx, a),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

@@ -13,6 +13,9 @@
 
 mod identity;
 mod root;
+mod view;
+
+pub use view::{view_main, VIEW_FAILED};
 
 use std::ffi::{CString, OsStr};
 use std::io;

@@ -14,14 +14,28 @@ use guixie_store::PathInfoQuery;
 use crate::output::print_json;
 use crate::Context;
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct BuildArgs {
-    /// `.scm` package files (their derivations are built) or `.drv` store paths.
-    #[arg(required = true)]
-    targets: Vec<String>,
+    /// `.scm` package files (their derivations are built), package names, or `.drv` store
+    /// paths.
+    pub targets: Vec<String>,
     /// With a `.scm` file: build only this variable.
     #[arg(short = 'A', long = "attr", value_name = "NAME")]
-    attr: Option<String>,
+    pub attr: Option<String>,
+    /// Rebuild the (already built) targets and compare bit for bit with the store; exit 1 on a
+    /// difference, naming the differing files and keeping the rebuilt copy.
+    #[arg(long)]
+    pub check: bool,
+    /// Print nothing but the output paths.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub flags: BuildFlags,
+}
+
+/// How builds run, for every command that builds (`build`, `shell`).
+#[derive(Args, Clone)]
+pub struct BuildFlags {
     /// Keep the build directory of a failed build (its location is printed).
     #[arg(long)]
     keep_failed: bool,
@@ -50,19 +64,12 @@ pub struct BuildArgs {
     /// reach the host's 127.0.0.1, at the gateway address 10.0.2.2. Off by default.
     #[arg(long)]
     host_loopback: bool,
-    /// Rebuild the (already built) targets and compare bit for bit with the store; exit 1 on a
-    /// difference, naming the differing files and keeping the rebuilt copy.
-    #[arg(long)]
-    check: bool,
     /// Do not append signed attestations of the outputs to the local transparency log.
     #[arg(long)]
     no_attest: bool,
     /// Copy builders' output to stderr as it comes.
     #[arg(long, short = 'v')]
     verbose: bool,
-    /// Print nothing but the output paths.
-    #[arg(long, short = 'q')]
-    quiet: bool,
     #[command(flatten)]
     substitutes: super::substitutes::SubstituteArgs,
     /// Build what a cache has but cannot deliver (bad signature, wrong hash, network), instead
@@ -74,62 +81,7 @@ pub struct BuildArgs {
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let sd = store.store_dir().clone();
-    let mut drvs: Vec<StorePath> = Vec::new();
-    // Store paths are parsed without touching the file system; a file that is not a valid
-    // path of this store (a .drv Nix wrote, say) is imported with its inputs.
-    let mut pending: Vec<(String, Option<StorePath>)> = Vec::new();
-    for t in &args.targets {
-        if let Some(evaluated) = ctx.evaluate_target(&store, t, args.attr.as_deref())? {
-            for e in evaluated {
-                pending.push((e.drv_path.clone(), Some(sd.parse_path(&e.drv_path)?)));
-            }
-        } else {
-            pending.push((t.clone(), store.parse_user_path(t).ok()));
-        }
-    }
-    for (t, p) in pending {
-        // A .drv file outside the store (one Nix wrote, say) is imported unless this store
-        // already has that path; anything else names a path of this store. Only such files
-        // cost a query, so a no-op build of many targets stays cheap.
-        let file_outside =
-            Path::new(&t).is_file() && !Path::new(&t).starts_with(store.real_store_dir());
-        match p {
-            Some(p) if !file_outside || store.is_valid(&p)? => drvs.push(p),
-            _ if file_outside => {
-                drvs.push(guixie_build::import::import_drv_closure(
-                    &store,
-                    Path::new(&t),
-                )?);
-            }
-            Some(p) => drvs.push(p),
-            None => anyhow::bail!("{t} is neither a .scm file, a .drv store path nor a .drv file"),
-        }
-    }
-    let options = BuildOptions {
-        timeout: Duration::from_secs(args.timeout),
-        keep_failed: args.keep_failed,
-        keep_going: args.keep_going,
-        max_silent: Duration::from_secs(args.max_silent_time),
-        echo_log: args.verbose,
-        jobs: args.jobs,
-        max_processes: args.max_processes,
-        max_file_size: args.max_file_size,
-        max_output_size: args.max_output_size,
-        host_loopback: args.host_loopback,
-        fallback: args.fallback,
-        ..BuildOptions::default()
-    };
-    let mut builder = Builder::new(&store, options, ctx.clock());
-    let show = if ctx.json {
-        super::substitutes::Show::Json
-    } else if args.quiet {
-        super::substitutes::Show::Quiet
-    } else {
-        super::substitutes::Show::Lines
-    };
-    if let Some(substituter) = args.substitutes.substituter(&ctx.store_root()?, show)? {
-        builder = builder.with_substituter(Arc::new(substituter));
-    }
+    let (drvs, builder) = prepare(ctx, &store, &args)?;
     if args.check {
         let mut all_same = true;
         for d in &drvs {
@@ -158,64 +110,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
-    let quiet = args.quiet || ctx.json;
-    let key = if args.no_attest {
-        None
-    } else {
-        Some(super::evidence::builder_key(ctx, &store)?)
-    };
-    type Built = (StorePath, Derivation, BTreeMap<String, StorePath>, PathBuf);
-    let built: std::sync::Mutex<Vec<Built>> = Default::default();
-    let display = Display::new(if ctx.json {
-        Mode::Json
-    } else if quiet {
-        Mode::Quiet
-    } else {
-        Mode::Human
-    });
-    let results = builder.realise(&drvs, |event| {
-        if let BuildEvent::Finished {
-            drv,
-            derivation,
-            outputs,
-            outcome: Realised::Built { log },
-        } = &event
-        {
-            built.lock().unwrap_or_else(|p| p.into_inner()).push((
-                (*drv).clone(),
-                (*derivation).clone(),
-                (*outputs).clone(),
-                log.clone(),
-            ));
-        }
-        display.show(&sd, event);
-    });
-    display.finish();
-    let built = built.into_inner().unwrap_or_else(|p| p.into_inner());
-    // Whatever was built before a failure is attested too: it is in the store.
-    if let (Some(key), false) = (&key, built.is_empty()) {
-        let now = ctx.clock().unix_seconds();
-        let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(&store))?;
-        let records: Vec<guixie_evidence::BuildRecord> = built
-            .iter()
-            .map(
-                |(drv_path, derivation, outputs, log_file)| guixie_evidence::BuildRecord {
-                    drv_path,
-                    derivation,
-                    outputs,
-                    log_file,
-                },
-            )
-            .collect();
-        let first = guixie_evidence::attest_builds(store.as_ref(), key, &records, now, &mut log)?;
-        for (i, (drv, ..)) in built.iter().enumerate() {
-            let index = first + i as u64;
-            if !quiet {
-                eprintln!("attested {} as log entry {index}", sd.display(drv));
-            }
-        }
-    }
-    let results = results?;
+    let results = realise(ctx, &store, &builder, &drvs, &args)?;
     if ctx.json {
         let items: Vec<_> = drvs
             .iter()
@@ -371,4 +266,157 @@ impl Display {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The derivations `args` name (evaluated, or imported when a `.drv` file is outside the
+/// store) and a builder set up as they ask.
+fn prepare<'s>(
+    ctx: &Context,
+    store: &'s Arc<guixie_store::LocalStore>,
+    args: &BuildArgs,
+) -> anyhow::Result<(Vec<StorePath>, Builder<'s>)> {
+    if args.targets.is_empty() {
+        anyhow::bail!("nothing to build: name a .scm file, a package or a .drv path");
+    }
+    let sd = store.store_dir().clone();
+    let mut drvs: Vec<StorePath> = Vec::new();
+    // Store paths are parsed without touching the file system; a file that is not a valid
+    // path of this store (a .drv Nix wrote, say) is imported with its inputs.
+    let mut pending: Vec<(String, Option<StorePath>)> = Vec::new();
+    for t in &args.targets {
+        if let Some(evaluated) = ctx.evaluate_target(store, t, args.attr.as_deref())? {
+            for e in evaluated {
+                pending.push((e.drv_path.clone(), Some(sd.parse_path(&e.drv_path)?)));
+            }
+        } else {
+            pending.push((t.clone(), store.parse_user_path(t).ok()));
+        }
+    }
+    for (t, p) in pending {
+        // A .drv file outside the store (one Nix wrote, say) is imported unless this store
+        // already has that path; anything else names a path of this store. Only such files
+        // cost a query, so a no-op build of many targets stays cheap.
+        let file_outside =
+            Path::new(&t).is_file() && !Path::new(&t).starts_with(store.real_store_dir());
+        match p {
+            Some(p) if !file_outside || store.is_valid(&p)? => drvs.push(p),
+            _ if file_outside => {
+                drvs.push(guixie_build::import::import_drv_closure(
+                    store,
+                    Path::new(&t),
+                )?);
+            }
+            Some(p) => drvs.push(p),
+            None => anyhow::bail!("{t} is neither a .scm file, a .drv store path nor a .drv file"),
+        }
+    }
+    let options = BuildOptions {
+        timeout: Duration::from_secs(args.flags.timeout),
+        keep_failed: args.flags.keep_failed,
+        keep_going: args.flags.keep_going,
+        max_silent: Duration::from_secs(args.flags.max_silent_time),
+        echo_log: args.flags.verbose,
+        jobs: args.flags.jobs,
+        max_processes: args.flags.max_processes,
+        max_file_size: args.flags.max_file_size,
+        max_output_size: args.flags.max_output_size,
+        host_loopback: args.flags.host_loopback,
+        fallback: args.flags.fallback,
+        ..BuildOptions::default()
+    };
+    let mut builder = Builder::new(store, options, ctx.clock());
+    let show = if ctx.json {
+        super::substitutes::Show::Json
+    } else if args.quiet {
+        super::substitutes::Show::Quiet
+    } else {
+        super::substitutes::Show::Lines
+    };
+    if let Some(substituter) = args
+        .flags
+        .substitutes
+        .substituter(&ctx.store_root()?, show)?
+    {
+        builder = builder.with_substituter(Arc::new(substituter));
+    }
+    Ok((drvs, builder))
+}
+
+/// Builds (or substitutes) what `args` name, showing progress and attesting what was built;
+/// the outputs of each target.
+pub fn build_targets(
+    ctx: &Context,
+    store: &Arc<guixie_store::LocalStore>,
+    args: &BuildArgs,
+) -> anyhow::Result<Vec<BTreeMap<String, StorePath>>> {
+    let (drvs, builder) = prepare(ctx, store, args)?;
+    realise(ctx, store, &builder, &drvs, args)
+}
+
+fn realise(
+    ctx: &Context,
+    store: &Arc<guixie_store::LocalStore>,
+    builder: &Builder<'_>,
+    drvs: &[StorePath],
+    args: &BuildArgs,
+) -> anyhow::Result<Vec<BTreeMap<String, StorePath>>> {
+    let sd = store.store_dir().clone();
+    let quiet = args.quiet || ctx.json;
+    let key = if args.flags.no_attest {
+        None
+    } else {
+        Some(super::evidence::builder_key(ctx, store)?)
+    };
+    type Built = (StorePath, Derivation, BTreeMap<String, StorePath>, PathBuf);
+    let built: std::sync::Mutex<Vec<Built>> = Default::default();
+    let display = Display::new(if ctx.json {
+        Mode::Json
+    } else if quiet {
+        Mode::Quiet
+    } else {
+        Mode::Human
+    });
+    let results = builder.realise(drvs, |event| {
+        if let BuildEvent::Finished {
+            drv,
+            derivation,
+            outputs,
+            outcome: Realised::Built { log },
+        } = &event
+        {
+            built.lock().unwrap_or_else(|p| p.into_inner()).push((
+                (*drv).clone(),
+                (*derivation).clone(),
+                (*outputs).clone(),
+                log.clone(),
+            ));
+        }
+        display.show(&sd, event);
+    });
+    display.finish();
+    let built = built.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Whatever was built before a failure is attested too: it is in the store.
+    if let (Some(key), false) = (&key, built.is_empty()) {
+        let now = ctx.clock().unix_seconds();
+        let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(store))?;
+        let records: Vec<guixie_evidence::BuildRecord> = built
+            .iter()
+            .map(
+                |(drv_path, derivation, outputs, log_file)| guixie_evidence::BuildRecord {
+                    drv_path,
+                    derivation,
+                    outputs,
+                    log_file,
+                },
+            )
+            .collect();
+        let first = guixie_evidence::attest_builds(store.as_ref(), key, &records, now, &mut log)?;
+        for (i, (drv, ..)) in built.iter().enumerate() {
+            let index = first + i as u64;
+            if !quiet {
+                eprintln!("attested {} as log entry {index}", sd.display(drv));
+            }
+        }
+    }
+    Ok(results?)
 }

@@ -12,9 +12,12 @@ pub mod key;
 pub mod log;
 pub mod nar;
 pub mod narinfo;
+pub mod package;
 pub mod publish;
 pub mod repl;
+pub mod shell;
 pub mod show;
+pub mod size;
 pub mod store;
 pub mod substitutes;
 

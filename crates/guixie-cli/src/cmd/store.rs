@@ -26,8 +26,11 @@ pub enum StoreCmd {
         #[arg(required = true)]
         paths: Vec<String>,
     },
-    /// List valid paths.
-    Ls,
+    /// List valid paths (with --roots: the GC roots and what each keeps).
+    Ls {
+        #[arg(long)]
+        roots: bool,
+    },
     /// Re-hash every valid path; exit 1 if any is missing or modified.
     Verify,
     /// Register PATH as a GC root called NAME.
@@ -41,6 +44,15 @@ pub struct GcArgs {
     /// Report what would be deleted without deleting.
     #[arg(long)]
     dry_run: bool,
+    /// Print the references of these paths (and collect nothing).
+    #[arg(long, value_name = "PATH", num_args = 1.., group = "query")]
+    references: Vec<String>,
+    /// Print the valid paths that refer to these paths (and collect nothing).
+    #[arg(long, value_name = "PATH", num_args = 1.., group = "query")]
+    referrers: Vec<String>,
+    /// Print the closures of these paths (and collect nothing).
+    #[arg(long, value_name = "PATH", num_args = 1.., group = "query")]
+    requisites: Vec<String>,
 }
 
 pub fn run(ctx: &Context, cmd: StoreCmd) -> anyhow::Result<ExitCode> {
@@ -105,7 +117,25 @@ pub fn run(ctx: &Context, cmd: StoreCmd) -> anyhow::Result<ExitCode> {
                 println!("registered: {}", info.registration_time);
             }
         }
-        StoreCmd::Ls => {
+        StoreCmd::Ls { roots: true } => {
+            let roots = store.roots_detailed()?;
+            if ctx.json {
+                print_json(&serde_json::json!(roots
+                    .iter()
+                    .map(|(name, link, p)| serde_json::json!({
+                        "root": name, "link": link, "path": sd.display(p),
+                    }))
+                    .collect::<Vec<_>>()))?;
+            } else {
+                for (name, link, p) in &roots {
+                    match link {
+                        Some(l) => println!("{} -> {}  (root {name})", l.display(), sd.display(p)),
+                        None => println!("{name} -> {}", sd.display(p)),
+                    }
+                }
+            }
+        }
+        StoreCmd::Ls { roots: false } => {
             let paths = store.valid_paths()?;
             if ctx.json {
                 print_json(&serde_json::json!(paths
@@ -163,6 +193,33 @@ pub fn run(ctx: &Context, cmd: StoreCmd) -> anyhow::Result<ExitCode> {
 
 pub fn gc(ctx: &Context, args: GcArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
+    use super::size::Query;
+    for (paths, what) in [
+        (&args.references, Query::References),
+        (&args.referrers, Query::Referrers),
+        (&args.requisites, Query::Requisites),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        let parsed = paths
+            .iter()
+            .map(|p| store.parse_user_path(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sd = store.store_dir();
+        let found = super::size::query(&store, &parsed, what)?;
+        if ctx.json {
+            print_json(&serde_json::json!(found
+                .iter()
+                .map(|p| sd.display(p))
+                .collect::<Vec<_>>()))?;
+        } else {
+            for p in &found {
+                println!("{}", sd.display(p));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = store.gc(args.dry_run)?;
     if ctx.json {
         print_json(&report.to_json())?;

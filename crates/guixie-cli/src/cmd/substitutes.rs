@@ -12,7 +12,7 @@ use guixie_formats::signing::PublicKey;
 /// Files larger than this are not configuration.
 const MAX_CONF_BYTES: u64 = 1 << 20;
 
-#[derive(Args, Default)]
+#[derive(Args, Clone, Default)]
 pub struct SubstituteArgs {
     /// Binary caches to substitute missing outputs from (`http(s)://` or `file://`, Nix's
     /// layout), tried in order; space-separated or repeated. Default: the store

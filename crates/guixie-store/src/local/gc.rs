@@ -14,6 +14,9 @@ use crate::error::{io_err, StoreError};
 use crate::safe_fs::remove_tree;
 use crate::PathInfoQuery;
 
+/// Names of indirect roots (links to links outside the store) begin so.
+const INDIRECT: &str = "auto-";
+
 #[derive(Debug, Default)]
 pub struct GcReport {
     /// Valid paths that were (or, in a dry run, would be) deleted.
@@ -60,29 +63,96 @@ impl LocalStore {
         Ok(link)
     }
 
-    /// The store paths the roots point at (a root into a sub-path keeps the whole path).
-    pub fn roots(&self) -> Result<Vec<(String, StorePath)>, StoreError> {
+    /// Registers `link`, a symbolic link outside the store (a profile's generation), as an
+    /// indirect root: what it points at is kept for as long as it exists.
+    pub fn add_indirect_root(&self, link: &std::path::Path) -> Result<PathBuf, StoreError> {
+        let abs = std::path::absolute(link).map_err(io_err(link))?;
+        let mut h = guixie_formats::hash::Hasher::new(guixie_formats::HashAlgo::Sha256);
+        h.update(abs.as_os_str().as_encoded_bytes());
+        let name: String = h.finish().to_nix32().chars().take(20).collect();
+        let dir = self.roots_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let root = dir.join(format!("{INDIRECT}{name}"));
+        let tmp = dir.join(format!(".{INDIRECT}{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&abs, &tmp).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &root).map_err(io_err(&root))?;
+        Ok(root)
+    }
+
+    /// The store path a root's link names (a logical or a physical path, into the store).
+    fn store_path_of(&self, target: &std::path::Path) -> Option<StorePath> {
+        let s = target.to_string_lossy();
+        if let Ok((p, _)) = self.store_dir.parse_path_with_rest(&s) {
+            return Some(p);
+        }
+        let base = target
+            .strip_prefix(&self.real_store)
+            .ok()?
+            .components()
+            .next()?;
+        StorePath::from_base_name(&base.as_os_str().to_string_lossy()).ok()
+    }
+
+    /// Every root: its name, the link outside the store for an indirect one, and the store
+    /// path it keeps (a root into a sub-path keeps the whole path). Indirect roots whose link
+    /// is gone are left out.
+    pub fn roots_detailed(&self) -> Result<Vec<(String, Option<PathBuf>, StorePath)>, StoreError> {
         let dir = self.roots_dir();
         let mut roots = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(target) = fs::read_link(entry.path()) else {
                 continue;
             };
-            if let Ok((p, _)) = self
-                .store_dir
-                .parse_path_with_rest(&target.to_string_lossy())
-            {
-                roots.push((entry.file_name().to_string_lossy().into_owned(), p));
+            if let Some(p) = self.store_path_of(&target) {
+                roots.push((name, None, p));
+            } else if name.starts_with(INDIRECT) {
+                if let Some(p) = fs::read_link(&target)
+                    .ok()
+                    .and_then(|t| self.store_path_of(&t))
+                {
+                    roots.push((name, Some(target), p));
+                }
             }
         }
         roots.sort();
         Ok(roots)
     }
 
+    /// The store paths the roots point at (a root into a sub-path keeps the whole path).
+    pub fn roots(&self) -> Result<Vec<(String, StorePath)>, StoreError> {
+        Ok(self
+            .roots_detailed()?
+            .into_iter()
+            .map(|(name, _, p)| (name, p))
+            .collect())
+    }
+
+    /// Indirect roots whose link no longer names a store path.
+    fn remove_stale_indirect_roots(&self) -> Result<(), StoreError> {
+        let dir = self.roots_dir();
+        let live: BTreeSet<String> = self
+            .roots_detailed()?
+            .into_iter()
+            .map(|(n, ..)| n)
+            .collect();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(INDIRECT) && !live.contains(&name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes everything not reachable from a root (`dry_run`: only reports).
     pub fn gc(&self, dry_run: bool) -> Result<GcReport, StoreError> {
         let _gc = self.gc_lock_exclusive()?;
+        if !dry_run {
+            self.remove_stale_indirect_roots()?;
+        }
         let roots: Vec<StorePath> = self.roots()?.into_iter().map(|(_, p)| p).collect();
         let live = self.closure(&roots)?;
         let mut report = GcReport::default();

@@ -1,0 +1,188 @@
+//! The store as its programs expect to find it: `guixie-sandbox --view REAL LOGICAL PROGRAM
+//! ARGS…` runs PROGRAM with the store's files at their logical directory (`/gnu/store`), the
+//! rest of the host's file system as it is, as nix-user-chroot and nix-portable do. No
+//! privilege is needed: unprivileged, a user namespace maps the caller to itself.
+//!
+//! When the logical directory's top (`/gnu`) does not exist on the host, the new root is a
+//! tmpfs holding a bind mount of every top-level entry of `/` beside the store: the process
+//! then chroots into it. That root is made under a temporary directory the helper removes once
+//! the program has exited.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::root::mount;
+use super::{check, cstr, path_c, write_file};
+
+/// Exit status when the view could not be set up (the program's own statuses pass through).
+pub const VIEW_FAILED: i32 = 126;
+
+/// `--view REAL LOGICAL PROGRAM ARGS…`; never returns.
+pub fn view_main(args: &[OsString]) -> ! {
+    let fail = |e: io::Error| -> ! {
+        eprintln!("guixie: cannot show the store at its logical directory: {e}");
+        std::process::exit(VIEW_FAILED)
+    };
+    let [real, logical, program, rest @ ..] = args else {
+        fail(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: guixie-sandbox --view REAL LOGICAL PROGRAM [ARGS…]",
+        ))
+    };
+    let (real, logical) = (PathBuf::from(real), PathBuf::from(logical));
+    if !logical.is_absolute() || logical.parent().is_none_or(|p| p == Path::new("/")) {
+        fail(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a store directory like /gnu/store",
+                logical.display()
+            ),
+        ))
+    }
+    let same = std::fs::canonicalize(&logical)
+        .ok()
+        .zip(std::fs::canonicalize(&real).ok())
+        .is_some_and(|(a, b)| a == b);
+    if same {
+        fail(exec(program, rest))
+    }
+    let top = logical
+        .components()
+        .nth(1)
+        .map(|c| PathBuf::from("/").join(c));
+    let top = top.expect("checked: two components at least");
+    let new_root = if top.exists() {
+        None
+    } else {
+        match make_temp_dir() {
+            Ok(d) => Some(d),
+            Err(e) => fail(e),
+        }
+    };
+    // SAFETY: fork in this single-threaded helper.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        fail(io::Error::last_os_error())
+    }
+    if pid > 0 {
+        // Ctrl-C reaches the program (same process group); this process only waits.
+        // SAFETY: ignoring signals is always allowed.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if let Some(d) = &new_root {
+            let _ = std::fs::remove_dir(d);
+        }
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        };
+        std::process::exit(code)
+    }
+    super::die_with_parent();
+    let entered = enter(&real, &logical, &top, new_root.as_deref());
+    match entered {
+        Ok(()) => fail(exec(program, rest)),
+        Err(e) => fail(e),
+    }
+}
+
+fn make_temp_dir() -> io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    for n in 0..100u32 {
+        let d = base.join(format!("guixie-view-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&d) {
+            Ok(()) => return Ok(d),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", d.display()))),
+        }
+    }
+    Err(io::Error::other("no temporary directory name is free"))
+}
+
+fn enter(real: &Path, logical: &Path, top: &Path, new_root: Option<&Path>) -> io::Result<()> {
+    // SAFETY: getuid, getgid and geteuid have no preconditions.
+    let (uid, gid, euid) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid()) };
+    let flags = if euid == 0 {
+        libc::CLONE_NEWNS
+    } else {
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS
+    };
+    // SAFETY: this child of the single-threaded helper is single-threaded.
+    check(
+        unsafe { libc::unshare(flags) },
+        "unshare (user namespaces may be disabled on this machine)",
+    )?;
+    if euid != 0 {
+        write_file("/proc/self/setgroups", "deny")?;
+        write_file("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
+        write_file("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))?;
+    }
+    // Nothing mounted here propagates back to the host.
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
+    let Some(root) = new_root else {
+        std::fs::create_dir_all(logical)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", logical.display())))?;
+        return mount(Some(real), logical, None, libc::MS_BIND | libc::MS_REC);
+    };
+    let cwd = std::env::current_dir()?;
+    mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), 0)?;
+    for entry in std::fs::read_dir("/")? {
+        let entry = entry?;
+        let host = entry.path();
+        if host == top {
+            continue;
+        }
+        let at = root.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&host)?, &at)?;
+        } else {
+            if kind.is_dir() {
+                std::fs::create_dir(&at)?;
+            } else {
+                std::fs::File::create(&at)?;
+            }
+            mount(Some(&host), &at, None, libc::MS_BIND | libc::MS_REC)?;
+        }
+    }
+    let inside = root.join(logical.strip_prefix("/").unwrap_or(logical));
+    std::fs::create_dir_all(&inside)?;
+    mount(Some(real), &inside, None, libc::MS_BIND | libc::MS_REC)?;
+    let root_c = path_c(root)?;
+    // SAFETY: a valid C string.
+    check(unsafe { libc::chroot(root_c.as_ptr()) }, "chroot")?;
+    // The program starts where the user was.
+    std::env::set_current_dir(&cwd).or_else(|_| std::env::set_current_dir("/"))
+}
+
+/// Replaces this process with `program` (looked up in `PATH` when it has no `/`).
+fn exec(program: &OsString, args: &[OsString]) -> io::Error {
+    let prog = match cstr(program.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut argv = vec![prog.clone()];
+    for a in args {
+        match cstr(a.as_bytes()) {
+            Ok(c) => argv.push(c),
+            Err(e) => return e,
+        }
+    }
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: `ptrs` is a null-terminated array of valid C strings that outlive the call.
+    unsafe { libc::execvp(prog.as_ptr(), ptrs.as_ptr()) };
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{}: {e}", Path::new(program).display()))
+}
