@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: build guixie, then build examples/hello.scm (a C program, gnu-build-system)
 # in the sandbox, signed and logged as evidence, and run it; then walk the local store through
-# its life: add a tree, inspect it, dump and restore its NAR, sign a narinfo, GC, verify.
+# its life: add a tree, inspect it, dump and restore its NAR, sign a narinfo, GC, verify;
+# last, enter an environment with hello and run it by name, and install it into a profile,
+# listing and rolling back its generations.
 # Everything lives under a throw-away store root; no server, nothing outside it is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,4 +58,16 @@ guixie narinfo verify "$work/demo.narinfo" --key "$(cat "$work/key.pub")"
 guixie store add-root demo "$path" >/dev/null
 guixie gc
 guixie store verify
+
+echo "== an environment with hello, run by name (the store appears at /gnu/store inside):"
+guixie shell examples/hello.scm -- hello
+echo "== hello installed into a profile (under the throw-away home), then greeter, then rolled back:"
+export HOME="$work/home"; mkdir -p "$HOME"
+guixie install examples/hello.scm
+guixie install examples/greeter.scm
+guixie package --list-generations
+guixie package --roll-back
+guixie package --list-installed
+guixie shell -p "$HOME/.guixie-profile" -- hello
+guixie size "$hello_out" | tail -1
 echo "== done"
