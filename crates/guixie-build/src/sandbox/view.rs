@@ -3,10 +3,11 @@
 //! rest of the host's file system as it is, as nix-user-chroot and nix-portable do. No
 //! privilege is needed: unprivileged, a user namespace maps the caller to itself.
 //!
-//! When the logical directory's top (`/gnu`) does not exist on the host, the new root is a
-//! tmpfs holding a bind mount of every top-level entry of `/` beside the store: the process
-//! then chroots into it. That root is made under a temporary directory the helper removes once
-//! the program has exited.
+//! When the logical directory exists on the host, the store is mounted over it. Otherwise the
+//! new root is a tmpfs holding a bind mount of every top-level entry of `/` but the logical
+//! directory's top (`/gnu`, hidden), and the store at its place: the process chroots into it.
+//! That root is made under a temporary directory the helper removes once the program has
+//! exited; nothing is created on the host's `/`.
 
 use std::ffi::OsString;
 use std::io;
@@ -53,7 +54,8 @@ pub fn view_main(args: &[OsString]) -> ! {
         .nth(1)
         .map(|c| PathBuf::from("/").join(c));
     let top = top.expect("checked: two components at least");
-    let new_root = if top.exists() {
+    // Mounted over when it exists; otherwise made in a new root (never on the host's disk).
+    let new_root = if logical.is_dir() {
         None
     } else {
         match make_temp_dir() {
@@ -131,8 +133,6 @@ fn enter(real: &Path, logical: &Path, top: &Path, new_root: Option<&Path>) -> io
     // Nothing mounted here propagates back to the host.
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)?;
     let Some(root) = new_root else {
-        std::fs::create_dir_all(logical)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", logical.display())))?;
         return mount(Some(real), logical, None, libc::MS_BIND | libc::MS_REC);
     };
     let cwd = std::env::current_dir()?;
