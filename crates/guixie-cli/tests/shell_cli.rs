@@ -222,6 +222,10 @@ fn profiles_have_generations_that_roll_back_and_hold_their_packages() {
     ok(at(&root, &home).args(["remove", "tool"]));
     let installed_now = ok_str(at(&root, &home).args(["package", "-I"]));
     assert!(installed_now.is_empty(), "{installed_now}");
+    // A manifest file makes the profile exactly what it names.
+    ok(at(&root, &home).args(["package", "-m"]).arg(&scm));
+    let from_manifest = ok_str(at(&root, &home).args(["package", "-I"]));
+    assert!(from_manifest.starts_with("tool\t2.0\t"), "{from_manifest}");
     let size = ok_str(at(&root, &home).arg("size").arg(&v2));
     assert!(
         size.contains(&v2) && size.contains("data.txt") && size.contains("total:"),
