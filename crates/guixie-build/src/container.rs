@@ -28,12 +28,14 @@ pub fn run_in_container(
     store: &LocalStore,
     req: &ContainerRequest<'_>,
 ) -> std::io::Result<ExitStatus> {
+    refuse_store_in_reach(store, &req.cwd)?;
     let sd = store.store_dir().clone();
     let toolchain = toolchain_of(store, req.packages);
     let mut wanted = req.packages.to_vec();
     wanted.extend(toolchain.clone());
     let closure = store.closure(&wanted).map_err(std::io::Error::other)?;
     let area = store.build_area().map_err(std::io::Error::other)?;
+    let _area = AreaGuard(area.clone());
     let build_user = crate::build_user::running_as_root()
         .then(crate::build_user::BuildUser::acquire)
         .transpose()?;
@@ -90,11 +92,41 @@ pub fn run_in_container(
         &spec_path,
         serde_json::to_vec(&spec).map_err(std::io::Error::other)?,
     )?;
-    let status = std::process::Command::new(&defaults.helper)
+    std::process::Command::new(&defaults.helper)
         .arg(&spec_path)
-        .status();
-    let _ = guixie_store::safe_fs::remove_tree(&area);
-    status
+        .status()
+}
+
+/// Removes the container's area (its `/tmp` among it) however the run ends.
+struct AreaGuard(PathBuf);
+
+impl Drop for AreaGuard {
+    fn drop(&mut self) {
+        let _ = guixie_store::safe_fs::remove_tree(&self.0);
+    }
+}
+
+/// The current directory is shared with the container: it must not hold the store (its
+/// database, its keys, its items) nor lie inside it, or the command could rewrite them.
+fn refuse_store_in_reach(store: &LocalStore, cwd: &Path) -> std::io::Result<()> {
+    let cwd = std::fs::canonicalize(cwd)?;
+    for part in [store.real_store_dir(), store.state_dir()] {
+        let Ok(part) = std::fs::canonicalize(part) else {
+            continue;
+        };
+        if part.starts_with(&cwd) || cwd.starts_with(&part) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the current directory {} would share the store ({}) with the container; \
+                     run it from a directory that neither holds the store nor lies in it",
+                    cwd.display(),
+                    part.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The program as an absolute path inside the container.
@@ -151,6 +183,11 @@ fn toolchain_of(store: &LocalStore, packages: &[StorePath]) -> Option<StorePath>
     packages.iter().find_map(|p| {
         let drv = store.path_info(p).ok()??.deriver?;
         let derivation = guixie_store::read_derivation(store, &drv).ok()?;
+        // A deriver is a cache's word (Nix's signatures do not cover it): believed only for
+        // a derivation here that does produce this path.
+        if !derivation.output_paths().ok()?.values().any(|o| o == p) {
+            return None;
+        }
         let tc = derivation
             .env
             .get(guixie_formats::derivation::TOOLCHAIN_ENV.as_bytes())?;

@@ -51,7 +51,8 @@ impl CacheUrl {
             CacheUrl::Http(base) => match agent.get(&format!("{base}/{name}")).call() {
                 Ok(r) => Ok(Some(Box::new(r.into_reader()))),
                 Err(ureq::Error::Status(404 | 403, _)) => Ok(None),
-                Err(e) => Err(format!("{base}/{name}: {e}")),
+                // ureq's errors name the URL themselves.
+                Err(e) => Err(e.to_string()),
             },
         }
     }
@@ -72,19 +73,39 @@ impl CacheUrl {
         }
         match self {
             CacheUrl::File(dir) => {
-                let dest = dir.join(name);
                 let err = |e: std::io::Error| format!("{}/{name}: {e}", self.shown());
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(err)?;
+                // Directories under the cache are made, never followed: a link planted there
+                // (a shared or someone else's disk) cannot send the write elsewhere.
+                // The cache's own directory is the user's to name, links and all.
+                std::fs::create_dir_all(dir).map_err(err)?;
+                let mut parent = dir.clone();
+                let components: Vec<&str> = name.split('/').collect();
+                for c in &components[..components.len() - 1] {
+                    parent.push(c);
+                    match std::fs::create_dir(&parent) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(err(e)),
+                    }
+                    let meta = std::fs::symlink_metadata(&parent).map_err(err)?;
+                    if !meta.is_dir() {
+                        return Err(format!(
+                            "{}/{name}: {} is not a directory of the cache (a link?)",
+                            self.shown(),
+                            parent.display()
+                        ));
+                    }
                 }
-                let temp = dest.with_extension(format!("tmp-{}", std::process::id()));
-                std::fs::copy(file, &temp)
-                    .and_then(|_| std::fs::File::open(&temp)?.sync_all())
-                    .and_then(|()| std::fs::rename(&temp, &dest))
-                    .map_err(|e| {
-                        let _ = std::fs::remove_file(&temp);
-                        err(e)
-                    })
+                // A fresh name made with O_EXCL, renamed over the destination (rename
+                // replaces a link; it never writes through one).
+                let mut temp = tempfile::NamedTempFile::new_in(&parent).map_err(err)?;
+                let mut from = std::fs::File::open(file).map_err(err)?;
+                std::io::copy(&mut from, temp.as_file_mut())
+                    .and_then(|_| temp.as_file().sync_all())
+                    .map_err(err)?;
+                temp.persist(parent.join(components[components.len() - 1]))
+                    .map(drop)
+                    .map_err(|e| err(e.error))
             }
             CacheUrl::Http(base) => {
                 let f =
@@ -96,8 +117,19 @@ impl CacheUrl {
                     .set("Content-Length", &len.to_string())
                     .send(f)
                     .map(drop)
-                    .map_err(|e| format!("{base}/{name}: {e}"))
+                    .map_err(|e| e.to_string())
             }
         }
     }
+}
+
+/// The HTTP client caches are reached with: connections reused, and a cache that stops
+/// answering gives up rather than hanging (as Nix's `connect-timeout` and
+/// `stalled-download-timeout`).
+pub fn http_agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(20))
+        .timeout_read(std::time::Duration::from_secs(120))
+        .timeout_write(std::time::Duration::from_secs(120))
+        .build()
 }

@@ -31,7 +31,7 @@ pub fn copy_to(
     compression: Compression,
 ) -> Result<Copied, String> {
     let sd = store.store_dir();
-    let agent = ureq::AgentBuilder::new().build();
+    let agent = crate::cache_url::http_agent();
     let scratch = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let closure = store.closure(paths).map_err(|e| e.to_string())?;
     let mut order = Vec::new();
@@ -39,7 +39,24 @@ pub fn copy_to(
     for p in &closure {
         place(store, p, &mut placed, &mut order)?;
     }
-    if dest.open(&agent, "nix-cache-info")?.is_none() {
+    if let Some(mut existing) = dest.open(&agent, "nix-cache-info")? {
+        // A cache holds one store directory's paths; never mix another's in.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(&mut existing, 64 << 10), &mut text)
+            .map_err(|e| format!("{}/nix-cache-info: {e}", dest.shown()))?;
+        let theirs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("StoreDir:"))
+            .map(str::trim);
+        if theirs.is_some_and(|d| d != sd.as_str()) {
+            return Err(format!(
+                "{}: its nix-cache-info says StoreDir {}, this store's is {}",
+                dest.shown(),
+                theirs.unwrap_or(""),
+                sd.as_str()
+            ));
+        }
+    } else {
         let info = scratch.path().join("nix-cache-info");
         std::fs::write(&info, format!("StoreDir: {}\n", sd.as_str()))
             .map_err(|e| format!("{}: {e}", info.display()))?;

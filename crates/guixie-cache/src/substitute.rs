@@ -36,6 +36,8 @@ pub enum Progress<'a> {
     },
     /// This many more NAR bytes were imported.
     Bytes(u64),
+    /// A cache did not answer a query; it is passed over (as if it lacked the path).
+    Unreachable { error: &'a str },
 }
 
 type ProgressFn = dyn Fn(Progress<'_>) + Send + Sync;
@@ -60,7 +62,7 @@ impl Substituter {
         Substituter {
             caches,
             trusted,
-            agent: ureq::AgentBuilder::new().build(),
+            agent: crate::cache_url::http_agent(),
             progress: None,
         }
     }
@@ -92,8 +94,14 @@ impl Substituter {
         let mut refused = Vec::new();
         for cache in &self.caches {
             let name = format!("{}.narinfo", path.hash_part());
-            let Some(reader) = cache.open(&self.agent, &name)? else {
-                continue;
+            // A cache that cannot be reached is passed over; the next may have the path.
+            let reader = match cache.open(&self.agent, &name) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.report(Progress::Unreachable { error: &e });
+                    continue;
+                }
             };
             let mut text = String::new();
             let read = reader.take(MAX_NARINFO + 1).read_to_string(&mut text);
@@ -150,7 +158,8 @@ impl Substituter {
         if order.is_empty() {
             return Ok(true);
         }
-        let infos: Vec<PathInfo> = order.iter().map(|(_, ni)| path_info(ni)).collect();
+        let sd = store.store_dir();
+        let infos: Vec<PathInfo> = order.iter().map(|(_, ni)| path_info(sd, ni)).collect();
         self.report(Progress::Planned {
             paths: infos.len(),
             nar_bytes: infos.iter().map(|i| i.nar_size).sum(),
@@ -285,7 +294,7 @@ impl Substituter {
     }
 }
 
-fn path_info(ni: &NarInfo) -> PathInfo {
+fn path_info(sd: &guixie_formats::StoreDir, ni: &NarInfo) -> PathInfo {
     PathInfo {
         path: ni.store_path.clone(),
         nar_hash: ni.nar_hash.clone(),
@@ -294,8 +303,45 @@ fn path_info(ni: &NarInfo) -> PathInfo {
         deriver: ni.deriver.clone(),
         signatures: ni.signatures.clone(),
         registration_time: 0,
-        ca: ni.ca.clone(),
+        ca: ni
+            .ca
+            .as_deref()
+            .filter(|ca| ca_names_path(sd, ni, ca))
+            .map(str::to_owned),
     }
+}
+
+/// Whether `ca` is the content address `ni`'s path was computed from. No signature covers
+/// `CA` in Nix's dialect, so a claim that does not recompute to the path is not kept.
+fn ca_names_path(sd: &guixie_formats::StoreDir, ni: &NarInfo, ca: &str) -> bool {
+    use guixie_formats::{Hash, HashAlgo};
+    let path = &ni.store_path;
+    let name = path.name();
+    let others: Vec<&StorePath> = ni.references.iter().filter(|r| *r != path).collect();
+    let self_ref = ni.references.contains(path);
+    let computed = if let Some(h) = ca.strip_prefix("text:") {
+        Hash::parse(h, None)
+            .ok()
+            .and_then(|h| sd.make_text_path(name, &h, others.iter().copied()).ok())
+    } else if let Some(rest) = ca.strip_prefix("fixed:") {
+        let (recursive, h) = match rest.strip_prefix("r:") {
+            Some(h) => (true, h),
+            None => (false, rest),
+        };
+        Hash::parse(h, None).ok().and_then(|h| {
+            if recursive && h.algo() == HashAlgo::Sha256 {
+                sd.make_source_path(name, &h, others.iter().copied(), self_ref)
+                    .ok()
+            } else if ni.references.is_empty() {
+                sd.make_fixed_output_path(name, recursive, &h).ok()
+            } else {
+                None
+            }
+        })
+    } else {
+        None
+    };
+    computed.as_ref() == Some(path)
 }
 
 /// A NAR stream that must end at its declared size: a longer one is an error, even though the
@@ -343,4 +389,63 @@ fn decompress(
         "bzip2" => Box::new(bzip2::read::BzDecoder::new(raw)),
         other => return Err(format!("unsupported compression {other:?}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guixie_formats::{Hash, HashAlgo, StoreDir};
+
+    fn info_for(path: StorePath, refs: Vec<StorePath>) -> NarInfo {
+        NarInfo {
+            store_path: path,
+            files: vec![],
+            nar_hash: Hash::digest_of(HashAlgo::Sha256, b"nar"),
+            nar_size: 1,
+            references: refs,
+            deriver: None,
+            system: None,
+            signatures: vec![],
+            guix_signature: None,
+            ca: None,
+        }
+    }
+
+    #[test]
+    fn a_ca_is_kept_only_when_it_computes_the_path() {
+        let sd = StoreDir::nix();
+        let h = Hash::digest_of(HashAlgo::Sha256, b"contents");
+        let other = Hash::digest_of(HashAlgo::Sha256, b"other");
+        let h32 = h.to_typed_string(guixie_formats::Encoding::Nix32);
+        let src = sd.make_source_path("src", &h, [], false).unwrap();
+        assert!(ca_names_path(
+            &sd,
+            &info_for(src.clone(), vec![]),
+            &format!("fixed:r:{h32}")
+        ));
+        let o32 = other.to_typed_string(guixie_formats::Encoding::Nix32);
+        assert!(!ca_names_path(
+            &sd,
+            &info_for(src.clone(), vec![]),
+            &format!("fixed:r:{o32}")
+        ));
+        let text = sd.make_text_path("t.drv", &h, [&src]).unwrap();
+        assert!(ca_names_path(
+            &sd,
+            &info_for(text.clone(), vec![src.clone()]),
+            &format!("text:{h32}")
+        ));
+        assert!(!ca_names_path(
+            &sd,
+            &info_for(text, vec![]),
+            &format!("text:{h32}")
+        ));
+        let flat = sd.make_fixed_output_path("f", false, &h).unwrap();
+        assert!(ca_names_path(
+            &sd,
+            &info_for(flat.clone(), vec![]),
+            &format!("fixed:{h32}")
+        ));
+        assert!(!ca_names_path(&sd, &info_for(flat, vec![]), "nonsense"));
+    }
 }

@@ -69,6 +69,31 @@ fn closures_cross_file_and_http_caches_both_ways_with_nix() {
         let nix = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
         assert_eq!(nix, nar_hash(&ours, out), "{out}");
     }
+    // A cache of another store directory is not written into.
+    let other = dir.path().join("other-cache");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
+    let e = fails(
+        at(&ours)
+            .args(["copy", "--to"])
+            .arg(format!("file://{}", other.display()))
+            .arg(outs[0]),
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("StoreDir /gnu/store"));
+    // A link planted in a cache directory is not written through.
+    let planted = dir.path().join("planted-cache");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, planted.join("nar")).unwrap();
+    let e = fails(
+        at(&ours)
+            .args(["copy", "--to"])
+            .arg(format!("file://{}", planted.display()))
+            .arg(outs[0]),
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not a directory of the cache"));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     // A second copy writes nothing.
     let again = at(&ours)
         .args(["copy", "--to", &url, "--key"])

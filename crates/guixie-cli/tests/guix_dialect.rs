@@ -213,7 +213,8 @@ fn guixie_substitutes_what_a_guix_key_signed() {
     std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
     std::fs::write(
         &conf,
-        format!("substituters = {url}\ntrusted-public-keys = {trusted}\n"),
+        // An unreachable cache first: it is passed over, with a warning.
+        format!("substituters = http://127.0.0.1:1 {url}\ntrusted-public-keys = {trusted}\n"),
     )
     .unwrap();
     let run = at(&fresh)
@@ -227,6 +228,7 @@ fn guixie_substitutes_what_a_guix_key_signed() {
         log.contains("substituting "),
         "substituted, not built: {log}"
     );
+    assert!(log.contains("warning: passing over a cache"), "{log}");
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), out);
     ok(at(&fresh).args(["store", "verify"]));
 }

@@ -87,6 +87,24 @@ fn shell_maps_the_store_and_runs_programs_by_name() {
     assert!(line(format!("PATH={out}/bin")), "{pure}");
     assert!(line(format!("GUIXIE_ENVIRONMENT={out}")), "{pure}");
 
+    // A signal sent to guixie reaches the program, which can clean up.
+    let mut trapped = at(&root, &home)
+        .args(["shell", out, "--", "sh", "-c"])
+        .arg("trap 'echo got-TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(trapped.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(trapped.id() as i32, libc::SIGTERM) };
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "got-TERM\n");
+    assert_eq!(trapped.wait().unwrap().code(), Some(3));
+
     // --check says the environment is complete here (sh keeps PATH).
     let (fine, report, _) = out_str(
         at(&root, &home)
@@ -135,6 +153,19 @@ fn a_container_sees_only_its_packages_and_no_network() {
     assert!(seen.contains("cwd-shared"), "{seen}");
     let interfaces: Vec<&str> = seen.lines().filter(|l| l.starts_with("if ")).collect();
     assert_eq!(interfaces, ["if lo"], "{seen}");
+    // The current directory is shared, so it may not hold the store (its keys, its database).
+    let refused = fails(
+        at(&root, &home)
+            .current_dir(dir.path())
+            .args(["shell", "-C"])
+            .arg(&hello)
+            .args(["--", "hello"]),
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("would share the store"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // Positive control: without --container the same script sees the host.
     let host = ok_str(
         at(&root, &home)
@@ -321,4 +352,32 @@ fn an_unprivileged_user_gets_the_same_view() {
     assert_eq!(id, "65534");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(home.join("made")).unwrap().uid(), 65534);
+}
+
+#[test]
+fn concurrent_installs_keep_both_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, home) = (dir.path().join("store"), dir.path().join("home"));
+    std::fs::create_dir(&home).unwrap();
+    let pkg = |name: &str, delay: &str| {
+        let f = dir.path().join(format!("{name}.scm"));
+        std::fs::write(
+            &f,
+            format!(
+                "(derivation \"{name}\" \"/bin/sh\" '(\"-c\" \"sleep {delay}; mkdir -p $out/bin; echo > $out/bin/{name}\"))\n"
+            ),
+        )
+        .unwrap();
+        f
+    };
+    let (slow, quick) = (pkg("slow", "2"), pkg("quick", "0"));
+    let mut first = at(&root, &home).arg("install").arg(&slow).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(at(&root, &home).arg("install").arg(&quick));
+    assert!(first.wait().unwrap().success());
+    let installed = ok_str(at(&root, &home).args(["package", "-I"]));
+    assert!(
+        installed.contains("slow") && installed.contains("quick"),
+        "{installed}"
+    );
 }

@@ -42,6 +42,20 @@ impl Profile {
         &self.link
     }
 
+    /// Holds `<profile>.lock` until dropped: one change of the profile at a time, so two
+    /// installs cannot both build on the same generation or take the same number.
+    pub fn lock(&self) -> Result<std::fs::File, ProfileError> {
+        let path = self.dir().join(format!("{}.lock", self.name()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(file)
+    }
+
     fn name(&self) -> String {
         self.link
             .file_name()

@@ -69,6 +69,7 @@ pub fn run(ctx: &Context, args: PackageArgs) -> anyhow::Result<ExitCode> {
         None => default_profile()?,
     };
     let profile = Profile::new(&link)?;
+    let _lock = profile.lock()?;
     let changes = !args.install.is_empty()
         || !args.remove.is_empty()
         || args.upgrade.is_some()
@@ -199,6 +200,8 @@ fn transact(
     profile: &Profile,
     args: &PackageArgs,
 ) -> anyhow::Result<()> {
+    // What is built for the new generation is kept from GC until its root exists.
+    let _gc = store.gc_guard()?;
     let before = current_manifest(store, profile)?;
     let mut m = before.clone();
     if let Some(file) = &args.manifest {

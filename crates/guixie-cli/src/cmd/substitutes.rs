@@ -154,6 +154,12 @@ fn progress_display(show: Show) -> impl Fn(Progress<'_>) + Send + Sync + 'static
             bar.set_message(format!("{n}/{of} paths  {}", path.name()));
         }
         (Progress::Bytes(n), Some(bar)) => bar.inc(n),
+        (Progress::Unreachable { error }, Some(bar)) => {
+            bar.println(format!("warning: passing over a cache: {error}"))
+        }
+        (Progress::Unreachable { error }, None) => {
+            eprintln!("warning: passing over a cache: {error}")
+        }
         (
             Progress::Fetching {
                 path,
