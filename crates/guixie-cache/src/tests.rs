@@ -103,6 +103,12 @@ fn serving() -> (
         evidence: None,
         dialect: crate::Dialect::Nix,
     });
+    let (addr, rt) = on_loopback(cache);
+    (addr, info, nar, key, rt)
+}
+
+/// Serves `cache` on a free loopback port, for as long as the runtime lives.
+fn on_loopback(cache: Arc<Cache>) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,7 +119,7 @@ fn serving() -> (
         .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(serve(listener, cache));
-    (addr, info, nar, key, rt)
+    (addr, rt)
 }
 
 fn get(addr: std::net::SocketAddr, request: &str) -> Reply {
@@ -265,28 +271,16 @@ fn a_damaged_copy_is_refused_before_any_header() {
     let info = store.add_path(&tree, "t", false).unwrap();
     let real = store.real_path(&info.path);
     let store = Arc::new(store);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(serve(
-        listener,
-        Arc::new(Cache {
-            store: store.clone(),
-            key: None,
-            priority: 30,
-            compression: Compression::Zstd,
-            compressed_dir: Some(dir.path().join("compressed")),
-            logs_dir: None,
-            evidence: None,
-            dialect: crate::Dialect::Nix,
-        }),
-    ));
+    let (addr, _rt) = on_loopback(Arc::new(Cache {
+        store: store.clone(),
+        key: None,
+        priority: 30,
+        compression: Compression::Zstd,
+        compressed_dir: Some(dir.path().join("compressed")),
+        logs_dir: None,
+        evidence: None,
+        dialect: crate::Dialect::Nix,
+    }));
     let nar = |suffix: &str| {
         get(
             addr,

@@ -535,13 +535,7 @@ fn nix_resumes_a_nar_cut_mid_stream_with_a_range_request() {
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(tree.join("data"), &data).unwrap();
     let path = ok_str(at(&ours).args(["store", "add"]).arg(&tree));
-    let (sk, pk) = (dir.path().join("c.sec"), dir.path().join("c.pub"));
-    ok(guixie()
-        .args(["key", "generate", "resume-test-1", "--secret-key-file"])
-        .arg(&sk)
-        .arg("--public-key-file")
-        .arg(&pk));
-    let public = std::fs::read_to_string(&pk).unwrap();
+    let (sk, public) = key_pair(dir.path(), "resume-test-1");
     let server = publish(&ours, &sk, &[]);
     let proxy = CuttingProxy::start(&server.url, 1_000_000);
     let theirs = dir.path().join("theirs");

@@ -16,17 +16,6 @@ fn at(root: &Path) -> Command {
     c
 }
 
-fn key_pair(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
-    let sk = dir.join(format!("{name}.sec"));
-    let pk = dir.join(format!("{name}.pub"));
-    ok(guixie()
-        .args(["key", "generate", name, "--secret-key-file"])
-        .arg(&sk)
-        .arg("--public-key-file")
-        .arg(&pk));
-    (sk, std::fs::read_to_string(&pk).unwrap().trim().to_owned())
-}
-
 fn nar_hash(store: &Path, path: &str) -> String {
     let info: serde_json::Value =
         serde_json::from_slice(&ok(at(store).args(["--json", "store", "info", path]))).unwrap();

@@ -39,16 +39,6 @@ fn guix_status(dir: &Path, narinfo: &str, key: &str) -> String {
     .to_owned()
 }
 
-fn generate_key(dir: &Path, name: &str) -> PathBuf {
-    let sk = dir.join(format!("{name}.sec"));
-    ok(guixie()
-        .args(["key", "generate", name, "--secret-key-file"])
-        .arg(&sk)
-        .arg("--public-key-file")
-        .arg(dir.join(format!("{name}.pub"))));
-    sk
-}
-
 /// A store with one built path (no references), and that path.
 fn store_with_a_path(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     let root = dir.join(name);
@@ -73,7 +63,7 @@ fn guix_verifies_guixie_signatures_with_libgcrypt() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (root, _, out) = store_with_a_path(dir.path(), "ours");
-    let key = generate_key(dir.path(), "guixie-guix-1");
+    let (key, _) = key_pair(dir.path(), "guixie-guix-1");
     let server = publish_with(at(&root), &key, &["--compression", "zstd"]);
     let acl_key = body_of(&http_get(&server.url, "/signing-key.pub"));
     assert!(
@@ -102,7 +92,7 @@ fn guix_verifies_guixie_signatures_with_libgcrypt() {
         guix_status(dir.path(), &tampered, &acl_key),
         "hash-mismatch"
     );
-    let stranger = generate_key(dir.path(), "stranger-1");
+    let (stranger, _) = key_pair(dir.path(), "stranger-1");
     let other = publish_with(at(&root), &stranger, &[]);
     let other_key = body_of(&http_get(&other.url, "/signing-key.pub"));
     assert_eq!(
@@ -158,7 +148,7 @@ fn guixie_substitutes_what_a_guix_key_signed() {
     let dir = tempfile::tempdir().unwrap();
     let (root, scm, out) = store_with_a_path(dir.path(), "builder");
     // The narinfo and NAR of the path, as an unsigned Guix-dialect cache serves them.
-    let key = generate_key(dir.path(), "unused-1");
+    let (key, _) = key_pair(dir.path(), "unused-1");
     let server = publish_with(at(&root), &key, &[]);
     let served = body_of(&http_get(
         &server.url,

@@ -40,8 +40,16 @@ pub fn fails(cmd: &mut Command) -> Output {
 /// Whether the reference peer is installed. In CI (`GUIXIE_REQUIRE_NIX=1`) its absence fails
 /// the test instead of skipping it, so the comparison can never silently not run.
 pub fn nix_available() -> bool {
-    let found = Command::new("nix-store")
-        .arg("--version")
+    required_tool(
+        Command::new("nix-store").arg("--version"),
+        "nix-store is not installed (scripts/test.sh installs nix-bin)",
+    )
+}
+
+/// Whether `probe` succeeds; in CI (`GUIXIE_REQUIRE_NIX=1`) a failure fails the test with
+/// `missing` instead of skipping it.
+fn required_tool(probe: &mut Command, missing: &str) -> bool {
+    let found = probe
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -49,9 +57,9 @@ pub fn nix_available() -> bool {
     if !found {
         assert!(
             std::env::var_os("GUIXIE_REQUIRE_NIX").is_none(),
-            "GUIXIE_REQUIRE_NIX is set but nix-store is not installed (scripts/test.sh installs nix-bin)"
+            "GUIXIE_REQUIRE_NIX is set but {missing}"
         );
-        eprintln!("skipping: nix-store not installed");
+        eprintln!("skipping: {missing}");
     }
     found
 }
@@ -272,24 +280,27 @@ pub fn publish_with(mut store: Command, key: &Path, extra: &[&str]) -> Publisher
 /// Whether Guile with guile-gcrypt (libgcrypt, the Guix dialect's reference) is installed;
 /// like [`nix_available`], its absence fails the test in CI.
 pub fn guile_gcrypt_available() -> bool {
-    let found = Command::new("guile-3.0")
-        .args([
+    required_tool(
+        Command::new("guile-3.0").args([
             "--no-auto-compile",
             "-c",
             "(use-modules (gcrypt pk-crypto))",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("GUIXIE_REQUIRE_NIX").is_none(),
-            "GUIXIE_REQUIRE_NIX is set but guile-gcrypt is not installed (scripts/test.sh installs it)"
-        );
-        eprintln!("skipping: guile-gcrypt not installed");
-    }
-    found
+        ]),
+        "guile-gcrypt is not installed (scripts/test.sh installs it)",
+    )
+}
+
+/// A signing key pair made by `guixie key generate` in `dir`: the secret key file, and the
+/// public key (`name:base64`).
+pub fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let sk = dir.join(format!("{name}.sec"));
+    let pk = dir.join(format!("{name}.pub"));
+    ok(guixie()
+        .args(["key", "generate", name, "--secret-key-file"])
+        .arg(&sk)
+        .arg("--public-key-file")
+        .arg(&pk));
+    (sk, std::fs::read_to_string(&pk).unwrap().trim().to_owned())
 }
 
 /// The answers to `requests`, sent all at once on one connection (pipelined), each read by

@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::{NarInfo, NarInfoError};
 use crate::guix_signature::{self, GuixSignatureError, Sexp};
-use crate::hash::Encoding;
 use crate::signing::{PublicKey, SecretKey};
 use crate::store_path::StoreDir;
 
@@ -56,17 +55,7 @@ impl NarInfo {
     ) -> Result<String, NarInfoError> {
         let mut s = String::new();
         let _ = writeln!(s, "StorePath: {}", store_dir.display(&self.store_path));
-        let _ = writeln!(
-            s,
-            "NarHash: {}",
-            self.nar_hash.to_typed_string(Encoding::Nix32)
-        );
-        let _ = writeln!(s, "NarSize: {}", self.nar_size);
-        let refs: Vec<String> = self.references.iter().map(|r| r.to_string()).collect();
-        let _ = writeln!(s, "References: {}", refs.join(" "));
-        if let Some(d) = &self.deriver {
-            let _ = writeln!(s, "Deriver: {d}");
-        }
+        self.write_contents(&mut s);
         if let Some(ca) = &self.ca {
             let _ = writeln!(s, "CA: {ca}");
         }

@@ -197,6 +197,22 @@ impl NarInfo {
         if let Some(file) = self.files.first() {
             file.write(&mut s);
         }
+        self.write_contents(&mut s);
+        if let Some(sys) = &self.system {
+            let _ = writeln!(s, "System: {sys}");
+        }
+        for sig in &self.signatures {
+            let _ = writeln!(s, "Sig: {sig}");
+        }
+        if let Some(ca) = &self.ca {
+            let _ = writeln!(s, "CA: {ca}");
+        }
+        s
+    }
+
+    /// `NarHash`, `NarSize`, `References` and `Deriver`: what the path holds and came from,
+    /// in the order both dialects write them.
+    fn write_contents(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "NarHash: {}",
@@ -208,16 +224,6 @@ impl NarInfo {
         if let Some(d) = &self.deriver {
             let _ = writeln!(s, "Deriver: {d}");
         }
-        if let Some(sys) = &self.system {
-            let _ = writeln!(s, "System: {sys}");
-        }
-        for sig in &self.signatures {
-            let _ = writeln!(s, "Sig: {sig}");
-        }
-        if let Some(ca) = &self.ca {
-            let _ = writeln!(s, "CA: {ca}");
-        }
-        s
     }
 
     /// `1;<path>;<sha256:nix32 NAR hash>;<NAR size>;<comma-separated absolute references>`.
