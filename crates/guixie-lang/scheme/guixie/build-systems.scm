@@ -35,9 +35,14 @@
   (map (lambda (o) (gexp (cons (ungexp o) (ungexp output o))))
        (package-outputs p)))
 
-;; A value given in `arguments': G-expressions are build-side code, anything else is data.
+;; A value given in `arguments': G-expressions are build-side code, and so is an
+;; s-expression, as Guix's old quoted style writes them (`(modify-phases ...)',
+;; `'("--flag")', `%standard-phases'); other values (strings, numbers, booleans, lists of
+;; them or of packages) are data.
 (define (argument->gexp v)
-  (if (gexp? v) v (gexp (quote (ungexp v)))))
+  (cond ((gexp? v) v)
+        ((or (symbol? v) (and (pair? v) (symbol? (car v)))) (sexp->gexp v))
+        (else (gexp (quote (ungexp v))))))
 
 (define (check-source p)
   (let ((s (package-source p)))
@@ -62,6 +67,7 @@
         (gexp (begin
                 (define %build-inputs (list (ungexp-splicing (input-gexps p))))
                 (define %outputs (list (ungexp-splicing (output-gexps p))))
+                (define %output (assoc-ref %outputs "out"))
                 (ungexp (argument->gexp builder))))
         #:modules (or (assq-ref args #:modules) '((guixie build utils)))
         #:outputs (package-outputs p))))))

@@ -21,6 +21,7 @@
             register-lowerer!
             lower-object
             gexp->sexp
+            sexp->gexp
             gexp->derivation
             build-side-module
             bootstrap-toolchain
@@ -125,6 +126,19 @@
         (other #''other)))
     (syntax-case s ()
       ((_ body) #`(make-gexp #,(walk #'body))))))
+
+;; Build-side code given as an s-expression (Guix's old, quoted `arguments'): the objects in
+;; it that are not plain data (packages, origins, files, G-expressions) become references, as
+;; `#$' would make them; an object that cannot be lowered is refused when it is.
+(define (sexp->gexp sexp)
+  (define (plain? x)
+    (or (string? x) (number? x) (symbol? x) (keyword? x) (boolean? x) (char? x) (null? x)
+        (unspecified? x)))
+  (define (walk x)
+    (cond ((pair? x) (cons (walk (car x)) (walk (cdr x))))
+          ((plain? x) x)
+          (else (%gexp-input x "out" #f))))
+  (make-gexp (walk sexp)))
 
 ;; #~ #$ #$@ #+ #+@ as Guix spells them.
 (define (install-reader!)

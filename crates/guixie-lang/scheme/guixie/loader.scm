@@ -106,17 +106,81 @@
   (or (assoc name guixie-bindings)
       (match name (('guixie . _) #t) (_ #f))))
 
-(define (use-package-module! name)
-  (cond
-   ((provided-by-guixie? name) #t)     ; already in every package file's bindings
-   ((match name (((or 'guile 'srfi 'ice-9 'system 'rnrs 'web) . _) #t) (_ #f))
-    (error (format #f "use-modules: ~s is not available in package files (evaluation is pure); they see guixie's modules, ~a and the pure part of Guile"
-                   name (string-join (map (lambda (b) (format #f "~s" (car b)))
-                                          (filter (lambda (b) (not (eq? (caar b) 'guixie)))
-                                                  guixie-bindings))
-                                     ", "))))
-   ((not (%loading)) (error "use-modules: not evaluating a package file"))
-   (else (module-use! (%loading) (package-module-interface name)))))
+;; The pure parts of Guile that package files may use, as Guix's modules do.
+(define %pure-guile-modules
+  '((srfi srfi-1) (srfi srfi-2) (srfi srfi-8) (srfi srfi-9) (srfi srfi-9 gnu) (srfi srfi-11)
+    (srfi srfi-26) (srfi srfi-31) (srfi srfi-34) (srfi srfi-35) (srfi srfi-71)
+    (ice-9 match) (ice-9 regex)))
+
+(define (module-spec-error spec fmt . args)
+  (error (format #f "use-modules: ~s: ~a" spec (apply format #f fmt args))))
+
+;; A module spec, as Guile takes it: `(a b)' or `((a b) #:select (x (y . z)) #:hide (w)
+;; #:prefix p:)'. -> (values name select hide prefix)
+(define (parse-module-spec spec)
+  (match spec
+    (((? symbol?) ..1) (values spec #f '() #f))
+    ((((? symbol?) ..1) . options)
+     (let loop ((opts options) (select #f) (hide '()) (prefix #f))
+       (match opts
+         (() (values (car spec) select hide prefix))
+         ((#:select (sel ...) . rest)
+          (for-each (lambda (x)
+                      (unless (or (symbol? x) (and (pair? x) (symbol? (car x)) (symbol? (cdr x))))
+                        (module-spec-error spec "#:select takes symbols and (name . new-name) pairs, not ~s" x)))
+                    sel)
+          (loop rest sel hide prefix))
+         ((#:hide ((? symbol? h) ...) . rest) (loop rest select h prefix))
+         ((#:prefix (? symbol? p) . rest) (loop rest select hide p))
+         ((#:renamer . _)
+          (module-spec-error spec "#:renamer is not supported in package files; use #:prefix"))
+         (_ (module-spec-error spec "expected #:select, #:hide or #:prefix options")))))
+    (_ (module-spec-error spec "not a module name such as (my packages)"))))
+
+;; The interface of a module guixie provides, limited to what package files may see.
+(define (guixie-module-interface name)
+  (let ((real (resolve-interface name))
+        (iface (make-module)))
+    (for-each (lambda (b)
+                (let* ((sym (if (pair? b) (car b) b))
+                       (as (if (pair? b) (cdr b) b))
+                       (var (module-variable real sym)))
+                  (when var (module-add! iface as var))))
+              (or (assoc-ref guixie-bindings name) '()))
+    iface))
+
+;; `iface' as `select', `hide' and `prefix' shape it.
+(define (shaped-interface spec iface select hide prefix)
+  (let ((shaped (make-module))
+        (names (module-map (lambda (sym var) sym) iface)))
+    (define (add! sym as)
+      (let ((var (module-variable iface sym)))
+        (unless var
+          (module-spec-error spec "the module does not export ~a" sym))
+        (unless (memq sym hide)
+          (module-add! shaped (if prefix (symbol-append prefix as) as) var))))
+    (if select
+        (for-each (lambda (x) (if (pair? x) (add! (car x) (cdr x)) (add! x x))) select)
+        (for-each (lambda (sym) (add! sym sym)) names))
+    shaped))
+
+(define (use-package-module! spec)
+  (let-values (((name select hide prefix) (parse-module-spec spec)))
+    (define plain? (and (not select) (null? hide) (not prefix)))
+    (define (use! iface)
+      (unless (%loading) (error "use-modules: not evaluating a package file"))
+      (module-use! (%loading)
+                   (if plain? iface (shaped-interface spec iface select hide prefix))))
+    (cond
+     ;; All of a pure module, even one whose commonest names every file already sees.
+     ((member name %pure-guile-modules) (use! (resolve-interface name)))
+     ;; Already in every package file's bindings, unless a spec asks for another shape.
+     ((provided-by-guixie? name) (unless plain? (use! (guixie-module-interface name))))
+     ((match name (((or 'guile 'srfi 'ice-9 'system 'rnrs 'web) . _) #t) (_ #f))
+      (error (format #f "use-modules: ~s is not available in package files (evaluation is pure); they see guixie's modules and the pure parts of Guile: ~a"
+                     name (string-join (map (lambda (m) (format #f "~s" m)) %pure-guile-modules)
+                                       ", "))))
+     (else (use! (package-module-interface name))))))
 
 (define (package-module-interface name)
   (match (assoc-ref %package-modules name)

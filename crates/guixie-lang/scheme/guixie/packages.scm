@@ -148,34 +148,43 @@
 
 (define-syntax define-record-syntax
   (syntax-rules ()
-    ((_ keyword kind spec make fields-of)
+    ((_ keyword kind spec make fields-of self)
      (define-syntax keyword
        (lambda (s)
-         (syntax-case s ()
-           ((_ clause (... ...))
-            (let loop ((clauses #'(clause (... ...))) (base #f) (given '()))
-              (syntax-case clauses ()
-                (()
-                 #`(let ((loc '#,(datum->syntax s (syntax-location s))))
-                     (make (build-fields kind spec
-                                         #,(if base #`(fields-of #,base) #f)
-                                         (list (cons 'location loc) #,@(reverse given))
-                                         loc))))
-                (((inherit b) . rest)
-                 (eq? (syntax->datum #'inherit) 'inherit)
-                 (loop #'rest #'b given))
-                (((field value) . rest)
-                 (and (identifier? #'field) (memq (syntax->datum #'field) %thunked-fields))
-                 (loop #'rest base (cons #'(cons 'field (lambda () value)) given)))
-                (((field value) . rest)
-                 (identifier? #'field)
-                 (loop #'rest base (cons #'(cons 'field value) given)))
-                ((bad . rest)
-                 (syntax-violation 'kind "expected (field value) or (inherit record)"
-                                   s #'bad)))))))))))
+         ;; As Guix's records: a field's value may use the fields given before it by their
+         ;; names (`(string-append name "-" version)'), and thunked fields may use the
+         ;; record being made as `this-package' (or `this-origin').
+         (with-syntax ((this (datum->syntax s 'self)))
+           (syntax-case s ()
+             ((_ clause (... ...))
+              (let loop ((clauses #'(clause (... ...))) (base #f) (given '()))
+                (syntax-case clauses ()
+                  (()
+                   (with-syntax ((((f v) (... ...)) (reverse given)))
+                     #`(letrec ((this
+                                 (let* ((loc '#,(datum->syntax s (syntax-location s)))
+                                        (f v) (... ...))
+                                   (make (build-fields kind spec
+                                                       #,(if base #`(fields-of #,base) #f)
+                                                       (list (cons 'location loc)
+                                                             (cons 'f f) (... ...))
+                                                       loc)))))
+                         this)))
+                  (((inherit b) . rest)
+                   (eq? (syntax->datum #'inherit) 'inherit)
+                   (loop #'rest #'b given))
+                  (((field value) . rest)
+                   (and (identifier? #'field) (memq (syntax->datum #'field) %thunked-fields))
+                   (loop #'rest base (cons #'(field (lambda () value)) given)))
+                  (((field value) . rest)
+                   (identifier? #'field)
+                   (loop #'rest base (cons #'(field value) given)))
+                  ((bad . rest)
+                   (syntax-violation 'kind "expected (field value) or (inherit record)"
+                                     s #'bad))))))))))))
 
-(define-record-syntax package "package" %package-fields make-package package-fields)
-(define-record-syntax origin "origin" %origin-fields make-origin origin-fields)
+(define-record-syntax package "package" %package-fields make-package package-fields this-package)
+(define-record-syntax origin "origin" %origin-fields make-origin origin-fields this-origin)
 
 ;; Guix's (base32 "...") names a hash in Nix's base32; the primitives take that form as is.
 (define (base32 str)

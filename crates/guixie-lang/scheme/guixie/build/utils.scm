@@ -4,6 +4,8 @@
 (define-module (guixie build utils)
   #:use-module (ice-9 ftw)
   #:use-module (ice-9 match)
+  #:use-module (ice-9 rdelim)
+  #:use-module (ice-9 regex)
   #:use-module (srfi srfi-1)
   #:use-module (srfi srfi-11)
   #:export (invoke
@@ -18,7 +20,10 @@
             modify-phases
             alist-replace
             search-path-as-list
-            set-path-environment-variable))
+            set-path-environment-variable
+            install-file
+            substitute
+            substitute*))
 
 (define (invoke program . args)
   (let ((status (apply system* program args)))
@@ -135,3 +140,65 @@
     ((_ phases (replace name proc)) (phases-replace phases name proc))
     ((_ phases (add-before at new proc)) (phases-insert phases at new proc #f))
     ((_ phases (add-after at new proc)) (phases-insert phases at new proc #t))))
+;; Copies `file' into `directory' (made if needed), as Guix's `install-file'.
+(define (install-file file directory)
+  (mkdir-p directory)
+  (copy-file file (string-append directory "/" (basename file))))
+
+;; Rewrites `file' line by line: for each (regexp . procedure), a line with matches becomes
+;; (procedure line matches). The file keeps its permissions.
+(define (substitute file pattern+procs)
+  (let* ((rules (map (lambda (p) (cons (make-regexp (car p) regexp/extended) (cdr p)))
+                     pattern+procs))
+         (lines (call-with-input-file file
+                  (lambda (port)
+                    (let loop ((acc '()))
+                      (let ((l (read-line port 'concat)))
+                        (if (eof-object? l) (reverse acc) (loop (cons l acc))))))))
+         (rewritten (map (lambda (line)
+                           (fold (lambda (rule line)
+                                   (let ((ms (list-matches (car rule) line)))
+                                     (if (null? ms) line ((cdr rule) line ms))))
+                                 line rules))
+                         lines))
+         (temp (string-append file ".substitute-tmp"))
+         (mode (stat:perms (stat file))))
+    (call-with-output-file temp
+      (lambda (port) (for-each (lambda (l) (display l port)) rewritten)))
+    (rename-file temp file)
+    (chmod file mode)))
+
+;; (let-matches index match (var ...) body ...): var ... bound to the whole match and its
+;; groups, `_' skipping one.
+(define-syntax let-matches
+  (syntax-rules (_)
+    ((let-matches index match (_ vars ...) body ...)
+     (let-matches (+ 1 index) match (vars ...) body ...))
+    ((let-matches index match (var vars ...) body ...)
+     (let ((var (match:substring match index)))
+       (let-matches (+ 1 index) match (vars ...) body ...)))
+    ((let-matches index match () body ...)
+     (let () body ...))))
+
+;; Guix's `substitute*': (substitute* file-or-files ((regexp match-var ...) body ...) ...),
+;; every match of each regexp in each line replaced by the value of its body.
+(define-syntax substitute*
+  (syntax-rules ()
+    ((substitute* file ((regexp match-var ...) body ...) ...)
+     (let ()
+       (define (substitute-one-file file-name)
+         (substitute
+          file-name
+          (list (cons regexp
+                      (lambda (l m+)
+                        (string-concatenate
+                         (let loop ((m* m+) (prev 0))
+                           (if (null? m*)
+                               (list (substring l prev))
+                               (let ((m (car m*)))
+                                 (cons* (substring l prev (match:start m))
+                                        (let-matches 0 m (match-var ...) body ...)
+                                        (loop (cdr m*) (match:end m)))))))))
+                ...)))
+       (let ((f file))
+         (if (list? f) (for-each substitute-one-file f) (substitute-one-file f)))))))

@@ -1,0 +1,8 @@
+(define-module (my base)
+  #:use-module (srfi srfi-26)
+  #:export (make-thing helper))
+(define (helper x) (map (cut string-append "h-" <>) x))
+(define-public (make-thing name)
+  (package (name name) (version "1") (source #f) (build-system trivial-build-system)
+    (arguments (list #:builder #~(mkdir #$output)))
+    (synopsis (string-join (helper (list name)) ",")) (description "d") (license #f) (home-page #f)))

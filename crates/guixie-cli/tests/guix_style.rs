@@ -1,0 +1,115 @@
+//! Package files written in Guix's style (issue 16, first part): fields that use earlier
+//! fields, `this-package`, old quoted `arguments` whose phases are code (`modify-phases`,
+//! `substitute*`, `install-file`), the old trivial builder's `%output`, and module specs with
+//! `#:prefix`/`#:select`/`#:hide` and pure SRFI modules. Bad forms get `file:line:column`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guix-style")
+}
+
+fn at(root: &Path) -> Command {
+    let mut c = guixie();
+    c.arg("--store").arg(root);
+    c
+}
+
+fn real(root: &Path, logical: &str) -> PathBuf {
+    root.join(logical.trim_start_matches('/'))
+}
+
+#[test]
+fn quoted_arguments_are_code_and_fields_see_earlier_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let file = dir().join("quoted.scm");
+    let outs = ok_str(at(&root).args(["build", "-q"]).arg(&file));
+    let outs: Vec<&str> = outs.lines().collect();
+    assert_eq!(outs.len(), 3, "{outs:?}");
+    let greet = real(&root, outs[0]);
+    // The old-style phases ran: substitute* rewrote the file with its match groups, the
+    // replaced install phase used install-file, and make ran with the quoted flags.
+    assert_eq!(
+        std::fs::read_to_string(greet.join("share/message.txt")).unwrap(),
+        "hello, guixie (or)\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(greet.join("share/built.txt")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(real(&root, outs[1]).join("stamp")).unwrap(),
+        "stamped@0.3"
+    );
+    assert_eq!(
+        std::fs::read_to_string(real(&root, outs[2]).join("from")).unwrap(),
+        "made by old-trivial"
+    );
+    let shown = ok_str(at(&root).args(["show", "-f"]).arg(&file).arg("greet"));
+    assert!(shown.contains("synopsis: greet 1.2"), "{shown}");
+    assert!(shown.contains("The greet package, version 1.2."), "{shown}");
+}
+
+#[test]
+fn module_specs_select_hide_and_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let modules = dir().join("modules");
+    let drvs = ok_str(
+        at(&root)
+            .arg("-L")
+            .arg(&modules)
+            .arg("eval")
+            .arg(modules.join("use.scm")),
+    );
+    let names: Vec<&str> = drvs
+        .lines()
+        .map(|l| &l[l.find('-').unwrap() + 1..])
+        .collect();
+    assert_eq!(names, ["one-1.drv", "two-1.drv"]);
+    let shown = ok_str(
+        at(&root)
+            .arg("-L")
+            .arg(&modules)
+            .args(["show", "-f"])
+            .arg(modules.join("use.scm"))
+            .arg("one"),
+    );
+    assert!(shown.contains("synopsis: h-one"), "{shown}");
+
+    // Bad forms: each names the file, line and column and what is wrong.
+    let bad = |text: &str| -> String {
+        let f = tmp.path().join("bad.scm");
+        std::fs::write(&f, text).unwrap();
+        let out = fails(at(&root).arg("-L").arg(&modules).arg("eval").arg(&f));
+        let e = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(e.contains(&format!("{}:", f.display())), "no location: {e}");
+        e
+    };
+    let e = bad("\n(use-modules ((my base) #:select (nothing-here)))\n");
+    assert!(
+        e.contains(":2:1:") && e.contains("does not export nothing-here"),
+        "{e}"
+    );
+    let e = bad("(use-modules ((my base) #:hide (helper)))\n(helper '(\"x\"))\n");
+    assert!(e.contains(":2:1:") && e.contains("helper"), "{e}");
+    let e = bad("(use-modules ((my base) #:renamer (symbol-prefix-proc 'x:)))\n");
+    assert!(e.contains("#:renamer is not supported"), "{e}");
+    let e = bad("(use-modules (ice-9 popen))\n");
+    assert!(e.contains("not available in package files"), "{e}");
+    let e = bad(
+        "(package (name \"bad\") (version \"1\") (source #f) (build-system trivial-build-system)\n\
+         (arguments `(#:builder (begin (mkdir %output) ,(lambda () 1))))\n\
+         (synopsis \"x\") (description \"d\") (license #f) (home-page #f))\n",
+    );
+    assert!(
+        e.contains(":1:1:") && e.contains("cannot refer to this in a G-expression"),
+        "{e}"
+    );
+}
