@@ -11,6 +11,7 @@ use std::process::Command;
 const MODULES: &[&str] = &[
     "guixie/derivations",
     "guixie/gexp",
+    "guixie/licenses",
     "guixie/packages",
     "guixie/build-systems",
     "guixie/loader",

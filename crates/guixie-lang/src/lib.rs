@@ -38,6 +38,7 @@ macro_rules! module {
 const MODULES: &[(&str, &str, &[u8])] = &[
     module!("guixie/derivations", "guixie-derivations.go"),
     module!("guixie/gexp", "guixie-gexp.go"),
+    module!("guixie/licenses", "guixie-licenses.go"),
     module!("guixie/packages", "guixie-packages.go"),
     module!("guixie/build-systems", "guixie-build-systems.go"),
     module!("guixie/loader", "guixie-loader.go"),
@@ -114,6 +115,19 @@ pub struct Evaluated {
     pub name: String,
     pub drv_path: String,
     pub outputs: BTreeMap<String, String>,
+    /// The package's `native-search-paths` and `search-paths` (none for a bare derivation):
+    /// what an environment holding it sets.
+    #[serde(default)]
+    pub search_paths: Vec<SearchPath>,
+}
+
+/// An environment variable set from directories of an environment's packages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SearchPath {
+    pub variable: String,
+    /// Directories relative to each package, e.g. `lib/pkgconfig`.
+    pub files: Vec<String>,
+    pub separator: String,
 }
 
 pub struct Evaluator {
@@ -403,8 +417,8 @@ fn evaluate(
         }
         Source::Package(name) => {
             let found = g.call(
-                g.public_ref("guixie loader", "find-packages")?,
-                &[g.string(name), g.bool(false), seconds, load_path],
+                g.public_ref("guixie loader", "find-newest-packages")?,
+                &[g.string(name), seconds, load_path],
             )?;
             (g.cons(found, g.bool(false)), "<load path>".to_owned())
         }
@@ -451,14 +465,30 @@ fn evaluate(
 }
 
 fn to_evaluated(v: Value<'_>) -> Option<Evaluated> {
-    let [name, drv, outputs] = v.list_array()?;
+    let [name, drv, outputs, search_paths] = v.list_array()?;
     let outputs = outputs
         .list()?
         .filter_map(|p| Some((p.car()?.to_text()?, p.cdr()?.to_text()?)))
+        .collect();
+    // ((variable separator file ...) ...)
+    let search_paths = search_paths
+        .list()?
+        .filter_map(|spec| {
+            let mut items = spec.list()?;
+            let variable = items.next()?.to_text()?;
+            let separator = items.next()?.to_text()?;
+            let files = items.filter_map(|f| f.to_text()).collect();
+            Some(SearchPath {
+                variable,
+                files,
+                separator,
+            })
+        })
         .collect();
     Some(Evaluated {
         name: name.to_text()?,
         drv_path: drv.to_text()?,
         outputs,
+        search_paths,
     })
 }

@@ -8,7 +8,7 @@ mod manifest;
 mod union;
 
 pub use generations::{Generation, Profile};
-pub use manifest::{split_name, Entry, Manifest, Source, MANIFEST_FILE};
+pub use manifest::{split_name, Entry, Manifest, SearchPath, Source, MANIFEST_FILE};
 pub use union::{union, Conflict, Union};
 
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,17 @@ pub struct Entry {
     /// The package's output, a logical store path.
     pub path: String,
     pub source: Source,
+    /// What the package declares its environment sets (`native-search-paths`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_paths: Vec<SearchPath>,
+}
+
+/// An environment variable set from directories of a profile's packages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchPath {
+    pub variable: String,
+    pub files: Vec<String>,
+    pub separator: String,
 }
 
 /// How a package was named when it was installed.
@@ -108,6 +119,7 @@ mod tests {
             version: None,
             path: path.into(),
             source: Source::Path,
+            search_paths: vec![],
         };
         m.put(e("zed", "/gnu/store/a-zed"));
         m.put(e("hello", "/gnu/store/b-hello"));

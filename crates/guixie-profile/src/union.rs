@@ -190,6 +190,7 @@ mod tests {
                 version: None,
                 path: sd.display(&info.path),
                 source: Source::Path,
+                search_paths: vec![],
             }
         };
         // `aa` has bin -> libexec; `zz` a real bin/; both hold `share/x`; `mm` a `manifest`.

@@ -185,12 +185,26 @@ fn manifest_of(store: &LocalStore, item: &StorePath) -> anyhow::Result<Manifest>
     Ok(Manifest::parse(&text)?)
 }
 
-/// The store paths `guixie shell -p PROFILE` enters: the profile's current item.
-pub fn profile_packages(store: &LocalStore, link: &Path) -> anyhow::Result<Vec<StorePath>> {
+/// What `guixie shell -p PROFILE` enters: the profile's current item, and the search paths
+/// its packages declare.
+pub fn profile_packages(
+    store: &LocalStore,
+    link: &Path,
+) -> anyhow::Result<(Vec<StorePath>, Vec<guixie_lang::SearchPath>)> {
     let profile = Profile::new(link)?;
     let item = current_item(store, &profile)?
         .with_context(|| format!("{}: no such profile", link.display()))?;
-    Ok(vec![item])
+    let paths = manifest_of(store, &item)?
+        .entries
+        .into_iter()
+        .flat_map(|e| e.search_paths)
+        .map(|sp| guixie_lang::SearchPath {
+            variable: sp.variable,
+            files: sp.files,
+            separator: sp.separator,
+        })
+        .collect();
+    Ok((vec![item], paths))
 }
 
 /// Applies the changes `args` asks for as one new generation.
@@ -282,6 +296,7 @@ fn resolve(ctx: &Context, store: &Arc<LocalStore>, pkg: &str) -> anyhow::Result<
                 version,
                 path: sd.display(&p),
                 source: Source::Path,
+                search_paths: vec![],
             }]);
         }
     }
@@ -301,7 +316,7 @@ fn resolve(ctx: &Context, store: &Arc<LocalStore>, pkg: &str) -> anyhow::Result<
     let build = build_args(evaluated.iter().map(|e| e.drv_path.clone()).collect())?;
     let outputs = super::build::build_targets(ctx, store, &build)?;
     let mut entries = Vec::new();
-    for outs in outputs {
+    for (outs, e) in outputs.into_iter().zip(&evaluated) {
         let Some(out) = outs.get("out").or_else(|| outs.values().next()) else {
             continue;
         };
@@ -311,6 +326,15 @@ fn resolve(ctx: &Context, store: &Arc<LocalStore>, pkg: &str) -> anyhow::Result<
             version,
             path: sd.display(out),
             source: source.clone(),
+            search_paths: e
+                .search_paths
+                .iter()
+                .map(|sp| guixie_profile::SearchPath {
+                    variable: sp.variable.clone(),
+                    files: sp.files.clone(),
+                    separator: sp.separator.clone(),
+                })
+                .collect(),
         });
     }
     Ok(entries)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use guixie_formats::StorePath;
+use guixie_lang::SearchPath;
 use guixie_store::{LocalStore, PathInfoQuery};
 
 use crate::Context;
@@ -70,9 +71,9 @@ const KEPT: &[&str] = &[
 
 pub fn run(ctx: &Context, args: ShellArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
-    let packages = packages(ctx, &store, &args)?;
+    let (packages, declared) = packages(ctx, &store, &args)?;
     let pure = args.pure || args.container;
-    let env = environment(&store, &packages, pure);
+    let env = environment(&store, &packages, &declared, pure);
     let command = match args.command.split_first() {
         Some((c, rest)) => (c.clone(), rest.to_vec()),
         None => (
@@ -117,7 +118,7 @@ pub fn run_program(ctx: &Context, program: &str, args: &[String]) -> anyhow::Res
         );
     }
     let logical = logical_file(&store, program, &path);
-    let env = environment(&store, &[path], false);
+    let env = environment(&store, &[path], &[], false);
     exec_in_view(&store, &env, &logical, args)
 }
 
@@ -138,8 +139,9 @@ fn packages(
     ctx: &Context,
     store: &Arc<LocalStore>,
     args: &ShellArgs,
-) -> anyhow::Result<Vec<StorePath>> {
+) -> anyhow::Result<(Vec<StorePath>, Vec<SearchPath>)> {
     let mut out = Vec::new();
+    let mut declared = Vec::new();
     let mut to_build = Vec::new();
     for t in &args.targets {
         // A valid store path other than a .drv is used as it is.
@@ -147,7 +149,16 @@ fn packages(
             Ok(p) if !p.name().ends_with(".drv") && t.contains('/') && store.is_valid(&p)? => {
                 out.push(p)
             }
-            _ => to_build.push(t.clone()),
+            // Packages and files are evaluated here, for the search paths they declare.
+            _ => match ctx.evaluate_target(store, t, None)? {
+                Some(evaluated) => {
+                    for e in evaluated {
+                        declared.extend(e.search_paths);
+                        to_build.push(e.drv_path);
+                    }
+                }
+                None => to_build.push(t.clone()),
+            },
         }
     }
     if !to_build.is_empty() {
@@ -163,36 +174,68 @@ fn packages(
         }
     }
     for profile in &args.profiles {
-        out.extend(crate::cmd::package::profile_packages(store, profile)?);
+        let (items, paths) = crate::cmd::package::profile_packages(store, profile)?;
+        out.extend(items);
+        declared.extend(paths);
     }
     if out.is_empty() {
         anyhow::bail!("no package named: give packages, .scm files, store paths or -p PROFILE");
     }
-    Ok(out)
+    Ok((out, declared))
 }
 
 /// The environment: the caller's (or only what `--pure` keeps) with the packages'
-/// directories prepended to the search paths, as logical paths.
-fn environment(store: &LocalStore, packages: &[StorePath], pure: bool) -> Vec<(String, String)> {
+/// directories prepended to the search paths (the common ones, and those the packages
+/// declare), as logical paths.
+fn environment(
+    store: &LocalStore,
+    packages: &[StorePath],
+    declared: &[SearchPath],
+    pure: bool,
+) -> Vec<(String, String)> {
     let sd = store.store_dir();
     let mut env: std::collections::BTreeMap<String, String> = std::env::vars()
         .filter(|(k, _)| !pure || KEPT.contains(&k.as_str()))
         .collect();
-    for (var, sub) in SEARCH_PATHS.iter().rev() {
+    // (variable, separator, directories), in the order first named.
+    let mut specs: Vec<(String, String, Vec<String>)> = Vec::new();
+    let common = SEARCH_PATHS
+        .iter()
+        .map(|(v, d)| (*v, ":", vec![d.to_string()]));
+    let declared = declared.iter().map(|sp| {
+        (
+            sp.variable.as_str(),
+            sp.separator.as_str(),
+            sp.files.clone(),
+        )
+    });
+    for (variable, separator, dirs) in common.chain(declared) {
+        match specs.iter_mut().find(|s| s.0 == variable) {
+            Some(s) => {
+                for d in dirs {
+                    if !s.2.contains(&d) {
+                        s.2.push(d);
+                    }
+                }
+            }
+            None => specs.push((variable.to_owned(), separator.to_owned(), dirs)),
+        }
+    }
+    for (variable, separator, subs) in &specs {
         let dirs: Vec<String> = packages
             .iter()
-            .filter(|p| store.real_path(p).join(sub).is_dir())
-            .map(|p| format!("{}/{sub}", sd.display(p)))
+            .flat_map(|p| subs.iter().map(move |sub| (p, sub)))
+            .filter(|(p, sub)| store.real_path(p).join(sub).is_dir())
+            .map(|(p, sub)| format!("{}/{sub}", sd.display(p)))
             .collect();
         if dirs.is_empty() {
             continue;
         }
-        let joined = dirs.join(":");
-        let value = match env.get(*var).filter(|v| !v.is_empty()) {
-            Some(old) if !pure || *var != "PATH" => format!("{joined}:{old}"),
-            _ => joined,
-        };
-        env.insert((*var).to_owned(), value);
+        let mut value = dirs.join(separator);
+        if let Some(old) = env.get(variable).filter(|v| !v.is_empty()) {
+            value = format!("{value}{separator}{old}");
+        }
+        env.insert(variable.clone(), value);
     }
     env.insert(
         "GUIXIE_ENVIRONMENT".into(),

@@ -14,10 +14,11 @@
   #:use-module (guixie build-systems)
   #:use-module (srfi srfi-1)
   #:use-module (srfi srfi-11)
+  #:use-module (srfi srfi-26)
   #:use-module (ice-9 match)
   #:use-module (ice-9 ftw)
   #:export (load-user-file load-user-string collect-derivations
-            package-modules find-packages describe-package loaded-module-files
+            package-modules find-packages find-newest-packages describe-package loaded-module-files
             package-use-modules package-define-module package-define-public))
 
 (define guixie-bindings
@@ -34,6 +35,9 @@
      package-build-system package-arguments package-inputs package-native-inputs
      package-propagated-inputs package-outputs package-synopsis package-description
      package-license package-home-page package-location
+     package-properties package-supported-systems package-native-search-paths
+     package-search-paths package/inherit modify-inputs substitute-keyword-arguments
+     this-package-input this-package-native-input search-path-specification
      origin origin? origin-uri origin-sha256 origin-file-name url-fetch base32
      build-system build-system? build-system-name)
     ((guixie build-systems) trivial-build-system gnu-build-system)
@@ -137,6 +141,20 @@
          (_ (module-spec-error spec "expected #:select, #:hide or #:prefix options")))))
     (_ (module-spec-error spec "not a module name such as (my packages)"))))
 
+;; guixie's modules that package files may use whole (they hold only definitions).
+(define %open-guixie-modules '((guixie licenses)))
+
+;; Guix's module names, and the guixie modules that provide what they do.
+(define %guix-module-aliases
+  '(((guix packages) . (guixie packages))
+    ((guix gexp) . (guixie gexp))
+    ((guix download) . (guixie packages))
+    ((guix utils) . (guixie packages))
+    ((guix licenses) . (guixie licenses))
+    ((guix build-system) . (guixie packages))
+    ((guix build-system gnu) . (guixie build-systems))
+    ((guix build-system trivial) . (guixie build-systems))))
+
 ;; The interface of a module guixie provides, limited to what package files may see.
 (define (guixie-module-interface name)
   (let ((real (resolve-interface name))
@@ -174,6 +192,12 @@
     (cond
      ;; All of a pure module, even one whose commonest names every file already sees.
      ((member name %pure-guile-modules) (use! (resolve-interface name)))
+     ((member name %open-guixie-modules) (use! (resolve-interface name)))
+     ((assoc-ref %guix-module-aliases name)
+      => (lambda (real)
+           (use! (if (member real %open-guixie-modules)
+                     (resolve-interface real)
+                     (guixie-module-interface real)))))
      ;; Already in every package file's bindings, unless a spec asks for another shape.
      ((provided-by-guixie? name) (unless plain? (use! (guixie-module-interface name))))
      ((match name (((or 'guile 'srfi 'ice-9 'system 'rnrs 'web) . _) #t) (_ #f))
@@ -328,6 +352,31 @@
                        (package-modules)))
        eq?))))
 
+;; Versions compared as Guix's `version>?': numeric parts as numbers, others as strings.
+(define (version>? a b)
+  (let loop ((x (string-tokenize a char-set:letter+digit))
+             (y (string-tokenize b char-set:letter+digit)))
+    (match (list x y)
+      ((() _) #f)
+      ((_ ()) #t)
+      (((p . x*) (q . y*))
+       (let ((m (string->number p)) (n (string->number q)))
+         (cond ((and m n (> m n)) #t)
+               ((and m n (< m n)) #f)
+               ((and (not (and m n)) (string>? p q)) #t)
+               ((and (not (and m n)) (string<? p q)) #f)
+               (else (loop x* y*))))))))
+
+;; The packages named `name' on the load path, newest version only (as Guix picks one for
+;; `guix build NAME'); every version with the highest number if several share it.
+(define (find-newest-packages name max-seconds load-path)
+  (let* ((all (find-packages name #f max-seconds load-path))
+         (best (fold (lambda (p best) (if (or (not best) (version>? (package-version p) best))
+                                          (package-version p)
+                                          best))
+                     #f all)))
+    (filter (lambda (p) (equal? (package-version p) best)) all)))
+
 ;; A package's fields for `guixie show', as ((field . string) ...).
 (define (describe-package p)
   (define (input-names inputs)
@@ -349,7 +398,10 @@
                        ((file line column) (format #f "~a:~a:~a" file line column))
                        (_ "")))
       ("homepage" . ,(or (package-home-page p) ""))
-      ("license" . ,(let ((l (package-license p))) (if l (format #f "~a" l) "")))
+      ("license" . ,(let ((l (package-license p)))
+                      (cond ((not l) "")
+                            ((list? l) (string-join (map (cut format #f "~a" <>) l) ", "))
+                            (else (format #f "~a" l)))))
       ("build-system" . ,(symbol->string (build-system-name (package-build-system p))))
       ("synopsis" . ,(package-synopsis p))
       ("description" . ,(package-description p))
@@ -363,11 +415,25 @@
 (define (collect-derivations value)
   (within-deadline (lambda () (collect value))))
 
+;; A package's search paths, as (variable separator file ...) lists.
+(define (search-paths-of p)
+  (map (lambda (spec)
+         (cons* (search-path-specification-variable spec)
+                (or (search-path-specification-separator spec) ":")
+                (filter string? (search-path-specification-files spec))))
+       (filter search-path-specification?
+               (append (package-native-search-paths p) (package-search-paths p)))))
+
+;; -> ((name drv-file outputs search-paths) ...)
 (define (collect value)
   (cond
-   ((or (package? value) (origin? value) (local-file? value))
+   ((package? value)
+    (map (lambda (found) (append (list-head found 3) (list (search-paths-of value))))
+         (collect (lower-object value))))
+   ((or (origin? value) (local-file? value))
     (collect (lower-object value)))
    ((derivation? value)
-    (list (list (derivation-name value) (derivation-file-name value) (derivation-outputs value))))
+    (list (list (derivation-name value) (derivation-file-name value) (derivation-outputs value)
+                '())))
    ((pair? value) (append-map collect (if (list? value) value (list (car value) (cdr value)))))
    (else '())))

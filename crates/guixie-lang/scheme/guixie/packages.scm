@@ -15,7 +15,14 @@
             package-build-system package-arguments package-inputs package-native-inputs
             package-propagated-inputs package-outputs package-synopsis package-description
             package-license package-home-page package-location
+            package-properties package-supported-systems
+            package-native-search-paths package-search-paths
             package-direct-inputs package-transitive-inputs
+            package/inherit modify-inputs substitute-keyword-arguments
+            this-package-input this-package-native-input lookup-package-input
+            search-path-specification search-path-specification?
+            search-path-specification-variable search-path-specification-files
+            search-path-specification-separator
             package->derivation
             origin origin? origin-uri origin-method origin-sha256 origin-file-name
             url-fetch
@@ -50,7 +57,8 @@
 
 ;; Thunked fields (inputs, arguments) are evaluated when used, as in Guix: packages may
 ;; refer to packages defined after them, and a cycle is reported when lowering, not hit as
-;; an unbound variable. Their type is checked then too.
+;; an unbound variable. Their type is checked then too. Each is a procedure of the record
+;; it is read from, its `this-package': a variant made with `inherit' sees itself there.
 (define %thunked-fields '(arguments inputs native-inputs propagated-inputs))
 
 (define (field-ref record name)
@@ -58,7 +66,8 @@
          (v (cdr (assq name fields))))
     (if (and (memq name %thunked-fields) (procedure? v))
         (let ((value (with-location (cdr (assq 'location fields))
-                                    (format #f "field `~a'" name) v)))
+                                    (format #f "field `~a'" name)
+                                    (lambda () (v record)))))
           (check-field "package" (assq name %package-fields) value (cdr (assq 'location fields)))
           value)
         v)))
@@ -77,6 +86,10 @@
 (define (package-license p) (field-ref p 'license))
 (define (package-home-page p) (field-ref p 'home-page))
 (define (package-location p) (field-ref p 'location))
+(define (package-properties p) (field-ref p 'properties))
+(define (package-supported-systems p) (field-ref p 'supported-systems))
+(define (package-native-search-paths p) (field-ref p 'native-search-paths))
+(define (package-search-paths p) (field-ref p 'search-paths))
 (define (package-full-name p) (string-append (package-name p) "-" (package-version p)))
 
 (set-record-type-printer! <package>
@@ -107,6 +120,12 @@
     (description "" ,string? "a string")
     (license #f ,any-value? "a license")
     (home-page #f ,string-or-false? "a URL string")
+    (properties () ,list? "an association list")
+    (supported-systems ("x86_64-linux" "i686-linux" "aarch64-linux" "armhf-linux"
+                        "powerpc64le-linux" "riscv64-linux")
+                       ,list? "a list of system names")
+    (native-search-paths () ,list? "a list of search-path-specification")
+    (search-paths () ,list? "a list of search-path-specification")
     (location #f ,any-value? "a location")))
 
 (define %origin-fields
@@ -153,7 +172,7 @@
        (lambda (s)
          ;; As Guix's records: a field's value may use the fields given before it by their
          ;; names (`(string-append name "-" version)'), and thunked fields may use the
-         ;; record being made as `this-package' (or `this-origin').
+         ;; record they are read from as `this-package' (or `this-origin').
          (with-syntax ((this (datum->syntax s 'self)))
            (syntax-case s ()
              ((_ clause (... ...))
@@ -161,21 +180,19 @@
                 (syntax-case clauses ()
                   (()
                    (with-syntax ((((f v) (... ...)) (reverse given)))
-                     #`(letrec ((this
-                                 (let* ((loc '#,(datum->syntax s (syntax-location s)))
-                                        (f v) (... ...))
-                                   (make (build-fields kind spec
-                                                       #,(if base #`(fields-of #,base) #f)
-                                                       (list (cons 'location loc)
-                                                             (cons 'f f) (... ...))
-                                                       loc)))))
-                         this)))
+                     #`(let* ((loc '#,(datum->syntax s (syntax-location s)))
+                              (f v) (... ...))
+                         (make (build-fields kind spec
+                                             #,(if base #`(fields-of #,base) #f)
+                                             (list (cons 'location loc)
+                                                   (cons 'f f) (... ...))
+                                             loc)))))
                   (((inherit b) . rest)
                    (eq? (syntax->datum #'inherit) 'inherit)
                    (loop #'rest #'b given))
                   (((field value) . rest)
                    (and (identifier? #'field) (memq (syntax->datum #'field) %thunked-fields))
-                   (loop #'rest base (cons #'(field (lambda () value)) given)))
+                   (loop #'rest base (cons #'(field (lambda (this) value)) given)))
                   (((field value) . rest)
                    (identifier? #'field)
                    (loop #'rest base (cons #'(field value) given)))
@@ -267,3 +284,123 @@
 
 (register-lowerer! package? package->derivation)
 (register-lowerer! origin? origin->derivation)
+
+;;; What Guix's package definitions use beside the record itself.
+
+;; An environment variable a package's users need, set from their profile's directories.
+(define-record-type <search-path-specification>
+  (make-search-path-specification variable files separator file-type file-pattern)
+  search-path-specification?
+  (variable search-path-specification-variable)
+  (files search-path-specification-files)
+  (separator search-path-specification-separator)
+  (file-type search-path-specification-file-type)
+  (file-pattern search-path-specification-file-pattern))
+
+(define (%search-path-specification fields)
+  (define (get name default)
+    (cond ((assq name fields) => cdr) (else default)))
+  (for-each (lambda (f)
+              (unless (memq (car f) '(variable files separator file-type file-pattern))
+                (error "search-path-specification: unknown field" (car f))))
+            fields)
+  (let ((variable (get 'variable #f)))
+    (unless (string? variable)
+      (error "search-path-specification: `variable' must be a string, not" variable))
+    (make-search-path-specification variable (get 'files '()) (get 'separator ":")
+                                    (get 'file-type 'directory) (get 'file-pattern #f))))
+
+(define-syntax search-path-specification
+  (syntax-rules ()
+    ((_ (field value) ...)
+     (%search-path-specification (list (cons 'field value) ...)))))
+
+;; `(package/inherit p fields ...)': a variant, as `(package (inherit p) fields ...)'.
+(define-syntax package/inherit
+  (syntax-rules ()
+    ((_ base fields ...) (package (inherit base) fields ...))))
+
+;; The input named `name' (a package name or a label) of `p', #f when it has none.
+(define* (lookup-package-input p name #:optional (field package-inputs))
+  (any (match-lambda
+         ((label (? package? thing) output) (and (string=? label name) thing))
+         (_ #f))
+       (normalise-inputs (field p))))
+
+;; `(this-package-input "name")' in a lazy field: the package's own input of that name.
+(define-syntax this-package-input
+  (lambda (s)
+    (syntax-case s ()
+      ((k name)
+       (with-syntax ((self (datum->syntax #'k 'this-package)))
+         #'(or (lookup-package-input self name)
+               (error "this-package-input: no input named" name)))))))
+
+(define-syntax this-package-native-input
+  (lambda (s)
+    (syntax-case s ()
+      ((k name)
+       (with-syntax ((self (datum->syntax #'k 'this-package)))
+         #'(or (lookup-package-input self name package-native-inputs)
+               (error "this-package-native-input: no native input named" name)))))))
+
+;; Guix's `modify-inputs': (modify-inputs inputs (delete "a" ...) (append b ...)
+;; (prepend c ...) (replace "d" e)), on inputs given either way (labels or packages).
+(define (input-name entry)
+  (match entry
+    (((? string? label) . _) label)
+    ((? package? p) (package-name p))
+    (((? package? p) (? string?)) (package-name p))
+    (_ #f)))
+
+(define (inputs-delete inputs names)
+  (for-each (lambda (n)
+              (unless (find (lambda (e) (equal? (input-name e) n)) inputs)
+                (error "modify-inputs: no input to delete named" n)))
+            names)
+  (remove (lambda (e) (member (input-name e) names)) inputs))
+
+(define (inputs-replace inputs name new)
+  (unless (find (lambda (e) (equal? (input-name e) name)) inputs)
+    (error "modify-inputs: no input to replace named" name))
+  (map (lambda (e) (if (equal? (input-name e) name) new e)) inputs))
+
+(define-syntax modify-inputs
+  (syntax-rules (delete append prepend replace)
+    ((_ inputs) inputs)
+    ((_ inputs (delete name ...) clause ...)
+     (modify-inputs (inputs-delete inputs (list name ...)) clause ...))
+    ((_ inputs (append thing ...) clause ...)
+     (modify-inputs (append inputs (list thing ...)) clause ...))
+    ((_ inputs (prepend thing ...) clause ...)
+     (modify-inputs (append (list thing ...) inputs) clause ...))
+    ((_ inputs (replace name new) clause ...)
+     (modify-inputs (inputs-replace inputs name new) clause ...))))
+
+;; Guix's `substitute-keyword-arguments': in a `#:key value' list, each
+;; `((#:key var) expr)' replaces the value of #:key with expr (var bound to the old value);
+;; with `((#:key var default) expr)', a missing #:key is added, var bound to default.
+(define (substitute-keyword kw args proc default?)
+  (let loop ((rest args) (acc '()))
+    (match rest
+      (()
+       (if default?
+           (append (reverse acc) (list kw (proc (cdr default?))))
+           (reverse acc)))
+      (((? keyword? k) v . more)
+       (if (eq? k kw)
+           (append (reverse acc) (list k (proc v)) more)
+           (loop more (cons* v k acc))))
+      (_ (error "substitute-keyword-arguments: not a #:keyword value list:" args)))))
+
+(define-syntax substitute-keyword-arguments
+  (syntax-rules ()
+    ((_ original) original)
+    ((_ original ((kw var default) expr) clause ...)
+     (substitute-keyword-arguments
+      (substitute-keyword kw original (lambda (var) expr) (cons #t default))
+      clause ...))
+    ((_ original ((kw var) expr) clause ...)
+     (substitute-keyword-arguments
+      (substitute-keyword kw original (lambda (var) expr) #f)
+      clause ...))))
