@@ -188,3 +188,44 @@ fn guix_module_names_licences_and_variants() {
         "{e}"
     );
 }
+
+#[test]
+fn a_broken_module_is_named_and_the_others_still_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let path = tmp.path().join("modules");
+    std::fs::create_dir_all(path.join("good")).unwrap();
+    std::fs::create_dir_all(path.join("bad")).unwrap();
+    std::fs::write(
+        path.join("good/one.scm"),
+        "(define-module (good one))\n\
+         (define-public fine (package (name \"fine\") (version \"1\") (source #f)\n\
+           (build-system trivial-build-system) (arguments (list #:builder #~(mkdir #$output)))\n\
+           (synopsis \"s\") (description \"d\") (license #f) (home-page #f)))\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path.join("bad/two.scm"),
+        "(define-module (bad two))\n\n(define-public broken (package (name \"broken\") (nonsense 1)))\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| at(&root).arg("-L").arg(&path).args(args).output().unwrap();
+    let shown = run(&["show", "fine"]);
+    assert!(shown.status.success());
+    let warning = String::from_utf8_lossy(&shown.stderr);
+    let bad = path.join("bad/two.scm");
+    assert!(
+        warning.contains(&format!("{}:3:", bad.display())) && warning.contains("nonsense"),
+        "{warning}"
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("name: fine"));
+    assert!(run(&["build", "-q", "fine"]).status.success());
+    // A name found nowhere: the error names the module that may have held it.
+    let missing = run(&["build", "broken"]);
+    assert!(!missing.status.success());
+    let e = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        e.contains("no package named \"broken\"") && e.contains("two.scm:3:"),
+        "{e}"
+    );
+}

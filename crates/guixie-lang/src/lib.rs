@@ -63,8 +63,14 @@ pub enum EvalError {
     Scheme(#[from] GuileError),
     #[error("{file}: nothing named {name:?} is defined there")]
     NoSuchAttribute { file: String, name: String },
-    #[error("no package named {name:?} in the modules on the load path ({load_path:?}); add a directory with -L DIR or GUIXIE_LOAD_PATH, or name a .scm file")]
-    NoSuchPackage { name: String, load_path: String },
+    #[error("no package named {name:?} in the modules on the load path ({load_path:?}); add a directory with -L DIR or GUIXIE_LOAD_PATH, or name a .scm file{}", broken_note(.broken))]
+    NoSuchPackage {
+        name: String,
+        load_path: String,
+        /// Modules that failed to load ("file:line:column: message"): the package may be
+        /// in one of them.
+        broken: Vec<String>,
+    },
     #[error("{file} changed while it was being evaluated; evaluate again")]
     Changed { file: String },
     #[error("writing derivations to the store: {0}")]
@@ -121,6 +127,9 @@ pub struct Evaluated {
     pub search_paths: Vec<SearchPath>,
 }
 
+/// A package's fields as `guixie show` prints them: (field, value) in order.
+pub type PackageFields = Vec<(String, String)>;
+
 /// An environment variable set from directories of an environment's packages.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SearchPath {
@@ -163,6 +172,7 @@ impl Evaluator {
             return Err(EvalError::NoSuchPackage {
                 name: name.to_owned(),
                 load_path: self.options.load_path_shown(),
+                broken: vec![],
             });
         }
         Ok(found)
@@ -299,11 +309,14 @@ impl Evaluator {
 
     /// The packages named `name` (all packages, without a name) that `file` defines, or that
     /// the modules on the load path export: each as its fields, in `guix show` order.
+    /// The packages named `name` (all of them without a name) in `file` or on the load path,
+    /// each as its fields; and the modules of the load path that failed to load
+    /// ("file:line:column: message"), which the lookup went past.
     pub fn describe_packages(
         &self,
         name: Option<&str>,
         file: Option<&Path>,
-    ) -> Result<Vec<Vec<(String, String)>>, EvalError> {
+    ) -> Result<(Vec<PackageFields>, Vec<String>), EvalError> {
         let session = Session::new(
             self.store.clone(),
             self.options.collision,
@@ -334,7 +347,7 @@ impl Evaluator {
                             .collect(),
                     );
                 }
-                Ok(packages)
+                Ok((packages, broken_list(g)?))
             })
         });
         let packages = result?;
@@ -420,6 +433,13 @@ fn evaluate(
                 g.public_ref("guixie loader", "find-newest-packages")?,
                 &[g.string(name), seconds, load_path],
             )?;
+            if found.list().is_none_or(|mut l| l.next().is_none()) {
+                return Err(EvalError::NoSuchPackage {
+                    name: (*name).to_owned(),
+                    load_path: options.load_path_shown(),
+                    broken: broken_list(g)?,
+                });
+            }
             (g.cons(found, g.bool(false)), "<load path>".to_owned())
         }
         Source::Expr(e) => (
@@ -462,6 +482,24 @@ fn evaluate(
         .filter_map(|f| f.to_text().map(PathBuf::from))
         .collect();
     Ok((evaluated, module_files))
+}
+
+fn broken_list(g: &Guile) -> Result<Vec<String>, GuileError> {
+    Ok(
+        g.call(g.public_ref("guixie loader", "broken-modules")?, &[])?
+            .list()
+            .unwrap_or_default()
+            .filter_map(|m| m.to_text())
+            .collect(),
+    )
+}
+
+fn broken_note(broken: &[String]) -> String {
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!("; these modules failed to load: {}", broken.join("; "))
+    }
 }
 
 fn to_evaluated(v: Value<'_>) -> Option<Evaluated> {

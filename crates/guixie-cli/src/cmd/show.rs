@@ -24,8 +24,15 @@ pub fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let evaluator = Evaluator::new(store, ctx.eval_options());
     let mut records = Vec::new();
+    let mut warned = std::collections::BTreeSet::new();
     for name in &args.names {
-        let found = evaluator.describe_packages(Some(name), args.file.as_deref())?;
+        let (found, broken) = evaluator.describe_packages(Some(name), args.file.as_deref())?;
+        // A module that fails to load does not hide the others; it is named (once).
+        for b in broken {
+            if warned.insert(b.clone()) {
+                eprintln!("warning: a module failed to load: {b}");
+            }
+        }
         if found.is_empty() {
             let place = match &args.file {
                 Some(f) => f.display().to_string(),

@@ -19,6 +19,7 @@
   #:use-module (ice-9 ftw)
   #:export (load-user-file load-user-string collect-derivations
             package-modules find-packages find-newest-packages describe-package loaded-module-files
+            broken-modules
             package-use-modules package-define-module package-define-public))
 
 (define guixie-bindings
@@ -215,7 +216,15 @@
                                     name (string-join (%user-load-path) ":"))))))
        (set! %package-modules (acons name 'loading %package-modules))
        (set! %module-files (cons file %module-files))
-       (let-values (((value module exports) (load-module-file file)))
+       (let-values (((value module exports)
+                     ;; A module that fails to load is forgotten, so that a later use says
+                     ;; why again rather than report a cycle.
+                     (catch #t
+                       (lambda () (load-module-file file))
+                       (lambda (key . args)
+                         (set! %package-modules
+                               (remove (lambda (e) (equal? (car e) name)) %package-modules))
+                         (apply throw key args)))))
          (let ((iface (make-module)))
            (for-each (lambda (sym)
                        (let ((var (module-variable module sym)))
@@ -295,6 +304,7 @@
   (reset-lowering-caches!)
   (set! %package-modules '())
   (set! %module-files '())
+  (set! %broken-modules '())
   (set! %deadline (deadline-after max-seconds))
   (parameterize ((%user-load-path load-path))
     (thunk)))
@@ -348,9 +358,28 @@
                      (filter wanted? (if (list? value) value (list value)))))
            (append-map (match-lambda
                          ((module-name . file)
-                          (packages-of (package-module-interface module-name))))
+                          ;; One broken module does not hide the others' packages; it is
+                          ;; reported (`broken-modules').
+                          (catch #t
+                            (lambda () (packages-of (package-module-interface module-name)))
+                            (lambda (key . args)
+                              (when (eq? key 'limit-exceeded) (apply throw key args))
+                              (set! %broken-modules
+                                    (cons (located-message file key args) %broken-modules))
+                              '()))))
                        (package-modules)))
        eq?))))
+
+;; Modules of the load path that failed to load in the last lookup, as
+;; "file:line:column: message" strings, in load-path order.
+(define %broken-modules '())
+(define (broken-modules) (reverse %broken-modules))
+
+(define (located-message file key args)
+  (match (list key args)
+    (('guixie-error (_ _ (message) (where line column)))
+     (format #f "~a:~a:~a: ~a" where line column message))
+    (_ (format #f "~a: ~a" file (string-trim-right (exception->string key args))))))
 
 ;; Versions compared as Guix's `version>?': numeric parts as numbers, others as strings.
 (define (version>? a b)
