@@ -26,15 +26,8 @@ fn nix_substitutes_from_guixie_publish_and_trusts_only_its_key() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours");
-    let graph = dir.path().join("graph.scm");
-    write_synthetic_graph("scm", 6, &graph);
-    let drvs = ok_str(at(&ours).arg("eval").arg(&graph));
-    let outs = ok_str(
-        at(&ours)
-            .args(["build", "-q", "--no-attest"])
-            .args(drvs.split_whitespace()),
-    );
-    let outs: Vec<&str> = outs.split_whitespace().collect();
+    let outs = build_synthetic_graph(|| at(&ours), 6, dir.path());
+    let outs: Vec<&str> = outs.iter().map(String::as_str).collect();
     assert!(!outs.is_empty());
     let talk = dir.path().join("talk.scm");
     std::fs::write(

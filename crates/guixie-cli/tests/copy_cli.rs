@@ -29,15 +29,8 @@ fn closures_cross_file_and_http_caches_both_ways_with_nix() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours");
-    let graph = dir.path().join("graph.scm");
-    write_synthetic_graph("scm", 8, &graph);
-    let drvs = ok_str(at(&ours).arg("eval").arg(&graph));
-    let outs = ok_str(
-        at(&ours)
-            .args(["build", "-q", "--no-attest"])
-            .args(drvs.split_whitespace()),
-    );
-    let outs: Vec<&str> = outs.split_whitespace().collect();
+    let outs = build_synthetic_graph(|| at(&ours), 8, dir.path());
+    let outs: Vec<&str> = outs.iter().map(String::as_str).collect();
     let (sk, public) = key_pair(dir.path(), "copy-test-1");
 
     // To a directory, xz as Nix writes by default; Nix reads it back with its own checks.

@@ -342,6 +342,26 @@ fn prepare<'s>(
     Ok((drvs, builder))
 }
 
+/// A command-line target naming a store item to use as it is: a path (with a `/`) that is
+/// neither a `.drv` nor a `.scm` file. It must be valid.
+pub fn item_target(
+    store: &guixie_store::LocalStore,
+    target: &str,
+) -> anyhow::Result<Option<StorePath>> {
+    if !target.contains('/') || target.ends_with(".scm") {
+        return Ok(None);
+    }
+    match store.parse_user_path(target) {
+        Ok(p) if !p.name().ends_with(".drv") => {
+            if !store.is_valid(&p)? {
+                anyhow::bail!("{target} is not valid in this store (build or substitute it first)");
+            }
+            Ok(Some(p))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Builds (or substitutes) what `args` name, showing progress and attesting what was built;
 /// the outputs of each target.
 pub fn build_targets(

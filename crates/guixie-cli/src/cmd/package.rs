@@ -110,12 +110,7 @@ pub fn run(ctx: &Context, args: PackageArgs) -> anyhow::Result<ExitCode> {
             print_json(&serde_json::to_value(&m)?)?;
         } else {
             for e in &m.entries {
-                println!(
-                    "{}\t{}\tout\t{}",
-                    e.name,
-                    e.version.as_deref().unwrap_or(""),
-                    e.path
-                );
+                println!("{}", entry_line(e));
             }
         }
     }
@@ -285,20 +280,15 @@ fn transact(
 /// The profile entries `pkg` names, built (or substituted) as needed.
 fn resolve(ctx: &Context, store: &Arc<LocalStore>, pkg: &str) -> anyhow::Result<Vec<Entry>> {
     let sd = store.store_dir().clone();
-    if let Ok(p) = store.parse_user_path(pkg) {
-        if pkg.contains('/') && !p.name().ends_with(".drv") && !pkg.ends_with(".scm") {
-            if !store.is_valid(&p)? {
-                anyhow::bail!("{pkg} is not valid in this store");
-            }
-            let (name, version) = split_name(p.name());
-            return Ok(vec![Entry {
-                name,
-                version,
-                path: sd.display(&p),
-                source: Source::Path,
-                search_paths: vec![],
-            }]);
-        }
+    if let Some(p) = super::build::item_target(store, pkg)? {
+        let (name, version) = split_name(p.name());
+        return Ok(vec![Entry {
+            name,
+            version,
+            path: sd.display(&p),
+            source: Source::Path,
+            search_paths: vec![],
+        }]);
     }
     let evaluated = ctx
         .evaluate_target(store, pkg, None)?
@@ -369,12 +359,7 @@ fn list_generations(ctx: &Context, store: &LocalStore, profile: &Profile) -> any
             if g.current { "\t(current)" } else { "" }
         );
         for e in &m.entries {
-            println!(
-                "  {}\t{}\tout\t{}",
-                e.name,
-                e.version.as_deref().unwrap_or(""),
-                e.path
-            );
+            println!("  {}", entry_line(e));
         }
         println!();
     }
@@ -382,6 +367,16 @@ fn list_generations(ctx: &Context, store: &LocalStore, profile: &Profile) -> any
         print_json(&serde_json::Value::Array(json))?;
     }
     Ok(())
+}
+
+/// `name<TAB>version<TAB>out<TAB>path`, as `guix package -I` prints an entry.
+fn entry_line(e: &Entry) -> String {
+    format!(
+        "{}\t{}\tout\t{}",
+        e.name,
+        e.version.as_deref().unwrap_or(""),
+        e.path
+    )
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix seconds.

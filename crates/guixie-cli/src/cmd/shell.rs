@@ -144,21 +144,19 @@ fn packages(
     let mut declared = Vec::new();
     let mut to_build = Vec::new();
     for t in &args.targets {
-        // A valid store path other than a .drv is used as it is.
-        match store.parse_user_path(t) {
-            Ok(p) if !p.name().ends_with(".drv") && t.contains('/') && store.is_valid(&p)? => {
-                out.push(p)
-            }
-            // Packages and files are evaluated here, for the search paths they declare.
-            _ => match ctx.evaluate_target(store, t, None)? {
-                Some(evaluated) => {
-                    for e in evaluated {
-                        declared.extend(e.search_paths);
-                        to_build.push(e.drv_path);
-                    }
+        if let Some(p) = super::build::item_target(store, t)? {
+            out.push(p);
+            continue;
+        }
+        // Packages and files are evaluated here, for the search paths they declare.
+        match ctx.evaluate_target(store, t, None)? {
+            Some(evaluated) => {
+                for e in evaluated {
+                    declared.extend(e.search_paths);
+                    to_build.push(e.drv_path);
                 }
-                None => to_build.push(t.clone()),
-            },
+            }
+            None => to_build.push(t.clone()),
         }
     }
     if !to_build.is_empty() {

@@ -337,3 +337,21 @@ pub fn pipelined(addr: &str, requests: &[String]) -> Vec<(u16, Vec<u8>)> {
     writer.join().unwrap();
     answers
 }
+
+/// Builds the synthetic graph of `packages` derivations with `store` (a `guixie` command with
+/// its store options, made afresh each time); its output paths.
+pub fn build_synthetic_graph(
+    store: impl Fn() -> Command,
+    packages: usize,
+    dir: &Path,
+) -> Vec<String> {
+    let graph = dir.join("graph.scm");
+    write_synthetic_graph("scm", packages, &graph);
+    let drvs = ok_str(store().arg("eval").arg(&graph));
+    let outs = ok_str(
+        store()
+            .args(["build", "-q", "--no-attest"])
+            .args(drvs.split_whitespace()),
+    );
+    outs.split_whitespace().map(str::to_owned).collect()
+}
