@@ -67,9 +67,13 @@ fn required_tool(probe: &mut Command, missing: &str) -> bool {
 /// A Nix command run single-user against the local store, as the project's machines run it.
 pub fn nix(program: &str) -> Command {
     let mut c = Command::new(program);
+    // Nix keeps narinfo answers per cache URL in ~/.cache/nix; tests' caches are on random
+    // ports serving the same paths, so a port used again must not answer from an old run.
     c.env("NIX_REMOTE", "local")
         .arg("--extra-experimental-features")
-        .arg("nix-command");
+        .arg("nix-command")
+        .args(["--option", "narinfo-cache-negative-ttl", "0"])
+        .args(["--option", "narinfo-cache-positive-ttl", "0"]);
     c
 }
 
