@@ -14,5 +14,14 @@ for target in nar aterm narinfo sexp note checkpoint envelope; do
   mkdir -p "$corpus"
   cp -n fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null || true
   echo "fuzzing $target for ${seconds}s" >&2
-  cargo fuzz run --sanitizer none "$target" "$corpus" -- -max_total_time="$seconds" -max_len=65536 2>&1 | tail -n 3
+  log=$(mktemp)
+  if ! cargo fuzz run --sanitizer none "$target" "$corpus" -- -max_total_time="$seconds" -max_len=65536 >"$log" 2>&1; then
+    # The panic and the input that caused it, not only the tail of the backtrace.
+    grep -A 12 -m 1 "panicked at" "$log" >&2 || tail -n 40 "$log" >&2
+    grep -E "Test unit written|^Base64:" "$log" >&2 || true
+    rm -f "$log"
+    exit 1
+  fi
+  tail -n 1 "$log"
+  rm -f "$log"
 done

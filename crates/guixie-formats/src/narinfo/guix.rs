@@ -1,7 +1,7 @@
 //! Guix's narinfo dialect, as current `guix publish` writes it: the part that identifies the
 //! path (`StorePath`, `NarHash`, `NarSize`, `References`, `Deriver`) first, then
 //! `Signature: 1;<host>;<base64 S-expression>` over the SHA-256 of exactly that text, then
-//! one `URL`/`Compression`/`FileSize` group per download, unsigned (the NAR hash covers them).
+//! one `URL`/`Compression`/`FileHash`/`FileSize` group per download, unsigned (the NAR hash covers them).
 
 use std::fmt::Write as _;
 
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{NarInfo, NarInfoError};
 use crate::guix_signature::{self, GuixSignatureError, Sexp};
+use crate::hash::Encoding;
 use crate::signing::{PublicKey, SecretKey};
 use crate::store_path::StoreDir;
 
@@ -74,6 +75,10 @@ impl NarInfo {
             let _ = writeln!(s, "URL: {}", file.url);
             if let Some(c) = &file.compression {
                 let _ = writeln!(s, "Compression: {c}");
+            }
+            // Guix reads `FileHash` as one more per-download field; nothing is dropped.
+            if let Some(h) = &file.file_hash {
+                let _ = writeln!(s, "FileHash: {}", h.to_typed_string(Encoding::Nix32));
             }
             if let Some(n) = file.file_size {
                 let _ = writeln!(s, "FileSize: {n}");

@@ -67,7 +67,7 @@ fn guix_dialect_signs_the_text_above_its_signature() {
     info.files.push(NarFile {
         url: "nar/x.nar".into(),
         compression: Some("none".into()),
-        file_hash: None,
+        file_hash: Some(info.nar_hash.clone()),
         file_size: Some(226552),
     });
     let key = SecretKey::from_seed("guixie-1", &[3u8; 32]).unwrap();
@@ -75,9 +75,10 @@ fn guix_dialect_signs_the_text_above_its_signature() {
     let signature_at = text.find("Signature: 1;builder;").unwrap();
     assert!(text[..signature_at]
         .ends_with("Deriver: 35h3fhw3z2ppq9i67r5m6jnqz1ra1jh9-hello-2.12.1.drv\n"));
-    assert!(text[signature_at..].contains("URL: nar/x.nar\nCompression: none\nFileSize: 226552\n"));
+    assert!(text[signature_at..].contains("URL: nar/x.nar\nCompression: none\nFileHash: sha256:"));
     let back = NarInfo::parse(&text, &sd).unwrap();
-    assert_eq!(back.files.len(), 2);
+    // Every download comes back whole, its FileHash included.
+    assert_eq!(back.files, info.files);
     assert_eq!(back.file_in(&["none"]).unwrap().url, "nar/x.nar");
     assert!(back.verify(&sd, &key.public()).unwrap());
     // The Nix signature it held (by another key) rides along, unsigned by Guix's.
