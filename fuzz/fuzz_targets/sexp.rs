@@ -6,8 +6,16 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(sexp) = Sexp::parse(data) {
-        let again = Sexp::parse(sexp.to_advanced().as_bytes()).expect("printed form reads");
-        assert_eq!(again, sexp);
+        let printed = sexp.to_advanced();
+        // The advanced form can outgrow the reader's size limit (hex runs double); past it,
+        // refusal is what is expected.
+        match Sexp::parse(printed.as_bytes()) {
+            Ok(again) => assert_eq!(again, sexp),
+            Err(e) => assert!(
+                printed.len() > guixie_formats::guix_signature::MAX_SEXP_BYTES,
+                "printed form does not read: {e:?}"
+            ),
+        }
         let key = guixie_formats::signing::SecretKey::from_seed("f", &[1; 32]).unwrap().public();
         let _ = verify(&sexp, &[0; 32], &key);
     }

@@ -86,6 +86,8 @@ fn collect(log: &FileLog, hash_part: &str) -> Result<Value, guixie_log::LogError
             "leafHash": hex(&log.leaf_hash(index)?),
             "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
             "envelope": serde_json::from_slice::<Value>(&entry).unwrap_or(Value::Null),
+            // The bytes the leaf hash is of: a client recomputes it from these.
+            "entry": String::from_utf8_lossy(&entry),
         }));
     }
     let root = if size > 0 {

@@ -82,6 +82,9 @@ enum Command {
     Build(cmd::build::BuildArgs),
     /// Compare the attested outputs of derivations across builders' logs (exit 1 if they differ).
     Challenge(cmd::challenge::ChallengeArgs),
+    /// The k-of-n acceptance rule, for audit: `trust decide CASE.json`.
+    #[command(subcommand)]
+    Trust(cmd::trust::TrustCmd),
     /// Show packages' fields (as `guix show`): by name, from the load path or a file.
     Show(cmd::show::ShowArgs),
     /// Print the derivation graph of `.scm` files or `.drv` paths in Graphviz DOT.
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
         Command::Attest(c) => cmd::attest::run(&ctx, c),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
+        Command::Trust(c) => cmd::trust::run(&ctx, c),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Copy(a) => cmd::copy::run(&ctx, a),
         Command::Shell(a) => cmd::shell::run(&ctx, a),

@@ -241,3 +241,51 @@ fn commands_take_the_paths_guixie_prints() {
         assert!(found.contains(&out), "{found}");
     }
 }
+
+#[test]
+fn trust_decide_applies_the_k_of_n_rule_to_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let decide = |case: serde_json::Value| -> serde_json::Value {
+        let file = dir.path().join("case.json");
+        fs::write(&file, case.to_string()).unwrap();
+        serde_json::from_slice(&ok(guixie().args(["trust", "decide"]).arg(&file))).unwrap()
+    };
+    let vote = |b: &str, o: &str| serde_json::json!({"builder": b, "output": o});
+    let trusted = ["alice", "bob", "carol"];
+    // Two of three agree, the third dissents, a liar outside the policy is ignored.
+    let d = decide(
+        serde_json::json!({"trusted_builders": trusted, "k": 2, "attestations": [
+        vote("carol", "Y"), vote("bob", "X"), vote("alice", "X"), vote("liar", "Y")]}),
+    );
+    assert_eq!(d["result"], "accept", "{d}");
+    assert_eq!(d["output"], "X");
+    assert_eq!(d["attesting"], serde_json::json!(["alice", "bob"]));
+    assert_eq!(d["dissenting"], serde_json::json!(["carol"]));
+    // One honest builder stopped, k = 3: a shortfall, with its reason.
+    let d = decide(
+        serde_json::json!({"trusted_builders": trusted, "k": 3, "attestations": [
+        vote("bob", "X"), vote("alice", "X")]}),
+    );
+    assert_eq!(d["result"], "reject");
+    assert_eq!(d["output"], serde_json::Value::Null);
+    assert!(d["reason"].as_str().unwrap().contains("2 of the 3"), "{d}");
+    // An equivocator counts for nothing.
+    let d = decide(
+        serde_json::json!({"trusted_builders": trusted, "k": 2, "attestations": [
+        vote("alice", "X"), vote("bob", "X"), vote("bob", "Y")]}),
+    );
+    assert_eq!(d["result"], "reject");
+    assert_eq!(d["equivocating"], serde_json::json!(["bob"]));
+    // A malformed case is an error naming the file and the field.
+    fs::write(dir.path().join("bad.json"), r#"{"k": 1}"#).unwrap();
+    let out = fails(
+        guixie()
+            .args(["trust", "decide"])
+            .arg(dir.path().join("bad.json")),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.json") && err.contains("trusted_builders"),
+        "{err}"
+    );
+}

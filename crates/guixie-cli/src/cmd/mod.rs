@@ -20,6 +20,7 @@ pub mod show;
 pub mod size;
 pub mod store;
 pub mod substitutes;
+pub mod trust;
 
 use anyhow::Context as _;
 use guixie_formats::StoreDir;

@@ -18,7 +18,7 @@ use num_bigint::BigUint;
 use sha2::{Digest, Sha512};
 
 use crate::signing::{PublicKey, SecretKey};
-pub use sexp::{Sexp, SexpError};
+pub use sexp::{Sexp, SexpError, MAX_SEXP_BYTES};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GuixSignatureError {

@@ -1,0 +1,154 @@
+//! Votes from evidence: what a configured builder's log says about a derivation's output,
+//! counted only as far as it can be checked here. An attestation is a vote when its DSSE
+//! envelope is signed by the builder's key and names that key as its builder, it is about the
+//! derivation asked for, and its entry is included, by a proof checked here against a leaf hash
+//! computed here, in the tree of the checkpoint the caller's [`LogView`] accepted (signed, with
+//! its witnesses, consistent with every one before). Nothing the serving peer says about sizes,
+//! roots or leaf hashes is taken on its word.
+
+use serde::Deserialize;
+
+use guixie_attest::Envelope;
+use guixie_formats::signing::PublicKey;
+use guixie_log::merkle::{leaf_hash, verify_inclusion, Hash};
+use guixie_log::note::VerifierKey;
+use guixie_log::verifier::LogView;
+
+use crate::rule::Vote;
+
+/// A builder the policy names: the key its attestations are signed with and its log's keys.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    pub name: String,
+    pub attestation_key: PublicKey,
+    pub log_key: VerifierKey,
+    pub witnesses: Vec<VerifierKey>,
+    /// How many of `witnesses` must cosign a checkpoint before it is accepted.
+    pub witness_threshold: usize,
+}
+
+/// What `/attestations/<hash32>` serves: entries of one log with inclusion proofs in the tree
+/// of `size`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Bundle {
+    pub size: u64,
+    pub attestations: Vec<LoggedEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LoggedEntry {
+    pub index: u64,
+    /// The log entry exactly as logged (a DSSE envelope's JSON text).
+    pub entry: String,
+    /// Hex node hashes, leaf to root.
+    pub proof: Vec<String>,
+}
+
+/// Why an entry of a bundle gave no vote, or gave one whose proof failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub builder: String,
+    pub index: u64,
+    pub message: String,
+}
+
+/// The votes `builder`'s bundle gives for output `output` of `drv_path`. `view` is what the
+/// caller accepted of the builder's log (none: nothing accepted yet, so nothing is proven).
+/// An entry signed by the builder whose proof fails is still returned, with `proof_ok` false,
+/// so the decision can say so; entries not signed by the builder give no vote at all.
+pub fn votes(
+    builder: &Builder,
+    view: Option<&LogView>,
+    bundle: &Bundle,
+    drv_path: &str,
+    output: &str,
+) -> (Vec<Vote>, Vec<Problem>) {
+    let (mut votes, mut problems) = (Vec::new(), Vec::new());
+    let mut problem = |index: u64, message: String| {
+        problems.push(Problem {
+            builder: builder.name.clone(),
+            index,
+            message,
+        })
+    };
+    let builder_id = builder.attestation_key.to_string();
+    for logged in &bundle.attestations {
+        let Ok(envelope) = Envelope::parse(logged.entry.as_bytes()) else {
+            problem(logged.index, "not a DSSE envelope".into());
+            continue;
+        };
+        let statement = match envelope.verify(std::slice::from_ref(&builder.attestation_key), 1) {
+            Ok((statement, _)) => statement,
+            Err(e) => {
+                problem(
+                    logged.index,
+                    format!("not signed by the builder's key: {e}"),
+                );
+                continue;
+            }
+        };
+        let p = &statement.predicate;
+        if p.builder != builder_id {
+            problem(logged.index, format!("names {} as its builder", p.builder));
+            continue;
+        }
+        if p.derivation.path != drv_path {
+            continue;
+        }
+        let Some(out) = p.outputs.get(output) else {
+            problem(logged.index, format!("has no output {output:?}"));
+            continue;
+        };
+        let proof_ok = match prove(view, bundle.size, logged) {
+            Ok(()) => true,
+            Err(message) => {
+                problem(logged.index, message);
+                false
+            }
+        };
+        votes.push(Vote {
+            builder: builder.name.clone(),
+            output: out.nar_hash.clone(),
+            proof_ok,
+        });
+    }
+    (votes, problems)
+}
+
+fn prove(view: Option<&LogView>, size: u64, logged: &LoggedEntry) -> Result<(), String> {
+    let view = view.ok_or("no checkpoint of this log has been accepted")?;
+    if view.untrusted {
+        return Err("the log is untrusted: it has shown conflicting checkpoints".into());
+    }
+    if size != view.size {
+        return Err(format!(
+            "the proof is in a tree of size {size}; the accepted checkpoint has size {}",
+            view.size
+        ));
+    }
+    let root = parse_hash(&view.root_hex).ok_or("the accepted root is not a hash")?;
+    let proof: Vec<Hash> = logged
+        .proof
+        .iter()
+        .map(|h| parse_hash(h).ok_or_else(|| format!("proof hash {h:?} is not 32 hex bytes")))
+        .collect::<Result<_, _>>()?;
+    verify_inclusion(
+        &leaf_hash(logged.entry.as_bytes()),
+        logged.index,
+        size,
+        &proof,
+        &root,
+    )
+    .map_err(|e| format!("inclusion proof: {e}"))
+}
+
+fn parse_hash(hex: &str) -> Option<Hash> {
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests;
