@@ -69,6 +69,9 @@ pub struct OutputRef {
     /// `sha256:<nix32>`, as in narinfo files.
     pub nar_hash: String,
     pub nar_size: u64,
+    /// `blake3:<hex>`, the root peers fetch the NAR by (verified chunk group by chunk group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
 }
 
 /// Pointer to other evidence (a build log, a trace report) by its sha256.

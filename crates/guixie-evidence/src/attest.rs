@@ -81,6 +81,7 @@ where
                     path: sd.display(p),
                     nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
                     nar_size: info.nar_size,
+                    blake3: Some(blake3_root(store, p, &info)?),
                 },
             );
         }
@@ -101,6 +102,48 @@ where
         envelopes.push(Envelope::sign(&statement, key));
     }
     Ok(envelopes)
+}
+
+/// The BLAKE3 root of a path's NAR, read once from the store. The same bytes are hashed with
+/// SHA-256 and must give the recorded NAR hash: a statement never pairs a root with a NAR
+/// hash of other bytes.
+fn blake3_root<S>(
+    store: &S,
+    path: &StorePath,
+    info: &guixie_store::PathInfo,
+) -> Result<String, EvidenceError>
+where
+    S: PathInfoQuery + NarSource + ?Sized,
+{
+    struct Both {
+        sha: guixie_formats::hash::Hasher,
+        blake: blake3::Hasher,
+        len: u64,
+    }
+    impl std::io::Write for Both {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.sha.update(buf);
+            self.blake.update(buf);
+            self.len += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut both = Both {
+        sha: guixie_formats::hash::Hasher::new(HashAlgo::Sha256),
+        blake: blake3::Hasher::new(),
+        len: 0,
+    };
+    store.write_nar(path, &mut both)?;
+    if both.sha.finish() != info.nar_hash || both.len != info.nar_size {
+        return Err(EvidenceError::NotValid(format!(
+            "{}: its NAR no longer matches the recorded hash and size",
+            store.store_dir().display(path)
+        )));
+    }
+    Ok(format!("blake3:{}", both.blake.finalize().to_hex()))
 }
 
 /// The sha256 of a file, read in chunks (a log may be large); a missing log hashes as empty.
@@ -190,6 +233,12 @@ mod tests {
         let (expected, size) = guixie_formats::nar::hash_regular_file(b"built", false);
         assert_eq!(out.nar_hash, expected.to_typed_string(Encoding::Nix32));
         assert_eq!(out.nar_size, size);
+        // The BLAKE3 root peers fetch it by is of the same NAR bytes.
+        let (_, nar) = file_nar(outputs["out"].clone(), b"built");
+        assert_eq!(
+            out.blake3.as_deref(),
+            Some(format!("blake3:{}", blake3::hash(&nar).to_hex()).as_str())
+        );
         assert_eq!(st.predicate.derivation.path, sd.display(&drv_path));
         assert_eq!(st.predicate.time, 1_750_000_000);
         // An output the store does not hold is not attested.

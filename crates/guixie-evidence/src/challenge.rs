@@ -110,6 +110,7 @@ mod tests {
                     path: OUT.into(),
                     nar_hash: nar_hash.into(),
                     nar_size: 8,
+                    blake3: None,
                 },
             )]),
             builder: builder.public().to_string(),

@@ -108,11 +108,20 @@ pub fn votes(
         };
         votes.push(Vote {
             builder: builder.name.clone(),
-            output: out.nar_hash.clone(),
+            output: output_label(&out.nar_hash, out.blake3.as_deref()),
             proof_ok,
         });
     }
     (votes, problems)
+}
+
+/// What a vote is for: the NAR hash, and the BLAKE3 root beside it when the statement gives
+/// one, so builders that agree on one and not the other are counted as disagreeing.
+pub fn output_label(nar_hash: &str, blake3: Option<&str>) -> String {
+    match blake3 {
+        Some(root) => format!("{nar_hash} {root}"),
+        None => nar_hash.to_owned(),
+    }
 }
 
 fn prove(view: Option<&LogView>, size: u64, logged: &LoggedEntry) -> Result<(), String> {

@@ -25,6 +25,7 @@ fn statement(builder: &SecretKey, drv: &str) -> Statement {
                 path: OUT.into(),
                 nar_hash: NAR.into(),
                 nar_size: 8,
+                blake3: None,
             },
         )]),
         builder: builder.public().to_string(),
