@@ -72,6 +72,10 @@ pub struct OutputRef {
     /// `blake3:<hex>`, the root peers fetch the NAR by (verified chunk group by chunk group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<String>,
+    /// The store paths it refers to, as base names in store order: what a peer that fetches
+    /// it by content registers, so they are attested too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<String>>,
 }
 
 /// Pointer to other evidence (a build log, a trace report) by its sha256.

@@ -13,6 +13,7 @@ fn predicate(builder: &SecretKey) -> BuildPredicate {
                 nar_hash: "sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg".into(),
                 nar_size: 1224,
                 blake3: None,
+                references: None,
             },
         )]),
         builder: builder.public().to_string(),

@@ -264,6 +264,7 @@ fn attestations_verify_with_a_threshold_of_distinct_keys() {
                 nar_hash: "sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg".into(),
                 nar_size: 1,
                 blake3: None,
+                references: None,
             },
         )]
         .into(),

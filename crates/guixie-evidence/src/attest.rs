@@ -82,6 +82,7 @@ where
                     nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
                     nar_size: info.nar_size,
                     blake3: Some(blake3_root(store, p, &info)?),
+                    references: Some(info.references.iter().map(|r| r.to_string()).collect()),
                 },
             );
         }
@@ -239,6 +240,7 @@ mod tests {
             out.blake3.as_deref(),
             Some(format!("blake3:{}", blake3::hash(&nar).to_hex()).as_str())
         );
+        assert_eq!(out.references.as_deref(), Some(&[][..]));
         assert_eq!(st.predicate.derivation.path, sd.display(&drv_path));
         assert_eq!(st.predicate.time, 1_750_000_000);
         // An output the store does not hold is not attested.

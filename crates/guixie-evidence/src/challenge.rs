@@ -111,6 +111,7 @@ mod tests {
                     nar_hash: nar_hash.into(),
                     nar_size: 8,
                     blake3: None,
+                    references: None,
                 },
             )]),
             builder: builder.public().to_string(),

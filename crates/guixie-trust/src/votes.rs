@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use guixie_attest::Envelope;
+use guixie_attest::{Envelope, OutputRef};
 use guixie_formats::signing::PublicKey;
 use guixie_log::merkle::{leaf_hash, verify_inclusion, Hash};
 use guixie_log::note::VerifierKey;
@@ -52,16 +52,16 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The votes `builder`'s bundle gives for output `output` of `drv_path`. `view` is what the
-/// caller accepted of the builder's log (none: nothing accepted yet, so nothing is proven).
-/// An entry signed by the builder whose proof fails is still returned, with `proof_ok` false,
-/// so the decision can say so; entries not signed by the builder give no vote at all.
+/// The votes `builder`'s bundle gives for the output path `out_path` (which names a
+/// derivation's output: its path is computed from the derivation). `view` is what the caller
+/// accepted of the builder's log (none: nothing accepted yet, so nothing is proven). An entry
+/// signed by the builder whose proof fails is still returned, with `proof_ok` false, so the
+/// decision can say so; entries not signed by the builder give no vote at all.
 pub fn votes(
     builder: &Builder,
     view: Option<&LogView>,
     bundle: &Bundle,
-    drv_path: &str,
-    output: &str,
+    out_path: &str,
 ) -> (Vec<Vote>, Vec<Problem>) {
     let (mut votes, mut problems) = (Vec::new(), Vec::new());
     let mut problem = |index: u64, message: String| {
@@ -92,11 +92,7 @@ pub fn votes(
             problem(logged.index, format!("names {} as its builder", p.builder));
             continue;
         }
-        if p.derivation.path != drv_path {
-            continue;
-        }
-        let Some(out) = p.outputs.get(output) else {
-            problem(logged.index, format!("has no output {output:?}"));
+        let Some(out) = p.outputs.values().find(|o| o.path == out_path) else {
             continue;
         };
         let proof_ok = match prove(view, bundle.size, logged) {
@@ -108,20 +104,27 @@ pub fn votes(
         };
         votes.push(Vote {
             builder: builder.name.clone(),
-            output: output_label(&out.nar_hash, out.blake3.as_deref()),
+            output: output_label(out),
             proof_ok,
         });
     }
     (votes, problems)
 }
 
-/// What a vote is for: the NAR hash, and the BLAKE3 root beside it when the statement gives
-/// one, so builders that agree on one and not the other are counted as disagreeing.
-pub fn output_label(nar_hash: &str, blake3: Option<&str>) -> String {
-    match blake3 {
-        Some(root) => format!("{nar_hash} {root}"),
-        None => nar_hash.to_owned(),
+/// What a vote is for: the NAR hash, and beside it, when the statement gives them, the BLAKE3
+/// root the NAR is fetched by and the references it is registered with; builders that agree
+/// on one and not the others are counted as disagreeing.
+pub fn output_label(out: &OutputRef) -> String {
+    let mut label = out.nar_hash.clone();
+    if let Some(root) = &out.blake3 {
+        label.push(' ');
+        label.push_str(root);
     }
+    if let Some(refs) = &out.references {
+        label.push_str(" refs:");
+        label.push_str(&refs.join(","));
+    }
+    label
 }
 
 fn prove(view: Option<&LogView>, size: u64, logged: &LoggedEntry) -> Result<(), String> {

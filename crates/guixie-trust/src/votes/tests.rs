@@ -14,6 +14,11 @@ const OUT: &str = "/gnu/store/11111111111111111111111111111111-x";
 const NAR: &str = "sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg";
 
 fn statement(builder: &SecretKey, drv: &str) -> Statement {
+    let out = if drv == DRV {
+        OUT
+    } else {
+        "/gnu/store/33333333333333333333333333333333-y"
+    };
     Statement::build(BuildPredicate {
         derivation: DerivationRef {
             path: drv.into(),
@@ -22,10 +27,11 @@ fn statement(builder: &SecretKey, drv: &str) -> Statement {
         outputs: BTreeMap::from([(
             "out".to_owned(),
             OutputRef {
-                path: OUT.into(),
+                path: out.into(),
                 nar_hash: NAR.into(),
                 nar_size: 8,
                 blake3: None,
+                references: None,
             },
         )]),
         builder: builder.public().to_string(),
@@ -113,7 +119,7 @@ fn a_signed_logged_proven_attestation_is_a_vote() {
     ];
     let f = fixture(&entries);
     let view = f.state.logs.get("log.a");
-    let (votes, problems) = votes(&f.builder, view, &bundle(&f.log), DRV, "out");
+    let (votes, problems) = votes(&f.builder, view, &bundle(&f.log), OUT);
     assert_eq!(
         votes,
         [Vote {
@@ -140,7 +146,7 @@ fn forged_unproven_and_unaccepted_entries_are_not_votes() {
     let f = fixture(&[honest.clone(), forged, misnamed, honest.clone()]);
     let view = f.state.logs.get("log.a");
     let good = bundle(&f.log);
-    let (v, problems) = votes(&f.builder, view, &good, DRV, "out");
+    let (v, problems) = votes(&f.builder, view, &good, OUT);
     assert_eq!(v.len(), 2);
     assert!(v.iter().all(|v| v.proof_ok));
     assert!(
@@ -167,16 +173,16 @@ fn forged_unproven_and_unaccepted_entries_are_not_votes() {
         (&resized, "tree of size 5"),
         (&rewritten, "inclusion proof"),
     ] {
-        let (v, problems) = votes(&f.builder, view, bundle, DRV, "out");
+        let (v, problems) = votes(&f.builder, view, bundle, OUT);
         assert_eq!(v.len(), 1);
         assert!(!v[0].proof_ok);
         assert!(problems[0].message.contains(why), "{problems:?}");
     }
-    let (v, _) = votes(&f.builder, None, &good, DRV, "out");
+    let (v, _) = votes(&f.builder, None, &good, OUT);
     assert!(v.iter().all(|v| !v.proof_ok));
     let mut untrusted = view.unwrap().clone();
     untrusted.untrusted = true;
-    let (v, problems) = votes(&f.builder, Some(&untrusted), &good, DRV, "out");
+    let (v, problems) = votes(&f.builder, Some(&untrusted), &good, OUT);
     assert!(v.iter().all(|v| !v.proof_ok));
     assert!(problems.iter().any(|p| p.message.contains("untrusted")));
 }
