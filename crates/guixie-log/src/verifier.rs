@@ -187,6 +187,81 @@ impl ClientState {
     }
 }
 
+impl ClientState {
+    /// A checkpoint relayed by someone other than the log: without the log's consistency
+    /// proof it can never advance what was accepted, and an older one says nothing; but one of
+    /// the accepted size with another root, validly signed, is a split view, kept as evidence
+    /// and the log marked untrusted.
+    pub fn check_relayed(
+        &mut self,
+        note: &[u8],
+        log_key: &VerifierKey,
+        witnesses: &[VerifierKey],
+        required: usize,
+    ) -> Result<(), Rejected> {
+        let verified = checkpoint::verify(note, log_key, witnesses, required)?;
+        let same_size = self
+            .logs
+            .get(&verified.checkpoint.origin)
+            .is_some_and(|v| v.size == verified.checkpoint.size);
+        if !same_size {
+            return Ok(());
+        }
+        self.accept(note, log_key, witnesses, required, |_, _| {
+            Err("relayed".into())
+        })
+        .map(|_| ())
+    }
+
+    /// A split view another node reports: two checkpoints of one size with different roots,
+    /// each signed by the log (witnesses are not needed: the log's own signatures convict it).
+    /// Checked here; when it holds, the log is marked untrusted with both notes as evidence.
+    /// Returns whether this is news.
+    pub fn record_split_view(
+        &mut self,
+        first: &[u8],
+        second: &[u8],
+        log_key: &VerifierKey,
+    ) -> Result<bool, Rejected> {
+        let a = checkpoint::verify(first, log_key, &[], 0)?.checkpoint;
+        let b = checkpoint::verify(second, log_key, &[], 0)?.checkpoint;
+        if a.size != b.size || a.root == b.root {
+            return Err(Rejected::Invalid(CheckpointError::Malformed(format!(
+                "not a split view: sizes {} and {}, {} roots",
+                a.size,
+                b.size,
+                if a.root == b.root {
+                    "equal"
+                } else {
+                    "different"
+                }
+            ))));
+        }
+        let view = self
+            .logs
+            .entry(a.origin.clone())
+            .or_insert_with(|| LogView {
+                size: a.size,
+                root_hex: data_encoding::HEXLOWER.encode(&a.root),
+                checkpoint: String::from_utf8_lossy(first).into_owned(),
+                untrusted: false,
+                evidence: vec![],
+            });
+        let news = !view.untrusted;
+        view.untrusted = true;
+        view.evidence.push(Evidence {
+            kind: "equivocation".into(),
+            accepted: String::from_utf8_lossy(first).into_owned(),
+            conflicting: String::from_utf8_lossy(second).into_owned(),
+            detail: format!(
+                "reported: two checkpoints of size {} with different roots",
+                a.size
+            ),
+        });
+        Ok(news)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +463,62 @@ mod tests {
             |_, _| unreachable!(),
         );
         assert!(matches!(r, Err(Rejected::Equivocation { size: 3, .. })));
+    }
+
+    #[test]
+    fn relayed_checkpoints_only_convict_and_reported_split_views_are_checked() {
+        let key = SignerKey::from_seed("log.example", ALG_ED25519, &[1u8; 32]).unwrap();
+        let (honest, fork) = (tree(&[b"a", b"b", b"c"]), tree(&[b"a", b"b", b"x"]));
+        let (older, newer) = (tree(&[b"a"]), tree(&[b"a", b"b", b"c", b"d"]));
+        let mut state = ClientState::default();
+        state
+            .accept(
+                signed(&key, &honest).as_bytes(),
+                &key.verifier(),
+                &[],
+                0,
+                |_, _| unreachable!(),
+            )
+            .unwrap();
+        // Older and newer relayed notes change nothing.
+        for t in [&older, &newer, &honest] {
+            state
+                .check_relayed(signed(&key, t).as_bytes(), &key.verifier(), &[], 0)
+                .unwrap();
+        }
+        assert_eq!(state.logs["log.example"].size, 3);
+        assert!(!state.logs["log.example"].untrusted);
+        // The fork at the same size convicts the log.
+        let err = state.check_relayed(signed(&key, &fork).as_bytes(), &key.verifier(), &[], 0);
+        assert!(
+            matches!(err, Err(Rejected::Equivocation { size: 3, .. })),
+            "{err:?}"
+        );
+        assert!(state.logs["log.example"].untrusted);
+
+        // Reported by another node: both notes are checked before anything is believed.
+        let mut other = ClientState::default();
+        let (a, b) = (signed(&key, &honest), signed(&key, &fork));
+        let mallory = SignerKey::from_seed("log.example", ALG_ED25519, &[7u8; 32]).unwrap();
+        assert!(other
+            .record_split_view(
+                a.as_bytes(),
+                signed(&mallory, &fork).as_bytes(),
+                &key.verifier()
+            )
+            .is_err());
+        assert!(other
+            .record_split_view(a.as_bytes(), a.as_bytes(), &key.verifier())
+            .is_err());
+        assert!(other.logs.is_empty());
+        assert_eq!(
+            other.record_split_view(a.as_bytes(), b.as_bytes(), &key.verifier()),
+            Ok(true)
+        );
+        assert_eq!(
+            other.record_split_view(b.as_bytes(), a.as_bytes(), &key.verifier()),
+            Ok(false)
+        );
+        assert!(other.logs["log.example"].untrusted);
     }
 }
