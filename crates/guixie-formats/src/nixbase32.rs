@@ -3,7 +3,7 @@
 
 use thiserror::Error;
 
-const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// Reverse table: byte -> digit value, 0xff where the byte is not in the alphabet.
 const DIGIT: [u8; 256] = {

@@ -6,7 +6,7 @@
 //! its witnesses, consistent with every one before). Nothing the serving peer says about sizes,
 //! roots or leaf hashes is taken on its word.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use guixie_attest::{Envelope, OutputRef};
 use guixie_formats::signing::PublicKey;
@@ -29,19 +29,26 @@ pub struct Builder {
 
 /// What `/attestations/<hash32>` serves: entries of one log with inclusion proofs in the tree
 /// of `size`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bundle {
     pub size: u64,
     pub attestations: Vec<LoggedEntry>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedEntry {
     pub index: u64,
     /// The log entry exactly as logged (a DSSE envelope's JSON text).
     pub entry: String,
     /// Hex node hashes, leaf to root.
     pub proof: Vec<String>,
+}
+
+/// A vote and the output it is for, as the statement gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ballot {
+    pub vote: Vote,
+    pub output: OutputRef,
 }
 
 /// Why an entry of a bundle gave no vote, or gave one whose proof failed.
@@ -52,8 +59,9 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The votes `builder`'s bundle gives for the output path `out_path` (which names a
-/// derivation's output: its path is computed from the derivation). `view` is what the caller
+/// The votes `builder`'s bundle gives for the output path whose hash part is `hash_part`
+/// (which names a derivation's output: its path is computed from the derivation); the vote
+/// is for the full path with its contents. `view` is what the caller
 /// accepted of the builder's log (none: nothing accepted yet, so nothing is proven). An entry
 /// signed by the builder whose proof fails is still returned, with `proof_ok` false, so the
 /// decision can say so; entries not signed by the builder give no vote at all.
@@ -61,8 +69,9 @@ pub fn votes(
     builder: &Builder,
     view: Option<&LogView>,
     bundle: &Bundle,
-    out_path: &str,
-) -> (Vec<Vote>, Vec<Problem>) {
+    hash_part: &str,
+) -> (Vec<Ballot>, Vec<Problem>) {
+    let wanted = format!("{hash_part}-");
     let (mut votes, mut problems) = (Vec::new(), Vec::new());
     let mut problem = |index: u64, message: String| {
         problems.push(Problem {
@@ -92,7 +101,13 @@ pub fn votes(
             problem(logged.index, format!("names {} as its builder", p.builder));
             continue;
         }
-        let Some(out) = p.outputs.values().find(|o| o.path == out_path) else {
+        let named = |o: &&OutputRef| {
+            o.path
+                .rsplit('/')
+                .next()
+                .is_some_and(|base| base.starts_with(&wanted))
+        };
+        let Some(out) = p.outputs.values().find(named) else {
             continue;
         };
         let proof_ok = match prove(view, bundle.size, logged) {
@@ -102,20 +117,23 @@ pub fn votes(
                 false
             }
         };
-        votes.push(Vote {
-            builder: builder.name.clone(),
-            output: output_label(out),
-            proof_ok,
+        votes.push(Ballot {
+            vote: Vote {
+                builder: builder.name.clone(),
+                output: output_label(out),
+                proof_ok,
+            },
+            output: out.clone(),
         });
     }
     (votes, problems)
 }
 
-/// What a vote is for: the NAR hash, and beside it, when the statement gives them, the BLAKE3
-/// root the NAR is fetched by and the references it is registered with; builders that agree
-/// on one and not the others are counted as disagreeing.
+/// What a vote is for: the path and its NAR hash, and beside them, when the statement gives
+/// them, the BLAKE3 root the NAR is fetched by and the references it is registered with;
+/// builders that agree on one and not the others are counted as disagreeing.
 pub fn output_label(out: &OutputRef) -> String {
-    let mut label = out.nar_hash.clone();
+    let mut label = format!("{} {}", out.path, out.nar_hash);
     if let Some(root) = &out.blake3 {
         label.push(' ');
         label.push_str(root);

@@ -11,6 +11,7 @@ use super::*;
 
 const DRV: &str = "/gnu/store/00000000000000000000000000000000-x.drv";
 const OUT: &str = "/gnu/store/11111111111111111111111111111111-x";
+const HASH: &str = "11111111111111111111111111111111";
 const NAR: &str = "sha256:1lz94v6gx3xz1mn5fxyzw9c4flh0n79d6mw138nm9iprzh6vj9lg";
 
 fn statement(builder: &SecretKey, drv: &str) -> Statement {
@@ -119,12 +120,13 @@ fn a_signed_logged_proven_attestation_is_a_vote() {
     ];
     let f = fixture(&entries);
     let view = f.state.logs.get("log.a");
-    let (votes, problems) = votes(&f.builder, view, &bundle(&f.log), OUT);
+    let (ballots, problems) = votes(&f.builder, view, &bundle(&f.log), HASH);
+    let votes: Vec<Vote> = ballots.into_iter().map(|b| b.vote).collect();
     assert_eq!(
         votes,
         [Vote {
             builder: "a".into(),
-            output: NAR.into(),
+            output: format!("{OUT} {NAR}"),
             proof_ok: true
         }]
     );
@@ -146,9 +148,9 @@ fn forged_unproven_and_unaccepted_entries_are_not_votes() {
     let f = fixture(&[honest.clone(), forged, misnamed, honest.clone()]);
     let view = f.state.logs.get("log.a");
     let good = bundle(&f.log);
-    let (v, problems) = votes(&f.builder, view, &good, OUT);
+    let (v, problems) = votes(&f.builder, view, &good, HASH);
     assert_eq!(v.len(), 2);
-    assert!(v.iter().all(|v| v.proof_ok));
+    assert!(v.iter().all(|b| b.vote.proof_ok));
     assert!(
         problems[0].message.contains("not signed by the builder"),
         "{problems:?}"
@@ -173,16 +175,16 @@ fn forged_unproven_and_unaccepted_entries_are_not_votes() {
         (&resized, "tree of size 5"),
         (&rewritten, "inclusion proof"),
     ] {
-        let (v, problems) = votes(&f.builder, view, bundle, OUT);
+        let (v, problems) = votes(&f.builder, view, bundle, HASH);
         assert_eq!(v.len(), 1);
-        assert!(!v[0].proof_ok);
+        assert!(!v[0].vote.proof_ok);
         assert!(problems[0].message.contains(why), "{problems:?}");
     }
-    let (v, _) = votes(&f.builder, None, &good, OUT);
-    assert!(v.iter().all(|v| !v.proof_ok));
+    let (v, _) = votes(&f.builder, None, &good, HASH);
+    assert!(v.iter().all(|b| !b.vote.proof_ok));
     let mut untrusted = view.unwrap().clone();
     untrusted.untrusted = true;
-    let (v, problems) = votes(&f.builder, Some(&untrusted), &good, OUT);
-    assert!(v.iter().all(|v| !v.proof_ok));
+    let (v, problems) = votes(&f.builder, Some(&untrusted), &good, HASH);
+    assert!(v.iter().all(|b| !b.vote.proof_ok));
     assert!(problems.iter().any(|p| p.message.contains("untrusted")));
 }

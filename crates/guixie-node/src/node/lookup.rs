@@ -1,0 +1,480 @@
+//! A lookup of one wanted output path: ask each configured builder's own node for its
+//! attestations (with the checkpoint and consistency proof that make them count), decide by
+//! the k-of-n rule, then fetch the accepted NAR by its BLAKE3 root from every peer that has
+//! it, each chunk group verified before it is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use guixie_attest::OutputRef;
+use guixie_content::{Blob, Download};
+use guixie_log::merkle::Hash;
+use guixie_log::verifier::{Accepted as Advanced, Rejected};
+use guixie_trust::rule::{decide, Case, Verdict, Vote};
+use guixie_trust::votes::votes;
+
+use super::{Local, Node, Output, PeerId, Pending};
+use crate::message::{Request, Response};
+
+/// An output the network accepted: what to import it as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub path: String,
+    pub nar_hash: String,
+    pub nar_size: u64,
+    pub blob: Blob,
+    /// Base names, as attested.
+    pub references: Vec<String>,
+    /// The builders whose attestations carried it.
+    pub attesting: Vec<String>,
+}
+
+pub(super) struct Lookup {
+    started_ms: u64,
+    phase: Phase,
+}
+
+enum Phase {
+    Collecting {
+        asked: BTreeSet<String>,
+        awaiting: BTreeSet<String>,
+        votes: Vec<Vote>,
+        outputs: BTreeMap<String, OutputRef>,
+    },
+    Fetching {
+        accepted: Accepted,
+        download: Box<Download>,
+        unanswered: usize,
+    },
+}
+
+/// 32 Nix32 characters.
+pub(super) fn is_hash_part(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| guixie_formats::nixbase32::ALPHABET.contains(&b))
+}
+
+impl<L: Local> Node<L> {
+    /// Starts looking for the output path with `hash_part` (a lookup already running goes on).
+    pub fn want(&mut self, hash_part: &str, now_ms: u64) {
+        if !is_hash_part(hash_part) {
+            self.out.push_back(Output::Failed {
+                hash_part: hash_part.to_owned(),
+                reason: "not a store path hash part".into(),
+            });
+            return;
+        }
+        if self.lookups.contains_key(hash_part) {
+            return;
+        }
+        self.lookups.insert(
+            hash_part.to_owned(),
+            Lookup {
+                started_ms: now_ms,
+                phase: Phase::Collecting {
+                    asked: BTreeSet::new(),
+                    awaiting: BTreeSet::new(),
+                    votes: vec![],
+                    outputs: BTreeMap::new(),
+                },
+            },
+        );
+        self.ask_new_owners(now_ms);
+        self.decide_if_complete(hash_part, now_ms, false);
+    }
+
+    /// Asks, for every collecting lookup, each builder not asked yet whose log's node is now
+    /// connected.
+    pub(super) fn ask_new_owners(&mut self, _now_ms: u64) {
+        let mut asks = Vec::new();
+        for (hash_part, lookup) in &self.lookups {
+            let Phase::Collecting { asked, .. } = &lookup.phase else {
+                continue;
+            };
+            for b in &self.cfg.policy.builders {
+                if asked.contains(&b.name) {
+                    continue;
+                }
+                // The log's own node; of several claiming it, the first by name.
+                let owner = self
+                    .peers
+                    .iter()
+                    .find(|(_, logs)| logs.contains(&b.log_key.name))
+                    .map(|(p, _)| p.clone());
+                if let Some(owner) = owner {
+                    let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
+                    asks.push((hash_part.clone(), b.name.clone(), owner, known));
+                }
+            }
+        }
+        for (hash_part, builder, owner, known_size) in asks {
+            if let Some(Lookup {
+                phase: Phase::Collecting {
+                    asked, awaiting, ..
+                },
+                ..
+            }) = self.lookups.get_mut(&hash_part)
+            {
+                asked.insert(builder.clone());
+                awaiting.insert(builder.clone());
+            }
+            self.send(
+                &owner,
+                Request::Attestations {
+                    hash_part: hash_part.clone(),
+                    known_size,
+                },
+                Pending::Attestations { hash_part, builder },
+            );
+        }
+    }
+
+    pub(super) fn on_attestations(
+        &mut self,
+        from: &str,
+        hash_part: &str,
+        builder_name: &str,
+        response: Result<Response, String>,
+        now_ms: u64,
+    ) {
+        let Some(builder) = self
+            .cfg
+            .policy
+            .builders
+            .iter()
+            .find(|b| b.name == builder_name)
+            .cloned()
+        else {
+            return;
+        };
+        let mut ballots = Vec::new();
+        if let Ok(Response::Attestations {
+            checkpoint,
+            consistency,
+            bundle,
+        }) = response
+        {
+            let proof: Result<Vec<Hash>, String> = consistency
+                .iter()
+                .map(|h| {
+                    data_encoding::HEXLOWER_PERMISSIVE
+                        .decode(h.as_bytes())
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| format!("consistency hash {h:?} is not 32 hex bytes"))
+                })
+                .collect();
+            let accepted_before = self
+                .state
+                .logs
+                .get(&builder.log_key.name)
+                .map(|v| v.checkpoint.clone());
+            let result = self.state.accept(
+                checkpoint.as_bytes(),
+                &builder.log_key,
+                &builder.witnesses,
+                builder.witness_threshold,
+                |_, _| proof,
+            );
+            match result {
+                Ok(Advanced::FirstSeen { .. } | Advanced::Advanced { .. }) => self.gossip(
+                    Request::Checkpoint {
+                        note: checkpoint.clone(),
+                    },
+                    Some(from),
+                ),
+                Ok(Advanced::Unchanged { .. }) => {}
+                Err(
+                    e @ (Rejected::Equivocation { .. }
+                    | Rejected::Shrink { .. }
+                    | Rejected::Inconsistent { .. }),
+                ) => {
+                    self.convicted(&builder.log_key.name, e.to_string());
+                    if let (Rejected::Equivocation { .. }, Some(first)) = (&e, accepted_before) {
+                        let second = checkpoint.clone();
+                        self.gossip(Request::SplitView { first, second }, None);
+                    }
+                }
+                Err(_) => {}
+            }
+            let view = self.state.logs.get(&builder.log_key.name);
+            ballots = votes(&builder, view, &bundle, hash_part).0;
+        }
+        if let Some(Lookup {
+            phase:
+                Phase::Collecting {
+                    awaiting,
+                    votes,
+                    outputs,
+                    ..
+                },
+            ..
+        }) = self.lookups.get_mut(hash_part)
+        {
+            awaiting.remove(builder_name);
+            for b in ballots {
+                outputs.insert(b.vote.output.clone(), b.output);
+                votes.push(b.vote);
+            }
+        }
+        self.decide_if_complete(hash_part, now_ms, false);
+    }
+
+    /// Decides when every builder was asked and answered; or, once those that could be asked
+    /// answered, if k of them agree (builders unreachable then are not waited for); or at the
+    /// deadline (`force`) with what came.
+    fn decide_if_complete(&mut self, hash_part: &str, now_ms: u64, force: bool) {
+        let Some(Lookup {
+            phase:
+                Phase::Collecting {
+                    asked,
+                    awaiting,
+                    votes,
+                    outputs,
+                },
+            ..
+        }) = self.lookups.get(hash_part)
+        else {
+            return;
+        };
+        let case = Case {
+            trusted_builders: self
+                .cfg
+                .policy
+                .builders
+                .iter()
+                .map(|b| b.name.clone())
+                .collect(),
+            k: self.cfg.policy.k,
+            attestations: votes.clone(),
+        };
+        let decision = decide(&case);
+        let all_asked = asked.len() == self.cfg.policy.builders.len();
+        let ready =
+            force || awaiting.is_empty() && (all_asked || decision.result == Verdict::Accept);
+        if !ready {
+            return;
+        }
+        let chosen = decision
+            .output
+            .as_ref()
+            .and_then(|label| outputs.get(label))
+            .cloned();
+        self.out.push_back(Output::Decided {
+            hash_part: hash_part.to_owned(),
+            decision: decision.clone(),
+        });
+        let accepted = chosen.ok_or_else(|| decision.reason.clone()).and_then(|o| {
+            let root = o
+                .blake3
+                .as_deref()
+                .ok_or("the accepted attestations give no BLAKE3 root to fetch it by")
+                .and_then(|r| Blob::parse_root(r).map_err(|_| "a malformed BLAKE3 root"))
+                .map_err(str::to_owned)?;
+            Ok(Accepted {
+                path: o.path.clone(),
+                nar_hash: o.nar_hash.clone(),
+                nar_size: o.nar_size,
+                blob: Blob {
+                    root,
+                    size: o.nar_size,
+                },
+                references: o.references.clone().unwrap_or_default(),
+                attesting: decision.attesting.clone(),
+            })
+        });
+        match accepted {
+            Err(reason) => self.fail(hash_part, reason),
+            Ok(accepted) => self.fetch(hash_part, accepted, now_ms),
+        }
+    }
+
+    fn fail(&mut self, hash_part: &str, reason: String) {
+        self.lookups.remove(hash_part);
+        self.out.push_back(Output::Failed {
+            hash_part: hash_part.to_owned(),
+            reason,
+        });
+    }
+
+    fn fetch(&mut self, hash_part: &str, accepted: Accepted, now_ms: u64) {
+        let blob = accepted.blob;
+        let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
+        let download = Box::new(Download::new(
+            blob,
+            self.cfg.segment_bytes,
+            self.cfg.window,
+            self.cfg.range_timeout_ms,
+        ));
+        if let Some(lookup) = self.lookups.get_mut(hash_part) {
+            lookup.started_ms = now_ms;
+            lookup.phase = Phase::Fetching {
+                accepted,
+                download,
+                unanswered: peers.len(),
+            };
+        }
+        if peers.is_empty() {
+            return self.fail(hash_part, "no peer is connected to fetch it from".into());
+        }
+        for p in peers {
+            self.send(
+                &p,
+                Request::Have { root: blob.root },
+                Pending::Have {
+                    hash_part: hash_part.to_owned(),
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_have(
+        &mut self,
+        from: &str,
+        hash_part: &str,
+        response: Result<Response, String>,
+        now_ms: u64,
+    ) {
+        let Some(Lookup {
+            phase:
+                Phase::Fetching {
+                    download,
+                    unanswered,
+                    ..
+                },
+            ..
+        }) = self.lookups.get_mut(hash_part)
+        else {
+            return;
+        };
+        *unanswered -= 1;
+        // A peer that has it with another size is simply not asked: the size is attested.
+        if let Ok(Response::Have { size: Some(size) }) = response {
+            if size == download.blob().size {
+                download.add_peer(from);
+            }
+        }
+        self.pump(hash_part, now_ms);
+    }
+
+    pub(super) fn on_range(
+        &mut self,
+        hash_part: &str,
+        id: guixie_content::RequestId,
+        response: Result<Response, String>,
+        now_ms: u64,
+    ) {
+        let Some(Lookup {
+            phase: Phase::Fetching { download, .. },
+            ..
+        }) = self.lookups.get_mut(hash_part)
+        else {
+            return;
+        };
+        let writes = match response {
+            Ok(Response::Range { bytes }) => download.on_response(id, &bytes),
+            Ok(Response::Refused { reason }) => {
+                download.on_failure(id, &format!("refused: {reason}"));
+                vec![]
+            }
+            Ok(other) => {
+                download.on_failure(id, &format!("answered {} to a range", kind(&other)));
+                vec![]
+            }
+            Err(e) => {
+                download.on_failure(id, &e);
+                vec![]
+            }
+        };
+        for w in writes {
+            self.out.push_back(Output::Write {
+                hash_part: hash_part.to_owned(),
+                offset: w.offset,
+                data: w.data,
+            });
+        }
+        self.pump(hash_part, now_ms);
+    }
+
+    /// Sends the range requests a fetching lookup is ready for; settles it when done.
+    fn pump(&mut self, hash_part: &str, now_ms: u64) {
+        let Some(Lookup {
+            phase:
+                Phase::Fetching {
+                    accepted,
+                    download,
+                    unanswered,
+                },
+            ..
+        }) = self.lookups.get_mut(hash_part)
+        else {
+            return;
+        };
+        if download.is_complete() {
+            let output = accepted.clone();
+            let peers = download.peers();
+            self.lookups.remove(hash_part);
+            self.out.push_back(Output::Fetched {
+                hash_part: hash_part.to_owned(),
+                output,
+                peers,
+            });
+            return;
+        }
+        if *unanswered == 0 && download.peers().is_empty() {
+            return self.fail(hash_part, "no connected peer has it".into());
+        }
+        if let Some(e) = download.failure() {
+            return self.fail(hash_part, e.to_string());
+        }
+        let root = download.blob().root;
+        let requests = download.requests(now_ms);
+        for r in requests {
+            self.send(
+                &r.peer,
+                Request::Range {
+                    root,
+                    start: r.start,
+                    end: r.end,
+                },
+                Pending::Range {
+                    hash_part: hash_part.to_owned(),
+                    id: r.id,
+                },
+            );
+        }
+    }
+
+    /// Deadlines: a lookup still collecting decides with what it has; a fetch drops peers
+    /// that stopped answering.
+    pub fn tick(&mut self, now_ms: u64) {
+        let hash_parts: Vec<String> = self.lookups.keys().cloned().collect();
+        for h in hash_parts {
+            let Some(lookup) = self.lookups.get_mut(&h) else {
+                continue;
+            };
+            match &mut lookup.phase {
+                Phase::Collecting { .. } => {
+                    if now_ms.saturating_sub(lookup.started_ms) >= self.cfg.collect_timeout_ms {
+                        self.decide_if_complete(&h, now_ms, true);
+                    }
+                }
+                Phase::Fetching { download, .. } => {
+                    download.on_tick(now_ms);
+                    self.pump(&h, now_ms);
+                }
+            }
+        }
+    }
+}
+
+fn kind(r: &Response) -> &'static str {
+    match r {
+        Response::Hello { .. } => "Hello",
+        Response::Ack => "Ack",
+        Response::Attestations { .. } => "Attestations",
+        Response::Have { .. } => "Have",
+        Response::Range { .. } => "Range",
+        Response::Refused { .. } => "Refused",
+    }
+}

@@ -1,0 +1,509 @@
+//! Nodes on an in-memory network: every message goes through the wire encoding, and each
+//! node's log is a real file log.
+
+use std::collections::BTreeMap;
+
+use guixie_attest::{BuildPredicate, DerivationRef, Envelope, OutputRef, Statement};
+use guixie_content::Outboard;
+use guixie_formats::signing::SecretKey;
+use guixie_log::checkpoint::Checkpoint;
+use guixie_log::note::{SignerKey, ALG_ED25519};
+use guixie_log::verifier::ClientState;
+use guixie_log::FileLog;
+use guixie_trust::votes::{Builder, Bundle, LoggedEntry};
+use guixie_trust::Verdict;
+
+use super::*;
+use crate::message::{decode_request, decode_response, encode};
+
+const HASH: &str = "1b8m03r63zqhnjf7l5wnldhh7c134ap5";
+
+fn out_path() -> String {
+    format!("/gnu/store/{HASH}-hello-1.0")
+}
+
+fn nar(seed: u8, len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64 ^ seed as u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A builder's (or consumer's) local side: its own log and the NARs it holds.
+struct MemLocal {
+    _dir: tempfile::TempDir,
+    log: FileLog,
+    log_key: SignerKey,
+    blobs: BTreeMap<[u8; 32], (Outboard, Vec<u8>)>,
+    /// Serves every range with one byte flipped (after its outboard check).
+    flip_ranges: bool,
+}
+
+impl MemLocal {
+    fn new(name: &str, seed: u8) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        MemLocal {
+            log: FileLog::open(dir.path()).unwrap(),
+            _dir: dir,
+            log_key: SignerKey::from_seed(&format!("log.{name}"), ALG_ED25519, &[seed; 32])
+                .unwrap(),
+            blobs: BTreeMap::new(),
+            flip_ranges: false,
+        }
+    }
+
+    fn hold(&mut self, bytes: &[u8]) -> Outboard {
+        let ob = Outboard::compute(bytes, bytes.len() as u64).unwrap();
+        self.blobs
+            .insert(ob.blob().root, (ob.clone(), bytes.to_vec()));
+        ob
+    }
+
+    /// Builds: holds the NAR and logs a statement about it signed by `key`.
+    fn attest(&mut self, key: &SecretKey, bytes: &[u8]) {
+        let ob = self.hold(bytes);
+        let nar_hash =
+            guixie_formats::hash::Hash::digest_of(guixie_formats::hash::HashAlgo::Sha256, bytes)
+                .to_typed_string(guixie_formats::Encoding::Nix32);
+        let st = Statement::build(BuildPredicate {
+            derivation: DerivationRef {
+                path: "/gnu/store/00000000000000000000000000000000-hello-1.0.drv".into(),
+                hash_modulo: "ab".repeat(32),
+            },
+            outputs: BTreeMap::from([(
+                "out".to_owned(),
+                OutputRef {
+                    path: out_path(),
+                    nar_hash,
+                    nar_size: bytes.len() as u64,
+                    blake3: Some(ob.blob().root_string()),
+                    references: Some(vec![]),
+                },
+            )]),
+            builder: key.public().to_string(),
+            time: 0,
+            sandbox: "full".into(),
+            evidence: vec![],
+        })
+        .unwrap();
+        self.log
+            .append_batch(&[Envelope::sign(&st, key).to_json()])
+            .unwrap();
+    }
+
+    fn checkpoint(&self) -> String {
+        Checkpoint {
+            origin: self.log_key.name.clone(),
+            size: self.log.size(),
+            root: self.log.root(self.log.size()).unwrap(),
+            extensions: vec![],
+        }
+        .sign(&self.log_key)
+        .unwrap()
+    }
+}
+
+impl Local for MemLocal {
+    fn own_logs(&self) -> Vec<String> {
+        vec![self.log_key.name.clone()]
+    }
+    fn checkpoints(&self) -> Vec<String> {
+        vec![self.checkpoint()]
+    }
+    fn attestations(&self, hash_part: &str, known: Option<u64>) -> Result<Response, String> {
+        let size = self.log.size();
+        let hex = |h: &guixie_log::merkle::Hash| data_encoding::HEXLOWER.encode(h);
+        let entries = (0..size)
+            .filter(|i| {
+                let st = Envelope::parse(&self.log.entry(*i).unwrap())
+                    .unwrap()
+                    .statement()
+                    .unwrap();
+                st.predicate
+                    .outputs
+                    .values()
+                    .any(|o| o.path.contains(hash_part))
+            })
+            .map(|i| LoggedEntry {
+                index: i,
+                entry: String::from_utf8(self.log.entry(i).unwrap()).unwrap(),
+                proof: self
+                    .log
+                    .inclusion_proof(i, size)
+                    .unwrap()
+                    .iter()
+                    .map(hex)
+                    .collect(),
+            })
+            .collect();
+        let consistency = match known {
+            Some(k) if k > 0 && k < size => self
+                .log
+                .consistency_proof(k, size)
+                .unwrap()
+                .iter()
+                .map(hex)
+                .collect(),
+            _ => vec![],
+        };
+        Ok(Response::Attestations {
+            checkpoint: self.checkpoint(),
+            consistency,
+            bundle: Bundle {
+                size,
+                attestations: entries,
+            },
+        })
+    }
+    fn have(&self, root: &[u8; 32]) -> Option<u64> {
+        self.blobs.get(root).map(|(ob, _)| ob.blob().size)
+    }
+    fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String> {
+        let (ob, data) = self.blobs.get(root).ok_or("no such blob")?;
+        let mut enc = ob.encode(data, start, end).map_err(|e| e.to_string())?;
+        if self.flip_ranges {
+            let last = enc.len() - 1;
+            enc[last] ^= 1;
+        }
+        Ok(enc)
+    }
+}
+
+struct Member {
+    key: SecretKey,
+    local: MemLocal,
+}
+
+fn member(name: &str, seed: u8) -> Member {
+    Member {
+        key: SecretKey::from_seed(name, &[seed; 32]).unwrap(),
+        local: MemLocal::new(name, seed.wrapping_add(100)),
+    }
+}
+
+fn builder_of(name: &str, m: &Member) -> Builder {
+    Builder {
+        name: name.into(),
+        attestation_key: m.key.public(),
+        log_key: m.local.log_key.verifier(),
+        witnesses: vec![],
+        witness_threshold: 0,
+    }
+}
+
+/// The in-memory network: every request and response goes through the wire encoding;
+/// `route` can send one peer's requests to a different node under the same name (a node that
+/// shows each peer another face).
+struct Net {
+    nodes: BTreeMap<String, Node<MemLocal>>,
+    /// (asker, name asked) → node that answers
+    route: BTreeMap<(String, String), String>,
+    /// node → the name it goes by (its other face's)
+    alias: BTreeMap<String, String>,
+    links: Vec<(String, String)>,
+    outputs: BTreeMap<String, Vec<Output>>,
+    now: u64,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net {
+            nodes: BTreeMap::new(),
+            route: BTreeMap::new(),
+            alias: BTreeMap::new(),
+            links: vec![],
+            outputs: BTreeMap::new(),
+            now: 0,
+        }
+    }
+
+    fn add(&mut self, name: &str, policy: Policy, local: MemLocal) {
+        let mut cfg = Config::new(policy);
+        cfg.segment_bytes = 16 << 10;
+        cfg.window = 2;
+        self.nodes
+            .insert(name.into(), Node::new(cfg, local, ClientState::default()));
+    }
+
+    fn connect(&mut self, a: &str, b: &str) {
+        self.links.push((a.into(), b.into()));
+        let now = self.now;
+        self.nodes.get_mut(a).unwrap().connected(b, now);
+        let b_node = self
+            .route
+            .get(&(a.to_owned(), b.to_owned()))
+            .cloned()
+            .unwrap_or(b.to_owned());
+        self.nodes.get_mut(&b_node).unwrap().connected(a, now);
+        self.run();
+    }
+
+    /// Delivers messages until every node is quiet.
+    fn run(&mut self) {
+        loop {
+            let mut moved = false;
+            let names: Vec<String> = self.nodes.keys().cloned().collect();
+            for name in names {
+                while let Some(o) = self.nodes.get_mut(&name).unwrap().poll() {
+                    moved = true;
+                    match o {
+                        Output::Send { to, id, request } => {
+                            let me = self.alias.get(&name).cloned().unwrap_or(name.clone());
+                            let target = self
+                                .route
+                                .get(&(me.clone(), to.clone()))
+                                .cloned()
+                                .unwrap_or(to.clone());
+                            let now = self.now;
+                            let request = decode_request(&encode(&request)).unwrap();
+                            let connected = self
+                                .links
+                                .iter()
+                                .any(|(a, b)| (a == &me && b == &to) || (b == &me && a == &to));
+                            let answer = match self.nodes.get_mut(&target) {
+                                Some(t) if connected => {
+                                    let r = t.handle_request(&me, request, now);
+                                    Ok(decode_response(&encode(&r)).unwrap())
+                                }
+                                _ => Err("unreachable".to_owned()),
+                            };
+                            self.nodes
+                                .get_mut(&name)
+                                .unwrap()
+                                .handle_response(&to, id, answer, now);
+                        }
+                        other => self.outputs.entry(name.clone()).or_default().push(other),
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        let now = self.now;
+        for n in self.nodes.values_mut() {
+            n.tick(now);
+        }
+        self.run();
+    }
+
+    fn want(&mut self, name: &str) {
+        let now = self.now;
+        self.nodes.get_mut(name).unwrap().want(HASH, now);
+        self.run();
+    }
+
+    fn decision(&self, name: &str) -> Option<Decision> {
+        self.outputs.get(name)?.iter().find_map(|o| match o {
+            Output::Decided { decision, .. } => Some(decision.clone()),
+            _ => None,
+        })
+    }
+
+    fn fetched(&self, name: &str, size: usize) -> Option<(Accepted, Vec<u8>)> {
+        self.fetched_from(name, size).map(|(a, b, _)| (a, b))
+    }
+
+    fn fetched_from(
+        &self,
+        name: &str,
+        size: usize,
+    ) -> Option<(Accepted, Vec<u8>, Vec<guixie_content::download::PeerReport>)> {
+        let outs = self.outputs.get(name)?;
+        let (accepted, peers) = outs.iter().find_map(|o| match o {
+            Output::Fetched { output, peers, .. } => Some((output.clone(), peers.clone())),
+            _ => None,
+        })?;
+        let mut bytes = vec![0; size];
+        for o in outs {
+            if let Output::Write { offset, data, .. } = o {
+                bytes[*offset as usize..*offset as usize + data.len()].copy_from_slice(data);
+            }
+        }
+        Some((accepted, bytes, peers))
+    }
+
+    fn failure(&self, name: &str) -> Option<String> {
+        self.outputs.get(name)?.iter().find_map(|o| match o {
+            Output::Failed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+    }
+
+    fn convicted(&self, name: &str) -> Vec<String> {
+        self.outputs
+            .get(name)
+            .map(|outs| {
+                outs.iter()
+                    .filter_map(|o| match o {
+                        Output::Convicted { origin, .. } => Some(origin.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Three honest builders and a liar, all with the output built; a consumer trusting the three
+/// with `k`.
+fn network(k: u64, connect_c: bool) -> (Net, Vec<u8>) {
+    let good = nar(1, 300_000);
+    let bad = nar(2, 300_000);
+    let mut members: Vec<(String, Member)> = ["a", "b", "c", "liar"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), member(n, i as u8 + 1)))
+        .collect();
+    for (name, m) in &mut members {
+        let key = m.key.clone();
+        m.local
+            .attest(&key, if name == "liar" { &bad } else { &good });
+    }
+    let policy = Policy {
+        k,
+        builders: members[..3].iter().map(|(n, m)| builder_of(n, m)).collect(),
+    };
+    let mut net = Net::new();
+    for (name, m) in members {
+        net.add(&name, policy.clone(), m.local);
+    }
+    net.add("consumer", policy, MemLocal::new("consumer", 50));
+    for n in ["a", "b", "c", "liar"] {
+        if n != "c" || connect_c {
+            net.connect("consumer", n);
+        }
+    }
+    (net, good)
+}
+
+#[test]
+fn two_of_three_honest_builders_are_enough_and_the_nar_is_fetched_verified() {
+    let (mut net, good) = network(2, true);
+    net.want("consumer");
+    let d = net.decision("consumer").expect("decided");
+    assert_eq!(d.result, Verdict::Accept, "{d:?}");
+    assert_eq!(d.attesting, ["a", "b", "c"]);
+    let (accepted, bytes) = net.fetched("consumer", good.len()).expect("fetched");
+    assert_eq!(bytes, good);
+    assert_eq!(accepted.path, out_path());
+    assert_eq!(&accepted.blob.root, blake3::hash(&good).as_bytes());
+    assert_eq!(net.failure("consumer"), None);
+}
+
+#[test]
+fn with_k_of_n_unreachable_it_rejects_at_the_deadline() {
+    let (mut net, _) = network(3, false);
+    net.want("consumer");
+    assert_eq!(
+        net.decision("consumer"),
+        None,
+        "waits for c until the deadline"
+    );
+    net.advance(6_000);
+    let d = net.decision("consumer").expect("decided at the deadline");
+    assert_eq!(d.result, Verdict::Reject);
+    assert!(d.reason.contains("shortfall: 2 of the 3"), "{}", d.reason);
+    assert!(net.failure("consumer").unwrap().contains("shortfall"));
+}
+
+#[test]
+fn a_trusted_liar_dissents_and_a_lying_server_is_dropped() {
+    let (mut net, good) = network(2, true);
+    // The liar is trusted too, and it serves every range with a flipped byte.
+    let mut policy = net.nodes["consumer"].cfg.policy.clone();
+    let liar = net.nodes["liar"].local();
+    policy.builders.push(Builder {
+        name: "liar".into(),
+        attestation_key: SecretKey::from_seed("liar", &[4; 32]).unwrap().public(),
+        log_key: liar.log_key.verifier(),
+        witnesses: vec![],
+        witness_threshold: 0,
+    });
+    net.nodes.get_mut("consumer").unwrap().cfg.policy = policy;
+    let good_root = *blake3::hash(&good).as_bytes();
+    let liar = net.nodes.get_mut("liar").unwrap().local_mut();
+    liar.hold(&good);
+    liar.flip_ranges = true;
+    assert!(liar.have(&good_root).is_some());
+    net.want("consumer");
+    let d = net.decision("consumer").unwrap();
+    assert_eq!(
+        d.result,
+        Verdict::Accept,
+        "{d:?} {:?}",
+        net.nodes["consumer"].state()
+    );
+    assert_eq!(d.dissenting, ["liar"]);
+    let (_, bytes, peers) = net
+        .fetched_from("consumer", good.len())
+        .expect("fetched from the honest");
+    assert_eq!(bytes, good);
+    let liar = peers
+        .iter()
+        .find(|p| p.peer == "liar")
+        .expect("the liar was asked");
+    assert!(
+        liar.dropped
+            .as_deref()
+            .unwrap()
+            .contains("does not match the root"),
+        "{liar:?}"
+    );
+    assert_eq!(liar.verified_bytes, 0);
+    assert!(peers
+        .iter()
+        .filter(|p| p.peer != "liar")
+        .all(|p| p.dropped.is_none()));
+}
+
+#[test]
+fn a_log_that_forks_is_caught_by_every_honest_node() {
+    // b's node shows consumer 1 one history and consumer 2 another of the same size.
+    let good = nar(1, 50_000);
+    let (a, mut b) = (member("a", 1), member("b", 2));
+    let a_builder = builder_of("a", &a);
+    let mut b_fork = MemLocal::new("b", 102);
+    let mut a_local = a.local;
+    a_local.attest(&a.key, &good);
+    let key = b.key.clone();
+    b.local.attest(&key, &good);
+    b_fork.attest(&key, &nar(3, 50_000));
+    let policy = Policy {
+        k: 1,
+        builders: vec![a_builder, builder_of("b", &b)],
+    };
+    let mut net = Net::new();
+    net.add("a", policy.clone(), a_local);
+    net.add("b", policy.clone(), b.local);
+    net.add("b-fork", policy.clone(), b_fork);
+    net.add("one", policy.clone(), MemLocal::new("one", 60));
+    net.add("two", policy, MemLocal::new("two", 61));
+    net.route
+        .insert(("two".into(), "b".into()), "b-fork".into());
+    net.alias.insert("b-fork".into(), "b".into());
+    for c in ["one", "two"] {
+        net.connect(c, "a");
+        net.connect(c, "b");
+    }
+    net.want("one");
+    net.want("two");
+    assert!(net.convicted("one").is_empty() && net.convicted("two").is_empty());
+    // The two consumers meet: their gossip convicts b, and both exclude it.
+    net.connect("one", "two");
+    for c in ["one", "two"] {
+        assert_eq!(net.convicted(c), ["log.b"], "{c}");
+        assert!(net.nodes[c].state().logs["log.b"].untrusted);
+    }
+    // a's log did not fork and stays trusted.
+    assert!(!net.nodes["one"].state().logs["log.a"].untrusted);
+}
