@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted input (NAR, .drv ATerm, narinfo, Guix S-expressions, signed
 # notes, checkpoints,
-# DSSE envelopes) with libFuzzer via
+# DSSE envelopes, node messages) with libFuzzer via
 # cargo-fuzz, SECONDS (default 20) per target. The stable toolchain is allowed the nightly
 # flags cargo-fuzz passes through RUSTC_BOOTSTRAP, since no nightly can be fetched here.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 export RUSTC_BOOTSTRAP=1
-for target in nar aterm narinfo sexp note checkpoint envelope; do
+for target in nar aterm narinfo sexp note checkpoint envelope node_message; do
   corpus="fuzz/corpus/$target"
   mkdir -p "$corpus"
   cp -n fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null || true
