@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use guixie_attest::Envelope;
 use guixie_log::note::SignerKey;
 use guixie_log::FileLog;
 use serde_json::{json, Value};
@@ -61,25 +60,9 @@ pub fn attestations(evidence: &Evidence, hash_part: &str) -> Response {
 /// The statements whose derivation or an output has `hash_part`, in log order.
 fn collect(log: &FileLog, hash_part: &str) -> Result<Value, guixie_log::LogError> {
     let size = log.size();
-    let names = |p: &str| {
-        p.rsplit('/')
-            .next()
-            .is_some_and(|base| base.starts_with(hash_part))
-    };
     let mut found = Vec::new();
-    for index in 0..size {
+    for index in guixie_evidence::entries_about(log, hash_part)? {
         let entry = log.entry(index)?;
-        let Ok(envelope) = Envelope::parse(&entry) else {
-            continue;
-        };
-        let Ok(st) = envelope.statement() else {
-            continue;
-        };
-        let about = names(&st.predicate.derivation.path)
-            || st.predicate.outputs.values().any(|o| names(&o.path));
-        if !about {
-            continue;
-        }
         let proof = log.inclusion_proof(index, size)?;
         found.push(json!({
             "index": index,

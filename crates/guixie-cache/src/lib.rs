@@ -44,6 +44,20 @@ pub struct Cache {
     pub evidence: Option<evidence::Evidence>,
     /// How narinfos are written and signed.
     pub dialect: Dialect,
+    /// Asked to make a path valid before its narinfo is answered "not found".
+    pub resolve: Option<Resolve>,
+}
+
+/// Makes a path valid from elsewhere (a node asks the network), answering whether it did.
+pub trait Resolver: Send + Sync {
+    fn resolve(&self, hash_part: &str) -> tokio::sync::oneshot::Receiver<bool>;
+}
+
+/// A resolver and how long a narinfo request waits for it. Nix keeps a "not found" for an
+/// hour, so a path still being decided when the wait ends is a 503 (try again), not a 404.
+pub struct Resolve {
+    pub resolver: Arc<dyn Resolver>,
+    pub wait: std::time::Duration,
 }
 
 /// Whose clients the narinfos are written for.
@@ -114,7 +128,22 @@ async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &Heade
         Ok(Request::NarInfo { hash_part }) => {
             // A narinfo is two indexed queries and a signature: cheaper done here than handed
             // to the blocking pool.
-            narinfo(cache, &hash_part)
+            let found = narinfo(cache, &hash_part);
+            match &cache.resolve {
+                Some(r) if found.status() == StatusCode::NOT_FOUND => {
+                    let answer = r.resolver.resolve(&hash_part);
+                    match tokio::time::timeout(r.wait, answer).await {
+                        Ok(Ok(true)) => narinfo(cache, &hash_part),
+                        Ok(_) => found,
+                        Err(_) => text(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "still being decided; ask again\n",
+                            None,
+                        ),
+                    }
+                }
+                _ => found,
+            }
         }
         Ok(Request::Nar {
             nar_hash,

@@ -102,6 +102,7 @@ fn serving() -> (
         logs_dir: None,
         evidence: None,
         dialect: crate::Dialect::Nix,
+        resolve: None,
     });
     let (addr, rt) = on_loopback(cache);
     (addr, info, nar, key, rt)
@@ -280,6 +281,7 @@ fn a_damaged_copy_is_refused_before_any_header() {
         logs_dir: None,
         evidence: None,
         dialect: crate::Dialect::Nix,
+        resolve: None,
     }));
     let nar = |suffix: &str| {
         get(

@@ -82,7 +82,11 @@ enum Command {
     Build(cmd::build::BuildArgs),
     /// Compare the attested outputs of derivations across builders' logs (exit 1 if they differ).
     Challenge(cmd::challenge::ChallengeArgs),
-    /// The k-of-n acceptance rule, for audit: `trust decide CASE.json`.
+    /// A long-running peer: shares this store's attested results and fetches others' that
+    /// enough trusted builders attest; `--http` serves them to guixie and Nix on loopback.
+    Node(cmd::node::NodeArgs),
+    /// The k-of-n acceptance rule, for audit: `trust decide CASE.json`; `trust identity`:
+    /// this store's entry for others' trust policies.
     #[command(subcommand)]
     Trust(cmd::trust::TrustCmd),
     /// Show packages' fields (as `guix show`): by name, from the load path or a file.
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Challenge(a) => cmd::challenge::run(&ctx, a),
         Command::Trust(c) => cmd::trust::run(&ctx, c),
+        Command::Node(a) => cmd::node::run(&ctx, a),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Copy(a) => cmd::copy::run(&ctx, a),
         Command::Shell(a) => cmd::shell::run(&ctx, a),

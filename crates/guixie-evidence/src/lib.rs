@@ -65,3 +65,31 @@ pub fn checkpoint(
     };
     Ok(cp.sign(key)?)
 }
+
+/// Indices, in log order, of the signed statements whose derivation or an output has the
+/// store path hash part `hash_part` (entries that are not statements are passed over; no
+/// signature is checked here: whoever reads them checks what they need).
+pub fn entries_about(
+    log: &guixie_log::FileLog,
+    hash_part: &str,
+) -> Result<Vec<u64>, guixie_log::LogError> {
+    let names = |p: &str| {
+        p.rsplit('/')
+            .next()
+            .and_then(|base| base.strip_prefix(hash_part))
+            .is_some_and(|rest| rest.starts_with('-'))
+    };
+    let mut found = Vec::new();
+    for index in 0..log.size() {
+        let entry = log.entry(index)?;
+        let Ok(st) = guixie_attest::Envelope::parse(&entry).and_then(|e| e.statement()) else {
+            continue;
+        };
+        if names(&st.predicate.derivation.path)
+            || st.predicate.outputs.values().any(|o| names(&o.path))
+        {
+            found.push(index);
+        }
+    }
+    Ok(found)
+}

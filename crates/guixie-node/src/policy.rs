@@ -76,6 +76,18 @@ impl Policy {
                 name: b.name,
             });
         }
+        let mut origins = std::collections::BTreeSet::new();
+        for b in &builders {
+            if !origins.insert(b.log_key.name.clone()) {
+                return Err(PolicyFileError::Key {
+                    builder: b.name.clone(),
+                    message: format!(
+                        "its log's origin {:?} is another builder's too: each log needs its own",
+                        b.log_key.name
+                    ),
+                });
+            }
+        }
         let names: Vec<String> = builders.iter().map(|b| b.name.clone()).collect();
         check_policy(&names, json.k)?;
         Ok(Policy {

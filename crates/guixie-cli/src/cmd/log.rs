@@ -175,7 +175,7 @@ fn log_dir(ctx: &Context) -> anyhow::Result<PathBuf> {
     Ok(super::evidence::log_dir(&ctx.open_store()?))
 }
 
-fn log_key(ctx: &Context, dir: &Path) -> anyhow::Result<SignerKey> {
+pub fn log_key(ctx: &Context, dir: &Path) -> anyhow::Result<SignerKey> {
     let origin = std::env::var("GUIXIE_LOG_ORIGIN").unwrap_or_else(|_| "guixie.local/log".into());
     Ok(guixie_evidence::keys::log_key(dir, &origin, ctx.rng())?)
 }

@@ -12,6 +12,7 @@ pub mod key;
 pub mod log;
 pub mod nar;
 pub mod narinfo;
+pub mod node;
 pub mod package;
 pub mod publish;
 pub mod repl;

@@ -96,6 +96,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         logs_dir: Some(logs_dir),
         evidence: Some(evidence),
         dialect,
+        resolve: None,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -34,6 +34,10 @@ pub struct SubstituteArgs {
 pub struct StoreConf {
     pub substituters: Vec<String>,
     pub trusted_public_keys: Vec<String>,
+    /// `guixie node`'s peers (multiaddrs).
+    pub peers: Vec<String>,
+    /// `guixie node`'s trust policy file.
+    pub trust_policy: Option<String>,
 }
 
 pub fn conf_path(store_root: &Path) -> PathBuf {
@@ -69,9 +73,13 @@ impl StoreConf {
                 "trusted-public-keys" => conf.trusted_public_keys = values.collect(),
                 "extra-substituters" => conf.substituters.extend(values),
                 "extra-trusted-public-keys" => conf.trusted_public_keys.extend(values),
+                "peers" => conf.peers = values.collect(),
+                "trust-policy" => {
+                    conf.trust_policy = value.split_whitespace().next_back().map(str::to_owned)
+                }
                 other => anyhow::bail!(
                     "line {}: unknown setting {other:?} (known: substituters, \
-                     trusted-public-keys and their extra- forms)",
+                     trusted-public-keys and their extra- forms, peers, trust-policy)",
                     i + 1
                 ),
             }
@@ -194,6 +202,12 @@ mod tests {
         .unwrap();
         assert_eq!(conf.substituters, ["http://a", "file:///b", "http://c"]);
         assert_eq!(conf.trusted_public_keys, ["k-1:AAAA"]);
+        let node = StoreConf::parse(
+            "peers = /ip4/127.0.0.1/tcp/1 /ip4/127.0.0.1/tcp/2\ntrust-policy = /etc/t.json\n",
+        )
+        .unwrap();
+        assert_eq!(node.peers.len(), 2);
+        assert_eq!(node.trust_policy.as_deref(), Some("/etc/t.json"));
         let e = StoreConf::parse("\nsubstitutes = x\n")
             .unwrap_err()
             .to_string();

@@ -17,10 +17,28 @@ pub enum TrustCmd {
     /// decision as JSON: `{"trusted_builders": [..], "k": K, "attestations": [{"builder": ..,
     /// "output": .., "proof_ok": true}]}`. See docs/trust.md.
     Decide { case: String },
+    /// Print this store's entry for a trust policy (`{"name", "attestation_key", "log_key"}`),
+    /// making the builder and log keys if they do not exist yet.
+    Identity {
+        /// The name others' policies know this builder by.
+        #[arg(long)]
+        name: String,
+    },
 }
 
-pub fn run(_ctx: &Context, cmd: TrustCmd) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, cmd: TrustCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        TrustCmd::Identity { name } => {
+            let store = ctx.open_store()?;
+            let builder = super::evidence::builder_key(ctx, &store)?;
+            let log = super::log::log_key(ctx, &super::evidence::log_dir(&store))?;
+            print_json(&serde_json::json!({
+                "name": name,
+                "attestation_key": builder.public().to_string(),
+                "log_key": log.verifier().to_string(),
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         TrustCmd::Decide { case } => {
             let mut text = String::new();
             let reader: Box<dyn Read> = if case == "-" {

@@ -1,0 +1,140 @@
+//! `guixie node`: a long-running peer (see `guixie-p2p`, `guixie-node`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use guixie_node::Policy;
+
+use super::substitutes::StoreConf;
+use crate::Context;
+
+/// Larger policy files are refused.
+const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// Multiaddr to listen on (port 0: any free port; the address is printed); repeatable.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/0", value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// A peer to connect to (and reconnect to when it goes); repeatable. Also the store
+    /// configuration's `peers`.
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    peers: Vec<String>,
+    /// Serve, on this loopback address, a binary cache (as `guixie publish`) of the paths
+    /// the trust policy accepted; it asks the network for any other path it is asked for.
+    #[arg(long, value_name = "127.0.0.1:PORT")]
+    http: Option<SocketAddr>,
+    /// The trust policy (JSON; see docs/trust.md). Also the store configuration's
+    /// `trust-policy`. Without one, the node serves but accepts nothing.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// How long a narinfo request waits for the network before a 503, in seconds.
+    #[arg(long, default_value_t = 60)]
+    wait: u64,
+}
+
+pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(ctx.open_store()?);
+    let conf = StoreConf::read(&ctx.store_root()?)?;
+    let policy = match args.policy.or(conf.trust_policy.map(PathBuf::from)) {
+        Some(file) => {
+            let bytes = guixie_store::safe_fs::read_capped(&file, MAX_POLICY_BYTES)
+                .with_context(|| file.display().to_string())?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("{}: not UTF-8", file.display()))?;
+            Policy::parse(&text).with_context(|| file.display().to_string())?
+        }
+        None => Policy {
+            k: 1,
+            builders: vec![],
+        },
+    };
+    if let Some(http) = args.http {
+        anyhow::ensure!(
+            http.ip().is_loopback(),
+            "--http {http}: the node's cache is for this machine; listen on a loopback address"
+        );
+    }
+    let parse = |a: &String| {
+        a.parse::<guixie_p2p::Multiaddr>()
+            .with_context(|| format!("{a:?} is not a multiaddr"))
+    };
+    let listen = args.listen.iter().map(parse).collect::<Result<_, _>>()?;
+    let peers = args
+        .peers
+        .iter()
+        .chain(&conf.peers)
+        .map(parse)
+        .collect::<Result<_, _>>()?;
+    let state = store.state_dir().to_owned();
+    let identity_file = state.join("node").join("node.key");
+    std::fs::create_dir_all(identity_file.parent().expect("has a parent"))?;
+    let identity_hex = guixie_evidence::keys::read_or_create_secret(&identity_file, || {
+        Ok(data_encoding::HEXLOWER.encode(&ctx.rng().bytes32()))
+    })?;
+    let identity: [u8; 32] = data_encoding::HEXLOWER
+        .decode(identity_hex.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: not 32 hex bytes", identity_file.display()))?;
+    // A node whose store keeps a log serves it; it never makes one.
+    let log_key_file = guixie_evidence::log_dir(&state).join("log.key");
+    let log_key = if log_key_file.exists() {
+        let text = guixie_evidence::keys::read_secret_file(&log_key_file)?;
+        Some(
+            guixie_log::note::SignerKey::parse(&text)
+                .with_context(|| log_key_file.display().to_string())?,
+        )
+    } else {
+        None
+    };
+    let cache_key = super::evidence::builder_key(ctx, &store)?;
+    let json = ctx.json;
+    guixie_p2p::run(
+        guixie_p2p::NodeOptions {
+            store,
+            policy,
+            listen,
+            peers,
+            http: args.http,
+            identity,
+            log_key,
+            cache_key: cache_key.clone(),
+            wait: Duration::from_secs(args.wait),
+            clock: ctx.clock(),
+        },
+        move |started| {
+            // The first lines say where the node is, for scripts that asked for port 0.
+            let listen: Vec<String> = started
+                .listen
+                .iter()
+                .map(|a| format!("{a}/p2p/{}", started.peer_id))
+                .collect();
+            if json {
+                let _ = crate::output::print_json(&serde_json::json!({
+                    "peer_id": started.peer_id,
+                    "listen": listen,
+                    "http": started.http.map(|h| h.to_string()),
+                    "cache_key": cache_key.public().to_string(),
+                }));
+            } else {
+                println!("peer-id: {}", started.peer_id);
+                for l in &listen {
+                    println!("listening: {l}");
+                }
+                if let Some(h) = started.http {
+                    println!("http: http://{h}");
+                }
+                println!("cache-key: {}", cache_key.public());
+            }
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+        },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,207 @@
+//! What a node serves, from its store and its own log. A NAR is served by BLAKE3 root only
+//! when this node attested it (its log says which root) or fetched it through the quorum;
+//! the first request writes the NAR once into `blobs/` beside its outboard, after checking the
+//! root it hashes to, and every range is checked against the outboard as it is encoded, so a
+//! copy damaged since is never served.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use guixie_content::{Blob, Outboard};
+use guixie_formats::StorePath;
+use guixie_log::note::SignerKey;
+use guixie_log::FileLog;
+use guixie_node::message::Response;
+use guixie_node::Local;
+use guixie_store::{LocalStore, NarSource, PathInfoQuery};
+use guixie_trust::votes::{Bundle, LoggedEntry};
+
+pub struct StoreLocal {
+    store: Arc<LocalStore>,
+    log_dir: PathBuf,
+    log_key: Option<SignerKey>,
+    blobs_dir: PathBuf,
+    /// Roots this node may serve, and the path each is the NAR of.
+    index: BTreeMap<[u8; 32], StorePath>,
+    loaded: Mutex<BTreeMap<[u8; 32], Arc<Outboard>>>,
+}
+
+fn hex(h: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(h)
+}
+
+impl StoreLocal {
+    /// Serves `store`'s own log (signed with `log_key`, if it has one) and the NARs it names.
+    pub fn open(store: Arc<LocalStore>, log_key: Option<SignerKey>) -> std::io::Result<Self> {
+        let state = store.state_dir().to_owned();
+        let blobs_dir = state.join("node").join("blobs");
+        std::fs::create_dir_all(&blobs_dir)?;
+        let mut local = StoreLocal {
+            log_dir: guixie_evidence::log_dir(&state),
+            store,
+            log_key,
+            blobs_dir,
+            index: BTreeMap::new(),
+            loaded: Mutex::new(BTreeMap::new()),
+        };
+        local.index_own_log();
+        Ok(local)
+    }
+
+    fn index_own_log(&mut self) {
+        let Ok(log) = FileLog::open_read_only(&self.log_dir) else {
+            return;
+        };
+        let sd = self.store.store_dir().clone();
+        for i in 0..log.size() {
+            let Ok(st) = log
+                .entry(i)
+                .map_err(|e| e.to_string())
+                .and_then(|e| guixie_attest::Envelope::parse(&e).map_err(|e| e.to_string()))
+                .and_then(|e| e.statement().map_err(|e| e.to_string()))
+            else {
+                continue;
+            };
+            for out in st.predicate.outputs.values() {
+                let (Some(root), Ok(path)) = (&out.blake3, sd.parse_path(&out.path)) else {
+                    continue;
+                };
+                if let Ok(root) = Blob::parse_root(root) {
+                    self.index.insert(root, path);
+                }
+            }
+        }
+    }
+
+    /// Serves `path` by `root` from now on; `nar` (its NAR, verified) becomes the copy served.
+    pub fn add_fetched(&mut self, root: [u8; 32], path: StorePath, nar: &Path) {
+        let target = self.blobs_dir.join(format!("{}.nar", hex(&root)));
+        if std::fs::rename(nar, &target).is_ok() {
+            self.index.insert(root, path);
+        }
+    }
+
+    /// The outboard and NAR file of a root this node serves, made on first use.
+    fn ensure(&self, root: &[u8; 32]) -> Result<(Arc<Outboard>, PathBuf), String> {
+        let path = self
+            .index
+            .get(root)
+            .ok_or("this node does not serve that root")?;
+        if !self.store.is_valid(path).map_err(|e| e.to_string())? {
+            return Err("the path is no longer in this node's store".into());
+        }
+        let nar = self.blobs_dir.join(format!("{}.nar", hex(root)));
+        if let Some(ob) = self.loaded.lock().expect("not poisoned").get(root) {
+            return Ok((ob.clone(), nar));
+        }
+        let obao = nar.with_extension("obao");
+        let made = if nar.exists() && obao.exists() {
+            let size = std::fs::metadata(&nar).map_err(|e| e.to_string())?.len();
+            let bytes = std::fs::read(&obao).map_err(|e| e.to_string())?;
+            Outboard::from_bytes(Blob { root: *root, size }, bytes).map_err(|e| e.to_string())?
+        } else {
+            self.write_blob(path, root, &nar, &obao)?
+        };
+        let ob = Arc::new(made);
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .insert(*root, ob.clone());
+        Ok((ob, nar))
+    }
+
+    fn write_blob(
+        &self,
+        path: &StorePath,
+        root: &[u8; 32],
+        nar: &Path,
+        obao: &Path,
+    ) -> Result<Outboard, String> {
+        let err = |e: std::io::Error| format!("{}: {e}", nar.display());
+        let tmp = nar.with_extension("nar.tmp");
+        if !nar.exists() {
+            let mut file = std::fs::File::create(&tmp).map_err(err)?;
+            self.store
+                .write_nar(path, &mut file)
+                .map_err(|e| e.to_string())?;
+            file.flush().map_err(err)?;
+            file.sync_all().map_err(err)?;
+        }
+        let source = if nar.exists() { nar } else { &tmp };
+        let size = std::fs::metadata(source).map_err(err)?.len();
+        let file = std::fs::File::open(source).map_err(err)?;
+        let ob = Outboard::compute(BufReader::new(file), size).map_err(|e| e.to_string())?;
+        if ob.blob().root != *root {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!(
+                "{} no longer hashes to the root this node attested",
+                self.store.store_dir().display(path)
+            ));
+        }
+        std::fs::write(obao, ob.as_bytes()).map_err(err)?;
+        if source == tmp {
+            std::fs::rename(&tmp, nar).map_err(err)?;
+        }
+        Ok(ob)
+    }
+}
+
+impl Local for StoreLocal {
+    fn own_logs(&self) -> Vec<String> {
+        self.log_key.iter().map(|k| k.name.clone()).collect()
+    }
+
+    fn checkpoints(&self) -> Vec<String> {
+        let (Some(key), Ok(log)) = (&self.log_key, FileLog::open_read_only(&self.log_dir)) else {
+            return vec![];
+        };
+        guixie_evidence::checkpoint(&log, key).into_iter().collect()
+    }
+
+    fn attestations(&self, hash_part: &str, known_size: Option<u64>) -> Result<Response, String> {
+        let key = self.log_key.as_ref().ok_or("this node keeps no log")?;
+        let log = FileLog::open_read_only(&self.log_dir).map_err(|e| e.to_string())?;
+        let size = log.size();
+        let checkpoint = guixie_evidence::checkpoint(&log, key).map_err(|e| e.to_string())?;
+        let mut attestations = Vec::new();
+        for index in guixie_evidence::entries_about(&log, hash_part).map_err(|e| e.to_string())? {
+            let entry = log.entry(index).map_err(|e| e.to_string())?;
+            attestations.push(LoggedEntry {
+                index,
+                entry: String::from_utf8_lossy(&entry).into_owned(),
+                proof: log
+                    .inclusion_proof(index, size)
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|h| hex(h))
+                    .collect(),
+            });
+        }
+        let consistency = match known_size {
+            Some(k) if k > 0 && k < size => log
+                .consistency_proof(k, size)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|h| hex(h))
+                .collect(),
+            _ => vec![],
+        };
+        Ok(Response::Attestations {
+            checkpoint,
+            consistency,
+            bundle: Bundle { size, attestations },
+        })
+    }
+
+    fn have(&self, root: &[u8; 32]) -> Option<u64> {
+        self.ensure(root).ok().map(|(ob, _)| ob.blob().size)
+    }
+
+    fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String> {
+        let (ob, nar) = self.ensure(root)?;
+        let file = std::fs::File::open(&nar).map_err(|e| e.to_string())?;
+        ob.encode(&file, start, end).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,522 @@
+//! The event loop: a libp2p swarm (TCP, Noise, Yamux; identify, ping, and guixie's
+//! request-response protocol) feeding a [`Node`], and carrying out what it outputs. Verified
+//! bytes of a download go to `node/incoming/<hash>.nar`; a finished download is imported
+//! only after every reference is valid (fetched the same way first), through the store's
+//! `NarSink`, which checks the NAR hash and size again. The loopback binary cache asks the
+//! loop for paths it does not show yet and waits, bounded, for the answer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use guixie_env::Clock;
+use guixie_formats::hash::Hash;
+use guixie_formats::signing::SecretKey;
+use guixie_formats::StorePath;
+use guixie_log::note::SignerKey;
+use guixie_log::verifier::ClientState;
+use guixie_node::node::{Accepted, Config, RequestId};
+use guixie_node::{Node, Output, Policy};
+use guixie_store::{LocalStore, NarSink, PathInfo, PathInfoQuery};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::accepted::{AcceptedSet, AcceptedView};
+use crate::codec::{protocol, Codec};
+use crate::local::StoreLocal;
+
+pub struct NodeOptions {
+    pub store: Arc<LocalStore>,
+    pub policy: Policy,
+    pub listen: Vec<Multiaddr>,
+    pub peers: Vec<Multiaddr>,
+    /// The loopback binary cache of accepted paths.
+    pub http: Option<SocketAddr>,
+    /// The node's libp2p identity (Ed25519 secret).
+    pub identity: [u8; 32],
+    /// The node's own log's key, if it keeps one (a builder).
+    pub log_key: Option<SignerKey>,
+    /// Signs the narinfos of the binary cache.
+    pub cache_key: SecretKey,
+    /// How long a narinfo request waits for the network.
+    pub wait: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Where the node can be reached, once it is.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub peer_id: String,
+    pub listen: Vec<Multiaddr>,
+    pub http: Option<SocketAddr>,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    rr: request_response::Behaviour<Codec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// A question from the binary cache: fetch this path through the quorum.
+struct Want {
+    hash_part: String,
+    reply: oneshot::Sender<bool>,
+}
+
+struct Resolver(mpsc::UnboundedSender<Want>);
+
+impl guixie_cache::Resolver for Resolver {
+    fn resolve(&self, hash_part: &str) -> oneshot::Receiver<bool> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.0.send(Want {
+            hash_part: hash_part.to_owned(),
+            reply,
+        });
+        answer
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("libp2p: {0}")]
+    Libp2p(String),
+}
+
+fn p2p(e: impl std::fmt::Display) -> P2pError {
+    P2pError::Libp2p(e.to_string())
+}
+
+/// Runs the node until the process ends; `started` is called once it listens.
+pub fn run(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(opts, started))
+}
+
+async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
+    let keypair = identity::Keypair::ed25519_from_bytes(opts.identity).map_err(p2p)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(p2p)?
+        .with_behaviour(|key| Behaviour {
+            rr: request_response::Behaviour::with_codec(
+                Codec,
+                [(protocol(), ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(256),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                guixie_node::message::PROTOCOL.to_owned(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+        })
+        .map_err(p2p)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    for addr in &opts.listen {
+        swarm.listen_on(addr.clone()).map_err(p2p)?;
+    }
+    let mut listen = Vec::new();
+    while listen.len() < opts.listen.len() {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            listen.push(address);
+        }
+    }
+
+    let state_dir = opts.store.state_dir().to_owned();
+    let client_file = state_dir.join("node").join("logs.json");
+    let client = ClientState::load(&client_file)?;
+    let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone())?;
+    let node = Node::new(Config::new(opts.policy.clone()), local, client);
+    let accepted_set = AcceptedSet::load(&state_dir)?;
+    let sd = opts.store.store_dir().clone();
+    let accepted = Arc::new(RwLock::new(
+        accepted_set
+            .paths
+            .keys()
+            .filter_map(|b| StorePath::from_base_name(b).ok())
+            .collect::<BTreeSet<_>>(),
+    ));
+
+    let (want_tx, want_rx) = mpsc::unbounded_channel();
+    let mut http = None;
+    if let Some(addr) = opts.http {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        http = Some(listener.local_addr()?);
+        let cache = Arc::new(guixie_cache::Cache {
+            store: Arc::new(AcceptedView {
+                store: opts.store.clone(),
+                accepted: accepted.clone(),
+            }),
+            key: Some(opts.cache_key.clone()),
+            priority: 20,
+            compression: guixie_cache::Compression::None,
+            compressed_dir: None,
+            logs_dir: None,
+            evidence: None,
+            dialect: guixie_cache::Dialect::Nix,
+            resolve: Some(guixie_cache::Resolve {
+                resolver: Arc::new(Resolver(want_tx)),
+                wait: opts.wait,
+            }),
+        });
+        tokio::spawn(guixie_cache::serve(listener, cache));
+    }
+    started(&Started {
+        peer_id: swarm.local_peer_id().to_string(),
+        listen,
+        http,
+    });
+
+    let mut driver = Driver {
+        node,
+        store: opts.store.clone(),
+        clock: opts.clock.clone(),
+        incoming: state_dir.join("node").join("incoming"),
+        state_dir,
+        client_file,
+        accepted,
+        accepted_set,
+        sd,
+        outbound: HashMap::new(),
+        waiters: BTreeMap::new(),
+        parked: BTreeMap::new(),
+        up: BTreeMap::new(),
+        peers: opts.peers,
+    };
+    std::fs::create_dir_all(&driver.incoming)?;
+    driver.event_loop(&mut swarm, want_rx).await
+}
+
+struct Driver {
+    node: Node<StoreLocal>,
+    store: Arc<LocalStore>,
+    clock: Arc<dyn Clock>,
+    state_dir: PathBuf,
+    incoming: PathBuf,
+    client_file: PathBuf,
+    accepted: Arc<RwLock<BTreeSet<StorePath>>>,
+    accepted_set: AcceptedSet,
+    sd: guixie_formats::StoreDir,
+    /// libp2p's id of each request the node sent → the node's.
+    outbound: HashMap<OutboundRequestId, RequestId>,
+    waiters: BTreeMap<String, Vec<oneshot::Sender<bool>>>,
+    /// Fetched NARs waiting for their references: hash part → (what to import, missing refs).
+    parked: BTreeMap<String, (Accepted, BTreeSet<String>)>,
+    /// Configured peers' addresses that are connected, and to whom.
+    up: BTreeMap<Multiaddr, PeerId>,
+    peers: Vec<Multiaddr>,
+}
+
+impl Driver {
+    fn now_ms(&self) -> u64 {
+        self.clock.monotonic().as_millis() as u64
+    }
+
+    async fn event_loop(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        mut wants: mpsc::UnboundedReceiver<Want>,
+    ) -> Result<(), P2pError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut redial = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => self.on_swarm_event(swarm, event),
+                Some(want) = wants.recv() => self.on_want(want),
+                _ = tick.tick() => {
+                    let now = self.now_ms();
+                    self.node.tick(now);
+                }
+                _ = redial.tick() => {
+                    for addr in self.peers.clone() {
+                        if !self.up.contains_key(&addr) {
+                            let _ = swarm.dial(addr);
+                        }
+                    }
+                }
+            }
+            self.drain(swarm);
+        }
+    }
+
+    fn on_want(&mut self, want: Want) {
+        let hash_part = want.hash_part.clone();
+        self.waiters
+            .entry(hash_part.clone())
+            .or_default()
+            .push(want.reply);
+        let now = self.now_ms();
+        self.node.want(&hash_part, now);
+    }
+
+    fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
+        let now = self.now_ms();
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if endpoint.is_dialer() {
+                    self.up
+                        .insert(endpoint.get_remote_address().clone(), peer_id);
+                }
+                if num_established.get() == 1 {
+                    self.node.connected(&peer_id.to_string(), now);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.up.retain(|_, p| *p != peer_id);
+                self.node.disconnected(&peer_id.to_string(), now);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => self.on_rr(swarm, event, now),
+            _ => {}
+        }
+    }
+
+    fn on_rr(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        event: request_response::Event<guixie_node::Request, guixie_node::Response>,
+        now: u64,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = self.node.handle_request(&peer.to_string(), request, now);
+                let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    self.node
+                        .handle_response(&peer.to_string(), id, Ok(response), now);
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    self.node
+                        .handle_response(&peer.to_string(), id, Err(error.to_string()), now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Carries out everything the node asked for.
+    fn drain(&mut self, swarm: &mut Swarm<Behaviour>) {
+        while let Some(output) = self.node.poll() {
+            match output {
+                Output::Send { to, id, request } => match to.parse::<PeerId>() {
+                    Ok(peer) => {
+                        let rid = swarm.behaviour_mut().rr.send_request(&peer, request);
+                        self.outbound.insert(rid, id);
+                    }
+                    Err(_) => {
+                        let now = self.now_ms();
+                        self.node
+                            .handle_response(&to, id, Err("not a peer id".into()), now);
+                    }
+                },
+                Output::Decided {
+                    hash_part,
+                    decision,
+                } => eprintln!(
+                    "guixie node: {hash_part}: {} ({})",
+                    serde_json::to_string(&decision.result).unwrap_or_default(),
+                    decision.reason
+                ),
+                Output::Write {
+                    hash_part,
+                    offset,
+                    data,
+                } => {
+                    if let Err(e) = self.write(&hash_part, offset, &data) {
+                        eprintln!("guixie node: {hash_part}: writing the download: {e}");
+                    }
+                }
+                Output::Fetched {
+                    hash_part, output, ..
+                } => self.fetched(&hash_part, output),
+                Output::Failed { hash_part, reason } => {
+                    eprintln!("guixie node: {hash_part}: not fetched: {reason}");
+                    self.settle(&hash_part, false);
+                }
+                Output::Convicted { origin, detail } => {
+                    eprintln!("guixie node: log {origin} excluded: {detail}");
+                    if let Err(e) = self.node.state().save(&self.client_file) {
+                        eprintln!("guixie node: saving {}: {e}", self.client_file.display());
+                    }
+                }
+            }
+        }
+    }
+
+    fn incoming_file(&self, hash_part: &str) -> PathBuf {
+        self.incoming.join(format!("{hash_part}.nar"))
+    }
+
+    fn write(&self, hash_part: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.incoming_file(hash_part))?;
+        file.write_all_at(data, offset)
+    }
+
+    /// A download is complete: import it once its references are valid, fetching those first.
+    fn fetched(&mut self, hash_part: &str, output: Accepted) {
+        let missing: BTreeSet<String> = output
+            .references
+            .iter()
+            .filter(|r| !r.starts_with(hash_part))
+            .filter(|r| {
+                StorePath::from_base_name(r)
+                    .map(|p| !self.store.is_valid(&p).unwrap_or(false))
+                    .unwrap_or(true)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return self.import(hash_part, output);
+        }
+        let now = self.now_ms();
+        for r in &missing {
+            if let Some((h, _)) = r.split_once('-') {
+                self.node.want(h, now);
+            }
+        }
+        self.parked.insert(hash_part.to_owned(), (output, missing));
+    }
+
+    fn import(&mut self, hash_part: &str, output: Accepted) {
+        let file = self.incoming_file(hash_part);
+        match self.import_file(&output, &file) {
+            Ok(path) => {
+                eprintln!("guixie node: {} accepted and imported", output.path);
+                self.node
+                    .local_mut()
+                    .add_fetched(output.blob.root, path.clone(), &file);
+                self.accepted
+                    .write()
+                    .expect("not poisoned")
+                    .insert(path.clone());
+                self.accepted_set
+                    .paths
+                    .insert(path.to_string(), output.attesting.clone());
+                if let Err(e) = self.accepted_set.save(&self.state_dir) {
+                    eprintln!("guixie node: saving the accepted paths: {e}");
+                }
+                let _ = self.node.state().save(&self.client_file);
+                self.settle(hash_part, true);
+            }
+            Err(e) => {
+                eprintln!("guixie node: {}: not imported: {e}", output.path);
+                let _ = std::fs::remove_file(&file);
+                self.settle(hash_part, false);
+            }
+        }
+    }
+
+    fn import_file(&self, output: &Accepted, file: &std::path::Path) -> Result<StorePath, String> {
+        let path = self
+            .sd
+            .parse_path(&output.path)
+            .map_err(|e| e.to_string())?;
+        if !output.path.contains(&format!("/{}", path.hash_part())) {
+            return Err("the attested path is malformed".into());
+        }
+        let info = PathInfo {
+            path: path.clone(),
+            nar_hash: Hash::parse(&output.nar_hash, None).map_err(|e| e.to_string())?,
+            nar_size: output.nar_size,
+            references: output
+                .references
+                .iter()
+                .map(|r| StorePath::from_base_name(r).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?,
+            deriver: None,
+            signatures: vec![],
+            registration_time: self.clock.unix_seconds(),
+            ca: None,
+        };
+        let mut nar = std::fs::File::open(file).map_err(|e| e.to_string())?;
+        self.store
+            .import_nar(&info, &mut nar)
+            .map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
+    /// Answers whoever waited for `hash_part`, then imports what waited for it.
+    fn settle(&mut self, hash_part: &str, ok: bool) {
+        for w in self.waiters.remove(hash_part).unwrap_or_default() {
+            let _ = w.send(ok);
+        }
+        let waiting: Vec<String> = self
+            .parked
+            .iter()
+            .filter(|(_, (_, missing))| missing.iter().any(|r| r.starts_with(hash_part)))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in waiting {
+            let Some((output, mut missing)) = self.parked.remove(&h) else {
+                continue;
+            };
+            if !ok {
+                eprintln!("guixie node: {}: a reference could not be had", output.path);
+                self.settle(&h, false);
+                continue;
+            }
+            missing.retain(|r| !r.starts_with(hash_part));
+            if missing.is_empty() {
+                self.import(&h, output);
+            } else {
+                self.parked.insert(h, (output, missing));
+            }
+        }
+    }
+}
