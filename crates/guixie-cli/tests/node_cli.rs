@@ -27,7 +27,11 @@ impl Drop for NodeProc {
 
 fn store_cmd(root: &Path, origin: &str) -> Command {
     let mut c = guixie();
-    c.arg("--store").arg(root).env("GUIXIE_LOG_ORIGIN", origin);
+    // Nix's store directory, so that Nix can substitute the same paths.
+    c.arg("--store")
+        .arg(root)
+        .args(["--store-dir", "/nix/store"])
+        .env("GUIXIE_LOG_ORIGIN", origin);
     c
 }
 
@@ -188,4 +192,183 @@ fn a_consumer_substitutes_only_what_two_of_three_builders_attest() {
         "{log}"
     );
     ok(store().args(["store", "verify"]));
+}
+
+/// The liar's log gets a signed statement that the first output it attested has another NAR.
+fn attest_a_lie(root: &Path) -> String {
+    use guixie_attest::Envelope;
+    let state = root.join("var/guixie");
+    let key = guixie_formats::signing::SecretKey::parse(
+        std::fs::read_to_string(state.join("builder.key"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let mut log = guixie_log::FileLog::open(&state.join("log")).unwrap();
+    let mut st = Envelope::parse(&log.entry(0).unwrap())
+        .unwrap()
+        .statement()
+        .unwrap();
+    let out = st.predicate.outputs.values_mut().next().unwrap();
+    out.nar_hash = "sha256:0000000000000000000000000000000000000000000000000000".into();
+    let lied_about = out.path.clone();
+    log.append_batch(&[Envelope::sign(&st, &key).to_json()])
+        .unwrap();
+    lied_about
+}
+
+fn write_policy(dir: &Path, name: &str, k: u64, identities: &[serde_json::Value]) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        serde_json::json!({"k": k, "builders": identities}).to_string(),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn five_nodes_a_liar_a_stopped_builder_and_nix_through_the_consumer() {
+    let nix_ok = nix_available();
+    let names = ["a", "b", "c", "liar"];
+    let b = builders(&names, 6);
+    let lied_about = attest_a_lie(&b.roots[3]);
+    // The liar is not trusted; a, b and c are, two of them needed.
+    let policy = write_policy(b.dir.path(), "k2.json", 2, &b.identities[..3]);
+    let mut nodes: Vec<NodeProc> = names
+        .iter()
+        .zip(&b.roots)
+        .map(|(n, root)| start_node(root, &origin(n), &[]))
+        .collect();
+    let consumer_root = b.dir.path().join("consumer");
+    let peer_args = |nodes: &[NodeProc], policy: &Path| -> Vec<String> {
+        let mut args: Vec<String> = ["--http", "127.0.0.1:0", "--decide-within", "2", "--policy"]
+            .map(String::from)
+            .to_vec();
+        args.push(policy.display().to_string());
+        for n in nodes {
+            args.extend(["--peer".to_owned(), n.addr.clone()]);
+        }
+        args
+    };
+    let args = peer_args(&nodes, &policy);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let consumer = start_node(&consumer_root, &origin("consumer"), &args);
+    let http = consumer.http.clone().unwrap();
+    let outs: Vec<String> = {
+        let drvs = ok_str(
+            store_cmd(&b.roots[0], &origin("a"))
+                .arg("eval")
+                .arg(&b.graph),
+        );
+        ok_str(
+            store_cmd(&b.roots[0], &origin("a"))
+                .args(["build", "-q"])
+                .args(drvs.split_whitespace()),
+        )
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+    };
+    assert!(outs.contains(&lied_about));
+
+    // Real Nix substitutes every output through the consumer's cache; the NAR hashes are the
+    // builders'.
+    if nix_ok {
+        let theirs = b.dir.path().join("nix");
+        let uri = nix_store_uri(&theirs, "/nix/store");
+        let nix_out = nix("nix-store")
+            .args(["--store", &uri, "-r"])
+            .args(&outs)
+            .args(["--option", "substituters", &http])
+            .args(["--option", "trusted-public-keys", &consumer.cache_key])
+            .args(["--option", "max-jobs", "0"])
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(&consumer.stderr).unwrap_or_default();
+        assert!(
+            nix_out.status.success(),
+            "{}\nnode: {log}",
+            String::from_utf8_lossy(&nix_out.stderr)
+        );
+        for out in &outs {
+            let ours: serde_json::Value =
+                serde_json::from_slice(&ok(
+                    store_cmd(&b.roots[1], &origin("b")).args(["--json", "store", "info", out])
+                ))
+                .unwrap();
+            let nix_hash = ok_str(nix("nix-store").args(["--store", &uri, "-q", "--hash", out]));
+            assert_eq!(nix_hash, ours["narHash"].as_str().unwrap(), "{out}");
+        }
+    }
+    // guixie build in the consumer's store builds nothing: everything came through the node.
+    let store = || store_cmd(&consumer_root, &origin("consumer"));
+    let drvs = ok_str(store().arg("eval").arg(&b.graph));
+    let out = store()
+        .args([
+            "--json",
+            "build",
+            "--substitute-urls",
+            &http,
+            "--trusted-key",
+            &consumer.cache_key,
+        ])
+        .args(drvs.split_whitespace())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&consumer.stderr).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\nnode: {log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(events(&out.stderr, "started"), 0, "{log}");
+    assert_eq!(log.matches("accepted and imported").count(), 6, "{log}");
+    // The liar's other output for one derivation counted for nothing.
+    assert!(
+        !log.contains("sha256:0000000000000000000000000000000000000000000000000000"),
+        "{log}"
+    );
+    ok(store().args(["store", "verify"]));
+
+    // c stops; a consumer needing all three rejects with the reason, and builds locally.
+    drop(nodes.remove(2));
+    let strict = write_policy(b.dir.path(), "k3.json", 3, &b.identities[..3]);
+    let second_root = b.dir.path().join("second");
+    let args = peer_args(&nodes, &strict);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let second = start_node(&second_root, &origin("second"), &args);
+    let store = || store_cmd(&second_root, &origin("second"));
+    let drvs = ok_str(store().arg("eval").arg(&b.graph));
+    let out = store()
+        .args([
+            "--json",
+            "build",
+            "--substitute-urls",
+            second.http.as_deref().unwrap(),
+            "--trusted-key",
+            &second.cache_key,
+        ])
+        .args(drvs.split_whitespace())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&second.stderr).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\nnode: {log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        events(&out.stderr, "built"),
+        6,
+        "{}\nnode: {log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("shortfall: 2 of the 3 trusted builders"),
+        "{log}"
+    );
+    assert!(!log.contains("accepted and imported"), "{log}");
 }

@@ -46,6 +46,8 @@ pub struct NodeOptions {
     pub cache_key: SecretKey,
     /// How long a narinfo request waits for the network.
     pub wait: Duration,
+    /// How long a lookup waits for builders' attestations before deciding with what came.
+    pub decide_within: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -145,7 +147,9 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
     let client_file = state_dir.join("node").join("logs.json");
     let client = ClientState::load(&client_file)?;
     let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone())?;
-    let node = Node::new(Config::new(opts.policy.clone()), local, client);
+    let mut config = Config::new(opts.policy.clone());
+    config.collect_timeout_ms = opts.decide_within.as_millis() as u64;
+    let node = Node::new(config, local, client);
     let accepted_set = AcceptedSet::load(&state_dir)?;
     let sd = opts.store.store_dir().clone();
     let accepted = Arc::new(RwLock::new(

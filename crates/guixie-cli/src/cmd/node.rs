@@ -36,6 +36,10 @@ pub struct NodeArgs {
     /// How long a narinfo request waits for the network before a 503, in seconds.
     #[arg(long, default_value_t = 60)]
     wait: u64,
+    /// How long a lookup waits for trusted builders that have not answered before it decides
+    /// with the attestations it has, in seconds.
+    #[arg(long, default_value_t = 5)]
+    decide_within: u64,
 }
 
 pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -106,6 +110,7 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             log_key,
             cache_key: cache_key.clone(),
             wait: Duration::from_secs(args.wait),
+            decide_within: Duration::from_secs(args.decide_within),
             clock: ctx.clock(),
         },
         move |started| {

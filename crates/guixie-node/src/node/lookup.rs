@@ -67,6 +67,14 @@ impl<L: Local> Node<L> {
         if self.lookups.contains_key(hash_part) {
             return;
         }
+        self.failed.retain(|_, (until, _)| *until > now_ms);
+        if let Some((_, reason)) = self.failed.get(hash_part) {
+            self.out.push_back(Output::Failed {
+                hash_part: hash_part.to_owned(),
+                reason: reason.clone(),
+            });
+            return;
+        }
         self.lookups.insert(
             hash_part.to_owned(),
             Lookup {
@@ -284,13 +292,17 @@ impl<L: Local> Node<L> {
             })
         });
         match accepted {
-            Err(reason) => self.fail(hash_part, reason),
+            Err(reason) => self.fail(hash_part, reason, now_ms),
             Ok(accepted) => self.fetch(hash_part, accepted, now_ms),
         }
     }
 
-    fn fail(&mut self, hash_part: &str, reason: String) {
+    fn fail(&mut self, hash_part: &str, reason: String, now_ms: u64) {
         self.lookups.remove(hash_part);
+        self.failed.insert(
+            hash_part.to_owned(),
+            (now_ms + self.cfg.reject_ttl_ms, reason.clone()),
+        );
         self.out.push_back(Output::Failed {
             hash_part: hash_part.to_owned(),
             reason,
@@ -315,7 +327,11 @@ impl<L: Local> Node<L> {
             };
         }
         if peers.is_empty() {
-            return self.fail(hash_part, "no peer is connected to fetch it from".into());
+            return self.fail(
+                hash_part,
+                "no peer is connected to fetch it from".into(),
+                now_ms,
+            );
         }
         for p in peers {
             self.send(
@@ -422,10 +438,10 @@ impl<L: Local> Node<L> {
             return;
         }
         if *unanswered == 0 && download.peers().is_empty() {
-            return self.fail(hash_part, "no connected peer has it".into());
+            return self.fail(hash_part, "no connected peer has it".into(), now_ms);
         }
         if let Some(e) = download.failure() {
-            return self.fail(hash_part, e.to_string());
+            return self.fail(hash_part, e.to_string(), now_ms);
         }
         let root = download.blob().root;
         let requests = download.requests(now_ms);

@@ -85,6 +85,9 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Range requests in flight per peer.
     pub window: usize,
+    /// How long a rejection is remembered: a path wanted again meanwhile fails at once with
+    /// the same reason instead of asking every builder again.
+    pub reject_ttl_ms: u64,
 }
 
 impl Config {
@@ -95,6 +98,7 @@ impl Config {
             range_timeout_ms: 10_000,
             segment_bytes: 256 << 10,
             window: 8,
+            reject_ttl_ms: 60_000,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Node<L> {
     next_id: u64,
     pending: BTreeMap<RequestId, (PeerId, Pending)>,
     lookups: BTreeMap<String, Lookup>,
+    /// Recent failures: hash part → (until when, why).
+    failed: BTreeMap<String, (u64, String)>,
     out: VecDeque<Output>,
 }
 
@@ -136,6 +142,7 @@ impl<L: Local> Node<L> {
             next_id: 0,
             pending: BTreeMap::new(),
             lookups: BTreeMap::new(),
+            failed: BTreeMap::new(),
             out: VecDeque::new(),
         }
     }

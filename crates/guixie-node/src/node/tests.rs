@@ -414,6 +414,17 @@ fn with_k_of_n_unreachable_it_rejects_at_the_deadline() {
     assert_eq!(d.result, Verdict::Reject);
     assert!(d.reason.contains("shortfall: 2 of the 3"), "{}", d.reason);
     assert!(net.failure("consumer").unwrap().contains("shortfall"));
+    // Wanted again soon: the same answer at once, without asking anyone.
+    net.outputs.clear();
+    net.want("consumer");
+    assert_eq!(net.decision("consumer"), None);
+    assert!(net.failure("consumer").unwrap().contains("shortfall"));
+    // After the rejection's time is up, the builders are asked again.
+    net.outputs.clear();
+    net.advance(60_000);
+    net.want("consumer");
+    net.advance(6_000);
+    assert!(net.decision("consumer").is_some());
 }
 
 #[test]
