@@ -203,6 +203,7 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         outbound: HashMap::new(),
         waiters: BTreeMap::new(),
         parked: BTreeMap::new(),
+        open: BTreeMap::new(),
         up: BTreeMap::new(),
         peers: opts.peers,
     };
@@ -225,6 +226,8 @@ struct Driver {
     waiters: BTreeMap<String, Vec<oneshot::Sender<bool>>>,
     /// Fetched NARs waiting for their references: hash part → (what to import, missing refs).
     parked: BTreeMap<String, (Accepted, BTreeSet<String>)>,
+    /// Downloads being written.
+    open: BTreeMap<String, std::fs::File>,
     /// Configured peers' addresses that are connected, and to whom.
     up: BTreeMap<Multiaddr, PeerId>,
     peers: Vec<Multiaddr>,
@@ -386,6 +389,9 @@ impl Driver {
                     hash_part, output, ..
                 } => self.fetched(&hash_part, output),
                 Output::Failed { hash_part, reason } => {
+                    if self.open.remove(&hash_part).is_some() {
+                        let _ = std::fs::remove_file(self.incoming_file(&hash_part));
+                    }
                     eprintln!("guixie node: {hash_part}: not fetched: {reason}");
                     self.settle(&hash_part, false);
                 }
@@ -403,17 +409,21 @@ impl Driver {
         self.incoming.join(format!("{hash_part}.nar"))
     }
 
-    fn write(&self, hash_part: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.incoming_file(hash_part))?;
-        file.write_all_at(data, offset)
+    fn write(&mut self, hash_part: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if !self.open.contains_key(hash_part) {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(self.incoming_file(hash_part))?;
+            self.open.insert(hash_part.to_owned(), file);
+        }
+        self.open[hash_part].write_all_at(data, offset)
     }
 
     /// A download is complete: import it once its references are valid, fetching those first.
     fn fetched(&mut self, hash_part: &str, output: Accepted) {
+        self.open.remove(hash_part);
         let missing: BTreeSet<String> = output
             .references
             .iter()
