@@ -153,6 +153,9 @@ def main():
             store, node = consumer(tag, peers)
             try:
                 return timed(lambda: narinfo(node.http, path))
+            except Exception:
+                print(open(store + ".node.log").read(), file=sys.stderr)
+                raise
             finally:
                 node.stop()
                 shutil.rmtree(store, ignore_errors=True)

@@ -437,11 +437,14 @@ impl<L: Local> Node<L> {
             });
             return;
         }
-        if *unanswered == 0 && download.peers().is_empty() {
-            return self.fail(hash_part, "no connected peer has it".into(), now_ms);
-        }
-        if let Some(e) = download.failure() {
-            return self.fail(hash_part, e.to_string(), now_ms);
+        // Peers join only by answering `Have`: until every one has, none left is no failure.
+        if *unanswered == 0 {
+            if download.peers().is_empty() {
+                return self.fail(hash_part, "no connected peer has it".into(), now_ms);
+            }
+            if let Some(e) = download.failure() {
+                return self.fail(hash_part, e.to_string(), now_ms);
+            }
         }
         let root = download.blob().root;
         let requests = download.requests(now_ms);

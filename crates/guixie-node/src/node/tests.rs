@@ -206,6 +206,9 @@ struct Net {
     /// node → the name it goes by (its other face's)
     alias: BTreeMap<String, String>,
     links: Vec<(String, String)>,
+    /// When set, `Have` requests wait in `delayed` until [`Net::release`].
+    delay_have: bool,
+    delayed: Vec<(String, String, RequestId, Request)>,
     outputs: BTreeMap<String, Vec<Output>>,
     now: u64,
 }
@@ -217,6 +220,8 @@ impl Net {
             route: BTreeMap::new(),
             alias: BTreeMap::new(),
             links: vec![],
+            delay_have: false,
+            delayed: vec![],
             outputs: BTreeMap::new(),
             now: 0,
         }
@@ -252,6 +257,11 @@ impl Net {
                 while let Some(o) = self.nodes.get_mut(&name).unwrap().poll() {
                     moved = true;
                     match o {
+                        Output::Send { to, id, request }
+                            if self.delay_have && matches!(request, Request::Have { .. }) =>
+                        {
+                            self.delayed.push((name.clone(), to, id, request));
+                        }
                         Output::Send { to, id, request } => {
                             let me = self.alias.get(&name).cloned().unwrap_or(name.clone());
                             let target = self
@@ -285,6 +295,24 @@ impl Net {
                 return;
             }
         }
+    }
+
+    /// Delivers the delayed requests.
+    fn release(&mut self) {
+        self.delay_have = false;
+        let now = self.now;
+        for (from, to, id, request) in std::mem::take(&mut self.delayed) {
+            let r = self
+                .nodes
+                .get_mut(&to)
+                .unwrap()
+                .handle_request(&from, request, now);
+            self.nodes
+                .get_mut(&from)
+                .unwrap()
+                .handle_response(&to, id, Ok(r), now);
+        }
+        self.run();
     }
 
     fn advance(&mut self, ms: u64) {
@@ -398,6 +426,21 @@ fn two_of_three_honest_builders_are_enough_and_the_nar_is_fetched_verified() {
     assert_eq!(accepted.path, out_path());
     assert_eq!(&accepted.blob.root, blake3::hash(&good).as_bytes());
     assert_eq!(net.failure("consumer"), None);
+}
+
+#[test]
+fn a_fetch_waits_for_slow_answers_to_have() {
+    // Peers take longer than several ticks to say they have the NAR (a builder writing a
+    // large one the first time): the fetch waits for them.
+    let (mut net, good) = network(2, true);
+    net.delay_have = true;
+    net.want("consumer");
+    net.advance(1_000);
+    net.advance(1_000);
+    assert_eq!(net.failure("consumer"), None);
+    net.release();
+    let (_, bytes) = net.fetched("consumer", good.len()).expect("fetched");
+    assert_eq!(bytes, good);
 }
 
 #[test]
