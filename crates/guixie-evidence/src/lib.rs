@@ -66,6 +66,54 @@ pub fn checkpoint(
     Ok(cp.sign(key)?)
 }
 
+/// Which statements of a log are about which store paths, kept up to date as the log grows:
+/// each entry is read once.
+#[derive(Default)]
+pub struct LogIndex {
+    indexed: u64,
+    by_hash_part: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+impl LogIndex {
+    /// Reads the entries appended since the last update; returns the statements among them
+    /// (signatures unchecked), for a caller that indexes more.
+    pub fn update(
+        &mut self,
+        log: &guixie_log::FileLog,
+    ) -> Result<Vec<(u64, guixie_attest::Statement)>, guixie_log::LogError> {
+        let mut new = Vec::new();
+        for index in self.indexed..log.size() {
+            let entry = log.entry(index)?;
+            self.indexed = index + 1;
+            let Ok(st) = guixie_attest::Envelope::parse(&entry).and_then(|e| e.statement()) else {
+                continue;
+            };
+            let paths = std::iter::once(&st.predicate.derivation.path)
+                .chain(st.predicate.outputs.values().map(|o| &o.path));
+            for p in paths {
+                let hash_part = p.rsplit('/').next().and_then(|b| b.split_once('-'));
+                if let Some((h, _)) = hash_part {
+                    let list = self.by_hash_part.entry(h.to_owned()).or_default();
+                    if list.last() != Some(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+            new.push((index, st));
+        }
+        Ok(new)
+    }
+
+    /// Indices, in log order, of the statements whose derivation or an output has this hash
+    /// part (as of the last update).
+    pub fn about(&self, hash_part: &str) -> &[u64] {
+        self.by_hash_part
+            .get(hash_part)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
 /// Indices, in log order, of the signed statements whose derivation or an output has the
 /// store path hash part `hash_part` (entries that are not statements are passed over; no
 /// signature is checked here: whoever reads them checks what they need).
@@ -73,23 +121,7 @@ pub fn entries_about(
     log: &guixie_log::FileLog,
     hash_part: &str,
 ) -> Result<Vec<u64>, guixie_log::LogError> {
-    let names = |p: &str| {
-        p.rsplit('/')
-            .next()
-            .and_then(|base| base.strip_prefix(hash_part))
-            .is_some_and(|rest| rest.starts_with('-'))
-    };
-    let mut found = Vec::new();
-    for index in 0..log.size() {
-        let entry = log.entry(index)?;
-        let Ok(st) = guixie_attest::Envelope::parse(&entry).and_then(|e| e.statement()) else {
-            continue;
-        };
-        if names(&st.predicate.derivation.path)
-            || st.predicate.outputs.values().any(|o| names(&o.path))
-        {
-            found.push(index);
-        }
-    }
-    Ok(found)
+    let mut index = LogIndex::default();
+    index.update(log)?;
+    Ok(index.about(hash_part).to_vec())
 }

@@ -24,7 +24,9 @@ pub struct StoreLocal {
     log_key: Option<SignerKey>,
     blobs_dir: PathBuf,
     /// Roots this node may serve, and the path each is the NAR of.
-    index: BTreeMap<[u8; 32], StorePath>,
+    index: Mutex<BTreeMap<[u8; 32], StorePath>>,
+    /// The own log's statements by store path hash part.
+    log_index: Mutex<guixie_evidence::LogIndex>,
     loaded: Mutex<BTreeMap<[u8; 32], Arc<Outboard>>>,
 }
 
@@ -38,57 +40,67 @@ impl StoreLocal {
         let state = store.state_dir().to_owned();
         let blobs_dir = state.join("node").join("blobs");
         std::fs::create_dir_all(&blobs_dir)?;
-        let mut local = StoreLocal {
+        let local = StoreLocal {
             log_dir: guixie_evidence::log_dir(&state),
             store,
             log_key,
             blobs_dir,
-            index: BTreeMap::new(),
+            index: Mutex::new(BTreeMap::new()),
+            log_index: Mutex::new(guixie_evidence::LogIndex::default()),
             loaded: Mutex::new(BTreeMap::new()),
         };
-        local.index_own_log();
+        if let Ok(log) = FileLog::open_read_only(&local.log_dir) {
+            let _ = local.catch_up(&log);
+        }
         Ok(local)
     }
 
-    fn index_own_log(&mut self) {
-        let Ok(log) = FileLog::open_read_only(&self.log_dir) else {
-            return;
-        };
-        let sd = self.store.store_dir().clone();
-        for i in 0..log.size() {
-            let Ok(st) = log
-                .entry(i)
-                .map_err(|e| e.to_string())
-                .and_then(|e| guixie_attest::Envelope::parse(&e).map_err(|e| e.to_string()))
-                .and_then(|e| e.statement().map_err(|e| e.to_string()))
-            else {
-                continue;
-            };
+    /// Indexes what the own log gained since last time: its statements by hash part, and the
+    /// roots of the outputs they attest.
+    fn catch_up(&self, log: &FileLog) -> Result<(), String> {
+        let new = self
+            .log_index
+            .lock()
+            .expect("not poisoned")
+            .update(log)
+            .map_err(|e| e.to_string())?;
+        let sd = self.store.store_dir();
+        let mut index = self.index.lock().expect("not poisoned");
+        for (_, st) in new {
             for out in st.predicate.outputs.values() {
                 let (Some(root), Ok(path)) = (&out.blake3, sd.parse_path(&out.path)) else {
                     continue;
                 };
                 if let Ok(root) = Blob::parse_root(root) {
-                    self.index.insert(root, path);
+                    index.insert(root, path);
                 }
             }
         }
+        Ok(())
     }
 
     /// Serves `path` by `root` from now on; `nar` (its NAR, verified) becomes the copy served.
     pub fn add_fetched(&mut self, root: [u8; 32], path: StorePath, nar: &Path) {
         let target = self.blobs_dir.join(format!("{}.nar", hex(&root)));
         if std::fs::rename(nar, &target).is_ok() {
-            self.index.insert(root, path);
+            self.index.lock().expect("not poisoned").insert(root, path);
         }
     }
 
     /// The outboard and NAR file of a root this node serves, made on first use.
     fn ensure(&self, root: &[u8; 32]) -> Result<(Arc<Outboard>, PathBuf), String> {
-        let path = self
-            .index
-            .get(root)
-            .ok_or("this node does not serve that root")?;
+        let lookup = || self.index.lock().expect("not poisoned").get(root).cloned();
+        let path = match lookup() {
+            Some(p) => p,
+            None => {
+                // Built and attested since it was last looked at?
+                if let Ok(log) = FileLog::open_read_only(&self.log_dir) {
+                    self.catch_up(&log)?;
+                }
+                lookup().ok_or("this node does not serve that root")?
+            }
+        };
+        let path = &path;
         if !self.store.is_valid(path).map_err(|e| e.to_string())? {
             return Err("the path is no longer in this node's store".into());
         }
@@ -166,7 +178,14 @@ impl Local for StoreLocal {
         let size = log.size();
         let checkpoint = guixie_evidence::checkpoint(&log, key).map_err(|e| e.to_string())?;
         let mut attestations = Vec::new();
-        for index in guixie_evidence::entries_about(&log, hash_part).map_err(|e| e.to_string())? {
+        self.catch_up(&log)?;
+        let about = self
+            .log_index
+            .lock()
+            .expect("not poisoned")
+            .about(hash_part)
+            .to_vec();
+        for index in about {
             let entry = log.entry(index).map_err(|e| e.to_string())?;
             attestations.push(LoggedEntry {
                 index,

@@ -204,6 +204,7 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         waiters: BTreeMap::new(),
         parked: BTreeMap::new(),
         open: BTreeMap::new(),
+        unsaved: false,
         up: BTreeMap::new(),
         peers: opts.peers,
     };
@@ -228,6 +229,8 @@ struct Driver {
     parked: BTreeMap<String, (Accepted, BTreeSet<String>)>,
     /// Downloads being written.
     open: BTreeMap<String, std::fs::File>,
+    /// Whether accepted paths or checkpoints changed since they were saved.
+    unsaved: bool,
     /// Configured peers' addresses that are connected, and to whom.
     up: BTreeMap<Multiaddr, PeerId>,
     peers: Vec<Multiaddr>,
@@ -252,6 +255,7 @@ impl Driver {
                 _ = tick.tick() => {
                     let now = self.now_ms();
                     self.node.tick(now);
+                    self.save();
                 }
                 _ = redial.tick() => {
                     for addr in self.peers.clone() {
@@ -262,6 +266,20 @@ impl Driver {
                 }
             }
             self.drain(swarm);
+        }
+    }
+
+    /// What was accepted, and the checkpoints accepted with it.
+    fn save(&mut self) {
+        if !self.unsaved {
+            return;
+        }
+        self.unsaved = false;
+        if let Err(e) = self.accepted_set.save(&self.state_dir) {
+            eprintln!("guixie node: saving the accepted paths: {e}");
+        }
+        if let Err(e) = self.node.state().save(&self.client_file) {
+            eprintln!("guixie node: saving {}: {e}", self.client_file.display());
         }
     }
 
@@ -386,8 +404,20 @@ impl Driver {
                     }
                 }
                 Output::Fetched {
-                    hash_part, output, ..
-                } => self.fetched(&hash_part, output),
+                    hash_part,
+                    output,
+                    peers,
+                } => {
+                    let from: Vec<String> = peers
+                        .iter()
+                        .map(|p| match &p.dropped {
+                            None => format!("{} bytes from {}", p.verified_bytes, p.peer),
+                            Some(why) => format!("{} dropped ({why})", p.peer),
+                        })
+                        .collect();
+                    eprintln!("guixie node: {hash_part}: fetched: {}", from.join(", "));
+                    self.fetched(&hash_part, output)
+                }
                 Output::Failed { hash_part, reason } => {
                     if self.open.remove(&hash_part).is_some() {
                         let _ = std::fs::remove_file(self.incoming_file(&hash_part));
@@ -462,10 +492,8 @@ impl Driver {
                 self.accepted_set
                     .paths
                     .insert(path.to_string(), output.attesting.clone());
-                if let Err(e) = self.accepted_set.save(&self.state_dir) {
-                    eprintln!("guixie node: saving the accepted paths: {e}");
-                }
-                let _ = self.node.state().save(&self.client_file);
+                // Saved at the next tick: losing it in a crash only means fetching again.
+                self.unsaved = true;
                 self.settle(hash_part, true);
             }
             Err(e) => {
