@@ -152,6 +152,13 @@ impl ClientState {
             });
         }
         let from = view.size;
+        if from == 0 {
+            // Every tree extends the empty one: there is nothing to prove.
+            view.size = cp.size;
+            view.root_hex = root_hex;
+            view.checkpoint = note_text;
+            return Ok(Accepted::Advanced { from, to: cp.size });
+        }
         let old_root: Hash = data_encoding::HEXLOWER
             .decode(view.root_hex.as_bytes())
             .ok()
@@ -249,6 +256,10 @@ impl ClientState {
             });
         let news = !view.untrusted;
         view.untrusted = true;
+        if !news {
+            // Kept once: a replayed report adds nothing.
+            return Ok(false);
+        }
         view.evidence.push(Evidence {
             kind: "equivocation".into(),
             accepted: String::from_utf8_lossy(first).into_owned(),

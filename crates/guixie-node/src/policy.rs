@@ -59,6 +59,15 @@ impl Policy {
                 .iter()
                 .map(|w| VerifierKey::parse(w).map_err(|e| key_err(format!("witness: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
+            if b.witness_threshold > 0 {
+                // Builders' nodes serve checkpoints signed by their logs alone so far; a
+                // threshold no answer could meet would silently stop every vote.
+                return Err(key_err(
+                    "witness_threshold > 0 is not supported by nodes yet (they gather no \
+                     cosignatures); use 0"
+                        .into(),
+                ));
+            }
             if b.witness_threshold > witnesses.len() {
                 return Err(key_err(format!(
                     "witness_threshold {} is more than its {} witnesses",
@@ -77,7 +86,16 @@ impl Policy {
             });
         }
         let mut origins = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
         for b in &builders {
+            if !keys.insert(*b.attestation_key.as_bytes()) {
+                return Err(PolicyFileError::Key {
+                    builder: b.name.clone(),
+                    message: "its attestation key is another builder's too: one signer would \
+                              count twice"
+                        .into(),
+                });
+            }
             if !origins.insert(b.log_key.name.clone()) {
                 return Err(PolicyFileError::Key {
                     builder: b.name.clone(),
@@ -99,5 +117,65 @@ impl Policy {
     /// The builder whose log has this origin.
     pub fn builder_by_log(&self, origin: &str) -> Option<&Builder> {
         self.builders.iter().find(|b| b.log_key.name == origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, seed: u8, log_seed: u8) -> serde_json::Value {
+        let key = guixie_formats::signing::SecretKey::from_seed(name, &[seed; 32]).unwrap();
+        let log = guixie_log::note::SignerKey::from_seed(
+            &format!("{name}.example/log"),
+            guixie_log::note::ALG_ED25519,
+            &[log_seed; 32],
+        )
+        .unwrap();
+        serde_json::json!({"name": name, "attestation_key": key.public().to_string(),
+                           "log_key": log.verifier().to_string()})
+    }
+
+    #[test]
+    fn policies_that_would_count_wrong_are_refused() {
+        let good = serde_json::json!({"k": 2, "builders": [entry("a", 1, 11), entry("b", 2, 12)]});
+        let p = Policy::parse(&good.to_string()).unwrap();
+        assert_eq!(p.builder_by_log("b.example/log").unwrap().name, "b");
+        let refuse = |v: serde_json::Value, why: &str| {
+            let e = Policy::parse(&v.to_string()).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        };
+        refuse(
+            serde_json::json!({"k": 3, "builders": [entry("a", 1, 11), entry("b", 2, 12)]}),
+            "k = 3",
+        );
+        let mut same_key = entry("b", 1, 12);
+        same_key["name"] = "b".into();
+        refuse(
+            serde_json::json!({"k": 1, "builders": [entry("a", 1, 11), same_key]}),
+            "attestation key",
+        );
+        let mut same_log = entry("b", 2, 11);
+        same_log["log_key"] = entry("a", 1, 11)["log_key"].clone();
+        refuse(
+            serde_json::json!({"k": 1, "builders": [entry("a", 1, 11), same_log]}),
+            "origin",
+        );
+        let mut witnessed = entry("a", 1, 11);
+        witnessed["witness_threshold"] = 1.into();
+        refuse(
+            serde_json::json!({"k": 1, "builders": [witnessed]}),
+            "not supported",
+        );
+        refuse(
+            serde_json::json!({"k": 1, "builders": [], "n": 3}),
+            "unknown field",
+        );
+        let mut bad_key = entry("a", 1, 11);
+        bad_key["attestation_key"] = "nope".into();
+        refuse(
+            serde_json::json!({"k": 1, "builders": [bad_key]}),
+            "builder \"a\"",
+        );
     }
 }

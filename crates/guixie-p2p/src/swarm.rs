@@ -289,8 +289,11 @@ impl Driver {
             .entry(hash_part.clone())
             .or_default()
             .push(want.reply);
-        let now = self.now_ms();
-        self.node.want(&hash_part, now);
+        // Fetched and waiting for its references: it is answered when it is imported.
+        if !self.parked.contains_key(&hash_part) {
+            let now = self.now_ms();
+            self.node.want(&hash_part, now);
+        }
     }
 
     fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
@@ -389,11 +392,15 @@ impl Driver {
                 Output::Decided {
                     hash_part,
                     decision,
-                } => eprintln!(
-                    "guixie node: {hash_part}: {} ({})",
-                    serde_json::to_string(&decision.result).unwrap_or_default(),
-                    decision.reason
-                ),
+                } => {
+                    // The lookup may have advanced the node's views of logs.
+                    self.unsaved = true;
+                    eprintln!(
+                        "guixie node: {hash_part}: {} ({})",
+                        serde_json::to_string(&decision.result).unwrap_or_default(),
+                        decision.reason
+                    )
+                }
                 Output::Write {
                     hash_part,
                     offset,
@@ -471,7 +478,9 @@ impl Driver {
         let now = self.now_ms();
         for r in &missing {
             if let Some((h, _)) = r.split_once('-') {
-                self.node.want(h, now);
+                if !self.parked.contains_key(h) {
+                    self.node.want(h, now);
+                }
             }
         }
         self.parked.insert(hash_part.to_owned(), (output, missing));
@@ -526,6 +535,17 @@ impl Driver {
             registration_time: self.clock.unix_seconds(),
             ca: None,
         };
+        // A path this store already holds (built here, say) is what the quorum accepted only
+        // if it is the same: the store would not read the NAR again.
+        if let Some(held) = self.store.path_info(&path).map_err(|e| e.to_string())? {
+            if held.nar_hash != info.nar_hash || held.references != info.references {
+                return Err(format!(
+                    "this store holds another {} than the one accepted",
+                    output.path
+                ));
+            }
+            return Ok(path);
+        }
         let mut nar = std::fs::File::open(file).map_err(|e| e.to_string())?;
         self.store
             .import_nar(&info, &mut nar)

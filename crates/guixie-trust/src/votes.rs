@@ -107,9 +107,17 @@ pub fn votes(
                 .next()
                 .is_some_and(|base| base.starts_with(&wanted))
         };
-        let Some(out) = p.outputs.values().find(named) else {
+        let mut matching = p.outputs.values().filter(named);
+        let Some(out) = matching.next() else {
             continue;
         };
+        if matching.next().is_some() {
+            problem(
+                logged.index,
+                format!("gives two outputs with the hash part {hash_part}"),
+            );
+            continue;
+        }
         let proof_ok = match prove(view, bundle.size, logged) {
             Ok(()) => true,
             Err(message) => {
@@ -129,11 +137,11 @@ pub fn votes(
     (votes, problems)
 }
 
-/// What a vote is for: the path and its NAR hash, and beside them, when the statement gives
+/// What a vote is for: the path, its NAR hash and size, and beside them, when the statement gives
 /// them, the BLAKE3 root the NAR is fetched by and the references it is registered with;
 /// builders that agree on one and not the others are counted as disagreeing.
 pub fn output_label(out: &OutputRef) -> String {
-    let mut label = format!("{} {}", out.path, out.nar_hash);
+    let mut label = format!("{} {} {}", out.path, out.nar_hash, out.nar_size);
     if let Some(root) = &out.blake3 {
         label.push(' ');
         label.push_str(root);

@@ -30,15 +30,21 @@ pub struct Accepted {
 
 pub(super) struct Lookup {
     started_ms: u64,
+    /// Tells this lookup's answers from those of an earlier lookup of the same path.
+    generation: u64,
     phase: Phase,
 }
 
 enum Phase {
     Collecting {
-        asked: BTreeSet<String>,
-        awaiting: BTreeSet<String>,
+        /// (builder, peer) pairs asked: every peer that says it keeps the builder's log is
+        /// asked, so an impostor can neither hide the builder nor choose what it said.
+        asked: BTreeSet<(String, PeerId)>,
+        awaiting: BTreeSet<(String, PeerId)>,
+        retried: BTreeSet<(String, PeerId)>,
         votes: Vec<Vote>,
-        outputs: BTreeMap<String, OutputRef>,
+        /// What each builder's proven ballots are for, by label.
+        outputs: BTreeMap<(String, String), OutputRef>,
     },
     Fetching {
         accepted: Accepted,
@@ -75,13 +81,17 @@ impl<L: Local> Node<L> {
             });
             return;
         }
+        let generation = self.next_id;
+        self.next_id += 1;
         self.lookups.insert(
             hash_part.to_owned(),
             Lookup {
                 started_ms: now_ms,
+                generation,
                 phase: Phase::Collecting {
                     asked: BTreeSet::new(),
                     awaiting: BTreeSet::new(),
+                    retried: BTreeSet::new(),
                     votes: vec![],
                     outputs: BTreeMap::new(),
                 },
@@ -91,8 +101,8 @@ impl<L: Local> Node<L> {
         self.decide_if_complete(hash_part, now_ms, false);
     }
 
-    /// Asks, for every collecting lookup, each builder not asked yet whose log's node is now
-    /// connected.
+    /// Asks, for every collecting lookup, each peer that says it keeps a configured builder's
+    /// log and was not asked yet.
     pub(super) fn ask_new_owners(&mut self, _now_ms: u64) {
         let mut asks = Vec::new();
         for (hash_part, lookup) in &self.lookups {
@@ -100,22 +110,16 @@ impl<L: Local> Node<L> {
                 continue;
             };
             for b in &self.cfg.policy.builders {
-                if asked.contains(&b.name) {
-                    continue;
-                }
-                // The log's own node; of several claiming it, the first by name.
-                let owner = self
-                    .peers
-                    .iter()
-                    .find(|(_, logs)| logs.contains(&b.log_key.name))
-                    .map(|(p, _)| p.clone());
-                if let Some(owner) = owner {
-                    let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
-                    asks.push((hash_part.clone(), b.name.clone(), owner, known));
+                for (peer, logs) in &self.peers {
+                    let pair = (b.name.clone(), peer.clone());
+                    if logs.contains(&b.log_key.name) && !asked.contains(&pair) {
+                        let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
+                        asks.push((hash_part.clone(), pair, known));
+                    }
                 }
             }
         }
-        for (hash_part, builder, owner, known_size) in asks {
+        for (hash_part, (builder, peer), known_size) in asks {
             if let Some(Lookup {
                 phase: Phase::Collecting {
                     asked, awaiting, ..
@@ -123,11 +127,11 @@ impl<L: Local> Node<L> {
                 ..
             }) = self.lookups.get_mut(&hash_part)
             {
-                asked.insert(builder.clone());
-                awaiting.insert(builder.clone());
+                asked.insert((builder.clone(), peer.clone()));
+                awaiting.insert((builder.clone(), peer.clone()));
             }
             self.send(
-                &owner,
+                &peer,
                 Request::Attestations {
                     hash_part: hash_part.clone(),
                     known_size,
@@ -172,11 +176,8 @@ impl<L: Local> Node<L> {
                         .ok_or_else(|| format!("consistency hash {h:?} is not 32 hex bytes"))
                 })
                 .collect();
-            let accepted_before = self
-                .state
-                .logs
-                .get(&builder.log_key.name)
-                .map(|v| v.checkpoint.clone());
+            let before = self.state.logs.get(&builder.log_key.name).cloned();
+            let accepted_before = before.as_ref().map(|v| v.checkpoint.clone());
             let result = self.state.accept(
                 checkpoint.as_bytes(),
                 &builder.log_key,
@@ -192,16 +193,42 @@ impl<L: Local> Node<L> {
                     Some(from),
                 ),
                 Ok(Advanced::Unchanged { .. }) => {}
-                Err(
-                    e @ (Rejected::Equivocation { .. }
-                    | Rejected::Shrink { .. }
-                    | Rejected::Inconsistent { .. }),
-                ) => {
+                // Two signed notes of one size with different roots convict the log whoever
+                // brought the second.
+                Err(e @ Rejected::Equivocation { .. }) => {
                     self.convicted(&builder.log_key.name, e.to_string());
-                    if let (Rejected::Equivocation { .. }, Some(first)) = (&e, accepted_before) {
+                    if let Some(first) = accepted_before {
                         let second = checkpoint.clone();
                         self.gossip(Request::SplitView { first, second }, None);
                     }
+                }
+                // An older note, or a proof that does not connect, may come from a peer that
+                // only poses as the log's node (a proof is not signed): the answer does not
+                // count, and the log is not blamed for it.
+                Err(Rejected::Shrink { .. } | Rejected::Inconsistent { .. }) => match before {
+                    Some(view) => {
+                        self.state.logs.insert(builder.log_key.name.clone(), view);
+                    }
+                    None => {
+                        self.state.logs.remove(&builder.log_key.name);
+                    }
+                },
+                // The view moved on while this answer was on its way (another claimant's,
+                // older, came first): ask once more, from where the view is now.
+                Err(Rejected::NoProof(..)) if !self.retried(hash_part, builder_name, from) => {
+                    let known_size = self.state.logs.get(&builder.log_key.name).map(|v| v.size);
+                    self.send(
+                        from,
+                        Request::Attestations {
+                            hash_part: hash_part.to_owned(),
+                            known_size,
+                        },
+                        Pending::Attestations {
+                            hash_part: hash_part.to_owned(),
+                            builder: builder_name.to_owned(),
+                        },
+                    );
+                    return;
                 }
                 Err(_) => {}
             }
@@ -219,13 +246,29 @@ impl<L: Local> Node<L> {
             ..
         }) = self.lookups.get_mut(hash_part)
         {
-            awaiting.remove(builder_name);
+            awaiting.remove(&(builder_name.to_owned(), from.to_owned()));
             for b in ballots {
-                outputs.insert(b.vote.output.clone(), b.output);
-                votes.push(b.vote);
+                if b.vote.proof_ok {
+                    outputs.insert((b.vote.builder.clone(), b.vote.output.clone()), b.output);
+                }
+                // The same entry from two claimants is one vote.
+                if !votes.contains(&b.vote) {
+                    votes.push(b.vote);
+                }
             }
         }
         self.decide_if_complete(hash_part, now_ms, false);
+    }
+
+    /// Whether (builder, peer) was asked again already; marks it so.
+    fn retried(&mut self, hash_part: &str, builder: &str, peer: &str) -> bool {
+        match self.lookups.get_mut(hash_part) {
+            Some(Lookup {
+                phase: Phase::Collecting { retried, .. },
+                ..
+            }) => !retried.insert((builder.to_owned(), peer.to_owned())),
+            _ => true,
+        }
     }
 
     /// Decides when every builder was asked and answered; or, once those that could be asked
@@ -239,6 +282,7 @@ impl<L: Local> Node<L> {
                     awaiting,
                     votes,
                     outputs,
+                    ..
                 },
             ..
         }) = self.lookups.get(hash_part)
@@ -257,22 +301,39 @@ impl<L: Local> Node<L> {
             attestations: votes.clone(),
         };
         let decision = decide(&case);
-        let all_asked = asked.len() == self.cfg.policy.builders.len();
-        let ready =
-            force || awaiting.is_empty() && (all_asked || decision.result == Verdict::Accept);
+        let all_asked = self
+            .cfg
+            .policy
+            .builders
+            .iter()
+            .all(|b| asked.iter().any(|(name, _)| *name == b.name));
+        // Builders not heard from could make a second output reach k only when 2k <= n.
+        let n = self.cfg.policy.builders.len() as u64;
+        let early = decision.result == Verdict::Accept && 2 * self.cfg.policy.k > n;
+        let ready = force || awaiting.is_empty() && (all_asked || early);
         if !ready {
             return;
         }
-        let chosen = decision
-            .output
-            .as_ref()
-            .and_then(|label| outputs.get(label))
-            .cloned();
+        // From the proven ballot of a builder the decision counted, never another's.
+        let chosen = decision.output.as_ref().and_then(|label| {
+            decision
+                .attesting
+                .iter()
+                .find_map(|b| outputs.get(&(b.clone(), label.clone())))
+                .cloned()
+        });
         self.out.push_back(Output::Decided {
             hash_part: hash_part.to_owned(),
             decision: decision.clone(),
         });
+        let max_nar = self.cfg.max_nar_bytes;
         let accepted = chosen.ok_or_else(|| decision.reason.clone()).and_then(|o| {
+            if o.nar_size > max_nar {
+                return Err(format!(
+                    "the accepted NAR is {} bytes, more than the {max_nar} this node takes",
+                    o.nar_size
+                ));
+            }
             let root = o
                 .blake3
                 .as_deref()
@@ -311,6 +372,9 @@ impl<L: Local> Node<L> {
 
     fn fetch(&mut self, hash_part: &str, accepted: Accepted, now_ms: u64) {
         let blob = accepted.blob;
+        let Some(generation) = self.lookups.get(hash_part).map(|l| l.generation) else {
+            return;
+        };
         let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
         let download = Box::new(Download::new(
             blob,
@@ -339,6 +403,7 @@ impl<L: Local> Node<L> {
                 Request::Have { root: blob.root },
                 Pending::Have {
                     hash_part: hash_part.to_owned(),
+                    generation,
                 },
             );
         }
@@ -348,6 +413,7 @@ impl<L: Local> Node<L> {
         &mut self,
         from: &str,
         hash_part: &str,
+        generation: u64,
         response: Result<Response, String>,
         now_ms: u64,
     ) {
@@ -358,12 +424,16 @@ impl<L: Local> Node<L> {
                     unanswered,
                     ..
                 },
+            generation: current,
             ..
         }) = self.lookups.get_mut(hash_part)
         else {
             return;
         };
-        *unanswered -= 1;
+        if *current != generation {
+            return;
+        }
+        *unanswered = unanswered.saturating_sub(1);
         // A peer that has it with another size is simply not asked: the size is attested.
         if let Ok(Response::Have { size: Some(size) }) = response {
             if size == download.blob().size {
@@ -376,17 +446,22 @@ impl<L: Local> Node<L> {
     pub(super) fn on_range(
         &mut self,
         hash_part: &str,
+        generation: u64,
         id: guixie_content::RequestId,
         response: Result<Response, String>,
         now_ms: u64,
     ) {
         let Some(Lookup {
             phase: Phase::Fetching { download, .. },
+            generation: current,
             ..
         }) = self.lookups.get_mut(hash_part)
         else {
             return;
         };
+        if *current != generation {
+            return;
+        }
         let writes = match response {
             Ok(Response::Range { bytes }) => download.on_response(id, &bytes),
             Ok(Response::Refused { reason }) => {
@@ -421,11 +496,13 @@ impl<L: Local> Node<L> {
                     download,
                     unanswered,
                 },
+            generation,
             ..
         }) = self.lookups.get_mut(hash_part)
         else {
             return;
         };
+        let generation = *generation;
         if download.is_complete() {
             let output = accepted.clone();
             let peers = download.peers();
@@ -458,6 +535,7 @@ impl<L: Local> Node<L> {
                 },
                 Pending::Range {
                     hash_part: hash_part.to_owned(),
+                    generation,
                     id: r.id,
                 },
             );

@@ -85,6 +85,8 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Range requests in flight per peer.
     pub window: usize,
+    /// The largest NAR a lookup fetches (the size is attested, but a builder may lie).
+    pub max_nar_bytes: u64,
     /// How long a rejection is remembered: a path wanted again meanwhile fails at once with
     /// the same reason instead of asking every builder again.
     pub reject_ttl_ms: u64,
@@ -99,6 +101,7 @@ impl Config {
             segment_bytes: 256 << 10,
             window: 8,
             reject_ttl_ms: 60_000,
+            max_nar_bytes: 256 << 30,
         }
     }
 }
@@ -111,9 +114,11 @@ enum Pending {
     },
     Have {
         hash_part: String,
+        generation: u64,
     },
     Range {
         hash_part: String,
+        generation: u64,
         id: guixie_content::RequestId,
     },
 }
@@ -359,8 +364,15 @@ impl<L: Local> Node<L> {
             Pending::Attestations { hash_part, builder } => {
                 self.on_attestations(from, &hash_part, &builder, response, now_ms)
             }
-            Pending::Have { hash_part } => self.on_have(from, &hash_part, response, now_ms),
-            Pending::Range { hash_part, id } => self.on_range(&hash_part, id, response, now_ms),
+            Pending::Have {
+                hash_part,
+                generation,
+            } => self.on_have(from, &hash_part, generation, response, now_ms),
+            Pending::Range {
+                hash_part,
+                generation,
+                id,
+            } => self.on_range(&hash_part, generation, id, response, now_ms),
         }
     }
 }

@@ -42,6 +42,10 @@ struct MemLocal {
     blobs: BTreeMap<[u8; 32], (Outboard, Vec<u8>)>,
     /// Serves every range with one byte flipped (after its outboard check).
     flip_ranges: bool,
+    /// Says it keeps these logs (an impostor of their nodes) …
+    claims: Option<Vec<String>>,
+    /// … and answers every attestation request with this.
+    answer_instead: Option<Response>,
 }
 
 impl MemLocal {
@@ -54,6 +58,8 @@ impl MemLocal {
                 .unwrap(),
             blobs: BTreeMap::new(),
             flip_ranges: false,
+            claims: None,
+            answer_instead: None,
         }
     }
 
@@ -110,12 +116,17 @@ impl MemLocal {
 
 impl Local for MemLocal {
     fn own_logs(&self) -> Vec<String> {
-        vec![self.log_key.name.clone()]
+        self.claims
+            .clone()
+            .unwrap_or_else(|| vec![self.log_key.name.clone()])
     }
     fn checkpoints(&self) -> Vec<String> {
         vec![self.checkpoint()]
     }
     fn attestations(&self, hash_part: &str, known: Option<u64>) -> Result<Response, String> {
+        if let Some(r) = &self.answer_instead {
+            return Ok(r.clone());
+        }
         let size = self.log.size();
         let hex = |h: &guixie_log::merkle::Hash| data_encoding::HEXLOWER.encode(h);
         let entries = (0..size)
@@ -560,4 +571,46 @@ fn a_log_that_forks_is_caught_by_every_honest_node() {
     }
     // a's log did not fork and stays trusted.
     assert!(!net.nodes["one"].state().logs["log.a"].untrusted);
+}
+
+#[test]
+fn an_impostor_of_builders_nodes_can_neither_convict_nor_hide_them() {
+    // It sorts first (asked first, answering first) or last.
+    for name in ["0impostor", "zimpostor"] {
+        let (mut net, good) = network(2, true);
+        // a's log grows; the impostor shows a's older (genuine) checkpoint, an empty bundle
+        // and a junk consistency proof, for a's and b's logs.
+        let old = net.nodes["a"].local().checkpoint();
+        let key = SecretKey::from_seed("a", &[1; 32]).unwrap();
+        net.nodes
+            .get_mut("a")
+            .unwrap()
+            .local_mut()
+            .attest(&key, &good);
+        let mut impostor = MemLocal::new(name, 77);
+        impostor.claims = Some(vec!["log.a".into(), "log.b".into()]);
+        impostor.answer_instead = Some(Response::Attestations {
+            checkpoint: old,
+            consistency: vec!["00".repeat(32)],
+            bundle: Bundle {
+                size: 1,
+                attestations: vec![],
+            },
+        });
+        let policy = net.nodes["consumer"].cfg.policy.clone();
+        net.add(name, policy, impostor);
+        net.connect("consumer", name);
+        net.want("consumer");
+        let d = net.decision("consumer").expect("decided");
+        assert_eq!(d.result, Verdict::Accept, "{name}: {d:?}");
+        assert_eq!(d.attesting, ["a", "b", "c"], "{name}");
+        assert!(net.convicted("consumer").is_empty(), "{name}");
+        let state = net.nodes["consumer"].state();
+        assert!(!state.logs["log.a"].untrusted && !state.logs["log.b"].untrusted);
+        assert_eq!(
+            state.logs["log.a"].size, 2,
+            "{name}: the view follows a's real log"
+        );
+        assert_eq!(net.fetched("consumer", good.len()).unwrap().1, good);
+    }
 }

@@ -126,7 +126,7 @@ fn a_signed_logged_proven_attestation_is_a_vote() {
         votes,
         [Vote {
             builder: "a".into(),
-            output: format!("{OUT} {NAR}"),
+            output: format!("{OUT} {NAR} 8"),
             proof_ok: true
         }]
     );
