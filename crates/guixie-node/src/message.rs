@@ -14,9 +14,9 @@ pub const VERSION: u32 = 1;
 pub const MAX_REQUEST_BYTES: usize = 64 << 10;
 /// Largest response accepted: a range answer of up to [`MAX_RANGE_BYTES`] with its hash
 /// pairs, or an attestation bundle.
-pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// Largest range a node serves in one answer.
-pub const MAX_RANGE_BYTES: u64 = 4 << 20;
+pub const MAX_RANGE_BYTES: u64 = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {

@@ -59,8 +59,16 @@ pub struct Started {
     pub http: Option<SocketAddr>,
 }
 
+/// At most this many connections, and two per peer: a peer cannot hold more of the node's
+/// memory than its streams allow.
+const MAX_CONNECTIONS: u32 = 256;
+/// Requests one connection may have open at once (each answer is at most
+/// `MAX_RESPONSE_BYTES`).
+const MAX_STREAMS: usize = 32;
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
     rr: request_response::Behaviour<Codec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -117,12 +125,17 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         )
         .map_err(p2p)?
         .with_behaviour(|key| Behaviour {
+            limits: libp2p::connection_limits::Behaviour::new(
+                libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_per_peer(Some(2)),
+            ),
             rr: request_response::Behaviour::with_codec(
                 Codec,
                 [(protocol(), ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(30))
-                    .with_max_concurrent_streams(256),
+                    .with_max_concurrent_streams(MAX_STREAMS),
             ),
             identify: identify::Behaviour::new(identify::Config::new(
                 guixie_node::message::PROTOCOL.to_owned(),
