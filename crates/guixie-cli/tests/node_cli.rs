@@ -18,6 +18,35 @@ struct NodeProc {
     stderr: PathBuf,
 }
 
+impl NodeProc {
+    /// `guixie --json build` of `graph` in the store at `root`, substituting through this
+    /// node's cache; asserts it succeeded. Its stderr (the build events) and the node's log.
+    fn build_through(&self, root: &Path, origin: &str, graph: &Path) -> (Vec<u8>, String) {
+        let drvs = ok_str(store_cmd(root, origin).arg("eval").arg(graph));
+        let http = self.http.as_deref().expect("the node serves http");
+        let out = store_cmd(root, origin)
+            .args([
+                "--json",
+                "build",
+                "--substitute-urls",
+                http,
+                "--trusted-key",
+                &self.cache_key,
+            ])
+            .args(drvs.split_whitespace())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{}\nnode: {log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.stderr, log)
+    }
+}
+
 impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -151,37 +180,16 @@ fn a_consumer_substitutes_only_what_two_of_three_builders_attest() {
         args.extend(["--peer", n.addr.as_str()]);
     }
     let consumer = start_node(&consumer_root, &origin("consumer"), &args);
-    let http = consumer.http.clone().expect("the consumer serves http");
-
     // guixie build in the consumer's store substitutes everything through the node.
     let store = || store_cmd(&consumer_root, &origin("consumer"));
-    let drvs = ok_str(store().arg("eval").arg(&b.graph));
-    let out = store()
-        .args([
-            "--json",
-            "build",
-            "--substitute-urls",
-            &http,
-            "--trusted-key",
-            &consumer.cache_key,
-        ])
-        .args(drvs.split_whitespace())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(&consumer.stderr).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{}\nnode: {log}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (events_out, log) = consumer.build_through(&consumer_root, &origin("consumer"), &b.graph);
     assert_eq!(
-        events(&out.stderr, "built"),
+        events(&events_out, "built"),
         0,
         "{}\nnode: {log}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&events_out)
     );
-    assert_eq!(events(&out.stderr, "started"), 0);
+    assert_eq!(events(&events_out, "started"), 0);
     // The node imported each into the store it shares with the build, once the quorum
     // accepted it.
     assert_eq!(log.matches("accepted and imported").count(), 6, "{log}");
@@ -303,27 +311,8 @@ fn five_nodes_a_liar_a_stopped_builder_and_nix_through_the_consumer() {
     }
     // guixie build in the consumer's store builds nothing: everything came through the node.
     let store = || store_cmd(&consumer_root, &origin("consumer"));
-    let drvs = ok_str(store().arg("eval").arg(&b.graph));
-    let out = store()
-        .args([
-            "--json",
-            "build",
-            "--substitute-urls",
-            &http,
-            "--trusted-key",
-            &consumer.cache_key,
-        ])
-        .args(drvs.split_whitespace())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(&consumer.stderr).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{}\nnode: {log}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(events(&out.stderr, "started"), 0, "{log}");
+    let (events_out, log) = consumer.build_through(&consumer_root, &origin("consumer"), &b.graph);
+    assert_eq!(events(&events_out, "started"), 0, "{log}");
     assert_eq!(log.matches("accepted and imported").count(), 6, "{log}");
     // The liar's other output for one derivation counted for nothing.
     assert!(
@@ -339,32 +328,12 @@ fn five_nodes_a_liar_a_stopped_builder_and_nix_through_the_consumer() {
     let args = peer_args(&nodes, &strict);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let second = start_node(&second_root, &origin("second"), &args);
-    let store = || store_cmd(&second_root, &origin("second"));
-    let drvs = ok_str(store().arg("eval").arg(&b.graph));
-    let out = store()
-        .args([
-            "--json",
-            "build",
-            "--substitute-urls",
-            second.http.as_deref().unwrap(),
-            "--trusted-key",
-            &second.cache_key,
-        ])
-        .args(drvs.split_whitespace())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(&second.stderr).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{}\nnode: {log}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (events_out, log) = second.build_through(&second_root, &origin("second"), &b.graph);
     assert_eq!(
-        events(&out.stderr, "built"),
+        events(&events_out, "built"),
         6,
         "{}\nnode: {log}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&events_out)
     );
     assert!(
         log.contains("shortfall: 2 of the 3 trusted builders"),
