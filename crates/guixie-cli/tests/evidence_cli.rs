@@ -123,7 +123,7 @@ fn builds_are_attested_logged_and_challengeable() {
             .arg(&blog)
             .arg(&stable),
     );
-    assert!(agree.contains(": agree"), "{agree}");
+    assert!(agree.contains(": identical"), "{agree}");
     let out = at(&a, "builder-a")
         .args(["--json", "challenge"])
         .arg("--log")
@@ -133,7 +133,7 @@ fn builds_are_attested_logged_and_challengeable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report[0]["verdict"], "differ");
+    assert_eq!(report[0]["verdict"], "differing");
     // Another builder's log is only read: a missing one is named, not created, and a
     // read-only copy works (a read-only bind mount, in a mount namespace of the test's own).
     let missing = dir.path().join("no-such-log");
@@ -169,7 +169,7 @@ fn builds_are_attested_logged_and_challengeable() {
             "-c",
             &script,
         ]));
-        assert!(out.contains(": agree"), "read-only copy: {out}");
+        assert!(out.contains(": identical"), "read-only copy: {out}");
     }
     let only = ok_str(at(&a, "builder-a").arg("challenge").arg(&stable));
     assert!(only.contains("only one builder"), "{only}");

@@ -340,4 +340,70 @@ fn five_nodes_a_liar_a_stopped_builder_and_nix_through_the_consumer() {
         "{log}"
     );
     assert!(!log.contains("accepted and imported"), "{log}");
+
+    // `guixie challenge` across the network, with all four builders trusted: the liar's two
+    // outputs for one derivation stand beside the others' one; c, stopped, is not reached.
+    let everyone = write_policy(b.dir.path(), "all.json", 2, &b.identities);
+    let challenge = |targets: &[&str], json: bool| {
+        let mut c = store();
+        if json {
+            c.arg("--json");
+        }
+        c.args(["challenge", "--decide-within", "2", "--policy"])
+            .arg(&everyone);
+        for n in &nodes {
+            c.args(["--peer", &n.addr]);
+        }
+        c.args(targets).output().unwrap()
+    };
+    let other = outs.iter().find(|o| **o != lied_about).unwrap();
+    let out = challenge(&[&lied_about, other], true);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local_of = |p: &str| -> String {
+        let info: serde_json::Value =
+            serde_json::from_slice(&ok(store().args(["--json", "store", "info", p]))).unwrap();
+        info["narHash"].as_str().unwrap().to_owned()
+    };
+    let hashes = |row: &serde_json::Value, name: &str| -> Vec<String> {
+        let b = row["builders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap();
+        serde_json::from_value(b["nar_hashes"].clone()).unwrap()
+    };
+    let (lie, fine) = (&report[0], &report[1]);
+    assert_eq!(lie["path"], lied_about.as_str());
+    assert_eq!(lie["verdict"], "differing", "{lie}");
+    assert_eq!(lie["local"], local_of(&lied_about));
+    for honest in ["a", "b"] {
+        assert_eq!(hashes(lie, honest), [local_of(&lied_about)], "{lie}");
+    }
+    assert_eq!(hashes(lie, "liar").len(), 2, "the liar equivocates: {lie}");
+    assert!(hashes(lie, "c").is_empty());
+    assert_eq!(lie["builders"][2]["reached"], false, "{lie}");
+    assert_eq!(lie["decision"]["equivocating"], serde_json::json!(["liar"]));
+    assert_eq!(fine["verdict"], "identical", "{fine}");
+    for honest in ["a", "b", "liar"] {
+        assert_eq!(hashes(fine, honest), [local_of(other)], "{fine}");
+    }
+    // The whole store, for people: every output, one differing, with the count.
+    let out = challenge(&[], false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}{summary}");
+    assert!(text.contains(&format!("{lied_about}: differing")), "{text}");
+    assert!(
+        text.contains("(equivocates)") && text.contains("(no peer keeps its log)"),
+        "{text}"
+    );
+    assert!(summary.contains("- 1 ("), "{summary}");
+    assert!(summary.contains("differing"), "{summary}");
 }

@@ -12,20 +12,24 @@ use crate::EvidenceError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Every source (builders, and the local store where it counts) gives the same NAR hash.
+    Identical,
+    /// Sources give different NAR hashes: not reproducible, or someone lies.
+    Differing,
     /// A single builder attested it: nothing to compare.
     OnlyOneBuilder,
-    /// Every builder that attested it gives the same NAR hash.
-    Agree,
-    /// Builders give different NAR hashes: not reproducible, or someone lies.
-    Differ,
+    /// Nobody attested it.
+    Unknown,
 }
 
 impl Verdict {
+    /// As `guix challenge` counts them.
     pub fn as_str(self) -> &'static str {
         match self {
+            Verdict::Identical => "identical",
+            Verdict::Differing => "differing",
             Verdict::OnlyOneBuilder => "only one builder",
-            Verdict::Agree => "agree",
-            Verdict::Differ => "differ",
+            Verdict::Unknown => "unknown",
         }
     }
 }
@@ -75,8 +79,8 @@ pub fn challenge(logs: &[FileLog], targets: &[String]) -> Result<Vec<Finding>, E
             let distinct: BTreeSet<&String> = attestations.values().collect();
             let verdict = match (attestations.len(), distinct.len()) {
                 (1, _) => Verdict::OnlyOneBuilder,
-                (_, 1) => Verdict::Agree,
-                _ => Verdict::Differ,
+                (_, 1) => Verdict::Identical,
+                _ => Verdict::Differing,
             };
             Finding {
                 path,
@@ -146,13 +150,13 @@ mod tests {
         let found = challenge(&logs, &[DRV.to_owned()]).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, OUT);
-        assert_eq!(found[0].verdict, Verdict::Agree);
+        assert_eq!(found[0].verdict, Verdict::Identical);
         assert_eq!(found[0].attestations.len(), 2);
         // Positive control: a third, honest builder that disagrees is caught.
         let mut logs = logs;
         logs.push(log_with(dirs[2].path(), &[sign(&c, OTHER)]));
         let found = challenge(&logs, &[OUT.to_owned()]).unwrap();
-        assert_eq!(found[0].verdict, Verdict::Differ);
+        assert_eq!(found[0].verdict, Verdict::Differing);
         assert_eq!(found[0].attestations.len(), 3);
         let only = challenge(&logs[2..], &[OUT.to_owned()]).unwrap();
         assert_eq!(only[0].verdict, Verdict::OnlyOneBuilder);

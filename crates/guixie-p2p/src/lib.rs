@@ -7,7 +7,10 @@
 pub mod accepted;
 pub mod codec;
 pub mod local;
+pub mod survey;
 pub mod swarm;
+mod transport;
 
 pub use libp2p::Multiaddr;
 pub use swarm::{run, NodeOptions, Started};
+pub use transport::P2pError;

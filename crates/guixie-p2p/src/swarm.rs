@@ -5,7 +5,7 @@
 //! `NarSink`, which checks the NAR hash and size again. The loopback binary cache asks the
 //! loop for paths it does not show yet and waits, bounded, for the answer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -19,17 +19,16 @@ use guixie_formats::signing::SecretKey;
 use guixie_formats::StorePath;
 use guixie_log::note::SignerKey;
 use guixie_log::verifier::ClientState;
-use guixie_node::node::{Accepted, Config, RequestId};
+use guixie_node::node::{Accepted, Config};
 use guixie_node::{Node, Output, Policy};
 use guixie_store::{LocalStore, NarSink, PathInfo, PathInfoQuery};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accepted::{AcceptedSet, AcceptedView};
-use crate::codec::{protocol, Codec};
 use crate::local::StoreLocal;
+use crate::transport::{self, p2p, Behaviour, BehaviourEvent, P2pError, Wire};
 
 pub struct NodeOptions {
     pub store: Arc<LocalStore>,
@@ -59,21 +58,6 @@ pub struct Started {
     pub http: Option<SocketAddr>,
 }
 
-/// At most this many connections, and two per peer: a peer cannot hold more of the node's
-/// memory than its streams allow.
-const MAX_CONNECTIONS: u32 = 256;
-/// Requests one connection may have open at once (each answer is at most
-/// `MAX_RESPONSE_BYTES`).
-const MAX_STREAMS: usize = 32;
-
-#[derive(NetworkBehaviour)]
-struct Behaviour {
-    limits: libp2p::connection_limits::Behaviour,
-    rr: request_response::Behaviour<Codec>,
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-}
-
 /// A question from the binary cache: fetch this path through the quorum.
 struct Want {
     hash_part: String,
@@ -93,18 +77,6 @@ impl guixie_cache::Resolver for Resolver {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum P2pError {
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("libp2p: {0}")]
-    Libp2p(String),
-}
-
-fn p2p(e: impl std::fmt::Display) -> P2pError {
-    P2pError::Libp2p(e.to_string())
-}
-
 /// Runs the node until the process ends; `started` is called once it listens.
 pub fn run(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -115,37 +87,7 @@ pub fn run(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pE
 }
 
 async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
-    let keypair = identity::Keypair::ed25519_from_bytes(opts.identity).map_err(p2p)?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(p2p)?
-        .with_behaviour(|key| Behaviour {
-            limits: libp2p::connection_limits::Behaviour::new(
-                libp2p::connection_limits::ConnectionLimits::default()
-                    .with_max_established(Some(MAX_CONNECTIONS))
-                    .with_max_established_per_peer(Some(2)),
-            ),
-            rr: request_response::Behaviour::with_codec(
-                Codec,
-                [(protocol(), ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(30))
-                    .with_max_concurrent_streams(MAX_STREAMS),
-            ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                guixie_node::message::PROTOCOL.to_owned(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::default(),
-        })
-        .map_err(p2p)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = transport::build_swarm(opts.identity)?;
     for addr in &opts.listen {
         swarm.listen_on(addr.clone()).map_err(p2p)?;
     }
@@ -213,7 +155,7 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         accepted,
         accepted_set,
         sd,
-        outbound: HashMap::new(),
+        wire: Wire::default(),
         waiters: BTreeMap::new(),
         parked: BTreeMap::new(),
         open: BTreeMap::new(),
@@ -235,8 +177,7 @@ struct Driver {
     accepted: Arc<RwLock<BTreeSet<StorePath>>>,
     accepted_set: AcceptedSet,
     sd: guixie_formats::StoreDir,
-    /// libp2p's id of each request the node sent → the node's.
-    outbound: HashMap<OutboundRequestId, RequestId>,
+    wire: Wire,
     waiters: BTreeMap<String, Vec<oneshot::Sender<bool>>>,
     /// Fetched NARs waiting for their references: hash part → (what to import, missing refs).
     parked: BTreeMap<String, (Accepted, BTreeSet<String>)>,
@@ -334,54 +275,8 @@ impl Driver {
                 self.up.retain(|_, p| *p != peer_id);
                 self.node.disconnected(&peer_id.to_string(), now);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => self.on_rr(swarm, event, now),
-            _ => {}
-        }
-    }
-
-    fn on_rr(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        event: request_response::Event<guixie_node::Request, guixie_node::Response>,
-        now: u64,
-    ) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let response = self.node.handle_request(&peer.to_string(), request, now);
-                let _ = swarm.behaviour_mut().rr.send_response(channel, response);
-            }
-            Event::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(id) = self.outbound.remove(&request_id) {
-                    self.node
-                        .handle_response(&peer.to_string(), id, Ok(response), now);
-                }
-            }
-            Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(id) = self.outbound.remove(&request_id) {
-                    self.node
-                        .handle_response(&peer.to_string(), id, Err(error.to_string()), now);
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
+                self.wire.on_event(&mut self.node, swarm, event, now)
             }
             _ => {}
         }
@@ -391,17 +286,10 @@ impl Driver {
     fn drain(&mut self, swarm: &mut Swarm<Behaviour>) {
         while let Some(output) = self.node.poll() {
             match output {
-                Output::Send { to, id, request } => match to.parse::<PeerId>() {
-                    Ok(peer) => {
-                        let rid = swarm.behaviour_mut().rr.send_request(&peer, request);
-                        self.outbound.insert(rid, id);
-                    }
-                    Err(_) => {
-                        let now = self.now_ms();
-                        self.node
-                            .handle_response(&to, id, Err("not a peer id".into()), now);
-                    }
-                },
+                Output::Send { to, id, request } => {
+                    let now = self.now_ms();
+                    self.wire.send(&mut self.node, swarm, &to, id, request, now)
+                }
                 Output::Decided {
                     hash_part,
                     decision,
@@ -445,6 +333,8 @@ impl Driver {
                     eprintln!("guixie node: {hash_part}: not fetched: {reason}");
                     self.settle(&hash_part, false);
                 }
+                // This loop never surveys (`guixie challenge` does, in its own).
+                Output::Surveyed(_) => {}
                 Output::Convicted { origin, detail } => {
                     eprintln!("guixie node: log {origin} excluded: {detail}");
                     if let Err(e) = self.node.state().save(&self.client_file) {

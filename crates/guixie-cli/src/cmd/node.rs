@@ -1,7 +1,7 @@
 //! `guixie node`: a long-running peer (see `guixie-p2p`, `guixie-node`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,13 +46,7 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let conf = StoreConf::read(&ctx.store_root()?)?;
     let policy = match args.policy.or(conf.trust_policy.map(PathBuf::from)) {
-        Some(file) => {
-            let bytes = guixie_store::safe_fs::read_capped(&file, MAX_POLICY_BYTES)
-                .with_context(|| file.display().to_string())?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("{}: not UTF-8", file.display()))?;
-            Policy::parse(&text).with_context(|| file.display().to_string())?
-        }
+        Some(file) => read_policy(&file)?,
         None => Policy {
             k: 1,
             builders: vec![],
@@ -64,17 +58,8 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             "--http {http}: the node's cache is for this machine; listen on a loopback address"
         );
     }
-    let parse = |a: &String| {
-        a.parse::<guixie_p2p::Multiaddr>()
-            .with_context(|| format!("{a:?} is not a multiaddr"))
-    };
-    let listen = args.listen.iter().map(parse).collect::<Result<_, _>>()?;
-    let peers = args
-        .peers
-        .iter()
-        .chain(&conf.peers)
-        .map(parse)
-        .collect::<Result<_, _>>()?;
+    let listen = parse_multiaddrs(&args.listen)?;
+    let peers = parse_multiaddrs(args.peers.iter().chain(&conf.peers))?;
     let state = store.state_dir().to_owned();
     let identity_file = state.join("node").join("node.key");
     std::fs::create_dir_all(identity_file.parent().expect("has a parent"))?;
@@ -142,4 +127,25 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A trust policy file (JSON; see docs/trust.md), checked.
+pub fn read_policy(file: &Path) -> anyhow::Result<Policy> {
+    let bytes = guixie_store::safe_fs::read_capped(file, MAX_POLICY_BYTES)
+        .with_context(|| file.display().to_string())?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8", file.display()))?;
+    Policy::parse(&text).with_context(|| file.display().to_string())
+}
+
+pub fn parse_multiaddrs<'a>(
+    addrs: impl IntoIterator<Item = &'a String>,
+) -> anyhow::Result<Vec<guixie_p2p::Multiaddr>> {
+    addrs
+        .into_iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{a:?} is not a multiaddr"))
+        })
+        .collect()
 }

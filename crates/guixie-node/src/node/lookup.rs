@@ -32,10 +32,14 @@ pub(super) struct Lookup {
     started_ms: u64,
     /// Tells this lookup's answers from those of an earlier lookup of the same path.
     generation: u64,
-    phase: Phase,
+    /// Whether the accepted output is to be fetched ([`Node::want`]).
+    pub(super) fetch: bool,
+    /// Whether every builder's answer is to be reported ([`Node::survey`]).
+    pub(super) survey: bool,
+    pub(super) phase: Phase,
 }
 
-enum Phase {
+pub(super) enum Phase {
     Collecting {
         /// (builder, peer) pairs asked: every peer that says it keeps the builder's log is
         /// asked, so an impostor can neither hide the builder nor choose what it said.
@@ -63,14 +67,15 @@ pub(super) fn is_hash_part(s: &str) -> bool {
 impl<L: Local> Node<L> {
     /// Starts looking for the output path with `hash_part` (a lookup already running goes on).
     pub fn want(&mut self, hash_part: &str, now_ms: u64) {
+        if let Some(lookup) = self.lookups.get_mut(hash_part) {
+            lookup.fetch = true;
+            return;
+        }
         if !is_hash_part(hash_part) {
             self.out.push_back(Output::Failed {
                 hash_part: hash_part.to_owned(),
                 reason: "not a store path hash part".into(),
             });
-            return;
-        }
-        if self.lookups.contains_key(hash_part) {
             return;
         }
         self.failed.retain(|_, (until, _)| *until > now_ms);
@@ -81,6 +86,10 @@ impl<L: Local> Node<L> {
             });
             return;
         }
+        self.start_lookup(hash_part, true, false, now_ms);
+    }
+
+    pub(super) fn start_lookup(&mut self, hash_part: &str, fetch: bool, survey: bool, now_ms: u64) {
         let generation = self.next_id;
         self.next_id += 1;
         self.lookups.insert(
@@ -88,6 +97,8 @@ impl<L: Local> Node<L> {
             Lookup {
                 started_ms: now_ms,
                 generation,
+                fetch,
+                survey,
                 phase: Phase::Collecting {
                     asked: BTreeSet::new(),
                     awaiting: BTreeSet::new(),
@@ -281,14 +292,16 @@ impl<L: Local> Node<L> {
                     asked,
                     awaiting,
                     votes,
-                    outputs,
                     ..
                 },
+            fetch,
+            survey,
             ..
         }) = self.lookups.get(hash_part)
         else {
             return;
         };
+        let (fetch, survey) = (*fetch, *survey);
         let case = Case {
             trusted_builders: self
                 .cfg
@@ -309,11 +322,27 @@ impl<L: Local> Node<L> {
             .all(|b| asked.iter().any(|(name, _)| *name == b.name));
         // Builders not heard from could make a second output reach k only when 2k <= n.
         let n = self.cfg.policy.builders.len() as u64;
-        let early = decision.result == Verdict::Accept && 2 * self.cfg.policy.k > n;
+        // A survey reports every builder, so it waits for all of them.
+        let early = !survey && decision.result == Verdict::Accept && 2 * self.cfg.policy.k > n;
         let ready = force || awaiting.is_empty() && (all_asked || early);
         if !ready {
             return;
         }
+        if survey {
+            let report = self.survey_report(hash_part, &decision);
+            self.out.push_back(Output::Surveyed(Box::new(report)));
+            if !fetch {
+                self.lookups.remove(hash_part);
+                return;
+            }
+        }
+        let Some(Lookup {
+            phase: Phase::Collecting { outputs, .. },
+            ..
+        }) = self.lookups.get(hash_part)
+        else {
+            return;
+        };
         // From the proven ballot of a builder the decision counted, never another's.
         let chosen = decision.output.as_ref().and_then(|label| {
             decision
@@ -359,7 +388,7 @@ impl<L: Local> Node<L> {
     }
 
     fn fail(&mut self, hash_part: &str, reason: String, now_ms: u64) {
-        self.lookups.remove(hash_part);
+        self.end_lookup(hash_part, now_ms);
         self.failed.insert(
             hash_part.to_owned(),
             (now_ms + self.cfg.reject_ttl_ms, reason.clone()),
@@ -506,7 +535,7 @@ impl<L: Local> Node<L> {
         if download.is_complete() {
             let output = accepted.clone();
             let peers = download.peers();
-            self.lookups.remove(hash_part);
+            self.end_lookup(hash_part, now_ms);
             self.out.push_back(Output::Fetched {
                 hash_part: hash_part.to_owned(),
                 output,

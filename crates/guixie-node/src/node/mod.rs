@@ -7,6 +7,7 @@
 //! and a split view when it first learnt of it, so gossip stops once everyone knows.
 
 mod lookup;
+mod survey;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -17,6 +18,7 @@ use crate::message::{Request, Response, MAX_RANGE_BYTES};
 use crate::policy::Policy;
 pub use lookup::Accepted;
 use lookup::Lookup;
+pub use survey::{BuilderAnswer, Survey};
 
 /// A peer, as the transport names it.
 pub type PeerId = String;
@@ -69,6 +71,8 @@ pub enum Output {
         /// What each peer contributed, and why any was dropped.
         peers: Vec<guixie_content::download::PeerReport>,
     },
+    /// What every configured builder attests about a surveyed path.
+    Surveyed(Box<Survey>),
     /// The wanted path cannot be had from the network (the reason says why).
     Failed { hash_part: String, reason: String },
     /// A log showed a split view, shrank or proved inconsistent: it is excluded from now on.
@@ -132,6 +136,8 @@ pub struct Node<L> {
     next_id: u64,
     pending: BTreeMap<RequestId, (PeerId, Pending)>,
     lookups: BTreeMap<String, Lookup>,
+    /// Surveys asked for while their path was being fetched.
+    queued_surveys: BTreeSet<String>,
     /// Recent failures: hash part → (until when, why).
     failed: BTreeMap<String, (u64, String)>,
     out: VecDeque<Output>,
@@ -147,6 +153,7 @@ impl<L: Local> Node<L> {
             next_id: 0,
             pending: BTreeMap::new(),
             lookups: BTreeMap::new(),
+            queued_surveys: BTreeSet::new(),
             failed: BTreeMap::new(),
             out: VecDeque::new(),
         }

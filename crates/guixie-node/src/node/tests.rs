@@ -485,16 +485,7 @@ fn with_k_of_n_unreachable_it_rejects_at_the_deadline() {
 fn a_trusted_liar_dissents_and_a_lying_server_is_dropped() {
     let (mut net, good) = network(2, true);
     // The liar is trusted too, and it serves every range with a flipped byte.
-    let mut policy = net.nodes["consumer"].cfg.policy.clone();
-    let liar = net.nodes["liar"].local();
-    policy.builders.push(Builder {
-        name: "liar".into(),
-        attestation_key: SecretKey::from_seed("liar", &[4; 32]).unwrap().public(),
-        log_key: liar.log_key.verifier(),
-        witnesses: vec![],
-        witness_threshold: 0,
-    });
-    net.nodes.get_mut("consumer").unwrap().cfg.policy = policy;
+    trust_the_liar(&mut net);
     let good_root = *blake3::hash(&good).as_bytes();
     let liar = net.nodes.get_mut("liar").unwrap().local_mut();
     liar.hold(&good);
@@ -613,4 +604,87 @@ fn an_impostor_of_builders_nodes_can_neither_convict_nor_hide_them() {
         );
         assert_eq!(net.fetched("consumer", good.len()).unwrap().1, good);
     }
+}
+
+impl Net {
+    fn survey(&mut self, name: &str) {
+        let now = self.now;
+        self.nodes.get_mut(name).unwrap().survey(HASH, now);
+        self.run();
+    }
+
+    fn surveyed(&self, name: &str) -> Option<Survey> {
+        self.outputs.get(name)?.iter().find_map(|o| match o {
+            Output::Surveyed(s) => Some((**s).clone()),
+            _ => None,
+        })
+    }
+}
+
+/// The liar is trusted too, as the fourth builder.
+fn trust_the_liar(net: &mut Net) {
+    let mut policy = net.nodes["consumer"].cfg.policy.clone();
+    let liar = net.nodes["liar"].local();
+    policy.builders.push(Builder {
+        name: "liar".into(),
+        attestation_key: SecretKey::from_seed("liar", &[4; 32]).unwrap().public(),
+        log_key: liar.log_key.verifier(),
+        witnesses: vec![],
+        witness_threshold: 0,
+    });
+    net.nodes.get_mut("consumer").unwrap().cfg.policy = policy;
+}
+
+#[test]
+fn a_survey_shows_every_builder_side_by_side_and_fetches_nothing() {
+    let (mut net, good) = network(2, false);
+    trust_the_liar(&mut net);
+    net.survey("consumer");
+    assert_eq!(
+        net.surveyed("consumer"),
+        None,
+        "waits for c until the deadline"
+    );
+    net.advance(6_000);
+    let s = net.surveyed("consumer").expect("surveyed at the deadline");
+    let names: Vec<&str> = s.builders.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "liar"]);
+    let hash_of = |name: &str| -> Vec<String> {
+        s.builders
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap()
+            .outputs
+            .iter()
+            .map(|o| o.nar_hash.clone())
+            .collect()
+    };
+    let good_hash =
+        guixie_formats::hash::Hash::digest_of(guixie_formats::hash::HashAlgo::Sha256, &good)
+            .to_typed_string(guixie_formats::Encoding::Nix32);
+    assert_eq!(hash_of("a"), std::slice::from_ref(&good_hash));
+    assert_eq!(hash_of("b"), std::slice::from_ref(&good_hash));
+    assert!(hash_of("c").is_empty());
+    assert!(!s.builders[2].reached);
+    assert_eq!(hash_of("liar").len(), 1);
+    assert_ne!(hash_of("liar"), [good_hash]);
+    assert_eq!(s.decision.dissenting, ["liar"]);
+    // Nothing was decided for a fetch, and nothing fetched.
+    assert_eq!(net.decision("consumer"), None);
+    assert!(net.fetched("consumer", good.len()).is_none());
+    assert_eq!(net.failure("consumer"), None);
+}
+
+#[test]
+fn a_survey_of_a_path_being_fetched_follows_the_fetch() {
+    let (mut net, good) = network(2, true);
+    net.delay_have = true;
+    net.want("consumer");
+    net.survey("consumer");
+    assert_eq!(net.surveyed("consumer"), None);
+    net.release();
+    assert!(net.fetched("consumer", good.len()).is_some());
+    let s = net.surveyed("consumer").expect("surveyed after the fetch");
+    assert!(s.builders.iter().all(|b| b.reached && b.answered));
+    assert_eq!(s.decision.attesting, ["a", "b", "c"]);
 }

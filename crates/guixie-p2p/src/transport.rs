@@ -1,0 +1,152 @@
+//! libp2p as guixie's transport: the swarm (TCP, Noise, Yamux; identify, ping, and guixie's
+//! request-response protocol) and the glue that feeds its requests and responses to a
+//! [`Node`] and sends what the node asks to.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use guixie_node::node::RequestId;
+use guixie_node::{Local, Node};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, identity, noise, ping, tcp, yamux, PeerId, Swarm};
+
+use crate::codec::{protocol, Codec};
+
+/// At most this many connections, and two per peer: a peer cannot hold more of the node's
+/// memory than its streams allow.
+const MAX_CONNECTIONS: u32 = 256;
+/// Requests one connection may have open at once (each answer is at most
+/// `MAX_RESPONSE_BYTES`).
+const MAX_STREAMS: usize = 32;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    limits: libp2p::connection_limits::Behaviour,
+    rr: request_response::Behaviour<Codec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("libp2p: {0}")]
+    Libp2p(String),
+}
+
+pub(crate) fn p2p(e: impl std::fmt::Display) -> P2pError {
+    P2pError::Libp2p(e.to_string())
+}
+
+/// A swarm with this node identity (an Ed25519 secret), not yet listening.
+pub(crate) fn build_swarm(identity: [u8; 32]) -> Result<Swarm<Behaviour>, P2pError> {
+    let keypair = identity::Keypair::ed25519_from_bytes(identity).map_err(p2p)?;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(p2p)?
+        .with_behaviour(|key| Behaviour {
+            limits: libp2p::connection_limits::Behaviour::new(
+                libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_per_peer(Some(2)),
+            ),
+            rr: request_response::Behaviour::with_codec(
+                Codec,
+                [(protocol(), ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(MAX_STREAMS),
+            ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                guixie_node::message::PROTOCOL.to_owned(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+        })
+        .map_err(p2p)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Which libp2p request carries which of the node's.
+#[derive(Default)]
+pub(crate) struct Wire {
+    outbound: HashMap<OutboundRequestId, RequestId>,
+}
+
+impl Wire {
+    /// Sends a request the node asked to send; a peer id that does not parse fails it.
+    pub(crate) fn send<L: Local>(
+        &mut self,
+        node: &mut Node<L>,
+        swarm: &mut Swarm<Behaviour>,
+        to: &str,
+        id: RequestId,
+        request: guixie_node::Request,
+        now: u64,
+    ) {
+        match to.parse::<PeerId>() {
+            Ok(peer) => {
+                let rid = swarm.behaviour_mut().rr.send_request(&peer, request);
+                self.outbound.insert(rid, id);
+            }
+            Err(_) => node.handle_response(to, id, Err("not a peer id".into()), now),
+        }
+    }
+
+    /// A request to answer, or the answer (or failure) of one the node sent.
+    pub(crate) fn on_event<L: Local>(
+        &mut self,
+        node: &mut Node<L>,
+        swarm: &mut Swarm<Behaviour>,
+        event: request_response::Event<guixie_node::Request, guixie_node::Response>,
+        now: u64,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = node.handle_request(&peer.to_string(), request, now);
+                let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+            }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    node.handle_response(&peer.to_string(), id, Ok(response), now);
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(id) = self.outbound.remove(&request_id) {
+                    node.handle_response(&peer.to_string(), id, Err(error.to_string()), now);
+                }
+            }
+            _ => {}
+        }
+    }
+}
