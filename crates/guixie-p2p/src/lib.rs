@@ -9,7 +9,7 @@ pub mod codec;
 pub mod local;
 pub mod survey;
 pub mod swarm;
-mod transport;
+pub mod transport;
 
 pub use libp2p::Multiaddr;
 pub use swarm::{run, NodeOptions, Started};

@@ -150,3 +150,51 @@ impl Wire {
         }
     }
 }
+
+/// Runs `node` on a swarm with this identity, listening on `listen`, until the future is
+/// dropped: it answers requests, follows connections and ticks the node's deadlines (its other
+/// outputs are dropped). `ready` gets the address, `/p2p/` id included. For nodes whose
+/// [`Local`] is not a store: a test's adversaries, a simulator's peers.
+pub async fn serve<L: Local>(
+    identity: [u8; 32],
+    listen: libp2p::Multiaddr,
+    mut node: Node<L>,
+    clock: std::sync::Arc<dyn guixie_env::Clock>,
+    ready: tokio::sync::oneshot::Sender<libp2p::Multiaddr>,
+) -> Result<(), P2pError> {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    let mut swarm = build_swarm(identity)?;
+    swarm.listen_on(listen).map_err(p2p)?;
+    let me = *swarm.local_peer_id();
+    let mut ready = Some(ready);
+    let mut wire = Wire::default();
+    let now = || clock.monotonic().as_millis() as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(address.with(libp2p::multiaddr::Protocol::P2p(me)));
+                    }
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
+                    if num_established.get() == 1 => node.connected(&peer_id.to_string(), now()),
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    node.disconnected(&peer_id.to_string(), now())
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
+                    wire.on_event(&mut node, &mut swarm, event, now())
+                }
+                _ => {}
+            },
+            _ = tick.tick() => node.tick(now()),
+        }
+        while let Some(output) = node.poll() {
+            if let guixie_node::Output::Send { to, id, request } = output {
+                wire.send(&mut node, &mut swarm, &to, id, request, now());
+            }
+        }
+    }
+}

@@ -140,7 +140,11 @@ pub fn decide(case: &Case) -> Decision {
 
     let mut notes = Vec::new();
     if !equivocating.is_empty() {
-        let counts = if equivocating.len() == 1 { "counts" } else { "count" };
+        let counts = if equivocating.len() == 1 {
+            "counts"
+        } else {
+            "count"
+        };
         notes.push(format!(
             "{} attested more than one output and {counts} for nothing",
             equivocating.join(", ")

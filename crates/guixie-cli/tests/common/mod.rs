@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI integration suites.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
