@@ -21,6 +21,9 @@ use guixie_trust::votes::Bundle;
 
 const GIB: u64 = 1 << 30;
 
+/// Ranges a liar served.
+type Served = Arc<Mutex<Vec<(u64, u64)>>>;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Lie {
     /// The last byte of every range it serves is flipped.
@@ -42,8 +45,7 @@ struct Liar {
     nar: Arc<(std::fs::File, Outboard)>,
     /// The trusted log it poses as, and the checkpoint it forged for it.
     forged: Option<(String, String)>,
-    /// Ranges it served.
-    served: Arc<Mutex<Vec<(u64, u64)>>>,
+    served: Served,
 }
 
 impl Local for Liar {
@@ -108,7 +110,7 @@ fn start_liars(
     nar: Arc<(std::fs::File, Outboard)>,
     trusted_origin: &str,
     sybils: usize,
-) -> (Vec<String>, Arc<Mutex<Vec<(u64, u64)>>>) {
+) -> (Vec<String>, Served) {
     let mut lies = vec![
         Lie::Flip,
         Lie::Truncate,
