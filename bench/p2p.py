@@ -10,7 +10,9 @@ with a trust policy over the three (k = 1 unless said) fetches them. Figures are
   hashing the same amount from memory (page cache) on one core.
 - A 1 GiB NAR (a file of zeros) from one peer and from three at once: the time for the
   consumer's loopback cache to answer the narinfo, which it does once the quorum decided, the
-  NAR was fetched and verified and the path imported.
+  NAR was fetched and verified and the path imported. Once as fast as loopback and the two
+  cores allow, and once with each peer's upload capped (`guixie node --max-upload`, --upload,
+  default 50M bytes/s), as a peer's uplink would be on a real network.
 - The same NAR through `guixie publish` (HTTP) into a fresh store with `guixie build`.
 - A cold fetch of a small package (300 KB) through the network.
 - The 300-derivation synthetic graph's outputs: `guixie build` through the consumer node's
@@ -100,6 +102,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--graph", type=int, default=300)
+    ap.add_argument("--upload", default="50M", help="each peer's upload cap for the capped runs")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
     ours, peers = verify_rates()
@@ -195,11 +198,21 @@ def main():
         graph_node = [graph_via_node() for _ in range(args.runs)]
         graph_http = [via_publish([graph]) for _ in range(args.runs)]
         publisher.stop()
+        for n in nodes:
+            n.stop()
+        nodes = [Node(s, o, ["--listen", "/ip4/127.0.0.1/tcp/0", "--max-upload", args.upload])
+                 for s, o, _ in builders]
+        one_capped = [fetch("one-capped", nodes[:1], big) for _ in range(args.runs)]
+        three_capped = [fetch("three-capped", nodes, big) for _ in range(args.runs)]
         m = statistics.median
         print(f"median of {args.runs} runs:")
         print(f"  1 GiB NAR from 1 peer:   {m(one):6.2f} s  ({GIB / m(one) / 1e6:.0f} MB/s)")
         print(f"  1 GiB NAR from 3 peers:  {m(three):6.2f} s  ({GIB / m(three) / 1e6:.0f} MB/s)"
               f"   ratio 1 peer/3 peers: {m(one) / m(three):.2f}x   (target >= 1.5x)")
+        print(f"  with each peer's upload capped at {args.upload}B/s:")
+        print(f"    1 GiB NAR from 1 peer:   {m(one_capped):6.2f} s  ({GIB / m(one_capped) / 1e6:.0f} MB/s)")
+        print(f"    1 GiB NAR from 3 peers:  {m(three_capped):6.2f} s  ({GIB / m(three_capped) / 1e6:.0f} MB/s)"
+              f"   ratio 1 peer/3 peers: {m(one_capped) / m(three_capped):.2f}x   (target >= 1.5x)")
         print(f"  1 GiB NAR through guixie publish (HTTP): {m(http_big):6.2f} s   ratio network(3)/http: {m(three) / m(http_big):.2f}x")
         print(f"  cold fetch of a 300 KB package through the network: {m(cold_small):6.3f} s   (target <= 0.5 s; guix-p2p: 27 s)")
         print(f"  {args.graph}-derivation graph through the network: {m(graph_node):6.2f} s")

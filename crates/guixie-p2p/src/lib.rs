@@ -6,6 +6,7 @@
 
 pub mod accepted;
 pub mod codec;
+pub mod incoming;
 pub mod local;
 pub mod survey;
 pub mod swarm;

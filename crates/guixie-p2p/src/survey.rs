@@ -133,7 +133,10 @@ async fn survey_async(
                     return Err(P2pError::Libp2p(format!("{hash_part}: {reason}")))
                 }
                 Output::Convicted { origin, detail } => convicted.push((origin, detail)),
-                Output::Decided { .. } | Output::Write { .. } | Output::Fetched { .. } => {}
+                Output::Decided { .. }
+                | Output::Fetching { .. }
+                | Output::Write { .. }
+                | Output::Fetched { .. } => {}
             }
         }
     }

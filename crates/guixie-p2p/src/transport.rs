@@ -2,14 +2,15 @@
 //! request-response protocol) and the glue that feeds its requests and responses to a
 //! [`Node`] and sends what the node asks to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use guixie_node::node::RequestId;
 use guixie_node::{Local, Node};
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, identity, noise, ping, tcp, yamux, PeerId, Swarm};
+use tokio::time::Instant;
 
 use crate::codec::{protocol, Codec};
 
@@ -76,13 +77,81 @@ pub(crate) fn build_swarm(identity: [u8; 32]) -> Result<Swarm<Behaviour>, P2pErr
     Ok(swarm)
 }
 
-/// Which libp2p request carries which of the node's.
+/// Which libp2p request carries which of the node's; and, when the node's upload is
+/// limited, the NAR ranges waiting for their turn.
 #[derive(Default)]
 pub(crate) struct Wire {
     outbound: HashMap<OutboundRequestId, RequestId>,
+    upload: Option<UploadLimit>,
+    /// In the order they are due (each is due when the one before has had its time).
+    paced: VecDeque<(
+        Instant,
+        ResponseChannel<guixie_node::Response>,
+        guixie_node::Response,
+    )>,
+}
+
+/// Paces the NAR ranges a node serves to at most `bytes_per_second` on average: each range
+/// is sent once the ranges before it would have gone out at that rate.
+struct UploadLimit {
+    bytes_per_second: u64,
+    next_free: Instant,
+}
+
+impl UploadLimit {
+    /// When a range of `len` bytes asked for at `now` may go.
+    fn reserve(&mut self, len: usize, now: Instant) -> Instant {
+        let start = self.next_free.max(now);
+        self.next_free = start + Duration::from_secs_f64(len as f64 / self.bytes_per_second as f64);
+        start
+    }
 }
 
 impl Wire {
+    /// Serves NAR ranges at no more than `bytes_per_second` on average (`None`: as fast as
+    /// they are asked for).
+    pub(crate) fn with_upload_limit(bytes_per_second: Option<u64>) -> Self {
+        Wire {
+            upload: bytes_per_second.filter(|b| *b > 0).map(|b| UploadLimit {
+                bytes_per_second: b,
+                next_free: Instant::now(),
+            }),
+            ..Wire::default()
+        }
+    }
+
+    /// When the next paced range is due.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.paced.front().map(|(at, _, _)| *at)
+    }
+
+    /// Sends the paced ranges that are due.
+    pub(crate) fn send_due(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let now = Instant::now();
+        while self.paced.front().is_some_and(|(at, _, _)| *at <= now) {
+            let (_, channel, response) = self.paced.pop_front().expect("checked");
+            let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+        }
+    }
+
+    fn respond(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        channel: ResponseChannel<guixie_node::Response>,
+        response: guixie_node::Response,
+    ) {
+        if let (Some(limit), guixie_node::Response::Range { bytes }) = (&mut self.upload, &response)
+        {
+            let now = Instant::now();
+            let at = limit.reserve(bytes.len(), now);
+            if at > now || !self.paced.is_empty() {
+                self.paced.push_back((at, channel, response));
+                return;
+            }
+        }
+        let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+    }
+
     /// Sends a request the node asked to send; a peer id that does not parse fails it.
     pub(crate) fn send<L: Local>(
         &mut self,
@@ -121,7 +190,7 @@ impl Wire {
                 ..
             } => {
                 let response = node.handle_request(&peer.to_string(), request, now);
-                let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+                self.respond(swarm, channel, response);
             }
             Event::Message {
                 peer,
@@ -196,5 +265,27 @@ pub async fn serve<L: Local>(
                 wire.send(&mut node, &mut swarm, &to, id, request, now());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_limit_spaces_ranges_by_their_time_at_the_rate() {
+        let t0 = Instant::now();
+        let mut limit = UploadLimit {
+            bytes_per_second: 1_000_000,
+            next_free: t0,
+        };
+        // 250 KB at 1 MB/s: each waits 250 ms for the one before.
+        assert_eq!(limit.reserve(250_000, t0), t0);
+        assert_eq!(limit.reserve(250_000, t0), t0 + Duration::from_millis(250));
+        assert_eq!(limit.reserve(250_000, t0), t0 + Duration::from_millis(500));
+        // After a pause, nothing is owed and nothing is saved up.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(limit.reserve(250_000, later), later);
+        assert_eq!(limit.reserve(1, later), later + Duration::from_millis(250));
     }
 }

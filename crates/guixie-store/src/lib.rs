@@ -18,7 +18,9 @@ pub mod safe_fs;
 mod traits;
 
 pub use error::StoreError;
-pub use local::{BuildLock, GcGuard, GcReport, LocalStore, StoreConfig, TextItem, VerifyProblem};
+pub use local::{
+    BuildLock, GcGuard, GcReport, LocalStore, StagedImport, StoreConfig, TextItem, VerifyProblem,
+};
 pub use memory::MemoryStore;
 pub use path_info::PathInfo;
 pub use traits::{

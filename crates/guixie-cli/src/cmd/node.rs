@@ -40,6 +40,26 @@ pub struct NodeArgs {
     /// with the attestations it has, in seconds.
     #[arg(long, default_value_t = 5)]
     decide_within: u64,
+    /// Serve NAR ranges at no more than this many bytes per second on average (suffixes K,
+    /// M, G: powers of 1000); by default as fast as they are asked for.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    max_upload: Option<u64>,
+}
+
+/// `50M` → 50,000,000.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let (digits, scale) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1_000),
+        Some((i, 'M' | 'm')) => (&s[..i], 1_000_000),
+        Some((i, 'G' | 'g')) => (&s[..i], 1_000_000_000),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} is not a rate in bytes per second (e.g. 50M)"))
 }
 
 pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -96,6 +116,7 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             cache_key: cache_key.clone(),
             wait: Duration::from_secs(args.wait),
             decide_within: Duration::from_secs(args.decide_within),
+            max_upload: args.max_upload,
             clock: ctx.clock(),
         },
         move |started| {
@@ -148,4 +169,17 @@ pub fn parse_multiaddrs<'a>(
                 .with_context(|| format!("{a:?} is not a multiaddr"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_take_decimal_suffixes_and_refuse_nonsense() {
+        assert_eq!(super::parse_rate("50M"), Ok(50_000_000));
+        assert_eq!(super::parse_rate("2k"), Ok(2_000));
+        assert_eq!(super::parse_rate("123"), Ok(123));
+        for bad in ["", "0", "M", "-1M", "1.5M", "99999999999G", "5T"] {
+            assert!(super::parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
 }

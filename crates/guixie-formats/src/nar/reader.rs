@@ -284,11 +284,11 @@ impl<R: Read> Parser<R> {
         let drained = io::copy(&mut contents, &mut io::sink());
         let (failed, remaining) = (contents.failed.take(), contents.remaining);
         self.pos += size - remaining;
-        if let Some(kind) = failed {
+        if let Some((kind, message)) = failed {
             return Err(self.err(if kind == io::ErrorKind::UnexpectedEof {
                 NarErrorKind::Truncated
             } else {
-                NarErrorKind::Io(kind.into())
+                NarErrorKind::Io(io::Error::new(kind, message))
             }));
         }
         result.map_err(|e| self.err(NarErrorKind::Handler(e)))?;
@@ -358,7 +358,8 @@ impl<R: Read> Parser<R> {
 struct Contents<'a, R> {
     r: &'a mut R,
     remaining: u64,
-    failed: Option<io::ErrorKind>,
+    /// What went wrong, kept for the error: the handler may report it in its own words.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<R: Read> Read for Contents<'_, R> {
@@ -369,7 +370,7 @@ impl<R: Read> Read for Contents<'_, R> {
         let want = (buf.len() as u64).min(self.remaining) as usize;
         match self.r.read(&mut buf[..want]) {
             Ok(0) => {
-                self.failed = Some(io::ErrorKind::UnexpectedEof);
+                self.failed = Some((io::ErrorKind::UnexpectedEof, String::new()));
                 Err(io::ErrorKind::UnexpectedEof.into())
             }
             Ok(n) => {
@@ -378,7 +379,7 @@ impl<R: Read> Read for Contents<'_, R> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
             Err(e) => {
-                self.failed = Some(e.kind());
+                self.failed = Some((e.kind(), e.to_string()));
                 Err(e)
             }
         }

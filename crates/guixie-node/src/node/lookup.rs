@@ -413,6 +413,10 @@ impl<L: Local> Node<L> {
         ));
         if let Some(lookup) = self.lookups.get_mut(hash_part) {
             lookup.started_ms = now_ms;
+            self.out.push_back(Output::Fetching {
+                hash_part: hash_part.to_owned(),
+                output: accepted.clone(),
+            });
             lookup.phase = Phase::Fetching {
                 accepted,
                 download,

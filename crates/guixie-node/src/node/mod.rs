@@ -58,6 +58,9 @@ pub enum Output {
         hash_part: String,
         decision: Decision,
     },
+    /// The accepted NAR is being fetched: `Write`s of its bytes follow, then `Fetched` (or
+    /// `Failed`).
+    Fetching { hash_part: String, output: Accepted },
     /// Verified bytes of an accepted NAR, to write at `offset`.
     Write {
         hash_part: String,

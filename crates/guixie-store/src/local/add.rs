@@ -27,6 +27,22 @@ pub struct BuildLock(#[allow(dead_code)] FileLock);
 /// While alive, garbage collection waits (see [`LocalStore::gc_guard`]).
 pub struct GcGuard(#[allow(dead_code)] FileLock);
 
+/// A NAR restored and checked (hash and size) into a temporary entry of the store, made
+/// durable, not yet valid: [`LocalStore::register_staged`] makes it valid once its references
+/// are. Garbage collection waits while one is alive; dropped, it is removed.
+pub struct StagedImport {
+    /// `None`: the path was valid already.
+    temp: Option<TempEntry>,
+    info: PathInfo,
+    _gc: Option<FileLock>,
+}
+
+impl StagedImport {
+    pub fn info(&self) -> &PathInfo {
+        &self.info
+    }
+}
+
 /// Temporary entries in the store directory start with this; GC removes stale ones.
 pub(super) const TEMP_PREFIX: &str = ".tmp-";
 
@@ -206,6 +222,45 @@ impl LocalStore {
         self.finalize(temp, info).map(|_| ())
     }
 
+    /// The first half of an import, for a caller that has the NAR before the path's
+    /// references: restores `nar_stream` into a temporary entry, checks it against `info`'s
+    /// hash and size, and makes it durable. Slow (it reads and writes the whole NAR), so it
+    /// is meant for a thread of its own.
+    pub fn stage_import(
+        &self,
+        info: &PathInfo,
+        nar_stream: &mut dyn Read,
+    ) -> Result<StagedImport, StoreError> {
+        if self.is_valid_quick(&info.path)? {
+            return Ok(StagedImport {
+                temp: None,
+                info: info.clone(),
+                _gc: None,
+            });
+        }
+        let gc = self.gc_lock_shared()?;
+        let temp = self.temp_entry()?;
+        self.restore_checked(info, nar_stream, &temp)?;
+        canonicalise(temp.path())?;
+        Ok(StagedImport {
+            temp: Some(temp),
+            info: info.clone(),
+            _gc: Some(gc),
+        })
+    }
+
+    /// The second half: makes a staged path valid, if every reference is.
+    pub fn register_staged(&self, staged: StagedImport) -> Result<(), StoreError> {
+        let Some(temp) = staged.temp else {
+            return Ok(());
+        };
+        let info = PathInfo {
+            registration_time: self.now(),
+            ..staged.info
+        };
+        self.finalize_canonical(temp, info).map(|_| ())
+    }
+
     /// Imports `infos` (references first) as one batch: each NAR is restored and checked into
     /// a temporary entry, one `syncfs` makes them all durable, and they are renamed into place
     /// and registered inside one database transaction (any two importers of a path write the
@@ -303,12 +358,17 @@ impl LocalStore {
 
     /// Moves a complete temporary tree into place as `info.path` and registers it. If another
     /// process registered the same path meanwhile, its copy wins and ours is discarded.
-    pub(super) fn finalize(
+    pub(super) fn finalize(&self, temp: TempEntry, info: PathInfo) -> Result<PathInfo, StoreError> {
+        canonicalise(temp.path())?;
+        self.finalize_canonical(temp, info)
+    }
+
+    /// [`Self::finalize`] of a tree canonicalised (and made durable) already.
+    fn finalize_canonical(
         &self,
         mut temp: TempEntry,
         info: PathInfo,
     ) -> Result<PathInfo, StoreError> {
-        canonicalise(temp.path())?;
         let _lock = self.path_lock(&info.path)?;
         if let Some(existing) = self.db()?.path_info(&self.store_dir, &info.path)? {
             return Ok(existing);

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use guixie_env::Clock;
 use guixie_formats::{StoreDir, StorePath};
 
-pub use add::{BuildLock, GcGuard};
+pub use add::{BuildLock, GcGuard, StagedImport};
 pub use gc::GcReport;
 pub use texts::TextItem;
 pub use verify::VerifyProblem;

@@ -162,6 +162,52 @@ fn import_checks_hash_and_references() {
 }
 
 #[test]
+fn a_staged_import_is_checked_first_and_valid_only_once_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir.path().join("a"));
+    let b = open(&dir.path().join("b"));
+    let dep = a.add_path(&tree(dir.path(), "dep"), "dep", false).unwrap();
+    let mut info = a
+        .add_path(&tree(dir.path(), "payload"), "p", false)
+        .unwrap();
+    info.references.insert(dep.path.clone());
+    let nar_of = |p: &StorePath| {
+        let mut nar = Vec::new();
+        a.write_nar(p, &mut nar).unwrap();
+        nar
+    };
+    let nar = nar_of(&info.path);
+    // A wrong hash is refused while staging, and leaves nothing.
+    let mut wrong = info.clone();
+    wrong.nar_size += 1;
+    assert!(matches!(
+        b.stage_import(&wrong, &mut nar.as_slice()),
+        Err(StoreError::HashMismatch { .. })
+    ));
+    assert_eq!(fs::read_dir(b.real_store_dir()).unwrap().count(), 0);
+    // Staged before its reference: checked, on disk in a temporary entry, not valid.
+    let staged = b.stage_import(&info, &mut nar.as_slice()).unwrap();
+    assert!(!b.is_valid(&info.path).unwrap());
+    let entries = || fs::read_dir(b.real_store_dir()).unwrap().count();
+    assert_eq!(entries(), 1);
+    // Dropped, it is gone.
+    drop(staged);
+    assert_eq!(entries(), 0);
+    let staged = b.stage_import(&info, &mut nar.as_slice()).unwrap();
+    b.import_nar(&dep, &mut nar_of(&dep.path).as_slice())
+        .unwrap();
+    b.register_staged(staged).unwrap();
+    assert_eq!(
+        b.path_info(&info.path).unwrap().unwrap().nar_hash,
+        info.nar_hash
+    );
+    assert!(b.verify().unwrap().1.is_empty());
+    // Staging a valid path reads nothing, and registering it does nothing.
+    let again = b.stage_import(&info, &mut [].as_slice()).unwrap();
+    b.register_staged(again).unwrap();
+}
+
+#[test]
 fn concurrent_adders_agree() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");

@@ -1,32 +1,33 @@
 //! The event loop: a libp2p swarm (TCP, Noise, Yamux; identify, ping, and guixie's
 //! request-response protocol) feeding a [`Node`], and carrying out what it outputs. Verified
-//! bytes of a download go to `node/incoming/<hash>.nar`; a finished download is imported
-//! only after every reference is valid (fetched the same way first), through the store's
-//! `NarSink`, which checks the NAR hash and size again. The loopback binary cache asks the
-//! loop for paths it does not show yet and waits, bounded, for the answer.
+//! bytes of a download go to `node/incoming/<hash>.nar` and, as they become contiguous, into
+//! an import staged on a thread of its own, which checks the NAR hash and size again
+//! ([`imports`]). The loopback binary cache asks the loop for paths it does not show yet and
+//! waits, bounded, for the answer.
+
+mod imports;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use guixie_env::Clock;
-use guixie_formats::hash::Hash;
 use guixie_formats::signing::SecretKey;
 use guixie_formats::StorePath;
 use guixie_log::note::SignerKey;
 use guixie_log::verifier::ClientState;
 use guixie_node::node::{Accepted, Config};
 use guixie_node::{Node, Output, Policy};
-use guixie_store::{LocalStore, NarSink, PathInfo, PathInfoQuery};
+use guixie_store::{LocalStore, PathInfoQuery, StagedImport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accepted::{AcceptedSet, AcceptedView};
+use crate::incoming::Incoming;
 use crate::local::StoreLocal;
 use crate::transport::{self, p2p, Behaviour, BehaviourEvent, P2pError, Wire};
 
@@ -47,6 +48,8 @@ pub struct NodeOptions {
     pub wait: Duration,
     /// How long a lookup waits for builders' attestations before deciding with what came.
     pub decide_within: Duration,
+    /// At most this many bytes of NAR ranges served per second, on average.
+    pub max_upload: Option<u64>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -145,44 +148,59 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         http,
     });
 
+    let (staged_tx, staged_rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
         node,
         store: opts.store.clone(),
         clock: opts.clock.clone(),
-        incoming: state_dir.join("node").join("incoming"),
+        incoming_dir: state_dir.join("node").join("incoming"),
         state_dir,
         client_file,
         accepted,
         accepted_set,
         sd,
-        wire: Wire::default(),
+        wire: Wire::with_upload_limit(opts.max_upload),
         waiters: BTreeMap::new(),
         parked: BTreeMap::new(),
-        open: BTreeMap::new(),
+        downloads: BTreeMap::new(),
+        staged: BTreeMap::new(),
+        fetched: BTreeMap::new(),
+        staged_tx,
+        next_download: 0,
         unsaved: false,
         up: BTreeMap::new(),
         peers: opts.peers,
     };
-    std::fs::create_dir_all(&driver.incoming)?;
-    driver.event_loop(&mut swarm, want_rx).await
+    std::fs::create_dir_all(&driver.incoming_dir)?;
+    driver.event_loop(&mut swarm, want_rx, staged_rx).await
 }
+
+/// A staging thread's outcome: hash part, download number, the staged import.
+type Staged = (String, u64, Result<StagedImport, String>);
 
 struct Driver {
     node: Node<StoreLocal>,
     store: Arc<LocalStore>,
     clock: Arc<dyn Clock>,
     state_dir: PathBuf,
-    incoming: PathBuf,
+    incoming_dir: PathBuf,
     client_file: PathBuf,
     accepted: Arc<RwLock<BTreeSet<StorePath>>>,
     accepted_set: AcceptedSet,
     sd: guixie_formats::StoreDir,
     wire: Wire,
     waiters: BTreeMap<String, Vec<oneshot::Sender<bool>>>,
-    /// Fetched NARs waiting for their references: hash part → (what to import, missing refs).
-    parked: BTreeMap<String, (Accepted, BTreeSet<String>)>,
-    /// Downloads being written.
-    open: BTreeMap<String, std::fs::File>,
+    /// Fetched and staged NARs waiting for their references: hash part → (what to import,
+    /// the staged import, missing references).
+    parked: BTreeMap<String, (Accepted, StagedImport, BTreeSet<String>)>,
+    /// Downloads being written and staged, by hash part, each with its number.
+    downloads: BTreeMap<String, (u64, Incoming)>,
+    /// Staged imports whose download is not reported complete yet.
+    staged: BTreeMap<String, Result<StagedImport, String>>,
+    /// Complete downloads whose import is still being staged.
+    fetched: BTreeMap<String, Accepted>,
+    staged_tx: mpsc::UnboundedSender<Staged>,
+    next_download: u64,
     /// Whether accepted paths or checkpoints changed since they were saved.
     unsaved: bool,
     /// Configured peers' addresses that are connected, and to whom.
@@ -199,6 +217,7 @@ impl Driver {
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         mut wants: mpsc::UnboundedReceiver<Want>,
+        mut staged: mpsc::UnboundedReceiver<Staged>,
     ) -> Result<(), P2pError> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut redial = tokio::time::interval(Duration::from_secs(2));
@@ -206,11 +225,15 @@ impl Driver {
             tokio::select! {
                 event = swarm.select_next_some() => self.on_swarm_event(swarm, event),
                 Some(want) = wants.recv() => self.on_want(want),
+                Some((hash_part, download, result)) = staged.recv() => {
+                    self.on_staged(&hash_part, download, result)
+                }
                 _ = tick.tick() => {
                     let now = self.now_ms();
                     self.node.tick(now);
                     self.save();
                 }
+                _ = sleep_until_due(self.wire.next_due()) => self.wire.send_due(swarm),
                 _ = redial.tick() => {
                     for addr in self.peers.clone() {
                         if !self.up.contains_key(&addr) {
@@ -306,11 +329,7 @@ impl Driver {
                     hash_part,
                     offset,
                     data,
-                } => {
-                    if let Err(e) = self.write(&hash_part, offset, &data) {
-                        eprintln!("guixie node: {hash_part}: writing the download: {e}");
-                    }
-                }
+                } => self.on_write(&hash_part, offset, &data),
                 Output::Fetched {
                     hash_part,
                     output,
@@ -324,14 +343,12 @@ impl Driver {
                         })
                         .collect();
                     eprintln!("guixie node: {hash_part}: fetched: {}", from.join(", "));
-                    self.fetched(&hash_part, output)
+                    self.on_fetched(&hash_part, output)
                 }
+                Output::Fetching { hash_part, output } => self.on_fetching(&hash_part, output),
                 Output::Failed { hash_part, reason } => {
-                    if self.open.remove(&hash_part).is_some() {
-                        let _ = std::fs::remove_file(self.incoming_file(&hash_part));
-                    }
                     eprintln!("guixie node: {hash_part}: not fetched: {reason}");
-                    self.settle(&hash_part, false);
+                    self.on_failed(&hash_part);
                 }
                 // This loop never surveys (`guixie challenge` does, in its own).
                 Output::Surveyed(_) => {}
@@ -344,144 +361,12 @@ impl Driver {
             }
         }
     }
+}
 
-    fn incoming_file(&self, hash_part: &str) -> PathBuf {
-        self.incoming.join(format!("{hash_part}.nar"))
-    }
-
-    fn write(&mut self, hash_part: &str, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        if !self.open.contains_key(hash_part) {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(self.incoming_file(hash_part))?;
-            self.open.insert(hash_part.to_owned(), file);
-        }
-        self.open[hash_part].write_all_at(data, offset)
-    }
-
-    /// A download is complete: import it once its references are valid, fetching those first.
-    fn fetched(&mut self, hash_part: &str, output: Accepted) {
-        self.open.remove(hash_part);
-        let missing: BTreeSet<String> = output
-            .references
-            .iter()
-            .filter(|r| !r.starts_with(hash_part))
-            .filter(|r| {
-                StorePath::from_base_name(r)
-                    .map(|p| !self.store.is_valid(&p).unwrap_or(false))
-                    .unwrap_or(true)
-            })
-            .cloned()
-            .collect();
-        if missing.is_empty() {
-            return self.import(hash_part, output);
-        }
-        let now = self.now_ms();
-        for r in &missing {
-            if let Some((h, _)) = r.split_once('-') {
-                if !self.parked.contains_key(h) {
-                    self.node.want(h, now);
-                }
-            }
-        }
-        self.parked.insert(hash_part.to_owned(), (output, missing));
-    }
-
-    fn import(&mut self, hash_part: &str, output: Accepted) {
-        let file = self.incoming_file(hash_part);
-        match self.import_file(&output, &file) {
-            Ok(path) => {
-                eprintln!("guixie node: {} accepted and imported", output.path);
-                self.node
-                    .local_mut()
-                    .add_fetched(output.blob.root, path.clone(), &file);
-                self.accepted
-                    .write()
-                    .expect("not poisoned")
-                    .insert(path.clone());
-                self.accepted_set
-                    .paths
-                    .insert(path.to_string(), output.attesting.clone());
-                // Saved at the next tick: losing it in a crash only means fetching again.
-                self.unsaved = true;
-                self.settle(hash_part, true);
-            }
-            Err(e) => {
-                eprintln!("guixie node: {}: not imported: {e}", output.path);
-                let _ = std::fs::remove_file(&file);
-                self.settle(hash_part, false);
-            }
-        }
-    }
-
-    fn import_file(&self, output: &Accepted, file: &std::path::Path) -> Result<StorePath, String> {
-        let path = self
-            .sd
-            .parse_path(&output.path)
-            .map_err(|e| e.to_string())?;
-        if !output.path.contains(&format!("/{}", path.hash_part())) {
-            return Err("the attested path is malformed".into());
-        }
-        let info = PathInfo {
-            path: path.clone(),
-            nar_hash: Hash::parse(&output.nar_hash, None).map_err(|e| e.to_string())?,
-            nar_size: output.nar_size,
-            references: output
-                .references
-                .iter()
-                .map(|r| StorePath::from_base_name(r).map_err(|e| e.to_string()))
-                .collect::<Result<_, _>>()?,
-            deriver: None,
-            signatures: vec![],
-            registration_time: self.clock.unix_seconds(),
-            ca: None,
-        };
-        // A path this store already holds (built here, say) is what the quorum accepted only
-        // if it is the same: the store would not read the NAR again.
-        if let Some(held) = self.store.path_info(&path).map_err(|e| e.to_string())? {
-            if held.nar_hash != info.nar_hash || held.references != info.references {
-                return Err(format!(
-                    "this store holds another {} than the one accepted",
-                    output.path
-                ));
-            }
-            return Ok(path);
-        }
-        let mut nar = std::fs::File::open(file).map_err(|e| e.to_string())?;
-        self.store
-            .import_nar(&info, &mut nar)
-            .map_err(|e| e.to_string())?;
-        Ok(path)
-    }
-
-    /// Answers whoever waited for `hash_part`, then imports what waited for it.
-    fn settle(&mut self, hash_part: &str, ok: bool) {
-        for w in self.waiters.remove(hash_part).unwrap_or_default() {
-            let _ = w.send(ok);
-        }
-        let waiting: Vec<String> = self
-            .parked
-            .iter()
-            .filter(|(_, (_, missing))| missing.iter().any(|r| r.starts_with(hash_part)))
-            .map(|(h, _)| h.clone())
-            .collect();
-        for h in waiting {
-            let Some((output, mut missing)) = self.parked.remove(&h) else {
-                continue;
-            };
-            if !ok {
-                eprintln!("guixie node: {}: a reference could not be had", output.path);
-                self.settle(&h, false);
-                continue;
-            }
-            missing.retain(|r| !r.starts_with(hash_part));
-            if missing.is_empty() {
-                self.import(&h, output);
-            } else {
-                self.parked.insert(h, (output, missing));
-            }
-        }
+/// Sleeps until `due`; forever without one.
+async fn sleep_until_due(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
