@@ -56,6 +56,113 @@ fn a_consumer_substitutes_only_what_two_of_three_builders_attest() {
     ok(store().args(["store", "verify"]));
 }
 
+#[test]
+fn a_witness_cosigns_the_builders_logs_and_a_consumer_requiring_it_substitutes() {
+    let names = ["a", "b"];
+    let b = builders(&names, 3);
+    let w_file = b.dir.path().join("w.key");
+    let w_key = ok_str(
+        guixie()
+            .args([
+                "checkpoint",
+                "witness-key",
+                "witness.example",
+                "--secret-key-file",
+            ])
+            .arg(&w_file),
+    );
+    // The builders take the witness's cosignatures; the witness follows both logs.
+    let nodes: Vec<NodeProc> = names
+        .iter()
+        .zip(&b.roots)
+        .map(|(n, root)| start_node(root, &origin(n), &["--witness", &w_key]))
+        .collect();
+    let plain = write_policy(b.dir.path(), "plain.json", 2, &b.identities);
+    let w_root = b.dir.path().join("w");
+    let mut args = vec![
+        "--policy".to_owned(),
+        plain.display().to_string(),
+        "--witness-key".to_owned(),
+        w_file.display().to_string(),
+    ];
+    for n in &nodes {
+        args.extend(["--peer".to_owned(), n.addr.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _witness = start_node(&w_root, &origin("w"), &args);
+    // A consumer that counts a builder only under a checkpoint the witness cosigned.
+    let witnessed: Vec<serde_json::Value> = b
+        .identities
+        .iter()
+        .map(|i| {
+            let mut i = i.clone();
+            i["witnesses"] = serde_json::json!([w_key]);
+            i["witness_threshold"] = 1.into();
+            i
+        })
+        .collect();
+    let strict = write_policy(b.dir.path(), "strict.json", 2, &witnessed);
+    let witnessed_note = b.roots[0].join("var/guixie/node/witnessed.note");
+    for _ in 0..100 {
+        if witnessed_note.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let note = std::fs::read_to_string(&witnessed_note).expect("a's node kept a cosigned note");
+    assert!(note.contains("\n\u{2014} witness.example "), "{note}");
+    let consumer_root = b.dir.path().join("consumer");
+    let mut args = vec![
+        "--http",
+        "127.0.0.1:0",
+        "--policy",
+        strict.to_str().unwrap(),
+    ];
+    for n in &nodes {
+        args.extend(["--peer", n.addr.as_str()]);
+    }
+    let consumer = start_node(&consumer_root, &origin("consumer"), &args);
+    let (events_out, log) = consumer.build_through(&consumer_root, &origin("consumer"), &b.graph);
+    assert_eq!(events(&events_out, "built"), 0, "{log}");
+    assert_eq!(log.matches("accepted and imported").count(), 3, "{log}");
+    // The positive control: requiring a witness that never cosigned, nothing is accepted.
+    let absent = ok_str(
+        guixie()
+            .args([
+                "checkpoint",
+                "witness-key",
+                "absent.example",
+                "--secret-key-file",
+            ])
+            .arg(b.dir.path().join("absent.key")),
+    );
+    let unwitnessed: Vec<serde_json::Value> = witnessed
+        .iter()
+        .map(|i| {
+            let mut i = i.clone();
+            i["witnesses"] = serde_json::json!([absent]);
+            i
+        })
+        .collect();
+    let stricter = write_policy(b.dir.path(), "stricter.json", 1, &unwitnessed);
+    let second_root = b.dir.path().join("second");
+    let mut args = vec![
+        "--http",
+        "127.0.0.1:0",
+        "--decide-within",
+        "2",
+        "--policy",
+        stricter.to_str().unwrap(),
+    ];
+    for n in &nodes {
+        args.extend(["--peer", n.addr.as_str()]);
+    }
+    let second = start_node(&second_root, &origin("second"), &args);
+    let (events_out, log) = second.build_through(&second_root, &origin("second"), &b.graph);
+    assert_eq!(events(&events_out, "built"), 3, "{log}");
+    assert!(!log.contains("accepted and imported"), "{log}");
+}
+
 /// The liar's log gets a signed statement that the first output it attested has another NAR.
 fn attest_a_lie(root: &Path) -> String {
     use guixie_attest::Envelope;

@@ -118,6 +118,36 @@ pub fn cosign(note_text: &[u8], witness: &SignerKey, time: u64) -> Result<String
     Ok(note.to_text())
 }
 
+/// `note` (a checkpoint) with the cosignatures of `cosigned` (the same checkpoint) that verify
+/// against `witnesses` added, each witness once. `log_key` signed both.
+pub fn add_cosignatures(
+    note: &[u8],
+    cosigned: &[u8],
+    log_key: &VerifierKey,
+    witnesses: &[VerifierKey],
+) -> Result<String, CheckpointError> {
+    let mut base = Note::parse(note)?;
+    let other = Note::parse(cosigned)?;
+    if base.text != other.text {
+        return Err(malformed("the cosigned note is of another checkpoint"));
+    }
+    // Every cosignature by one of `witnesses` verified, or this fails.
+    verify(cosigned, log_key, witnesses, 0)?;
+    for s in other.signatures {
+        let ours = witnesses
+            .iter()
+            .any(|w| w.alg == ALG_COSIGNATURE_V1 && w.name == s.name && w.id == s.id);
+        let present = base
+            .signatures
+            .iter()
+            .any(|b| b.name == s.name && b.id == s.id);
+        if ours && !present {
+            base.signatures.push(s);
+        }
+    }
+    Ok(base.to_text())
+}
+
 fn cosignature_message(text: &str, time: u64) -> String {
     format!("cosignature/v1\ntime {time}\n{text}")
 }
@@ -251,6 +281,78 @@ mod tests {
             verify(wrong.as_bytes(), &stranger.verifier(), &[], 0),
             Err(CheckpointError::WrongOrigin { .. })
         ));
+    }
+
+    #[test]
+    fn cosignatures_are_gathered_from_known_witnesses_only() {
+        let log = SignerKey::from_seed("example.com/log", ALG_ED25519, &[1u8; 32]).unwrap();
+        let w1 = SignerKey::from_seed("witness.one", ALG_COSIGNATURE_V1, &[2u8; 32]).unwrap();
+        let w2 = SignerKey::from_seed("witness.two", ALG_COSIGNATURE_V1, &[3u8; 32]).unwrap();
+        let stranger = SignerKey::from_seed("witness.x", ALG_COSIGNATURE_V1, &[9u8; 32]).unwrap();
+        let signed = sample().sign(&log).unwrap();
+        let known = [w1.verifier(), w2.verifier()];
+        let by = |w: &SignerKey| cosign(signed.as_bytes(), w, 1_700_000_000).unwrap();
+        let one = add_cosignatures(
+            signed.as_bytes(),
+            by(&w1).as_bytes(),
+            &log.verifier(),
+            &known,
+        )
+        .unwrap();
+        let both =
+            add_cosignatures(one.as_bytes(), by(&w2).as_bytes(), &log.verifier(), &known).unwrap();
+        // Again: each witness once.
+        let both =
+            add_cosignatures(both.as_bytes(), by(&w1).as_bytes(), &log.verifier(), &known).unwrap();
+        let v = verify(both.as_bytes(), &log.verifier(), &known, 2).unwrap();
+        assert_eq!(v.witnesses.len(), 2);
+        // A stranger's cosignature is not taken.
+        let same = add_cosignatures(
+            signed.as_bytes(),
+            by(&stranger).as_bytes(),
+            &log.verifier(),
+            &known,
+        )
+        .unwrap();
+        assert_eq!(same, signed);
+        // A known witness's name with another key: another key id, so a stranger's.
+        let impostor = SignerKey::from_seed("witness.one", ALG_COSIGNATURE_V1, &[8u8; 32]).unwrap();
+        let taken = add_cosignatures(
+            signed.as_bytes(),
+            by(&impostor).as_bytes(),
+            &log.verifier(),
+            &known,
+        )
+        .unwrap();
+        assert_eq!(taken, signed);
+        // A known witness's line whose signature is damaged is refused.
+        let good = by(&w1);
+        let last = good.trim_end().rsplit(' ').next().unwrap().to_owned();
+        let mut raw = BASE64.decode(last.as_bytes()).unwrap();
+        *raw.last_mut().unwrap() ^= 1;
+        let damaged = good.replace(&last, &BASE64.encode(&raw));
+        assert!(add_cosignatures(
+            signed.as_bytes(),
+            damaged.as_bytes(),
+            &log.verifier(),
+            &known
+        )
+        .is_err());
+        // Another checkpoint's cosignatures do not belong here.
+        let other = Checkpoint {
+            size: 9,
+            ..sample()
+        }
+        .sign(&log)
+        .unwrap();
+        let theirs = cosign(other.as_bytes(), &w1, 1).unwrap();
+        assert!(add_cosignatures(
+            signed.as_bytes(),
+            theirs.as_bytes(),
+            &log.verifier(),
+            &known
+        )
+        .is_err());
     }
 
     #[test]

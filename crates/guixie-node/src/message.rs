@@ -8,8 +8,9 @@ use thiserror::Error;
 use guixie_trust::votes::Bundle;
 
 /// The libp2p protocol name.
-pub const PROTOCOL: &str = "/guixie/node/1";
-pub const VERSION: u32 = 1;
+pub const PROTOCOL: &str = "/guixie/node/2";
+/// 2: `Latest` and `Cosigned`, for witnesses.
+pub const VERSION: u32 = 2;
 /// Largest request accepted.
 pub const MAX_REQUEST_BYTES: usize = 64 << 10;
 /// Largest response accepted: a range answer of up to [`MAX_RANGE_BYTES`] with its hash
@@ -32,6 +33,12 @@ pub enum Request {
         hash_part: String,
         known_size: Option<u64>,
     },
+    /// The sender's own log's checkpoint, with a consistency proof from `known_size`
+    /// (answered as `Attestations` with an empty bundle): what a witness asks before it
+    /// cosigns.
+    Latest { known_size: Option<u64> },
+    /// A witness's cosignature of a checkpoint of the receiver's own log (the whole note).
+    Cosigned { note: String },
     /// Whether the node can serve the blob with this BLAKE3 root.
     Have {
         #[serde(with = "serde_bytes")]
@@ -148,6 +155,10 @@ mod tests {
                 hash_part: "1".repeat(32),
                 known_size: Some(3),
             },
+            Request::Latest { known_size: None },
+            Request::Cosigned {
+                note: "log.a\n1\nAAAA\n\n— w sig\n".into(),
+            },
         ];
         for r in &requests {
             assert_eq!(&decode_request(&encode(r)).unwrap(), r);
@@ -167,13 +178,16 @@ mod tests {
         let mut other = Vec::new();
         ciborium::into_writer(
             &Framed {
-                v: 2,
+                v: VERSION + 1,
                 m: &requests[0],
             },
             &mut other,
         )
         .unwrap();
-        assert_eq!(decode_request(&other), Err(MessageError::Version(2)));
+        assert_eq!(
+            decode_request(&other),
+            Err(MessageError::Version(VERSION + 1))
+        );
         for bad in [&b""[..], b"\xff\xff", &encode(&Response::Ack)] {
             assert!(
                 matches!(decode_request(bad), Err(MessageError::Malformed(_))),
@@ -191,7 +205,7 @@ mod tests {
         }
         ciborium::into_writer(
             &Framed {
-                v: 1,
+                v: VERSION,
                 m: Fake::Have { root: vec![1; 31] },
             },
             &mut short,

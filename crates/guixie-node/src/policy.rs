@@ -59,15 +59,6 @@ impl Policy {
                 .iter()
                 .map(|w| VerifierKey::parse(w).map_err(|e| key_err(format!("witness: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            if b.witness_threshold > 0 {
-                // Builders' nodes serve checkpoints signed by their logs alone so far; a
-                // threshold no answer could meet would silently stop every vote.
-                return Err(key_err(
-                    "witness_threshold > 0 is not supported by nodes yet (they gather no \
-                     cosignatures); use 0"
-                        .into(),
-                ));
-            }
             if b.witness_threshold > witnesses.len() {
                 return Err(key_err(format!(
                     "witness_threshold {} is more than its {} witnesses",
@@ -165,7 +156,7 @@ mod tests {
         witnessed["witness_threshold"] = 1.into();
         refuse(
             serde_json::json!({"k": 1, "builders": [witnessed]}),
-            "not supported",
+            "more than its 0 witnesses",
         );
         refuse(
             serde_json::json!({"k": 1, "builders": [], "n": 3}),

@@ -11,6 +11,7 @@ pub mod local;
 pub mod survey;
 pub mod swarm;
 pub mod transport;
+pub mod witness;
 
 pub use libp2p::Multiaddr;
 pub use swarm::{run, NodeOptions, Started};

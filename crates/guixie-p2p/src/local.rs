@@ -28,6 +28,7 @@ pub struct StoreLocal {
     /// The own log's statements by store path hash part.
     log_index: Mutex<guixie_evidence::LogIndex>,
     loaded: Mutex<BTreeMap<[u8; 32], Arc<Outboard>>>,
+    witnessing: crate::witness::Witnessing,
 }
 
 fn hex(h: &[u8]) -> String {
@@ -48,6 +49,7 @@ impl StoreLocal {
             index: Mutex::new(BTreeMap::new()),
             log_index: Mutex::new(guixie_evidence::LogIndex::default()),
             loaded: Mutex::new(BTreeMap::new()),
+            witnessing: crate::witness::Witnessing::default(),
         };
         if let Ok(log) = FileLog::open_read_only(&local.log_dir) {
             let _ = local.catch_up(&log);
@@ -77,6 +79,28 @@ impl StoreLocal {
             }
         }
         Ok(())
+    }
+
+    /// Cosigns others' checkpoints with `witness_key` (a tlog-cosignature/v1 key), and takes
+    /// cosignatures of the own log from `witnesses`, kept in `node/witnessed.note`.
+    pub fn with_witnessing(
+        mut self,
+        witness_key: Option<SignerKey>,
+        witnesses: Vec<guixie_log::note::VerifierKey>,
+        clock: Arc<dyn guixie_env::Clock>,
+    ) -> Self {
+        let file = self.blobs_dir.with_file_name("witnessed.note");
+        self.witnessing = crate::witness::Witnessing::new(witness_key, witnesses, clock, file);
+        self
+    }
+
+    /// The own log's latest checkpoint, with the witnesses' cosignatures of it if any.
+    fn latest_note(&self, log: &FileLog, key: &SignerKey) -> Result<String, String> {
+        let note = guixie_evidence::checkpoint(log, key).map_err(|e| e.to_string())?;
+        Ok(match self.witnessing.witnessed() {
+            Some((w, witnessed)) if w == log.size() => witnessed,
+            _ => note,
+        })
     }
 
     /// Serves `path` by `root` from now on; `nar` (its NAR, verified) becomes the copy served.
@@ -160,6 +184,19 @@ impl StoreLocal {
     }
 }
 
+/// The consistency proof from `known` to `size`, hex; none when there is nothing to prove.
+fn consistency(log: &FileLog, known: Option<u64>, size: u64) -> Result<Vec<String>, String> {
+    match known {
+        Some(k) if k > 0 && k < size => Ok(log
+            .consistency_proof(k, size)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|h| hex(h))
+            .collect()),
+        _ => Ok(vec![]),
+    }
+}
+
 impl Local for StoreLocal {
     fn own_logs(&self) -> Vec<String> {
         self.log_key.iter().map(|k| k.name.clone()).collect()
@@ -169,22 +206,28 @@ impl Local for StoreLocal {
         let (Some(key), Ok(log)) = (&self.log_key, FileLog::open_read_only(&self.log_dir)) else {
             return vec![];
         };
-        guixie_evidence::checkpoint(&log, key).into_iter().collect()
+        self.latest_note(&log, key).into_iter().collect()
     }
 
     fn attestations(&self, hash_part: &str, known_size: Option<u64>) -> Result<Response, String> {
         let key = self.log_key.as_ref().ok_or("this node keeps no log")?;
         let log = FileLog::open_read_only(&self.log_dir).map_err(|e| e.to_string())?;
-        let size = log.size();
-        let checkpoint = guixie_evidence::checkpoint(&log, key).map_err(|e| e.to_string())?;
-        let mut attestations = Vec::new();
+        // The witnessed checkpoint, for an asker it does not take back; else the latest.
+        let (size, checkpoint) = match self.witnessing.witnessed() {
+            Some((w, note)) if known_size.unwrap_or(0) <= w && w <= log.size() => (w, note),
+            _ => (log.size(), self.latest_note(&log, key)?),
+        };
         self.catch_up(&log)?;
-        let about = self
+        let about: Vec<u64> = self
             .log_index
             .lock()
             .expect("not poisoned")
             .about(hash_part)
-            .to_vec();
+            .iter()
+            .copied()
+            .filter(|i| *i < size)
+            .collect();
+        let mut attestations = Vec::new();
         for index in about {
             let entry = log.entry(index).map_err(|e| e.to_string())?;
             attestations.push(LoggedEntry {
@@ -198,20 +241,35 @@ impl Local for StoreLocal {
                     .collect(),
             });
         }
-        let consistency = match known_size {
-            Some(k) if k > 0 && k < size => log
-                .consistency_proof(k, size)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|h| hex(h))
-                .collect(),
-            _ => vec![],
-        };
         Ok(Response::Attestations {
             checkpoint,
-            consistency,
+            consistency: consistency(&log, known_size, size)?,
             bundle: Bundle { size, attestations },
         })
+    }
+
+    fn latest(&self, known_size: Option<u64>) -> Result<Response, String> {
+        let key = self.log_key.as_ref().ok_or("this node keeps no log")?;
+        let log = FileLog::open_read_only(&self.log_dir).map_err(|e| e.to_string())?;
+        let size = log.size();
+        Ok(Response::Attestations {
+            checkpoint: self.latest_note(&log, key)?,
+            consistency: consistency(&log, known_size, size)?,
+            bundle: Bundle {
+                size,
+                attestations: vec![],
+            },
+        })
+    }
+
+    fn cosign(&self, note: &str) -> Option<String> {
+        self.witnessing.cosign(note)
+    }
+
+    fn add_cosignatures(&mut self, note: &str) -> Result<(), String> {
+        let key = self.log_key.as_ref().ok_or("this node keeps no log")?;
+        let log = FileLog::open_read_only(&self.log_dir).map_err(|e| e.to_string())?;
+        self.witnessing.add(&log, key, note)
     }
 
     fn have(&self, root: &[u8; 32]) -> Option<u64> {

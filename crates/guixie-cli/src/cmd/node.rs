@@ -44,6 +44,14 @@ pub struct NodeArgs {
     /// M, G: powers of 1000); by default as fast as they are asked for.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     max_upload: Option<u64>,
+    /// Witness the trust policy's builders' logs: cosign each checkpoint this node accepted
+    /// (consistent with the last one) with this key (`guixie log checkpoint witness-key`).
+    #[arg(long, value_name = "FILE")]
+    witness_key: Option<PathBuf>,
+    /// A witness whose cosignatures of this store's log the node takes and serves (its
+    /// verifier key); repeatable.
+    #[arg(long = "witness", value_name = "KEY")]
+    witnesses: Vec<String>,
 }
 
 /// `50M` → 50,000,000.
@@ -102,6 +110,32 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let witness_key = match &args.witness_key {
+        Some(file) => {
+            let text = guixie_evidence::keys::read_secret_file(file)?;
+            let key = guixie_log::note::SignerKey::parse(&text)
+                .with_context(|| file.display().to_string())?;
+            anyhow::ensure!(
+                key.alg == guixie_log::note::ALG_COSIGNATURE_V1,
+                "{}: not a witness key (make one with `guixie checkpoint witness-key`)",
+                file.display()
+            );
+            Some(key)
+        }
+        None => None,
+    };
+    let witnesses = args
+        .witnesses
+        .iter()
+        .map(|w| {
+            guixie_log::note::VerifierKey::parse(w)
+                .with_context(|| format!("--witness {w:?}: not a verifier key"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(
+        witnesses.is_empty() || log_key.is_some(),
+        "--witness: this store keeps no log to be witnessed"
+    );
     let cache_key = super::evidence::builder_key(ctx, &store)?;
     let json = ctx.json;
     guixie_p2p::run(
@@ -117,6 +151,8 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             wait: Duration::from_secs(args.wait),
             decide_within: Duration::from_secs(args.decide_within),
             max_upload: args.max_upload,
+            witness_key,
+            witnesses,
             clock: ctx.clock(),
         },
         move |started| {

@@ -10,7 +10,7 @@ use guixie_content::{Blob, Download};
 use guixie_log::merkle::Hash;
 use guixie_log::verifier::{Accepted as Advanced, Rejected};
 use guixie_trust::rule::{decide, Case, Verdict, Vote};
-use guixie_trust::votes::votes;
+use guixie_trust::votes::{votes, Builder};
 
 use super::{Local, Node, Output, PeerId, Pending};
 use crate::message::{Request, Response};
@@ -55,6 +55,16 @@ pub(super) enum Phase {
         download: Box<Download>,
         unanswered: usize,
     },
+}
+
+/// What became of a checkpoint a claimant sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Advance {
+    /// The view is at it (advanced, or was already).
+    Accepted,
+    /// It needs a consistency proof from where the view is now.
+    NoProof,
+    Refused,
 }
 
 /// 32 Nix32 characters.
@@ -177,71 +187,23 @@ impl<L: Local> Node<L> {
             bundle,
         }) = response
         {
-            let proof: Result<Vec<Hash>, String> = consistency
-                .iter()
-                .map(|h| {
-                    data_encoding::HEXLOWER_PERMISSIVE
-                        .decode(h.as_bytes())
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| format!("consistency hash {h:?} is not 32 hex bytes"))
-                })
-                .collect();
-            let before = self.state.logs.get(&builder.log_key.name).cloned();
-            let accepted_before = before.as_ref().map(|v| v.checkpoint.clone());
-            let result = self.state.accept(
-                checkpoint.as_bytes(),
-                &builder.log_key,
-                &builder.witnesses,
-                builder.witness_threshold,
-                |_, _| proof,
-            );
-            match result {
-                Ok(Advanced::FirstSeen { .. } | Advanced::Advanced { .. }) => self.gossip(
-                    Request::Checkpoint {
-                        note: checkpoint.clone(),
+            let advanced = self.advance(from, &builder, &checkpoint, &consistency);
+            // The view moved on while this answer was on its way (another claimant's, older,
+            // came first): ask once more, from where the view is now.
+            if advanced == Advance::NoProof && !self.retried(hash_part, builder_name, from) {
+                let known_size = self.state.logs.get(&builder.log_key.name).map(|v| v.size);
+                self.send(
+                    from,
+                    Request::Attestations {
+                        hash_part: hash_part.to_owned(),
+                        known_size,
                     },
-                    Some(from),
-                ),
-                Ok(Advanced::Unchanged { .. }) => {}
-                // Two signed notes of one size with different roots convict the log whoever
-                // brought the second.
-                Err(e @ Rejected::Equivocation { .. }) => {
-                    self.convicted(&builder.log_key.name, e.to_string());
-                    if let Some(first) = accepted_before {
-                        let second = checkpoint.clone();
-                        self.gossip(Request::SplitView { first, second }, None);
-                    }
-                }
-                // An older note, or a proof that does not connect, may come from a peer that
-                // only poses as the log's node (a proof is not signed): the answer does not
-                // count, and the log is not blamed for it.
-                Err(Rejected::Shrink { .. } | Rejected::Inconsistent { .. }) => match before {
-                    Some(view) => {
-                        self.state.logs.insert(builder.log_key.name.clone(), view);
-                    }
-                    None => {
-                        self.state.logs.remove(&builder.log_key.name);
-                    }
-                },
-                // The view moved on while this answer was on its way (another claimant's,
-                // older, came first): ask once more, from where the view is now.
-                Err(Rejected::NoProof(..)) if !self.retried(hash_part, builder_name, from) => {
-                    let known_size = self.state.logs.get(&builder.log_key.name).map(|v| v.size);
-                    self.send(
-                        from,
-                        Request::Attestations {
-                            hash_part: hash_part.to_owned(),
-                            known_size,
-                        },
-                        Pending::Attestations {
-                            hash_part: hash_part.to_owned(),
-                            builder: builder_name.to_owned(),
-                        },
-                    );
-                    return;
-                }
-                Err(_) => {}
+                    Pending::Attestations {
+                        hash_part: hash_part.to_owned(),
+                        builder: builder_name.to_owned(),
+                    },
+                );
+                return;
             }
             let view = self.state.logs.get(&builder.log_key.name);
             ballots = votes(&builder, view, &bundle, hash_part).0;
@@ -269,6 +231,75 @@ impl<L: Local> Node<L> {
             }
         }
         self.decide_if_complete(hash_part, now_ms, false);
+    }
+
+    /// Takes a checkpoint a claimant of `builder`'s log sent, with its consistency proof from
+    /// the size accepted before: the view advances only if it is signed, consistent and not
+    /// shrinking, and is then gossiped; a split view convicts the log.
+    pub(super) fn advance(
+        &mut self,
+        from: &str,
+        builder: &Builder,
+        checkpoint: &str,
+        consistency: &[String],
+    ) -> Advance {
+        let proof: Result<Vec<Hash>, String> = consistency
+            .iter()
+            .map(|h| {
+                data_encoding::HEXLOWER_PERMISSIVE
+                    .decode(h.as_bytes())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| format!("consistency hash {h:?} is not 32 hex bytes"))
+            })
+            .collect();
+        let before = self.state.logs.get(&builder.log_key.name).cloned();
+        let accepted_before = before.as_ref().map(|v| v.checkpoint.clone());
+        let result = self.state.accept(
+            checkpoint.as_bytes(),
+            &builder.log_key,
+            &builder.witnesses,
+            builder.witness_threshold,
+            |_, _| proof,
+        );
+        match result {
+            Ok(Advanced::FirstSeen { .. } | Advanced::Advanced { .. }) => {
+                self.gossip(
+                    Request::Checkpoint {
+                        note: checkpoint.to_owned(),
+                    },
+                    Some(from),
+                );
+                Advance::Accepted
+            }
+            Ok(Advanced::Unchanged { .. }) => Advance::Accepted,
+            // Two signed notes of one size with different roots convict the log whoever
+            // brought the second.
+            Err(e @ Rejected::Equivocation { .. }) => {
+                self.convicted(&builder.log_key.name, e.to_string());
+                if let Some(first) = accepted_before {
+                    let second = checkpoint.to_owned();
+                    self.gossip(Request::SplitView { first, second }, None);
+                }
+                Advance::Refused
+            }
+            // An older note, or a proof that does not connect, may come from a peer that only
+            // poses as the log's node (a proof is not signed): the answer does not count, and
+            // the log is not blamed for it.
+            Err(Rejected::Shrink { .. } | Rejected::Inconsistent { .. }) => {
+                match before {
+                    Some(view) => {
+                        self.state.logs.insert(builder.log_key.name.clone(), view);
+                    }
+                    None => {
+                        self.state.logs.remove(&builder.log_key.name);
+                    }
+                }
+                Advance::Refused
+            }
+            Err(Rejected::NoProof(..)) => Advance::NoProof,
+            Err(_) => Advance::Refused,
+        }
     }
 
     /// Whether (builder, peer) was asked again already; marks it so.
@@ -578,6 +609,7 @@ impl<L: Local> Node<L> {
     /// Deadlines: a lookup still collecting decides with what it has; a fetch drops peers
     /// that stopped answering.
     pub fn tick(&mut self, now_ms: u64) {
+        self.gossip_own_if_changed(now_ms);
         let hash_parts: Vec<String> = self.lookups.keys().cloned().collect();
         for h in hash_parts {
             let Some(lookup) = self.lookups.get_mut(&h) else {

@@ -8,6 +8,7 @@
 
 mod lookup;
 mod survey;
+mod witness;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -43,6 +44,19 @@ pub trait Local {
     fn have(&self, root: &[u8; 32]) -> Option<u64>;
     /// The verified-streaming encoding of `start..end` of the blob.
     fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String>;
+    /// `Response::Attestations` with no entries: the own log's checkpoint and a consistency
+    /// proof from `known_size`.
+    fn latest(&self, _known_size: Option<u64>) -> Result<Response, String> {
+        Err("this node keeps no log".into())
+    }
+    /// As a witness: `note` (a checkpoint this node accepted) with this node's cosignature.
+    fn cosign(&self, _note: &str) -> Option<String> {
+        None
+    }
+    /// A witness's cosignature of a checkpoint of the own log, to serve it with.
+    fn add_cosignatures(&mut self, _note: &str) -> Result<(), String> {
+        Err("this node keeps no log".into())
+    }
 }
 
 /// What the transport and the node's owner are asked to do, in order.
@@ -97,6 +111,8 @@ pub struct Config {
     /// How long a rejection is remembered: a path wanted again meanwhile fails at once with
     /// the same reason instead of asking every builder again.
     pub reject_ttl_ms: u64,
+    /// Whether this node witnesses the policy's builders' logs (its [`Local`] cosigns).
+    pub witness: bool,
 }
 
 impl Config {
@@ -109,6 +125,7 @@ impl Config {
             window: 8,
             reject_ttl_ms: 60_000,
             max_nar_bytes: 256 << 30,
+            witness: false,
         }
     }
 }
@@ -117,6 +134,10 @@ enum Pending {
     Gossip,
     Attestations {
         hash_part: String,
+        builder: String,
+    },
+    /// A witness's question to a log's node.
+    Latest {
         builder: String,
     },
     Have {
@@ -141,6 +162,8 @@ pub struct Node<L> {
     lookups: BTreeMap<String, Lookup>,
     /// Surveys asked for while their path was being fetched.
     queued_surveys: BTreeSet<String>,
+    /// The own logs' checkpoints last gossiped, and when they were last looked at.
+    own_gossiped: (Vec<String>, u64),
     /// Recent failures: hash part → (until when, why).
     failed: BTreeMap<String, (u64, String)>,
     out: VecDeque<Output>,
@@ -157,6 +180,7 @@ impl<L: Local> Node<L> {
             pending: BTreeMap::new(),
             lookups: BTreeMap::new(),
             queued_surveys: BTreeSet::new(),
+            own_gossiped: (vec![], 0),
             failed: BTreeMap::new(),
             out: VecDeque::new(),
         }
@@ -256,6 +280,7 @@ impl<L: Local> Node<L> {
                 self.peers
                     .insert(from.to_owned(), logs.into_iter().collect());
                 self.ask_new_owners(now_ms);
+                self.witness_logs_of(from);
                 Response::Hello {
                     logs: self.local.own_logs(),
                 }
@@ -279,6 +304,14 @@ impl<L: Local> Node<L> {
                     .attestations(&hash_part, known_size)
                     .unwrap_or_else(|e| refused(&e))
             }
+            Request::Latest { known_size } => self
+                .local
+                .latest(known_size)
+                .unwrap_or_else(|e| refused(&e)),
+            Request::Cosigned { note } => match self.local.add_cosignatures(&note) {
+                Ok(()) => Response::Ack,
+                Err(e) => refused(&e),
+            },
             Request::Have { root } => Response::Have {
                 size: self.local.have(&root),
             },
@@ -300,6 +333,15 @@ impl<L: Local> Node<L> {
             return;
         };
         let builder = builder.clone();
+        // The log's own node says it moved on: a witness asks it for the proof.
+        if self.cfg.witness
+            && self
+                .peers
+                .get(from)
+                .is_some_and(|l| l.contains(&builder.log_key.name))
+        {
+            self.ask_latest(from, &builder.name);
+        }
         let accepted = self
             .state
             .logs
@@ -374,6 +416,7 @@ impl<L: Local> Node<L> {
             Pending::Attestations { hash_part, builder } => {
                 self.on_attestations(from, &hash_part, &builder, response, now_ms)
             }
+            Pending::Latest { builder } => self.on_latest(from, &builder, response),
             Pending::Have {
                 hash_part,
                 generation,

@@ -46,6 +46,12 @@ struct MemLocal {
     claims: Option<Vec<String>>,
     /// … and answers every attestation request with this.
     answer_instead: Option<Response>,
+    /// As a witness, cosigns with this.
+    witness_key: Option<SignerKey>,
+    /// Takes cosignatures of its log from these witnesses.
+    witnesses: Vec<guixie_log::note::VerifierKey>,
+    /// The latest checkpoint with its cosignatures.
+    cosigned: Option<String>,
 }
 
 impl MemLocal {
@@ -60,6 +66,9 @@ impl MemLocal {
             flip_ranges: false,
             claims: None,
             answer_instead: None,
+            witness_key: None,
+            witnesses: vec![],
+            cosigned: None,
         }
     }
 
@@ -103,6 +112,14 @@ impl MemLocal {
     }
 
     fn checkpoint(&self) -> String {
+        let signed = self.signed_checkpoint();
+        match &self.cosigned {
+            Some(c) if c.starts_with(signed.split("\n\n").next().unwrap()) => c.clone(),
+            _ => signed,
+        }
+    }
+
+    fn signed_checkpoint(&self) -> String {
         Checkpoint {
             origin: self.log_key.name.clone(),
             size: self.log.size(),
@@ -173,6 +190,38 @@ impl Local for MemLocal {
     }
     fn have(&self, root: &[u8; 32]) -> Option<u64> {
         self.blobs.get(root).map(|(ob, _)| ob.blob().size)
+    }
+    fn latest(&self, known: Option<u64>) -> Result<Response, String> {
+        match self.attestations(&"0".repeat(32), known)? {
+            Response::Attestations {
+                checkpoint,
+                consistency,
+                bundle,
+            } => Ok(Response::Attestations {
+                checkpoint,
+                consistency,
+                bundle: Bundle {
+                    attestations: vec![],
+                    ..bundle
+                },
+            }),
+            other => Ok(other),
+        }
+    }
+    fn cosign(&self, note: &str) -> Option<String> {
+        guixie_log::checkpoint::cosign(note.as_bytes(), self.witness_key.as_ref()?, 1_700_000_000)
+            .ok()
+    }
+    fn add_cosignatures(&mut self, note: &str) -> Result<(), String> {
+        let merged = guixie_log::checkpoint::add_cosignatures(
+            self.checkpoint().as_bytes(),
+            note.as_bytes(),
+            &self.log_key.verifier(),
+            &self.witnesses,
+        )
+        .map_err(|e| e.to_string())?;
+        self.cosigned = Some(merged);
+        Ok(())
     }
     fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String> {
         let (ob, data) = self.blobs.get(root).ok_or("no such blob")?;
@@ -687,4 +736,84 @@ fn a_survey_of_a_path_being_fetched_follows_the_fetch() {
     let s = net.surveyed("consumer").expect("surveyed after the fetch");
     assert!(s.builders.iter().all(|b| b.reached && b.answered));
     assert_eq!(s.decision.attesting, ["a", "b", "c"]);
+}
+
+#[test]
+fn a_witness_cosigns_what_it_checked_and_a_consumer_requiring_it_accepts_only_then() {
+    use guixie_log::note::ALG_COSIGNATURE_V1;
+    let (mut net, good) = network(2, false);
+    let w_key = SignerKey::from_seed("witness.example", ALG_COSIGNATURE_V1, &[42; 32]).unwrap();
+    let stranger = SignerKey::from_seed("absent.example", ALG_COSIGNATURE_V1, &[43; 32]).unwrap();
+    for b in ["a", "b", "c"] {
+        net.nodes.get_mut(b).unwrap().local_mut().witnesses = vec![w_key.verifier()];
+    }
+    // The witness follows a, b and c (its own view needs no witness).
+    let mut w_local = MemLocal::new("w", 70);
+    w_local.witness_key = Some(w_key.clone());
+    let plain = net.nodes["consumer"].cfg.policy.clone();
+    net.add("w", plain.clone(), w_local);
+    net.nodes.get_mut("w").unwrap().cfg.witness = true;
+    for b in ["a", "b", "c"] {
+        net.connect("w", b);
+    }
+    for b in ["a", "b", "c"] {
+        let note = net.nodes[b].local().checkpoint();
+        assert!(
+            guixie_log::checkpoint::verify(
+                note.as_bytes(),
+                &net.nodes[b].local().log_key.verifier(),
+                &[w_key.verifier()],
+                1
+            )
+            .is_ok(),
+            "{b} serves a cosigned checkpoint: {note}"
+        );
+    }
+    // A consumer requiring that witness accepts; one requiring an absent witness cannot.
+    let requiring = |witness: &SignerKey| {
+        let mut p = plain.clone();
+        for b in &mut p.builders {
+            b.witnesses = vec![witness.verifier()];
+            b.witness_threshold = 1;
+        }
+        p
+    };
+    net.add("strict", requiring(&w_key), MemLocal::new("strict", 71));
+    net.add(
+        "stricter",
+        requiring(&stranger),
+        MemLocal::new("stricter", 72),
+    );
+    for c in ["strict", "stricter"] {
+        for b in ["a", "b", "c"] {
+            net.connect(c, b);
+        }
+        let now = net.now;
+        net.nodes.get_mut(c).unwrap().want(HASH, now);
+        net.run();
+    }
+    let d = net.decision("strict").expect("decided");
+    assert_eq!(d.result, Verdict::Accept, "{d:?}");
+    assert_eq!(d.attesting, ["a", "b", "c"]);
+    assert_eq!(net.fetched("strict", good.len()).unwrap().1, good);
+    let d = net.decision("stricter").expect("decided");
+    assert_eq!(d.result, Verdict::Reject, "{d:?}");
+    // c's log grows: it says so, the witness checks the consistency and cosigns again.
+    let key = SecretKey::from_seed("c", &[3; 32]).unwrap();
+    net.nodes
+        .get_mut("c")
+        .unwrap()
+        .local_mut()
+        .attest(&key, &good);
+    net.advance(1_500);
+    let c = net.nodes["c"].local();
+    let note = c.checkpoint();
+    let v = guixie_log::checkpoint::verify(
+        note.as_bytes(),
+        &c.log_key.verifier(),
+        &[w_key.verifier()],
+        1,
+    )
+    .expect("the grown log is cosigned");
+    assert_eq!(v.checkpoint.size, 2);
 }

@@ -50,6 +50,10 @@ pub struct NodeOptions {
     pub decide_within: Duration,
     /// At most this many bytes of NAR ranges served per second, on average.
     pub max_upload: Option<u64>,
+    /// Witness the policy's builders' logs, cosigning with this key.
+    pub witness_key: Option<SignerKey>,
+    /// The witnesses whose cosignatures of the own log are taken and served.
+    pub witnesses: Vec<guixie_log::note::VerifierKey>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -104,9 +108,14 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
     let state_dir = opts.store.state_dir().to_owned();
     let client_file = state_dir.join("node").join("logs.json");
     let client = ClientState::load(&client_file)?;
-    let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone())?;
+    let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone())?.with_witnessing(
+        opts.witness_key.clone(),
+        opts.witnesses.clone(),
+        opts.clock.clone(),
+    );
     let mut config = Config::new(opts.policy.clone());
     config.collect_timeout_ms = opts.decide_within.as_millis() as u64;
+    config.witness = opts.witness_key.is_some();
     let node = Node::new(config, local, client);
     let accepted_set = AcceptedSet::load(&state_dir)?;
     let sd = opts.store.store_dir().clone();
