@@ -58,7 +58,7 @@ impl Local for Liar {
     fn checkpoints(&self) -> Vec<String> {
         self.forged.iter().map(|(_, note)| note.clone()).collect()
     }
-    fn attestations(&self, _: &str, _: Option<u64>) -> Result<Response, String> {
+    fn attestations(&self, _: &str, _: Option<u64>, _: bool) -> Result<Response, String> {
         let (_, note) = self.forged.as_ref().ok_or("no log here")?;
         Ok(Response::Attestations {
             checkpoint: note.clone(),

@@ -97,7 +97,7 @@ impl ClientState {
         required: usize,
         prove: impl FnOnce(u64, u64) -> Result<Vec<Hash>, String>,
     ) -> Result<Accepted, Rejected> {
-        let verified = checkpoint::verify(note, log_key, witnesses, required)?;
+        let verified = self.verify_or_split(note, log_key, witnesses, required)?;
         let cp: Checkpoint = verified.checkpoint;
         let note_text = String::from_utf8_lossy(note).into_owned();
         let root_hex = data_encoding::HEXLOWER.encode(&cp.root);
@@ -195,6 +195,33 @@ impl ClientState {
 }
 
 impl ClientState {
+    /// Verifies `note` with its witnesses; one that lacks them but is signed by the log and
+    /// splits the accepted view (same size, another root) is let through, to convict the log:
+    /// its own signature is the evidence, cosigned or not.
+    fn verify_or_split(
+        &self,
+        note: &[u8],
+        log_key: &VerifierKey,
+        witnesses: &[VerifierKey],
+        required: usize,
+    ) -> Result<checkpoint::Verified, Rejected> {
+        match checkpoint::verify(note, log_key, witnesses, required) {
+            Ok(v) => Ok(v),
+            Err(e) => match checkpoint::verify(note, log_key, &[], 0) {
+                Ok(signed)
+                    if self.logs.get(&signed.checkpoint.origin).is_some_and(|v| {
+                        !v.untrusted
+                            && v.size == signed.checkpoint.size
+                            && v.root_hex != data_encoding::HEXLOWER.encode(&signed.checkpoint.root)
+                    }) =>
+                {
+                    Ok(signed)
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+
     /// A checkpoint relayed by someone other than the log: without the log's consistency
     /// proof it can never advance what was accepted, and an older one says nothing; but one of
     /// the accepted size with another root, validly signed, is a split view, kept as evidence
@@ -206,7 +233,7 @@ impl ClientState {
         witnesses: &[VerifierKey],
         required: usize,
     ) -> Result<(), Rejected> {
-        let verified = checkpoint::verify(note, log_key, witnesses, required)?;
+        let verified = self.verify_or_split(note, log_key, witnesses, required)?;
         let same_size = self
             .logs
             .get(&verified.checkpoint.origin)
@@ -450,22 +477,23 @@ mod tests {
                 |_, _| unreachable!(),
             )
             .unwrap();
-        // A client requiring the witness refuses the split view outright (not cosigned)...
+        // A client requiring the witness convicts the log on the split view all the same: the
+        // log's own signature is the evidence, cosigned or not...
         let split = signed(&key, &private_view);
-        let r = state.accept(
+        let mut strict = state.clone();
+        let r = strict.accept(
             split.as_bytes(),
             &key.verifier(),
             &[witness.verifier()],
             1,
             |_, _| unreachable!(),
         );
-        assert!(matches!(
-            r,
-            Err(Rejected::Invalid(
-                CheckpointError::NotEnoughWitnesses { .. }
-            ))
-        ));
-        // ...and one that does not require it still catches it against the witnessed view.
+        assert!(
+            matches!(r, Err(Rejected::Equivocation { size: 3, .. })),
+            "{r:?}"
+        );
+        assert!(strict.logs["log.example"].untrusted);
+        // ...as does one that does not require it.
         let r = state.accept(
             split.as_bytes(),
             &key.verifier(),
@@ -474,6 +502,35 @@ mod tests {
             |_, _| unreachable!(),
         );
         assert!(matches!(r, Err(Rejected::Equivocation { size: 3, .. })));
+        // A newer note without the cosignature still does not advance a strict view.
+        let mut strict = ClientState::default();
+        strict
+            .accept(
+                witnessed.as_bytes(),
+                &key.verifier(),
+                &[witness.verifier()],
+                1,
+                |_, _| unreachable!(),
+            )
+            .unwrap();
+        let grown = signed(&key, &tree(&[b"a", b"b", b"c", b"d"]));
+        let r = strict.accept(
+            grown.as_bytes(),
+            &key.verifier(),
+            &[witness.verifier()],
+            1,
+            |_, _| unreachable!(),
+        );
+        assert!(
+            matches!(
+                r,
+                Err(Rejected::Invalid(
+                    CheckpointError::NotEnoughWitnesses { .. }
+                ))
+            ),
+            "{r:?}"
+        );
+        assert_eq!(strict.logs["log.example"].size, 3);
     }
 
     #[test]

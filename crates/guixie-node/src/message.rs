@@ -29,9 +29,13 @@ pub enum Request {
     SplitView { first: String, second: String },
     /// The sender's own log's attestations of the output path with this hash part, with a
     /// consistency proof from `known_size` (the size the asker accepted) to now.
+    /// `witnessed`: the asker counts only checkpoints with witness cosignatures, so the
+    /// newest witnessed one is wanted rather than the latest.
     Attestations {
         hash_part: String,
         known_size: Option<u64>,
+        #[serde(default)]
+        witnessed: bool,
     },
     /// The sender's own log's checkpoint, with a consistency proof from `known_size`
     /// (answered as `Attestations` with an empty bundle): what a witness asks before it
@@ -154,6 +158,7 @@ mod tests {
             Request::Attestations {
                 hash_part: "1".repeat(32),
                 known_size: Some(3),
+                witnessed: true,
             },
             Request::Latest { known_size: None },
             Request::Cosigned {

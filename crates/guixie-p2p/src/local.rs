@@ -97,7 +97,7 @@ impl StoreLocal {
     /// The own log's latest checkpoint, with the witnesses' cosignatures of it if any.
     fn latest_note(&self, log: &FileLog, key: &SignerKey) -> Result<String, String> {
         let note = guixie_evidence::checkpoint(log, key).map_err(|e| e.to_string())?;
-        Ok(match self.witnessing.witnessed() {
+        Ok(match self.witnessing.witnessed(log, key) {
             Some((w, witnessed)) if w == log.size() => witnessed,
             _ => note,
         })
@@ -209,12 +209,18 @@ impl Local for StoreLocal {
         self.latest_note(&log, key).into_iter().collect()
     }
 
-    fn attestations(&self, hash_part: &str, known_size: Option<u64>) -> Result<Response, String> {
+    fn attestations(
+        &self,
+        hash_part: &str,
+        known_size: Option<u64>,
+        witnessed: bool,
+    ) -> Result<Response, String> {
         let key = self.log_key.as_ref().ok_or("this node keeps no log")?;
         let log = FileLog::open_read_only(&self.log_dir).map_err(|e| e.to_string())?;
-        // The witnessed checkpoint, for an asker it does not take back; else the latest.
-        let (size, checkpoint) = match self.witnessing.witnessed() {
-            Some((w, note)) if known_size.unwrap_or(0) <= w && w <= log.size() => (w, note),
+        // The witnessed checkpoint, for an asker who wants one and has not seen more;
+        // else the latest.
+        let (size, checkpoint) = match self.witnessing.witnessed(&log, key) {
+            Some((w, note)) if witnessed && known_size.unwrap_or(0) <= w => (w, note),
             _ => (log.size(), self.latest_note(&log, key)?),
         };
         self.catch_up(&log)?;

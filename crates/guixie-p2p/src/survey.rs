@@ -51,7 +51,7 @@ impl Local for Nothing {
     fn checkpoints(&self) -> Vec<String> {
         vec![]
     }
-    fn attestations(&self, _: &str, _: Option<u64>) -> Result<Response, String> {
+    fn attestations(&self, _: &str, _: Option<u64>, _: bool) -> Result<Response, String> {
         Err("this node keeps no log".into())
     }
     fn have(&self, _: &[u8; 32]) -> Option<u64> {

@@ -83,27 +83,32 @@ pub(crate) fn build_swarm(identity: [u8; 32]) -> Result<Swarm<Behaviour>, P2pErr
 pub(crate) struct Wire {
     outbound: HashMap<OutboundRequestId, RequestId>,
     upload: Option<UploadLimit>,
-    /// In the order they are due (each is due when the one before has had its time).
+    /// In the order asked; each is sent once the upload budget allows it.
     paced: VecDeque<(
-        Instant,
         ResponseChannel<guixie_node::Response>,
         guixie_node::Response,
+        usize,
     )>,
+    paced_bytes: usize,
 }
 
-/// Paces the NAR ranges a node serves to at most `bytes_per_second` on average: each range
-/// is sent once the ranges before it would have gone out at that rate.
+/// Ranges waiting for the upload budget, at most (more are refused as busy): a few seconds
+/// at any sensible rate, well inside an asker's timeout, and a bound on memory.
+const MAX_PACED_BYTES: usize = 32 << 20;
+
+/// Paces the NAR ranges a node serves to at most `bytes_per_second` on average: a range goes
+/// once the ranges sent before it would have gone out at that rate. Only what is sent is
+/// charged (an asker that left costs nothing).
 struct UploadLimit {
     bytes_per_second: u64,
     next_free: Instant,
 }
 
 impl UploadLimit {
-    /// When a range of `len` bytes asked for at `now` may go.
-    fn reserve(&mut self, len: usize, now: Instant) -> Instant {
+    /// Charges `len` bytes sent at `now` (not before `next_free`).
+    fn charge(&mut self, len: usize, now: Instant) {
         let start = self.next_free.max(now);
         self.next_free = start + Duration::from_secs_f64(len as f64 / self.bytes_per_second as f64);
-        start
     }
 }
 
@@ -122,15 +127,25 @@ impl Wire {
 
     /// When the next paced range is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.paced.front().map(|(at, _, _)| *at)
+        let limit = self.upload.as_ref()?;
+        (!self.paced.is_empty()).then_some(limit.next_free)
     }
 
-    /// Sends the paced ranges that are due.
+    /// Sends the paced ranges that are due; those whose asker went are dropped uncharged.
     pub(crate) fn send_due(&mut self, swarm: &mut Swarm<Behaviour>) {
         let now = Instant::now();
-        while self.paced.front().is_some_and(|(at, _, _)| *at <= now) {
-            let (_, channel, response) = self.paced.pop_front().expect("checked");
-            let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+        let Some(limit) = self.upload.as_mut() else {
+            return;
+        };
+        while limit.next_free <= now {
+            let Some((channel, response, len)) = self.paced.pop_front() else {
+                break;
+            };
+            self.paced_bytes -= len;
+            if channel.is_open() {
+                limit.charge(len, now);
+                let _ = swarm.behaviour_mut().rr.send_response(channel, response);
+            }
         }
     }
 
@@ -140,15 +155,28 @@ impl Wire {
         channel: ResponseChannel<guixie_node::Response>,
         response: guixie_node::Response,
     ) {
-        if let (Some(limit), guixie_node::Response::Range { bytes }) = (&mut self.upload, &response)
-        {
-            let now = Instant::now();
-            let at = limit.reserve(bytes.len(), now);
-            if at > now || !self.paced.is_empty() {
-                self.paced.push_back((at, channel, response));
-                return;
+        let len = match &response {
+            guixie_node::Response::Range { bytes } => bytes.len(),
+            _ => 0,
+        };
+        let response = match &mut self.upload {
+            Some(limit) if len > 0 => {
+                let now = Instant::now();
+                if self.paced.is_empty() && limit.next_free <= now {
+                    limit.charge(len, now);
+                    response
+                } else if self.paced_bytes + len > MAX_PACED_BYTES {
+                    guixie_node::Response::Refused {
+                        reason: "busy: this node's upload limit is reached; ask another".into(),
+                    }
+                } else {
+                    self.paced_bytes += len;
+                    self.paced.push_back((channel, response, len));
+                    return;
+                }
             }
-        }
+            _ => response,
+        };
         let _ = swarm.behaviour_mut().rr.send_response(channel, response);
     }
 
@@ -273,19 +301,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_upload_limit_spaces_ranges_by_their_time_at_the_rate() {
+    fn an_upload_limit_charges_each_range_its_time_at_the_rate() {
         let t0 = Instant::now();
         let mut limit = UploadLimit {
             bytes_per_second: 1_000_000,
             next_free: t0,
         };
-        // 250 KB at 1 MB/s: each waits 250 ms for the one before.
-        assert_eq!(limit.reserve(250_000, t0), t0);
-        assert_eq!(limit.reserve(250_000, t0), t0 + Duration::from_millis(250));
-        assert_eq!(limit.reserve(250_000, t0), t0 + Duration::from_millis(500));
+        // 250 KB at 1 MB/s: the next may go 250 ms after the one before.
+        limit.charge(250_000, t0);
+        assert_eq!(limit.next_free, t0 + Duration::from_millis(250));
+        limit.charge(250_000, t0 + Duration::from_millis(250));
+        assert_eq!(limit.next_free, t0 + Duration::from_millis(500));
         // After a pause, nothing is owed and nothing is saved up.
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(limit.reserve(250_000, later), later);
-        assert_eq!(limit.reserve(1, later), later + Duration::from_millis(250));
+        limit.charge(250_000, later);
+        assert_eq!(limit.next_free, later + Duration::from_millis(250));
     }
 }

@@ -33,8 +33,10 @@ impl Witnessing {
         clock: Arc<dyn Clock>,
         file: PathBuf,
     ) -> Self {
+        // Only a log with witnesses serves a witnessed checkpoint.
         let witnessed = std::fs::read_to_string(&file)
             .ok()
+            .filter(|_| !witnesses.is_empty())
             .and_then(|note| Some((size_of(&note)?, note)));
         Witnessing {
             key,
@@ -45,13 +47,29 @@ impl Witnessing {
         }
     }
 
-    pub fn witnessed(&self) -> Option<(u64, String)> {
-        self.witnessed.lock().expect("not poisoned").clone()
+    /// The newest witnessed checkpoint of `log` (signed with `key`): only one that is of this
+    /// log as it is (kept from before a log or key change, it is not served).
+    pub fn witnessed(&self, log: &FileLog, key: &SignerKey) -> Option<(u64, String)> {
+        let (size, note) = self.witnessed.lock().expect("not poisoned").clone()?;
+        let v = checkpoint::verify(note.as_bytes(), &key.verifier(), &self.witnesses, 1).ok()?;
+        let same = size <= log.size()
+            && log.root(size).is_ok_and(|r| r == v.checkpoint.root)
+            && v.checkpoint.size == size;
+        same.then_some((size, note))
     }
 
-    /// `note` cosigned by this node, if it is a witness.
+    /// `note` cosigned by this node, if it is a witness and has not cosigned it already.
     pub fn cosign(&self, note: &str) -> Option<String> {
         let (key, clock) = (self.key.as_ref()?, self.clock.as_ref()?);
+        let parsed = Note::parse(note.as_bytes()).ok()?;
+        let id = key.verifier().id;
+        if parsed
+            .signatures
+            .iter()
+            .any(|s| s.name == key.name && s.id == id)
+        {
+            return None;
+        }
         let time = u64::try_from(clock.unix_seconds()).ok()?;
         checkpoint::cosign(note.as_bytes(), key, time).ok()
     }
@@ -77,8 +95,9 @@ impl Witnessing {
             root: log.root(body.size).map_err(|e| e.to_string())?,
             extensions: vec![],
         };
+        let current = self.witnessed(log, key);
         let mut witnessed = self.witnessed.lock().expect("not poisoned");
-        let base = match &*witnessed {
+        let base = match &current {
             Some((size, _)) if *size > body.size => return Ok(()),
             Some((size, kept)) if *size == body.size => kept.clone(),
             _ => ours.sign(key).map_err(|e| e.to_string())?,

@@ -237,20 +237,29 @@ mod network {
         Ok(outputs)
     }
 
-    /// Identical when at least two sources (the local store, builders) give one NAR hash.
+    /// Identical when at least two sources (the local store, builders) give one NAR hash;
+    /// differing when they give more than one, or one builder attests two outputs.
     fn verdict(local: Option<&str>, survey: &Survey) -> Verdict {
-        let mut hashes: Vec<&str> = local.into_iter().collect();
+        let mut hashes: Vec<String> = local.map(canonical).into_iter().collect();
         let attesting = survey.builders.iter().filter(|b| !b.outputs.is_empty());
         for b in attesting.clone() {
-            hashes.extend(b.outputs.iter().map(|o| o.nar_hash.as_str()));
+            hashes.extend(b.outputs.iter().map(|o| canonical(&o.nar_hash)));
         }
-        let distinct: std::collections::BTreeSet<&str> = hashes.iter().copied().collect();
+        let distinct: std::collections::BTreeSet<&String> = hashes.iter().collect();
+        let equivocating = survey.builders.iter().any(|b| b.outputs.len() > 1);
         match (attesting.count(), distinct.len()) {
             (0, _) => Verdict::Unknown,
-            (_, d) if d > 1 => Verdict::Differing,
+            (_, d) if d > 1 || equivocating => Verdict::Differing,
             (1, _) if local.is_none() => Verdict::OnlyOneBuilder,
             _ => Verdict::Identical,
         }
+    }
+
+    /// One spelling of a hash (attestations may use base16 or SRI as well as Nix32).
+    fn canonical(h: &str) -> String {
+        guixie_formats::hash::Hash::parse(h, None)
+            .map(|h| h.to_string())
+            .unwrap_or_else(|_| h.to_owned())
     }
 
     fn json(path: &str, local: Option<&str>, verdict: Verdict, s: &Survey) -> serde_json::Value {

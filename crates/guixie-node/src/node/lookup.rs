@@ -134,32 +134,50 @@ impl<L: Local> Node<L> {
                 for (peer, logs) in &self.peers {
                     let pair = (b.name.clone(), peer.clone());
                     if logs.contains(&b.log_key.name) && !asked.contains(&pair) {
-                        let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
-                        asks.push((hash_part.clone(), pair, known));
+                        asks.push((hash_part.clone(), pair));
                     }
                 }
             }
         }
-        for (hash_part, (builder, peer), known_size) in asks {
-            if let Some(Lookup {
-                phase: Phase::Collecting {
-                    asked, awaiting, ..
-                },
-                ..
-            }) = self.lookups.get_mut(&hash_part)
-            {
-                asked.insert((builder.clone(), peer.clone()));
-                awaiting.insert((builder.clone(), peer.clone()));
-            }
-            self.send(
-                &peer,
-                Request::Attestations {
-                    hash_part: hash_part.clone(),
-                    known_size,
-                },
-                Pending::Attestations { hash_part, builder },
-            );
+        for (hash_part, (builder, peer)) in asks {
+            let generation = match self.lookups.get_mut(&hash_part) {
+                Some(Lookup {
+                    phase:
+                        Phase::Collecting {
+                            asked, awaiting, ..
+                        },
+                    generation,
+                    ..
+                }) => {
+                    asked.insert((builder.clone(), peer.clone()));
+                    awaiting.insert((builder.clone(), peer.clone()));
+                    *generation
+                }
+                _ => continue,
+            };
+            self.ask_attestations(&peer, &hash_part, &builder, generation);
         }
+    }
+
+    /// Asks `peer` for `builder`'s attestations of the path, from the size accepted so far.
+    fn ask_attestations(&mut self, peer: &str, hash_part: &str, builder: &str, generation: u64) {
+        let Some(b) = self.cfg.policy.builders.iter().find(|b| b.name == builder) else {
+            return;
+        };
+        let request = Request::Attestations {
+            hash_part: hash_part.to_owned(),
+            known_size: self.state.logs.get(&b.log_key.name).map(|v| v.size),
+            witnessed: b.witness_threshold > 0,
+        };
+        self.send(
+            peer,
+            request,
+            Pending::Attestations {
+                hash_part: hash_part.to_owned(),
+                builder: builder.to_owned(),
+                generation,
+            },
+        );
     }
 
     pub(super) fn on_attestations(
@@ -167,9 +185,14 @@ impl<L: Local> Node<L> {
         from: &str,
         hash_part: &str,
         builder_name: &str,
+        generation: u64,
         response: Result<Response, String>,
         now_ms: u64,
     ) {
+        // An answer to an earlier lookup of the same path is not this one's.
+        if self.lookups.get(hash_part).map(|l| l.generation) != Some(generation) {
+            return;
+        }
         let Some(builder) = self
             .cfg
             .policy
@@ -191,18 +214,7 @@ impl<L: Local> Node<L> {
             // The view moved on while this answer was on its way (another claimant's, older,
             // came first): ask once more, from where the view is now.
             if advanced == Advance::NoProof && !self.retried(hash_part, builder_name, from) {
-                let known_size = self.state.logs.get(&builder.log_key.name).map(|v| v.size);
-                self.send(
-                    from,
-                    Request::Attestations {
-                        hash_part: hash_part.to_owned(),
-                        known_size,
-                    },
-                    Pending::Attestations {
-                        hash_part: hash_part.to_owned(),
-                        builder: builder_name.to_owned(),
-                    },
-                );
+                self.ask_attestations(from, hash_part, builder_name, generation);
                 return;
             }
             let view = self.state.logs.get(&builder.log_key.name);
@@ -264,6 +276,7 @@ impl<L: Local> Node<L> {
         );
         match result {
             Ok(Advanced::FirstSeen { .. } | Advanced::Advanced { .. }) => {
+                self.views_changed = true;
                 self.gossip(
                     Request::Checkpoint {
                         note: checkpoint.to_owned(),

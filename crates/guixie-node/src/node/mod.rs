@@ -38,8 +38,14 @@ pub trait Local {
     /// The latest signed checkpoint of each own log.
     fn checkpoints(&self) -> Vec<String>;
     /// `Response::Attestations` for the output path with `hash_part`, from an own log, with a
-    /// consistency proof from `known_size`.
-    fn attestations(&self, hash_part: &str, known_size: Option<u64>) -> Result<Response, String>;
+    /// consistency proof from `known_size`; against the newest witnessed checkpoint when
+    /// `witnessed` (and the asker has not seen a larger one).
+    fn attestations(
+        &self,
+        hash_part: &str,
+        known_size: Option<u64>,
+        witnessed: bool,
+    ) -> Result<Response, String>;
     /// The size of the blob with this root, if this node can serve it.
     fn have(&self, root: &[u8; 32]) -> Option<u64>;
     /// The verified-streaming encoding of `start..end` of the blob.
@@ -135,6 +141,7 @@ enum Pending {
     Attestations {
         hash_part: String,
         builder: String,
+        generation: u64,
     },
     /// A witness's question to a log's node.
     Latest {
@@ -164,6 +171,8 @@ pub struct Node<L> {
     queued_surveys: BTreeSet<String>,
     /// The own logs' checkpoints last gossiped, and when they were last looked at.
     own_gossiped: (Vec<String>, u64),
+    /// Whether a view of a log changed since [`Node::take_views_changed`] last said.
+    views_changed: bool,
     /// Recent failures: hash part → (until when, why).
     failed: BTreeMap<String, (u64, String)>,
     out: VecDeque<Output>,
@@ -181,6 +190,7 @@ impl<L: Local> Node<L> {
             lookups: BTreeMap::new(),
             queued_surveys: BTreeSet::new(),
             own_gossiped: (vec![], 0),
+            views_changed: false,
             failed: BTreeMap::new(),
             out: VecDeque::new(),
         }
@@ -189,6 +199,12 @@ impl<L: Local> Node<L> {
     /// What the node accepted of each log, to be saved by its owner.
     pub fn state(&self) -> &ClientState {
         &self.state
+    }
+
+    /// Whether [`Node::state`] changed since this was last asked (it is then to be saved: a
+    /// witness must never forget what it cosigned).
+    pub fn take_views_changed(&mut self) -> bool {
+        std::mem::take(&mut self.views_changed)
     }
 
     pub fn local(&self) -> &L {
@@ -296,12 +312,13 @@ impl<L: Local> Node<L> {
             Request::Attestations {
                 hash_part,
                 known_size,
+                witnessed,
             } => {
                 if !lookup::is_hash_part(&hash_part) {
                     return refused("not a store path hash part");
                 }
                 self.local
-                    .attestations(&hash_part, known_size)
+                    .attestations(&hash_part, known_size, witnessed)
                     .unwrap_or_else(|e| refused(&e))
             }
             Request::Latest { known_size } => self
@@ -389,6 +406,7 @@ impl<L: Local> Node<L> {
     }
 
     fn convicted(&mut self, origin: &str, detail: String) {
+        self.views_changed = true;
         self.out.push_back(Output::Convicted {
             origin: origin.to_owned(),
             detail,
@@ -413,9 +431,11 @@ impl<L: Local> Node<L> {
         }
         match why {
             Pending::Gossip => {}
-            Pending::Attestations { hash_part, builder } => {
-                self.on_attestations(from, &hash_part, &builder, response, now_ms)
-            }
+            Pending::Attestations {
+                hash_part,
+                builder,
+                generation,
+            } => self.on_attestations(from, &hash_part, &builder, generation, response, now_ms),
             Pending::Latest { builder } => self.on_latest(from, &builder, response),
             Pending::Have {
                 hash_part,

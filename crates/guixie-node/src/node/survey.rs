@@ -25,7 +25,8 @@ pub struct BuilderAnswer {
     pub name: String,
     /// Whether some connected peer said it keeps this builder's log.
     pub reached: bool,
-    /// Whether every peer asked answered before the deadline.
+    /// Whether every peer asked replied before the deadline (an answer, a refusal or a
+    /// failure: a builder that refused says nothing either way).
     pub answered: bool,
     /// Outputs attested with an inclusion proof that checked, by NAR hash.
     pub outputs: Vec<OutputRef>,

@@ -140,7 +140,12 @@ impl Local for MemLocal {
     fn checkpoints(&self) -> Vec<String> {
         vec![self.checkpoint()]
     }
-    fn attestations(&self, hash_part: &str, known: Option<u64>) -> Result<Response, String> {
+    fn attestations(
+        &self,
+        hash_part: &str,
+        known: Option<u64>,
+        _witnessed: bool,
+    ) -> Result<Response, String> {
         if let Some(r) = &self.answer_instead {
             return Ok(r.clone());
         }
@@ -192,7 +197,7 @@ impl Local for MemLocal {
         self.blobs.get(root).map(|(ob, _)| ob.blob().size)
     }
     fn latest(&self, known: Option<u64>) -> Result<Response, String> {
-        match self.attestations(&"0".repeat(32), known)? {
+        match self.attestations(&"0".repeat(32), known, false)? {
             Response::Attestations {
                 checkpoint,
                 consistency,

@@ -2,7 +2,9 @@
 //! checkpoint with a consistency proof from the size it accepted, and cosigns it only when the
 //! view advanced (or stood) by the usual checks; the cosigned note goes back to the log's
 //! node, which serves it. Log nodes gossip their own checkpoints as their logs grow, which is
-//! what makes witnesses ask.
+//! what makes witnesses ask. A witness accepts what it witnesses with no cosignature
+//! required (its policy's thresholds are for others' logs it only reads), and its views must
+//! be saved before its cosignature leaves ([`Node::take_views_changed`]).
 
 use super::lookup::Advance;
 use super::{Local, Node, Pending};
@@ -53,7 +55,7 @@ impl<L: Local> Node<L> {
         builder: &str,
         response: Result<Response, String>,
     ) {
-        let Some(b) = self
+        let Some(mut b) = self
             .cfg
             .policy
             .builders
@@ -63,6 +65,8 @@ impl<L: Local> Node<L> {
         else {
             return;
         };
+        // A witness judges a log by its own checks; others' cosignatures are not needed.
+        b.witness_threshold = 0;
         let Ok(Response::Attestations {
             checkpoint,
             consistency,

@@ -14,6 +14,12 @@ use super::Driver;
 use crate::incoming::Incoming;
 
 impl Driver {
+    /// Whether the path was fetched and its import is under way (staging, or waiting for its
+    /// references): asked for again meanwhile, it must not be fetched again.
+    pub(super) fn importing(&self, hash_part: &str) -> bool {
+        self.parked.contains_key(hash_part) || self.fetched.contains_key(hash_part)
+    }
+
     /// What the store is to register for an accepted output.
     fn path_info(&self, output: &Accepted) -> Result<PathInfo, String> {
         let path = self
@@ -53,6 +59,7 @@ impl Driver {
             .map_err(|e| format!("{}: {e}", file.display()))
         });
         self.staged.remove(hash_part);
+        self.fetched.remove(hash_part);
         match started {
             Ok(download) => {
                 self.downloads.insert(hash_part.to_owned(), download);
@@ -69,6 +76,7 @@ impl Driver {
         if let Some((_, incoming)) = self.downloads.get_mut(hash_part) {
             if let Err(e) = incoming.write(offset, data) {
                 eprintln!("guixie node: {hash_part}: writing the download: {e}");
+                let _ = std::fs::remove_file(incoming.path());
                 // Dropped: the staging thread stops with an error.
                 self.downloads.remove(hash_part);
                 self.staged.insert(
@@ -84,6 +92,7 @@ impl Driver {
             let _ = std::fs::remove_file(incoming.path());
         }
         self.staged.remove(hash_part);
+        self.fetched.remove(hash_part);
         self.settle(hash_part, false);
     }
 
@@ -148,7 +157,7 @@ impl Driver {
         let now = self.now_ms();
         for r in &missing {
             if let Some((h, _)) = r.split_once('-') {
-                if !self.parked.contains_key(h) {
+                if !self.importing(h) {
                     self.node.want(h, now);
                 }
             }

@@ -240,6 +240,9 @@ impl Driver {
                 _ = tick.tick() => {
                     let now = self.now_ms();
                     self.node.tick(now);
+                    if self.node.take_views_changed() {
+                        self.unsaved = true;
+                    }
                     self.save();
                 }
                 _ = sleep_until_due(self.wire.next_due()) => self.wire.send_due(swarm),
@@ -275,8 +278,8 @@ impl Driver {
             .entry(hash_part.clone())
             .or_default()
             .push(want.reply);
-        // Fetched and waiting for its references: it is answered when it is imported.
-        if !self.parked.contains_key(&hash_part) {
+        // Fetched and being imported: it is answered when it is imported.
+        if !self.importing(&hash_part) {
             let now = self.now_ms();
             self.node.want(&hash_part, now);
         }
@@ -320,6 +323,20 @@ impl Driver {
             match output {
                 Output::Send { to, id, request } => {
                     let now = self.now_ms();
+                    // A witness's views are on disk before its cosignature leaves.
+                    if matches!(request, guixie_node::Request::Cosigned { .. })
+                        && self.node.take_views_changed()
+                    {
+                        if let Err(e) = self.node.state().save(&self.client_file) {
+                            eprintln!(
+                                "guixie node: not cosigning: saving {}: {e}",
+                                self.client_file.display()
+                            );
+                            self.node
+                                .handle_response(&to, id, Err("not sent".into()), now);
+                            continue;
+                        }
+                    }
                     self.wire.send(&mut self.node, swarm, &to, id, request, now)
                 }
                 Output::Decided {
