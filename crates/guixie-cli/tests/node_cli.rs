@@ -54,6 +54,52 @@ fn a_consumer_substitutes_only_what_two_of_three_builders_attest() {
         "{log}"
     );
     ok(store().args(["store", "verify"]));
+
+    // With peers and a trust policy, `guixie build` runs a node of its own: no daemon, no
+    // cache URL, nothing built.
+    let direct_root = b.dir.path().join("direct");
+    let direct = || store_cmd(&direct_root, &origin("direct"));
+    let drvs = ok_str(direct().arg("eval").arg(&b.graph));
+    let mut build = direct();
+    build
+        .args(["--json", "build", "--trust-policy"])
+        .arg(&policy);
+    for n in &nodes {
+        build.args(["--peer", &n.addr]);
+    }
+    let out = build.args(drvs.split_whitespace()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        events(&out.stderr, "built"),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(events(&out.stderr, "started"), 0);
+    ok(direct().args(["store", "verify"]));
+    // Every output is there: with substitutes off, nothing is left to build.
+    let again = direct()
+        .args(["--json", "build", "--no-substitutes"])
+        .args(drvs.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(events(&again.stderr, "built"), 0);
+    // A peer without a policy is refused, not taken on trust.
+    let e = fails(
+        direct()
+            .args(["build", "--peer", &nodes[0].addr])
+            .arg(&b.graph),
+    );
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("needs a trust policy"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
 }
 
 #[test]

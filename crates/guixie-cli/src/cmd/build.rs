@@ -332,11 +332,7 @@ fn prepare<'s>(
     } else {
         super::substitutes::Show::Lines
     };
-    if let Some(substituter) = args
-        .flags
-        .substitutes
-        .substituter(&ctx.store_root()?, show)?
-    {
+    if let Some(substituter) = args.flags.substitutes.substituter(ctx, show)? {
         builder = builder.with_substituter(Arc::new(substituter));
     }
     Ok((drvs, builder))

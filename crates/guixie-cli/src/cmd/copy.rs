@@ -71,11 +71,13 @@ pub fn run(ctx: &Context, args: CopyArgs) -> anyhow::Result<ExitCode> {
     let substitutes = SubstituteArgs {
         substitute_urls: vec![from.clone()],
         trusted_keys: args.trusted_keys.clone(),
-        no_substitutes: false,
+        // From the cache named, nothing else.
+        no_network: true,
+        ..SubstituteArgs::default()
     };
     let show = if ctx.json { Show::Json } else { Show::Lines };
     let substituter = substitutes
-        .substituter(&ctx.store_root()?, show)?
+        .substituter(ctx, show)?
         .expect("one cache named");
     if !substituter
         .substitute(store.as_ref(), &paths)

@@ -186,6 +186,60 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A node inside this command, for `guixie build --peer … --trust-policy …`: it connects to
+/// `peers` (it does not listen), asks them for what the build is missing and serves what the
+/// policy accepted on a loopback cache only this command knows of, signed with a key made
+/// for this run. Its URL and public key, once it serves. It ends with the command.
+pub fn embedded(
+    ctx: &Context,
+    policy: &Path,
+    peers: &[String],
+) -> anyhow::Result<(String, String)> {
+    let store = Arc::new(ctx.open_store()?);
+    let policy = read_policy(policy)?;
+    let peers = parse_multiaddrs(peers)?;
+    let cache_key = guixie_formats::signing::SecretKey::from_seed(
+        "guixie-embedded-node",
+        &ctx.rng().bytes32(),
+    )?;
+    let public = cache_key.public().to_string();
+    let opts = guixie_p2p::NodeOptions {
+        store,
+        policy,
+        listen: vec![],
+        peers,
+        http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        // Not the store's node key: a `guixie node` of this store may be running.
+        identity: ctx.rng().bytes32(),
+        log_key: None,
+        cache_key,
+        wait: Duration::from_secs(60),
+        decide_within: Duration::from_secs(5),
+        max_upload: None,
+        witness_key: None,
+        witnesses: vec![],
+        clock: ctx.clock(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("guixie node".into())
+        .spawn(move || {
+            let failed = tx.clone();
+            let ran = guixie_p2p::run(opts, move |started| {
+                let _ = tx.send(Ok(started.http));
+            });
+            if let Err(e) = ran {
+                let _ = failed.send(Err(e.to_string()));
+            }
+        })?;
+    let http = rx
+        .recv()
+        .context("the embedded node stopped before it served")?
+        .map_err(|e| anyhow::anyhow!("the embedded node: {e}"))?
+        .context("the embedded node serves no cache")?;
+    Ok((format!("http://{http}"), public))
+}
+
 /// A trust policy file (JSON; see docs/trust.md), checked.
 pub fn read_policy(file: &Path) -> anyhow::Result<Policy> {
     let bytes = guixie_store::safe_fs::read_capped(file, MAX_POLICY_BYTES)

@@ -27,6 +27,18 @@ pub struct SubstituteArgs {
     /// Build everything, substitute nothing.
     #[arg(long)]
     pub no_substitutes: bool,
+    /// Substitute through the peer-to-peer network too, from this peer (repeatable), taking
+    /// only what `--trust-policy` accepts; default: the store configuration's `peers`.
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// The trust policy for substitutes from the network (docs/trust.md); default: the
+    /// store configuration's `trust-policy`. With peers and a policy, a node runs inside the
+    /// command and is asked first.
+    #[arg(long, value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// Do not substitute through the peer-to-peer network, whatever the configuration says.
+    #[arg(long)]
+    pub no_network: bool,
 }
 
 /// The store's configuration: `name = value…` lines, `#` comments.
@@ -101,18 +113,40 @@ impl SubstituteArgs {
     /// there is no cache to ask.
     pub fn substituter(
         &self,
-        store_root: &Path,
+        ctx: &crate::Context,
         show: Show,
     ) -> anyhow::Result<Option<Substituter>> {
         if self.no_substitutes {
             return Ok(None);
         }
-        let conf = StoreConf::read(store_root)?;
-        let urls: Vec<&String> = if self.substitute_urls.iter().any(|u| !u.is_empty()) {
-            self.substitute_urls.iter().collect()
+        let store_root = ctx.store_root()?;
+        let conf = StoreConf::read(&store_root)?;
+        let peers = if self.peers.is_empty() {
+            &conf.peers
         } else {
-            conf.substituters.iter().collect()
+            &self.peers
         };
+        let policy = self
+            .trust_policy
+            .clone()
+            .or(conf.trust_policy.as_deref().map(PathBuf::from));
+        // The network first: what it has, k of n builders vouch for.
+        let network = match policy {
+            _ if self.no_network => None,
+            Some(policy) if !peers.is_empty() => {
+                Some(crate::cmd::node::embedded(ctx, &policy, peers)?)
+            }
+            None if !self.peers.is_empty() => {
+                anyhow::bail!("--peer: the network needs a trust policy (--trust-policy)")
+            }
+            _ => None,
+        };
+        let mut urls: Vec<&String> = network.iter().map(|(url, _)| url).collect();
+        if self.substitute_urls.iter().any(|u| !u.is_empty()) {
+            urls.extend(&self.substitute_urls);
+        } else {
+            urls.extend(&conf.substituters);
+        }
         let caches: Vec<CacheUrl> = urls
             .into_iter()
             .filter(|u| !u.is_empty())
@@ -125,6 +159,7 @@ impl SubstituteArgs {
             .trusted_public_keys
             .iter()
             .chain(&self.trusted_keys)
+            .chain(network.iter().map(|(_, key)| key))
             .map(|k| PublicKey::parse(k).map_err(|e| anyhow::anyhow!("trusted key {k}: {e}")))
             .collect::<anyhow::Result<_>>()?;
         let substituter = Substituter::new(caches, trusted);
