@@ -31,6 +31,10 @@ pub struct StoreLocal {
     witnessing: crate::witness::Witnessing,
 }
 
+/// Outboards kept in memory, at most (64 bytes per 16 KiB of NAR: 4 MiB for 1 GiB).
+const MAX_LOADED_OUTBOARDS: usize = 1024;
+const MAX_LOADED_OUTBOARD_BYTES: usize = 64 << 20;
+
 fn hex(h: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(h)
 }
@@ -141,10 +145,20 @@ impl StoreLocal {
             self.write_blob(path, root, &nar, &obao)?
         };
         let ob = Arc::new(made);
-        self.loaded
-            .lock()
-            .expect("not poisoned")
-            .insert(*root, ob.clone());
+        let mut loaded = self.loaded.lock().expect("not poisoned");
+        // Outboards in memory are bounded (they are on disk): the largest goes first.
+        while loaded.len() >= MAX_LOADED_OUTBOARDS
+            || loaded.values().map(|o| o.as_bytes().len()).sum::<usize>() + ob.as_bytes().len()
+                > MAX_LOADED_OUTBOARD_BYTES && !loaded.is_empty()
+        {
+            let largest = loaded
+                .iter()
+                .max_by_key(|(_, o)| o.as_bytes().len())
+                .map(|(r, _)| *r)
+                .expect("not empty");
+            loaded.remove(&largest);
+        }
+        loaded.insert(*root, ob.clone());
         Ok((ob, nar))
     }
 
