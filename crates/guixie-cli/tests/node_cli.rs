@@ -211,6 +211,15 @@ fn a_witness_cosigns_the_builders_logs_and_a_consumer_requiring_it_substitutes()
 
 /// The liar's log gets a signed statement that the first output it attested has another NAR.
 fn attest_a_lie(root: &Path) -> String {
+    attest_nar_hash(
+        root,
+        "sha256:0000000000000000000000000000000000000000000000000000",
+    )
+}
+
+/// Appends to the log at `root` a signed statement that the first output it attested has
+/// the NAR hash `nar_hash`; that output's path.
+fn attest_nar_hash(root: &Path, nar_hash: &str) -> String {
     use guixie_attest::Envelope;
     let state = root.join("var/guixie");
     let key = guixie_formats::signing::SecretKey::parse(
@@ -225,11 +234,88 @@ fn attest_a_lie(root: &Path) -> String {
         .statement()
         .unwrap();
     let out = st.predicate.outputs.values_mut().next().unwrap();
-    out.nar_hash = "sha256:0000000000000000000000000000000000000000000000000000".into();
+    out.nar_hash = nar_hash.into();
     let lied_about = out.path.clone();
     log.append_batch(&[Envelope::sign(&st, &key).to_json()])
         .unwrap();
     lied_about
+}
+
+#[test]
+fn a_log_that_shows_two_histories_is_excluded_by_both_consumers_that_saw_them() {
+    let names = ["a", "b"];
+    let b = builders(&names, 3);
+    // b's node and a second node of b's log (same keys, another peer id) each append a
+    // different entry: two signed checkpoints of one size with different roots.
+    let fork_root = b.dir.path().join("b-fork");
+    ok(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&b.roots[1])
+        .arg(&fork_root));
+    std::fs::remove_file(fork_root.join("var/guixie/node/node.key")).ok();
+    attest_nar_hash(
+        &b.roots[1],
+        "sha256:1111111111111111111111111111111111111111111111111111",
+    );
+    attest_nar_hash(
+        &fork_root,
+        "sha256:2222222222222222222222222222222222222222222222222222",
+    );
+    let a = start_node(&b.roots[0], &origin("a"), &[]);
+    let b_node = start_node(&b.roots[1], &origin("b"), &[]);
+    let fork = start_node(&fork_root, &origin("b"), &[]);
+    let policy = write_policy(b.dir.path(), "policy.json", 1, &b.identities);
+    let consumer = |name: &str, peers: &[&str]| {
+        let mut args = vec![
+            "--http".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--policy".to_owned(),
+            policy.display().to_string(),
+        ];
+        for p in peers {
+            args.extend(["--peer".to_owned(), p.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_node(&b.dir.path().join(name), &origin(name), &args)
+    };
+    // One sees b's history, the other the fork's; they also talk to each other.
+    let one = consumer("one", &[&a.addr, &b_node.addr]);
+    let two = consumer("two", &[&a.addr, &fork.addr, &one.addr]);
+    let out = ok_str(
+        store_cmd(&b.roots[0], &origin("a"))
+            .args(["build", "-q"])
+            .arg(&b.graph),
+    );
+    let first = out.split_whitespace().next().unwrap();
+    let hash_part = &Path::new(first).file_name().unwrap().to_str().unwrap()[..32];
+    for c in [&one, &two] {
+        http_get(c.http.as_deref().unwrap(), &format!("/{hash_part}.narinfo"));
+    }
+    let excluded = |c: &NodeProc| {
+        std::fs::read_to_string(&c.stderr)
+            .unwrap_or_default()
+            .contains("log b.example/log excluded")
+    };
+    for _ in 0..100 {
+        if excluded(&one) && excluded(&two) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for (name, c) in [("one", &one), ("two", &two)] {
+        let log = std::fs::read_to_string(&c.stderr).unwrap_or_default();
+        assert!(excluded(c), "{name}: {log}");
+        // a's log did not fork and stays trusted.
+        assert!(!log.contains("log a.example/log excluded"), "{name}: {log}");
+    }
+    // The evidence is kept: both signed notes, in the node's views.
+    let views: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(b.dir.path().join("one/var/guixie/node/logs.json")).unwrap(),
+    )
+    .unwrap();
+    let b_view = &views["logs"]["b.example/log"];
+    assert_eq!(b_view["untrusted"], true, "{views}");
+    assert_eq!(b_view["evidence"][0]["kind"], "equivocation", "{views}");
 }
 
 #[test]

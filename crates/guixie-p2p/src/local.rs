@@ -149,7 +149,8 @@ impl StoreLocal {
         // Outboards in memory are bounded (they are on disk): the largest goes first.
         while loaded.len() >= MAX_LOADED_OUTBOARDS
             || loaded.values().map(|o| o.as_bytes().len()).sum::<usize>() + ob.as_bytes().len()
-                > MAX_LOADED_OUTBOARD_BYTES && !loaded.is_empty()
+                > MAX_LOADED_OUTBOARD_BYTES
+                && !loaded.is_empty()
         {
             let largest = loaded
                 .iter()

@@ -376,7 +376,8 @@ impl<L: Local> Node<L> {
                 format!("two checkpoints of size {size} with different roots"),
             );
             let second = note.to_owned();
-            self.gossip(Request::SplitView { first, second }, Some(from));
+            // To its bringer too: it holds the other history, and may not know of this one.
+            self.gossip(Request::SplitView { first, second }, None);
         }
     }
 
