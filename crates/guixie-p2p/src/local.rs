@@ -18,7 +18,18 @@ use guixie_node::Local;
 use guixie_store::{LocalStore, NarSource, PathInfoQuery};
 use guixie_trust::votes::{Bundle, LoggedEntry};
 
-pub struct StoreLocal {
+/// Cheap to clone: a blob can be prepared on another thread while the node goes on.
+#[derive(Clone)]
+pub struct StoreLocal(Arc<Inner>);
+
+impl std::ops::Deref for StoreLocal {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub struct Inner {
     store: Arc<LocalStore>,
     log_dir: PathBuf,
     log_key: Option<SignerKey>,
@@ -45,7 +56,7 @@ impl StoreLocal {
         let state = store.state_dir().to_owned();
         let blobs_dir = state.join("node").join("blobs");
         std::fs::create_dir_all(&blobs_dir)?;
-        let local = StoreLocal {
+        let local = StoreLocal(Arc::new(Inner {
             log_dir: guixie_evidence::log_dir(&state),
             store,
             log_key,
@@ -54,7 +65,7 @@ impl StoreLocal {
             log_index: Mutex::new(guixie_evidence::LogIndex::default()),
             loaded: Mutex::new(BTreeMap::new()),
             witnessing: crate::witness::Witnessing::default(),
-        };
+        }));
         if let Ok(log) = FileLog::open_read_only(&local.log_dir) {
             let _ = local.catch_up(&log);
         }
@@ -94,7 +105,9 @@ impl StoreLocal {
         clock: Arc<dyn guixie_env::Clock>,
     ) -> Self {
         let file = self.blobs_dir.with_file_name("witnessed.note");
-        self.witnessing = crate::witness::Witnessing::new(witness_key, witnesses, clock, file);
+        Arc::get_mut(&mut self.0)
+            .expect("not shared before it serves")
+            .witnessing = crate::witness::Witnessing::new(witness_key, witnesses, clock, file);
         self
     }
 
@@ -108,11 +121,37 @@ impl StoreLocal {
     }
 
     /// Serves `path` by `root` from now on; `nar` (its NAR, verified) becomes the copy served.
-    pub fn add_fetched(&mut self, root: [u8; 32], path: StorePath, nar: &Path) {
+    pub fn add_fetched(&self, root: [u8; 32], path: StorePath, nar: &Path) {
         let target = self.blobs_dir.join(format!("{}.nar", hex(&root)));
         if std::fs::rename(nar, &target).is_ok() {
             self.index.lock().expect("not poisoned").insert(root, path);
         }
+    }
+
+    /// Whether a `Have` or `Range` of `root` is answered at once: its blob is ready, or this
+    /// node does not serve it. Otherwise [`StoreLocal::prepare`] it first (it reads and
+    /// writes the whole NAR).
+    pub fn is_ready(&self, root: &[u8; 32]) -> bool {
+        if self.loaded.lock().expect("not poisoned").contains_key(root) {
+            return true;
+        }
+        let served = || self.index.lock().expect("not poisoned").contains_key(root);
+        if !served() {
+            // Built and attested since it was last looked at?
+            if let Ok(log) = FileLog::open_read_only(&self.log_dir) {
+                let _ = self.catch_up(&log);
+            }
+            if !served() {
+                return true;
+            }
+        }
+        let nar = self.blobs_dir.join(format!("{}.nar", hex(root)));
+        nar.exists() && nar.with_extension("obao").exists()
+    }
+
+    /// Writes the blob of `root` and its outboard, if this node serves it.
+    pub fn prepare(&self, root: &[u8; 32]) -> Result<(), String> {
+        self.ensure(root).map(|_| ())
     }
 
     /// The outboard and NAR file of a root this node serves, made on first use.

@@ -149,7 +149,7 @@ impl Wire {
         }
     }
 
-    fn respond(
+    pub(crate) fn respond(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         channel: ResponseChannel<guixie_node::Response>,

@@ -192,7 +192,7 @@ impl Driver {
             Ok(()) => {
                 eprintln!("guixie node: {} accepted and imported", output.path);
                 self.node
-                    .local_mut()
+                    .local()
                     .add_fetched(output.blob.root, path.clone(), &file);
                 self.accepted
                     .write()

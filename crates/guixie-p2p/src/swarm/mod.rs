@@ -6,6 +6,7 @@
 //! waits, bounded, for the answer.
 
 mod imports;
+mod prepare;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -158,6 +159,7 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
     });
 
     let (staged_tx, staged_rx) = mpsc::unbounded_channel();
+    let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
         node,
         store: opts.store.clone(),
@@ -176,12 +178,16 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         fetched: BTreeMap::new(),
         staged_tx,
         next_download: 0,
+        preparing: BTreeMap::new(),
+        prepared_tx,
         unsaved: false,
         up: BTreeMap::new(),
         peers: opts.peers,
     };
     std::fs::create_dir_all(&driver.incoming_dir)?;
-    driver.event_loop(&mut swarm, want_rx, staged_rx).await
+    driver
+        .event_loop(&mut swarm, want_rx, staged_rx, prepared_rx)
+        .await
 }
 
 /// A staging thread's outcome: hash part, download number, the staged import.
@@ -210,6 +216,9 @@ struct Driver {
     fetched: BTreeMap<String, Accepted>,
     staged_tx: mpsc::UnboundedSender<Staged>,
     next_download: u64,
+    /// Requests waiting for a blob being prepared, by root.
+    preparing: BTreeMap<[u8; 32], prepare::Waiting>,
+    prepared_tx: mpsc::UnboundedSender<([u8; 32], Result<(), String>)>,
     /// Whether accepted paths or checkpoints changed since they were saved.
     unsaved: bool,
     /// Configured peers' addresses that are connected, and to whom.
@@ -227,6 +236,7 @@ impl Driver {
         swarm: &mut Swarm<Behaviour>,
         mut wants: mpsc::UnboundedReceiver<Want>,
         mut staged: mpsc::UnboundedReceiver<Staged>,
+        mut prepared: mpsc::UnboundedReceiver<([u8; 32], Result<(), String>)>,
     ) -> Result<(), P2pError> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut redial = tokio::time::interval(Duration::from_secs(2));
@@ -237,6 +247,7 @@ impl Driver {
                 Some((hash_part, download, result)) = staged.recv() => {
                     self.on_staged(&hash_part, download, result)
                 }
+                Some((root, result)) = prepared.recv() => self.on_prepared(swarm, root, result),
                 _ = tick.tick() => {
                     let now = self.now_ms();
                     self.node.tick(now);
@@ -311,7 +322,9 @@ impl Driver {
                 self.node.disconnected(&peer_id.to_string(), now);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
-                self.wire.on_event(&mut self.node, swarm, event, now)
+                if let Some(event) = self.defer_unready(event) {
+                    self.wire.on_event(&mut self.node, swarm, event, now)
+                }
             }
             _ => {}
         }
