@@ -57,6 +57,9 @@ pub(super) enum Phase {
     },
 }
 
+/// The node itself, as the keeper of its own logs (never a peer's name: those are peer ids).
+const SELF: &str = "(this node)";
+
 /// What became of a checkpoint a claimant sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Advance {
@@ -124,14 +127,17 @@ impl<L: Local> Node<L> {
 
     /// Asks, for every collecting lookup, each peer that says it keeps a configured builder's
     /// log and was not asked yet.
-    pub(super) fn ask_new_owners(&mut self, _now_ms: u64) {
+    pub(super) fn ask_new_owners(&mut self, now_ms: u64) {
         let mut asks = Vec::new();
+        let own = self.local.own_logs();
+        let me = (SELF.to_owned(), own.into_iter().collect::<BTreeSet<_>>());
         for (hash_part, lookup) in &self.lookups {
             let Phase::Collecting { asked, .. } = &lookup.phase else {
                 continue;
             };
             for b in &self.cfg.policy.builders {
-                for (peer, logs) in &self.peers {
+                // A builder's own node is one of its log's keepers too.
+                for (peer, logs) in self.peers.iter().chain([(&me.0, &me.1)]) {
                     let pair = (b.name.clone(), peer.clone());
                     if logs.contains(&b.log_key.name) && !asked.contains(&pair) {
                         asks.push((hash_part.clone(), pair));
@@ -155,7 +161,19 @@ impl<L: Local> Node<L> {
                 }
                 _ => continue,
             };
-            self.ask_attestations(&peer, &hash_part, &builder, generation);
+            if peer == SELF {
+                let b = self.cfg.policy.builders.iter().find(|b| b.name == builder);
+                let (known, witnessed) = b
+                    .map(|b| {
+                        let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
+                        (known, b.witness_threshold > 0)
+                    })
+                    .unwrap_or_default();
+                let answer = self.local.attestations(&hash_part, known, witnessed);
+                self.on_attestations(SELF, &hash_part, &builder, generation, answer, now_ms);
+            } else {
+                self.ask_attestations(&peer, &hash_part, &builder, generation);
+            }
         }
     }
 

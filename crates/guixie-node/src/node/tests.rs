@@ -822,3 +822,17 @@ fn a_witness_cosigns_what_it_checked_and_a_consumer_requiring_it_accepts_only_th
     .expect("the grown log is cosigned");
     assert_eq!(v.checkpoint.size, 2);
 }
+
+#[test]
+fn a_builder_counts_its_own_attestation_without_asking_the_network() {
+    // k = 3 of a, b, c, asked by a itself: its own log is one of the three.
+    let (mut net, _) = network(3, true);
+    net.connect("a", "b");
+    net.connect("a", "c");
+    let now = net.now;
+    net.nodes.get_mut("a").unwrap().want(HASH, now);
+    net.run();
+    let d = net.decision("a").expect("decided");
+    assert_eq!(d.result, Verdict::Accept, "{d:?}");
+    assert_eq!(d.attesting, ["a", "b", "c"]);
+}
