@@ -61,7 +61,13 @@ struct Peer {
     in_flight: usize,
     dropped: Option<String>,
     verified_bytes: u64,
+    /// Said it was busy: not asked again before this.
+    resting_until_ms: u64,
+    busy_answers: u32,
 }
+
+/// A peer busy this many times is dropped: busy for good is no better than silent.
+const MAX_BUSY_ANSWERS: u32 = 60;
 
 struct Outstanding {
     peer: PeerId,
@@ -136,7 +142,7 @@ impl Download {
             .map(|(i, _)| i)
             .collect::<Vec<_>>()
             .into_iter();
-        while let Some(peer) = self.least_busy_peer() {
+        while let Some(peer) = self.least_busy_peer(now_ms) {
             let Some(segment) = pending.next() else { break };
             let id = RequestId(self.next_id);
             self.next_id += 1;
@@ -162,10 +168,12 @@ impl Download {
         out
     }
 
-    fn least_busy_peer(&self) -> Option<PeerId> {
+    fn least_busy_peer(&self, now_ms: u64) -> Option<PeerId> {
         self.peers
             .iter()
-            .filter(|(_, p)| p.dropped.is_none() && p.in_flight < self.window)
+            .filter(|(_, p)| {
+                p.dropped.is_none() && p.in_flight < self.window && p.resting_until_ms <= now_ms
+            })
             .min_by_key(|(name, p)| (p.in_flight, *name))
             .map(|(name, _)| name.clone())
     }
@@ -238,6 +246,23 @@ impl Download {
             return Err(format!("answered {covered} bytes of {start}..{end}"));
         }
         Ok(out)
+    }
+
+    /// The peer said it is busy (it paces what it serves): the range goes back to be asked of
+    /// anyone, and this peer is not asked again for `rest_ms`. Busy too often, it is dropped.
+    pub fn on_busy(&mut self, id: RequestId, now_ms: u64, rest_ms: u64) {
+        let Some(req) = self.outstanding.remove(&id) else {
+            return;
+        };
+        self.segments[req.segment] = Segment::Pending;
+        let peer = self.peers.get_mut(&req.peer).expect("known");
+        peer.in_flight = peer.in_flight.saturating_sub(1);
+        peer.busy_answers += 1;
+        peer.resting_until_ms = now_ms + rest_ms;
+        if peer.busy_answers > MAX_BUSY_ANSWERS {
+            let why = format!("busy {} times", peer.busy_answers);
+            self.drop_peer(&req.peer, why);
+        }
     }
 
     /// The request failed (the peer refused, the stream broke): the peer is dropped.

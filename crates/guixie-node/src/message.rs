@@ -16,6 +16,8 @@ pub const MAX_REQUEST_BYTES: usize = 64 << 10;
 /// Largest response accepted: a range answer of up to [`MAX_RANGE_BYTES`] with its hash
 /// pairs, or an attestation bundle.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// How a refusal that means "ask again later" begins (a node pacing its upload).
+pub const BUSY: &str = "busy:";
 /// Largest range a node serves in one answer.
 pub const MAX_RANGE_BYTES: u64 = 1 << 20;
 

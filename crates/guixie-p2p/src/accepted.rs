@@ -17,12 +17,12 @@ pub struct AcceptedSet {
 }
 
 impl AcceptedSet {
-    pub fn file(state_dir: &Path) -> PathBuf {
-        state_dir.join("node").join("accepted.json")
+    pub fn file(node_dir: &Path) -> PathBuf {
+        node_dir.join("accepted.json")
     }
 
-    pub fn load(state_dir: &Path) -> std::io::Result<Self> {
-        match std::fs::read(Self::file(state_dir)) {
+    pub fn load(node_dir: &Path) -> std::io::Result<Self> {
+        match std::fs::read(Self::file(node_dir)) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
@@ -31,8 +31,8 @@ impl AcceptedSet {
     }
 
     /// Written whole under a temporary name, then renamed.
-    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        let path = Self::file(state_dir);
+    pub fn save(&self, node_dir: &Path) -> std::io::Result<()> {
+        let path = Self::file(node_dir);
         let tmp = path.with_extension("json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(self).expect("serialisable"))?;

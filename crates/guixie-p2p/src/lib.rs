@@ -14,5 +14,5 @@ pub mod transport;
 pub mod witness;
 
 pub use libp2p::Multiaddr;
-pub use swarm::{run, NodeOptions, Started};
+pub use swarm::{private_node_dir, run, NodeOptions, Started};
 pub use transport::P2pError;

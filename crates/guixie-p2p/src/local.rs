@@ -38,9 +38,13 @@ pub struct Inner {
     index: Mutex<BTreeMap<[u8; 32], StorePath>>,
     /// The own log's statements by store path hash part.
     log_index: Mutex<guixie_evidence::LogIndex>,
-    loaded: Mutex<BTreeMap<[u8; 32], Arc<Outboard>>>,
+    loaded: Mutex<BTreeMap<[u8; 32], Loaded>>,
+    uses: std::sync::atomic::AtomicU64,
     witnessing: crate::witness::Witnessing,
 }
+
+/// An outboard in memory, with when it was last used (a counter).
+type Loaded = (Arc<Outboard>, u64);
 
 /// Outboards kept in memory, at most (64 bytes per 16 KiB of NAR: 4 MiB for 1 GiB).
 const MAX_LOADED_OUTBOARDS: usize = 1024;
@@ -52,9 +56,14 @@ fn hex(h: &[u8]) -> String {
 
 impl StoreLocal {
     /// Serves `store`'s own log (signed with `log_key`, if it has one) and the NARs it names.
-    pub fn open(store: Arc<LocalStore>, log_key: Option<SignerKey>) -> std::io::Result<Self> {
+    /// Its files (blobs, the witnessed checkpoint) are in `node_dir`.
+    pub fn open(
+        store: Arc<LocalStore>,
+        log_key: Option<SignerKey>,
+        node_dir: &Path,
+    ) -> std::io::Result<Self> {
         let state = store.state_dir().to_owned();
-        let blobs_dir = state.join("node").join("blobs");
+        let blobs_dir = node_dir.join("blobs");
         std::fs::create_dir_all(&blobs_dir)?;
         let local = StoreLocal(Arc::new(Inner {
             log_dir: guixie_evidence::log_dir(&state),
@@ -64,6 +73,7 @@ impl StoreLocal {
             index: Mutex::new(BTreeMap::new()),
             log_index: Mutex::new(guixie_evidence::LogIndex::default()),
             loaded: Mutex::new(BTreeMap::new()),
+            uses: std::sync::atomic::AtomicU64::new(0),
             witnessing: crate::witness::Witnessing::default(),
         }));
         if let Ok(log) = FileLog::open_read_only(&local.log_dir) {
@@ -172,7 +182,9 @@ impl StoreLocal {
             return Err("the path is no longer in this node's store".into());
         }
         let nar = self.blobs_dir.join(format!("{}.nar", hex(root)));
-        if let Some(ob) = self.loaded.lock().expect("not poisoned").get(root) {
+        let now = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((ob, used)) = self.loaded.lock().expect("not poisoned").get_mut(root) {
+            *used = now;
             return Ok((ob.clone(), nar));
         }
         let obao = nar.with_extension("obao");
@@ -185,20 +197,24 @@ impl StoreLocal {
         };
         let ob = Arc::new(made);
         let mut loaded = self.loaded.lock().expect("not poisoned");
-        // Outboards in memory are bounded (they are on disk): the largest goes first.
+        // Outboards in memory are bounded (they are on disk): the least recently used goes.
         while loaded.len() >= MAX_LOADED_OUTBOARDS
-            || loaded.values().map(|o| o.as_bytes().len()).sum::<usize>() + ob.as_bytes().len()
+            || loaded
+                .values()
+                .map(|(o, _)| o.as_bytes().len())
+                .sum::<usize>()
+                + ob.as_bytes().len()
                 > MAX_LOADED_OUTBOARD_BYTES
                 && !loaded.is_empty()
         {
-            let largest = loaded
+            let oldest = loaded
                 .iter()
-                .max_by_key(|(_, o)| o.as_bytes().len())
+                .min_by_key(|(_, (_, used))| *used)
                 .map(|(r, _)| *r)
                 .expect("not empty");
-            loaded.remove(&largest);
+            loaded.remove(&oldest);
         }
-        loaded.insert(*root, ob.clone());
+        loaded.insert(*root, (ob.clone(), now));
         Ok((ob, nar))
     }
 
@@ -230,7 +246,11 @@ impl StoreLocal {
                 self.store.store_dir().display(path)
             ));
         }
-        std::fs::write(obao, ob.as_bytes()).map_err(err)?;
+        // Whole or not at all: a torn outboard would refuse this root for good.
+        let obao_tmp = obao.with_extension("obao.tmp");
+        std::fs::write(&obao_tmp, ob.as_bytes())
+            .and_then(|()| std::fs::rename(&obao_tmp, obao))
+            .map_err(err)?;
         if source == tmp {
             std::fs::rename(&tmp, nar).map_err(err)?;
         }

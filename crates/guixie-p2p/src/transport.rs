@@ -167,7 +167,10 @@ impl Wire {
                     response
                 } else if self.paced_bytes + len > MAX_PACED_BYTES {
                     guixie_node::Response::Refused {
-                        reason: "busy: this node's upload limit is reached; ask another".into(),
+                        reason: format!(
+                            "{} this node's upload limit is reached; ask again later",
+                            guixie_node::message::BUSY
+                        ),
                     }
                 } else {
                     self.paced_bytes += len;

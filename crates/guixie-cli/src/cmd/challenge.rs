@@ -246,7 +246,11 @@ mod network {
             hashes.extend(b.outputs.iter().map(|o| canonical(&o.nar_hash)));
         }
         let distinct: std::collections::BTreeSet<&String> = hashes.iter().collect();
-        let equivocating = survey.builders.iter().any(|b| b.outputs.len() > 1);
+        let equivocating = survey.builders.iter().any(|b| {
+            let mine: std::collections::BTreeSet<String> =
+                b.outputs.iter().map(|o| canonical(&o.nar_hash)).collect();
+            mine.len() > 1
+        });
         match (attesting.count(), distinct.len()) {
             (0, _) => Verdict::Unknown,
             (_, d) if d > 1 || equivocating => Verdict::Differing,

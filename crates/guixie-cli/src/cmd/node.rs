@@ -153,6 +153,7 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             max_upload: args.max_upload,
             witness_key,
             witnesses,
+            node_dir: None,
             clock: ctx.clock(),
         },
         move |started| {
@@ -186,16 +187,25 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The node inside this command (one per process), once started: its cache URL and key.
+static EMBEDDED: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
 /// A node inside this command, for `guixie build --peer … --trust-policy …`: it connects to
 /// `peers` (it does not listen), asks them for what the build is missing and serves what the
-/// policy accepted on a loopback cache only this command knows of, signed with a key made
-/// for this run. Its URL and public key, once it serves. It ends with the command.
+/// policy accepts on a loopback cache the command asks first, signed with a key made for this
+/// run. It keeps its files in a directory of its own (a `guixie node` may run on the store)
+/// and ends with the command. Its URL and public key, once it serves.
 pub fn embedded(
     ctx: &Context,
     policy: &Path,
     peers: &[String],
 ) -> anyhow::Result<(String, String)> {
+    let mut started = EMBEDDED.lock().expect("not poisoned");
+    if let Some(running) = &*started {
+        return Ok(running.clone());
+    }
     let store = Arc::new(ctx.open_store()?);
+    let node_dir = guixie_p2p::private_node_dir(store.state_dir())?;
     let policy = read_policy(policy)?;
     let peers = parse_multiaddrs(peers)?;
     let cache_key = guixie_formats::signing::SecretKey::from_seed(
@@ -209,15 +219,16 @@ pub fn embedded(
         listen: vec![],
         peers,
         http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        // Not the store's node key: a `guixie node` of this store may be running.
         identity: ctx.rng().bytes32(),
         log_key: None,
         cache_key,
-        wait: Duration::from_secs(60),
+        // Only this command asks, and its HTTP reads give up after 120 s.
+        wait: Duration::from_secs(110),
         decide_within: Duration::from_secs(5),
         max_upload: None,
         witness_key: None,
         witnesses: vec![],
+        node_dir: Some(node_dir),
         clock: ctx.clock(),
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -237,7 +248,9 @@ pub fn embedded(
         .context("the embedded node stopped before it served")?
         .map_err(|e| anyhow::anyhow!("the embedded node: {e}"))?
         .context("the embedded node serves no cache")?;
-    Ok((format!("http://{http}"), public))
+    let running = (format!("http://{http}"), public);
+    *started = Some(running.clone());
+    Ok(running)
 }
 
 /// A trust policy file (JSON; see docs/trust.md), checked.

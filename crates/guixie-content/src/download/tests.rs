@@ -262,3 +262,48 @@ fn a_blob_smaller_than_a_chunk_group_and_late_answers() {
     assert_eq!(dl.on_response(again[0].id, &enc).len(), 1);
     assert!(dl.is_complete());
 }
+
+#[test]
+fn a_busy_peer_rests_and_is_asked_again_and_busy_for_good_is_dropped() {
+    let bytes = data(300_000, 7);
+    let ob = Outboard::compute(&bytes[..], bytes.len() as u64).unwrap();
+    let mut dl = Download::new(ob.blob(), 64 << 10, 4, 10_000);
+    dl.add_peer("slow");
+    // Busy once: its range goes back, and it is not asked until it has rested.
+    let first = dl.requests(0);
+    assert_eq!(first.len(), 4);
+    dl.on_busy(first[0].id, 0, 500);
+    assert!(dl.requests(100).is_empty(), "asked while resting");
+    let again = dl.requests(600);
+    assert_eq!(again.len(), 1, "asked again for the range it gave back");
+    assert_eq!(
+        (again[0].start, again[0].end),
+        (first[0].start, first[0].end)
+    );
+    for r in first[1..].iter().chain(&again) {
+        let enc = ob.encode(&bytes, r.start, r.end).unwrap();
+        assert!(!dl.on_response(r.id, &enc).is_empty());
+    }
+    for r in dl.requests(700) {
+        let enc = ob.encode(&bytes, r.start, r.end).unwrap();
+        dl.on_response(r.id, &enc);
+    }
+    assert!(dl.is_complete());
+    assert!(dl.peers()[0].dropped.is_none());
+    // Busy every time: dropped in the end, and the download says why it cannot finish.
+    let mut dl = Download::new(ob.blob(), 64 << 10, 4, 10_000);
+    dl.add_peer("never");
+    let mut now = 0;
+    while dl.failure().is_none() {
+        now += 1_000;
+        for r in dl.requests(now) {
+            dl.on_busy(r.id, now, 500);
+        }
+        assert!(now < 1_000_000, "never dropped");
+    }
+    assert!(dl.peers()[0]
+        .dropped
+        .as_deref()
+        .unwrap()
+        .starts_with("busy"));
+}

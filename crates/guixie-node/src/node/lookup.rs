@@ -57,6 +57,9 @@ pub(super) enum Phase {
     },
 }
 
+/// How long a peer that said it is busy rests before it is asked again.
+const BUSY_REST_MS: u64 = 500;
+
 /// The node itself, as the keeper of its own logs (never a peer's name: those are peer ids).
 const SELF: &str = "(this node)";
 
@@ -559,6 +562,10 @@ impl<L: Local> Node<L> {
         }
         let writes = match response {
             Ok(Response::Range { bytes }) => download.on_response(id, &bytes),
+            Ok(Response::Refused { reason }) if reason.starts_with(crate::message::BUSY) => {
+                download.on_busy(id, now_ms, BUSY_REST_MS);
+                vec![]
+            }
             Ok(Response::Refused { reason }) => {
                 download.on_failure(id, &format!("refused: {reason}"));
                 vec![]

@@ -55,6 +55,9 @@ pub struct NodeOptions {
     pub witness_key: Option<SignerKey>,
     /// The witnesses whose cosignatures of the own log are taken and served.
     pub witnesses: Vec<guixie_log::note::VerifierKey>,
+    /// Where the node keeps its files (views of logs, accepted paths, downloads, blobs);
+    /// default: the store's `var/guixie/node`. One node per directory at a time.
+    pub node_dir: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -106,19 +109,43 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         }
     }
 
-    let state_dir = opts.store.state_dir().to_owned();
-    let client_file = state_dir.join("node").join("logs.json");
+    let node_dir = opts
+        .node_dir
+        .clone()
+        .unwrap_or_else(|| opts.store.state_dir().join("node"));
+    std::fs::create_dir_all(&node_dir)?;
+    // Two nodes writing one directory would undo each other's views (a convicted log
+    // trusted again, a witness forgetting what it cosigned).
+    let lock = node_dir.join("lock");
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)?;
+    rustix::fs::flock(&_lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            P2pError::Io(std::io::Error::other(format!(
+                "{}: another node uses this directory ({e})",
+                lock.display()
+            )))
+        },
+    )?;
+    // Downloads of an earlier run are incomplete: they are fetched again.
+    let incoming_dir = node_dir.join("incoming");
+    let _ = std::fs::remove_dir_all(&incoming_dir);
+    let client_file = node_dir.join("logs.json");
     let client = ClientState::load(&client_file)?;
-    let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone())?.with_witnessing(
-        opts.witness_key.clone(),
-        opts.witnesses.clone(),
-        opts.clock.clone(),
-    );
+    let local = StoreLocal::open(opts.store.clone(), opts.log_key.clone(), &node_dir)?
+        .with_witnessing(
+            opts.witness_key.clone(),
+            opts.witnesses.clone(),
+            opts.clock.clone(),
+        );
     let mut config = Config::new(opts.policy.clone());
     config.collect_timeout_ms = opts.decide_within.as_millis() as u64;
     config.witness = opts.witness_key.is_some();
     let node = Node::new(config, local, client);
-    let accepted_set = AcceptedSet::load(&state_dir)?;
+    let accepted_set = AcceptedSet::load(&node_dir)?;
     let sd = opts.store.store_dir().clone();
     let accepted = Arc::new(RwLock::new(
         accepted_set
@@ -164,8 +191,8 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
         node,
         store: opts.store.clone(),
         clock: opts.clock.clone(),
-        incoming_dir: state_dir.join("node").join("incoming"),
-        state_dir,
+        incoming_dir,
+        node_dir,
         client_file,
         accepted,
         accepted_set,
@@ -197,7 +224,7 @@ struct Driver {
     node: Node<StoreLocal>,
     store: Arc<LocalStore>,
     clock: Arc<dyn Clock>,
-    state_dir: PathBuf,
+    node_dir: PathBuf,
     incoming_dir: PathBuf,
     client_file: PathBuf,
     accepted: Arc<RwLock<BTreeSet<StorePath>>>,
@@ -270,17 +297,21 @@ impl Driver {
     }
 
     /// What was accepted, and the checkpoints accepted with it.
+    /// Saves what changed; on a failure it stays marked unsaved, to be tried again.
     fn save(&mut self) {
         if !self.unsaved {
             return;
         }
-        self.unsaved = false;
-        if let Err(e) = self.accepted_set.save(&self.state_dir) {
+        let mut saved = true;
+        if let Err(e) = self.accepted_set.save(&self.node_dir) {
             eprintln!("guixie node: saving the accepted paths: {e}");
+            saved = false;
         }
         if let Err(e) = self.node.state().save(&self.client_file) {
             eprintln!("guixie node: saving {}: {e}", self.client_file.display());
+            saved = false;
         }
+        self.unsaved = !saved;
     }
 
     fn on_want(&mut self, want: Want) {
@@ -337,14 +368,13 @@ impl Driver {
                 Output::Send { to, id, request } => {
                     let now = self.now_ms();
                     // A witness's views are on disk before its cosignature leaves.
-                    if matches!(request, guixie_node::Request::Cosigned { .. })
-                        && self.node.take_views_changed()
-                    {
-                        if let Err(e) = self.node.state().save(&self.client_file) {
-                            eprintln!(
-                                "guixie node: not cosigning: saving {}: {e}",
-                                self.client_file.display()
-                            );
+                    if matches!(request, guixie_node::Request::Cosigned { .. }) {
+                        if self.node.take_views_changed() {
+                            self.unsaved = true;
+                        }
+                        self.save();
+                        if self.unsaved {
+                            eprintln!("guixie node: not cosigning: the views are not saved");
                             self.node
                                 .handle_response(&to, id, Err("not sent".into()), now);
                             continue;
@@ -408,4 +438,35 @@ async fn sleep_until_due(due: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// A node directory of its own for a node inside a command (`guixie build --peer`), beside a
+/// `guixie node` that may run on the same store: `node-embedded/<pid>` in the store's state
+/// directory, starting from the views of logs the store's node accepted (so no log is
+/// trusted afresh). Directories of commands that ended (their lock is free) are removed.
+pub fn private_node_dir(state_dir: &std::path::Path) -> std::io::Result<PathBuf> {
+    let parent = state_dir.join("node-embedded");
+    std::fs::create_dir_all(&parent)?;
+    for entry in std::fs::read_dir(&parent)?.flatten() {
+        let lock = entry.path().join("lock");
+        let free = std::fs::File::open(&lock).is_ok_and(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+        });
+        // One with no lock yet may be a command starting right now.
+        let abandoned = !lock.exists()
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 600));
+        if free || abandoned {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = parent.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir)?;
+    let views = state_dir.join("node").join("logs.json");
+    if views.exists() {
+        std::fs::copy(&views, dir.join("logs.json"))?;
+    }
+    Ok(dir)
 }
