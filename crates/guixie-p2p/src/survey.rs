@@ -74,7 +74,7 @@ async fn survey_async(
     opts: SurveyOptions,
     hash_parts: Vec<String>,
 ) -> Result<SurveyResult, P2pError> {
-    let mut swarm = transport::build_swarm(opts.identity)?;
+    let mut swarm = transport::build_swarm(opts.identity, false)?;
     for addr in &opts.peers {
         swarm.dial(addr.clone()).map_err(transport::p2p)?;
     }

@@ -27,6 +27,8 @@ pub(crate) struct Behaviour {
     rr: request_response::Behaviour<Codec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Peers found on the local network, only when asked (`--mdns`).
+    pub(crate) mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +43,9 @@ pub(crate) fn p2p(e: impl std::fmt::Display) -> P2pError {
     P2pError::Libp2p(e.to_string())
 }
 
-/// A swarm with this node identity (an Ed25519 secret), not yet listening.
-pub(crate) fn build_swarm(identity: [u8; 32]) -> Result<Swarm<Behaviour>, P2pError> {
+/// A swarm with this node identity (an Ed25519 secret), not yet listening; with mDNS
+/// discovery of peers on the local network when `mdns`.
+pub(crate) fn build_swarm(identity: [u8; 32], mdns: bool) -> Result<Swarm<Behaviour>, P2pError> {
     let keypair = identity::Keypair::ed25519_from_bytes(identity).map_err(p2p)?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -52,25 +55,38 @@ pub(crate) fn build_swarm(identity: [u8; 32]) -> Result<Swarm<Behaviour>, P2pErr
             yamux::Config::default,
         )
         .map_err(p2p)?
-        .with_behaviour(|key| Behaviour {
-            limits: libp2p::connection_limits::Behaviour::new(
-                libp2p::connection_limits::ConnectionLimits::default()
-                    .with_max_established(Some(MAX_CONNECTIONS))
-                    .with_max_established_per_peer(Some(2)),
-            ),
-            rr: request_response::Behaviour::with_codec(
-                Codec,
-                [(protocol(), ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(30))
-                    .with_max_concurrent_streams(MAX_STREAMS),
-            ),
-            identify: identify::Behaviour::new(identify::Config::new(
-                guixie_node::message::PROTOCOL.to_owned(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::default(),
-        })
+        .with_behaviour(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(Behaviour {
+                    limits: libp2p::connection_limits::Behaviour::new(
+                        libp2p::connection_limits::ConnectionLimits::default()
+                            .with_max_established(Some(MAX_CONNECTIONS))
+                            .with_max_established_per_peer(Some(2)),
+                    ),
+                    rr: request_response::Behaviour::with_codec(
+                        Codec,
+                        [(protocol(), ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(Duration::from_secs(30))
+                            .with_max_concurrent_streams(MAX_STREAMS),
+                    ),
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        guixie_node::message::PROTOCOL.to_owned(),
+                        key.public(),
+                    )),
+                    ping: ping::Behaviour::default(),
+                    mdns: mdns
+                        .then(|| {
+                            libp2p::mdns::tokio::Behaviour::new(
+                                libp2p::mdns::Config::default(),
+                                key.public().to_peer_id(),
+                            )
+                        })
+                        .transpose()?
+                        .into(),
+                })
+            },
+        )
         .map_err(p2p)?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
@@ -264,7 +280,7 @@ pub async fn serve<L: Local>(
 ) -> Result<(), P2pError> {
     use futures::StreamExt;
     use libp2p::swarm::SwarmEvent;
-    let mut swarm = build_swarm(identity)?;
+    let mut swarm = build_swarm(identity, false)?;
     swarm.listen_on(listen).map_err(p2p)?;
     let me = *swarm.local_peer_id();
     let mut ready = Some(ready);

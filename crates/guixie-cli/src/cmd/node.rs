@@ -52,6 +52,9 @@ pub struct NodeArgs {
     /// verifier key); repeatable.
     #[arg(long = "witness", value_name = "KEY")]
     witnesses: Vec<String>,
+    /// Also find peers on the local network by mDNS, and connect to them.
+    #[arg(long)]
+    mdns: bool,
 }
 
 /// `50M` → 50,000,000.
@@ -153,6 +156,7 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
             max_upload: args.max_upload,
             witness_key,
             witnesses,
+            mdns: args.mdns,
             node_dir: None,
             clock: ctx.clock(),
         },
@@ -228,6 +232,7 @@ pub fn embedded(
         max_upload: None,
         witness_key: None,
         witnesses: vec![],
+        mdns: false,
         node_dir: Some(node_dir),
         clock: ctx.clock(),
     };

@@ -55,6 +55,8 @@ pub struct NodeOptions {
     pub witness_key: Option<SignerKey>,
     /// The witnesses whose cosignatures of the own log are taken and served.
     pub witnesses: Vec<guixie_log::note::VerifierKey>,
+    /// Find peers on the local network by mDNS (and connect to them).
+    pub mdns: bool,
     /// Where the node keeps its files (views of logs, accepted paths, downloads, blobs);
     /// default: the store's `var/guixie/node`. One node per directory at a time.
     pub node_dir: Option<PathBuf>,
@@ -98,7 +100,7 @@ pub fn run(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pE
 }
 
 async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
-    let mut swarm = transport::build_swarm(opts.identity)?;
+    let mut swarm = transport::build_swarm(opts.identity, opts.mdns)?;
     for addr in &opts.listen {
         swarm.listen_on(addr.clone()).map_err(p2p)?;
     }
@@ -351,6 +353,13 @@ impl Driver {
             } => {
                 self.up.retain(|_, p| *p != peer_id);
                 self.node.disconnected(&peer_id.to_string(), now);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if !swarm.is_connected(&peer) {
+                        let _ = swarm.dial(addr);
+                    }
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
                 if let Some(event) = self.defer_unready(event) {
