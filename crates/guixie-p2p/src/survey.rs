@@ -13,10 +13,9 @@ use guixie_log::verifier::ClientState;
 use guixie_node::message::Response;
 use guixie_node::node::{Config, Survey};
 use guixie_node::{Local, Node, Output, Policy};
-use libp2p::swarm::SwarmEvent;
 use libp2p::Multiaddr;
 
-use crate::transport::{self, BehaviourEvent, P2pError, Wire};
+use crate::transport::{self, P2pError, Wire};
 
 /// Paths surveyed at once: each asks every claimant of every builder's log.
 const SURVEYS_IN_FLIGHT: usize = 16;
@@ -107,17 +106,9 @@ async fn survey_async(
             in_flight += 1;
         }
         tokio::select! {
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                    if num_established.get() == 1 => node.connected(&peer_id.to_string(), now()),
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                    node.disconnected(&peer_id.to_string(), now())
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
-                    wire.on_event(&mut node, &mut swarm, event, now())
-                }
-                _ => {}
-            },
+            event = swarm.select_next_some() => {
+                wire.on_swarm_event(&mut node, &mut swarm, event, now());
+            }
             _ = tick.tick() => node.tick(now()),
         }
         while let Some(output) = node.poll() {

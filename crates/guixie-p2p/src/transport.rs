@@ -218,6 +218,35 @@ impl Wire {
         }
     }
 
+    /// Feeds a connection's coming or going, or a request-response event, to the node; any
+    /// other event is given back.
+    pub(crate) fn on_swarm_event<L: Local>(
+        &mut self,
+        node: &mut Node<L>,
+        swarm: &mut Swarm<Behaviour>,
+        event: libp2p::swarm::SwarmEvent<BehaviourEvent>,
+        now: u64,
+    ) -> Option<libp2p::swarm::SwarmEvent<BehaviourEvent>> {
+        use libp2p::swarm::SwarmEvent;
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => node.connected(&peer_id.to_string(), now),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => node.disconnected(&peer_id.to_string(), now),
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
+                self.on_event(node, swarm, event, now)
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
     /// A request to answer, or the answer (or failure) of one the node sent.
     pub(crate) fn on_event<L: Local>(
         &mut self,
@@ -289,22 +318,15 @@ pub async fn serve<L: Local>(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
+            event = swarm.select_next_some() => {
+                if let Some(SwarmEvent::NewListenAddr { address, .. }) =
+                    wire.on_swarm_event(&mut node, &mut swarm, event, now())
+                {
                     if let Some(r) = ready.take() {
                         let _ = r.send(address.with(libp2p::multiaddr::Protocol::P2p(me)));
                     }
                 }
-                SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                    if num_established.get() == 1 => node.connected(&peer_id.to_string(), now()),
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                    node.disconnected(&peer_id.to_string(), now())
-                }
-                SwarmEvent::Behaviour(BehaviourEvent::Rr(event)) => {
-                    wire.on_event(&mut node, &mut swarm, event, now())
-                }
-                _ => {}
-            },
+            }
             _ = tick.tick() => node.tick(now()),
         }
         while let Some(output) = node.poll() {
