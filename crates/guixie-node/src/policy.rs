@@ -106,6 +106,10 @@ impl Policy {
     }
 
     /// The builder whose log has this origin.
+    pub fn builder(&self, name: &str) -> Option<&Builder> {
+        self.builders.iter().find(|b| b.name == name)
+    }
+
     pub fn builder_by_log(&self, origin: &str) -> Option<&Builder> {
         self.builders.iter().find(|b| b.log_key.name == origin)
     }

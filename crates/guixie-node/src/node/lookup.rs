@@ -165,7 +165,7 @@ impl<L: Local> Node<L> {
                 _ => continue,
             };
             if peer == SELF {
-                let b = self.cfg.policy.builders.iter().find(|b| b.name == builder);
+                let b = self.cfg.policy.builder(&builder);
                 let (known, witnessed) = b
                     .map(|b| {
                         let known = self.state.logs.get(&b.log_key.name).map(|v| v.size);
@@ -182,7 +182,7 @@ impl<L: Local> Node<L> {
 
     /// Asks `peer` for `builder`'s attestations of the path, from the size accepted so far.
     fn ask_attestations(&mut self, peer: &str, hash_part: &str, builder: &str, generation: u64) {
-        let Some(b) = self.cfg.policy.builders.iter().find(|b| b.name == builder) else {
+        let Some(b) = self.cfg.policy.builder(builder) else {
             return;
         };
         let request = Request::Attestations {
@@ -214,14 +214,7 @@ impl<L: Local> Node<L> {
         if self.lookups.get(hash_part).map(|l| l.generation) != Some(generation) {
             return;
         }
-        let Some(builder) = self
-            .cfg
-            .policy
-            .builders
-            .iter()
-            .find(|b| b.name == builder_name)
-            .cloned()
-        else {
+        let Some(builder) = self.cfg.policy.builder(builder_name).cloned() else {
             return;
         };
         let mut ballots = Vec::new();

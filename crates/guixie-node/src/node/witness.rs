@@ -36,7 +36,7 @@ impl<L: Local> Node<L> {
     }
 
     pub(super) fn ask_latest(&mut self, peer: &str, builder: &str) {
-        let Some(b) = self.cfg.policy.builders.iter().find(|b| b.name == builder) else {
+        let Some(b) = self.cfg.policy.builder(builder) else {
             return;
         };
         let known_size = self.state.logs.get(&b.log_key.name).map(|v| v.size);
@@ -55,14 +55,7 @@ impl<L: Local> Node<L> {
         builder: &str,
         response: Result<Response, String>,
     ) {
-        let Some(mut b) = self
-            .cfg
-            .policy
-            .builders
-            .iter()
-            .find(|b| b.name == builder)
-            .cloned()
-        else {
+        let Some(mut b) = self.cfg.policy.builder(builder).cloned() else {
             return;
         };
         // A witness judges a log by its own checks; others' cosignatures are not needed.
