@@ -5,15 +5,21 @@
 # (gcc, make, Guile, patch, xz; see docs/bootstrap.md), slirp4netns (the network of
 # fixed-output builds, in a namespace of their own; see docs/security.md);
 # with --test also Nix (nix-bin), the reference peer, Python 3 (the graph generators and
-# a test's HTTP server), guile-gcrypt (libgcrypt, the reference for Guix's signatures) and
-# openssl (a test's TLS certificates).
+# a test's HTTP server), guile-gcrypt (libgcrypt, the reference for Guix's signatures),
+# openssl (a test's TLS certificates), and the tools of the cmake, perl, python and
+# pyproject build systems and of git-fetch (cmake, perl, python3-setuptools, python3-pip,
+# python3-wheel, git), which their toolchain variant takes from the host.
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
       gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
       patch:/usr/bin/patch xz-utils:/usr/bin/xz slirp4netns:/usr/bin/slirp4netns)
 [ "${1:-}" = "--test" ] && want+=(nix-bin:/usr/bin/nix-store python3:/usr/bin/python3
                                   guile-gcrypt:/usr/share/guile/site/3.0/gcrypt/pk-crypto.scm
-                                  openssl:/usr/bin/openssl)
+                                  openssl:/usr/bin/openssl cmake:/usr/bin/cmake perl:/usr/bin/perl
+                                  python3-setuptools:/usr/lib/python3/dist-packages/setuptools
+                                  python3-pip:/usr/lib/python3/dist-packages/pip
+                                  python3-wheel:/usr/lib/python3/dist-packages/wheel
+                                  git:/usr/bin/git)
 missing=()
 for entry in "${want[@]}"; do
   [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")

@@ -17,6 +17,12 @@ const MODULES: &[&str] = &[
     "guixie/loader",
     "guixie/build/utils",
     "guixie/build/gnu-build-system",
+    "guixie/build/origin",
+    "guixie/build/copy-build-system",
+    "guixie/build/cmake-build-system",
+    "guixie/build/perl-build-system",
+    "guixie/build/python-build-system",
+    "guixie/build/pyproject-build-system",
 ];
 include!("src/primitive_names.rs");
 

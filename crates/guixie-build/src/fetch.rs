@@ -41,6 +41,31 @@ pub fn fetch_url(
     Ok(())
 }
 
+/// Downloads the first of `urls` that answers into `out`; each failure is logged and the
+/// next URL tried. The error names every URL's failure.
+fn fetch_first(
+    urls: &[String],
+    out: &Path,
+    executable: bool,
+    log: &mut dyn Write,
+) -> Result<String, String> {
+    let mut failures = Vec::new();
+    for url in urls {
+        match fetch_url(url, out, executable, log) {
+            Ok(()) => return Ok(url.clone()),
+            Err(e) => {
+                let _ = writeln!(log, "{e}");
+                failures.push(e);
+            }
+        }
+    }
+    Err(match failures.len() {
+        0 => "builtin:fetchurl: no URL".to_string(),
+        1 => failures.remove(0),
+        n => format!("all {n} URLs failed: {}", failures.join("; ")),
+    })
+}
+
 /// Runs a `builtin:fetchurl` inside the sandbox: downloads into the output, or, with
 /// `unpack`, into the build directory and restores the NAR it holds as the output.
 pub fn fetch_in_sandbox(
@@ -48,10 +73,10 @@ pub fn fetch_in_sandbox(
     log: &mut dyn Write,
 ) -> Result<(), String> {
     if !fetch.unpack {
-        return fetch_url(&fetch.url, &fetch.out, fetch.executable, log);
+        return fetch_first(&fetch.urls, &fetch.out, fetch.executable, log).map(drop);
     }
     let download = Path::new("/build/download");
-    fetch_url(&fetch.url, download, false, log)?;
+    let url = fetch_first(&fetch.urls, download, false, log)?;
     let file = std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
     let mut file = std::io::BufReader::new(file);
     let gzip = std::io::BufRead::fill_buf(&mut file)
@@ -63,7 +88,7 @@ pub fn fetch_in_sandbox(
         Box::new(file)
     };
     guixie_formats::nar::restore(source, &fetch.out)
-        .map_err(|e| format!("{}: unpacking the NAR: {e}", fetch.url))?;
+        .map_err(|e| format!("{url}: unpacking the NAR: {e}"))?;
     let _ = writeln!(log, "unpacked into {}", fetch.out.display());
     Ok(())
 }

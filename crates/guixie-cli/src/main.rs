@@ -202,16 +202,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// The pin of the bootstrap toolchain, from `GUIXIE_BOOTSTRAP_SHA256` (any sha256 encoding).
+/// The pin of the bootstrap toolchains, from `GUIXIE_BOOTSTRAP_SHA256`: NAR hashes (any
+/// sha256 encoding) separated by commas or spaces, one per toolchain trusted.
 fn bootstrap_pin() -> anyhow::Result<Option<guixie_trust_root::ToolchainPin>> {
     const VAR: &str = "GUIXIE_BOOTSTRAP_SHA256";
     match std::env::var(VAR) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(guixie_trust_root::ToolchainPin {
-            nar_hash: guixie_formats::Hash::parse(
-                text.trim(),
-                Some(guixie_formats::HashAlgo::Sha256),
-            )
-            .map_err(|e| anyhow::anyhow!("{VAR}: {e}"))?,
+            nar_hashes: text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    guixie_formats::Hash::parse(h, Some(guixie_formats::HashAlgo::Sha256))
+                        .map_err(|e| anyhow::anyhow!("{VAR}: {h}: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
             source: VAR.into(),
         })),
         _ => Ok(None),

@@ -55,6 +55,30 @@ pub const BUILD_SIDE_MODULES: &[(&str, &str)] = &[
         "guixie build gnu-build-system",
         include_str!("../scheme/guixie/build/gnu-build-system.scm"),
     ),
+    (
+        "guixie build origin",
+        include_str!("../scheme/guixie/build/origin.scm"),
+    ),
+    (
+        "guixie build copy-build-system",
+        include_str!("../scheme/guixie/build/copy-build-system.scm"),
+    ),
+    (
+        "guixie build cmake-build-system",
+        include_str!("../scheme/guixie/build/cmake-build-system.scm"),
+    ),
+    (
+        "guixie build perl-build-system",
+        include_str!("../scheme/guixie/build/perl-build-system.scm"),
+    ),
+    (
+        "guixie build python-build-system",
+        include_str!("../scheme/guixie/build/python-build-system.scm"),
+    ),
+    (
+        "guixie build pyproject-build-system",
+        include_str!("../scheme/guixie/build/pyproject-build-system.scm"),
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -272,7 +296,13 @@ impl Evaluator {
             self.options
                 .bootstrap_pin
                 .as_ref()
-                .map(|p| p.nar_hash.to_hex())
+                .map(|p| {
+                    p.nar_hashes
+                        .iter()
+                        .map(|h| h.to_hex())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_default(),
         );
         for dir in &self.options.load_path {

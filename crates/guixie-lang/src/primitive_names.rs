@@ -5,6 +5,7 @@ pub const PRIMITIVE_NAMES: &[&str] = &[
     "%bootstrap-toolchain",
     "%build-side-module-source",
     "%derivation",
+    "%guixie-config",
     "%query-path-info",
     "%store-dir",
     "%text-file",

@@ -19,6 +19,7 @@ pub fn define_all(g: &Guile) {
     g.define_primitive::<DerivationPrim>();
     g.define_primitive::<QueryPathInfoPrim>();
     g.define_primitive::<StoreDirPrim>();
+    g.define_primitive::<ConfigPrim>();
     g.define_primitive::<TextFilePrim>();
 }
 
@@ -179,6 +180,17 @@ impl Primitive for StoreDirPrim {
     fn call<'g>(g: &'g Guile, _: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
         let dir = Session::with_current(|s| Ok(s.store_dir.as_str().to_owned())).map_err(err)?;
         Ok(g.string(&dir))
+    }
+}
+
+/// `(%guixie-config)` → `(version state-directory)`, for `(guix config)`.
+struct ConfigPrim;
+impl Primitive for ConfigPrim {
+    const NAME: &'static str = "%guixie-config";
+    fn call<'g>(g: &'g Guile, _: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let state = Session::with_current(|s| Ok(s.store.state_dir().display().to_string()))
+            .map_err(err)?;
+        Ok(g.list(&[g.string(env!("CARGO_PKG_VERSION")), g.string(&state)]))
     }
 }
 

@@ -197,10 +197,11 @@ fn copy_entry(host: &Path, at: &Path) -> Result<(), String> {
 
 /// The toolchain's store path: made from the host's packages the first time (or when their
 /// versions change), then found again through a record keyed by the manifest.
-/// The toolchain a user trusts: its NAR hash, and where the pin came from (for messages).
+/// The toolchains a user trusts: their NAR hashes (the base toolchain and the variants that
+/// build systems extend with their tools, such as cmake's), and where the pin came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolchainPin {
-    pub nar_hash: Hash,
+    pub nar_hashes: Vec<Hash>,
     /// e.g. `GUIXIE_BOOTSTRAP_SHA256`.
     pub source: String,
 }
@@ -218,7 +219,7 @@ pub fn ensure_toolchain(
     if let Ok(text) = std::fs::read_to_string(&record) {
         if let Ok(path) = store.store_dir().parse_path(text.trim()) {
             if store.is_valid(&path).map_err(|e| e.to_string())? {
-                return check_pinned(store, path, pin);
+                return check_pinned(store, roots, path, pin);
             }
         }
     }
@@ -234,10 +235,11 @@ pub fn ensure_toolchain(
     std::fs::create_dir_all(&records).map_err(|e| format!("{}: {e}", records.display()))?;
     std::fs::write(&record, store.store_dir().display(&info.path))
         .map_err(|e| format!("{}: {e}", record.display()))?;
+    // One root per set of packages, so that a build system's variant keeps the base alive.
     store
-        .add_root("bootstrap-toolchain", &info.path)
+        .add_root(&format!("bootstrap-toolchain-{}", &key[..16]), &info.path)
         .map_err(|e| e.to_string())?;
-    check_pinned(store, info.path, pin)
+    check_pinned(store, roots, info.path, pin)
 }
 
 /// A fingerprint of the host's package database: the toolchain can change only when it does.
@@ -259,6 +261,7 @@ const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
 fn check_pinned(
     store: &LocalStore,
+    roots: &[String],
     path: StorePath,
     pin: Option<&ToolchainPin>,
 ) -> Result<StorePath, String> {
@@ -269,13 +272,18 @@ fn check_pinned(
         .path_info(&path)
         .map_err(|e| e.to_string())?
         .ok_or("the bootstrap toolchain vanished from the store")?;
-    if info.nar_hash != pin.nar_hash {
+    if !pin.nar_hashes.contains(&info.nar_hash) {
         return Err(format!(
-            "the host's bootstrap toolchain has NAR hash {} but {} pins {}; \
+            "the host's bootstrap toolchain of {} has NAR hash {} but {} pins {}; \
              the host's packages changed (see docs/bootstrap.md)",
+            roots.join(" "),
             info.nar_hash.to_nix32(),
             pin.source,
-            pin.nar_hash.to_nix32()
+            pin.nar_hashes
+                .iter()
+                .map(Hash::to_nix32)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(path)

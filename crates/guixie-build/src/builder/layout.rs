@@ -147,11 +147,18 @@ fn builtin_fetch(
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
     let url = var("url").ok_or("builtin:fetchurl: no `url'")?;
+    // Guix-style mirror lists travel in `urls` (space-separated); Nix reads `url` alone.
+    let mut urls: Vec<String> = var("urls")
+        .map(|u| u.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !urls.contains(&url) {
+        urls.insert(0, url);
+    }
     let out = outputs
         .get("out")
         .ok_or("builtin:fetchurl: no output `out'")?;
     Ok(Some(crate::sandbox::BuiltinFetch {
-        url,
+        urls,
         out: PathBuf::from(sd.display(out)),
         executable: var("executable").is_some_and(|e| e == "1"),
         unpack: var("unpack").is_some_and(|u| u == "1"),

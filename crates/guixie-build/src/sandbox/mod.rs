@@ -75,7 +75,8 @@ pub struct SandboxSpec {
 /// Nix's `builtin:fetchurl`, as the sandbox runs it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BuiltinFetch {
-    pub url: String,
+    /// Tried in order until one answers (`urls`, else `url`).
+    pub urls: Vec<String>,
     /// The output's path inside the sandbox.
     pub out: PathBuf,
     pub executable: bool,

@@ -8,7 +8,13 @@
   #:use-module (srfi srfi-1)
   #:use-module (ice-9 match)
   #:export (trivial-build-system
-            gnu-build-system))
+            gnu-build-system
+            copy-build-system
+            cmake-build-system
+            perl-build-system
+            python-build-system
+            pyproject-build-system
+            pypi-uri))
 
 ;; (#:key value ...) -> ((key . value) ...), checking keys against `allowed'.
 (define (arguments->alist p allowed)
@@ -76,25 +82,68 @@
   '(#:configure-flags #:make-flags #:tests? #:test-target #:phases #:parallel-build?
     #:out-of-source?))
 
+;; A build system whose build side is the module (guixie build NAME-build-system), run by
+;; its procedure `NAME-build' with the package's keyword arguments, as Guix's are; its tools
+;; (`toolchain-packages') come from the host as a variant of the bootstrap toolchain.
+(define* (phased-build-system name description keywords
+                              #:key (toolchain-packages '()))
+  (let* ((module (list 'guixie 'build (symbol-append name '-build-system)))
+         (entry (symbol-append name '-build)))
+    (build-system
+     #:name name
+     #:description description
+     #:lower
+     (lambda (p)
+       (let ((args (arguments->alist p keywords)))
+         (check-source p)
+         (gexp->derivation
+          (package-full-name p)
+          (gexp (begin
+                  (use-modules (guixie build utils) (ungexp module))
+                  ((ungexp entry)
+                   #:name (ungexp (package-full-name p))
+                   #:source (ungexp (package-source p))
+                   #:outputs (list (ungexp-splicing (output-gexps p)))
+                   #:inputs (list (ungexp-splicing (input-gexps p)))
+                   (ungexp-splicing
+                    (append-map (match-lambda
+                                  ((k . v) (list k (argument->gexp v))))
+                                args)))))
+          #:modules (list module)
+          #:toolchain-packages toolchain-packages
+          #:outputs (package-outputs p)))))))
+
 (define gnu-build-system
-  (build-system
-   #:name 'gnu
-   #:description "./configure && make && make check && make install, in Guile phases"
-   #:lower
-   (lambda (p)
-     (let ((args (arguments->alist p %gnu-arguments)))
-       (check-source p)
-       (gexp->derivation
-        (package-full-name p)
-        (gexp (begin
-                (use-modules (guixie build utils) (guixie build gnu-build-system))
-                (gnu-build #:name (ungexp (package-full-name p))
-                           #:source (ungexp (package-source p))
-                           #:outputs (list (ungexp-splicing (output-gexps p)))
-                           #:inputs (list (ungexp-splicing (input-gexps p)))
-                           (ungexp-splicing
-                            (append-map (match-lambda
-                                          ((k . v) (list k (argument->gexp v))))
-                                        args)))))
-        #:modules '((guixie build utils) (guixie build gnu-build-system))
-        #:outputs (package-outputs p))))))
+  (phased-build-system 'gnu "./configure && make && make check && make install, in Guile phases"
+                       %gnu-arguments))
+
+(define copy-build-system
+  (phased-build-system 'copy "the source's files copied into the output by #:install-plan"
+                       '(#:install-plan #:phases)))
+
+(define cmake-build-system
+  (phased-build-system 'cmake "cmake (out of the source tree) && make && make test && make install"
+                       '(#:configure-flags #:make-flags #:build-type #:tests? #:test-target
+                         #:phases #:parallel-build? #:out-of-source?)
+                       #:toolchain-packages %build-tool-packages))
+
+(define perl-build-system
+  (phased-build-system 'perl "perl Makefile.PL (or Build.PL) && make && make test && make install"
+                       '(#:make-maker-flags #:module-build-flags #:make-flags #:tests?
+                         #:phases #:parallel-build?)
+                       #:toolchain-packages %build-tool-packages))
+
+(define python-build-system
+  (phased-build-system 'python "setup.py build, install and test, programs wrapped"
+                       '(#:configure-flags #:tests? #:test-target #:phases)
+                       #:toolchain-packages %build-tool-packages))
+
+(define pyproject-build-system
+  (phased-build-system 'pyproject "a PEP 517 wheel built, installed and tested, programs wrapped"
+                       '(#:configure-flags #:tests? #:test-flags #:phases)
+                       #:toolchain-packages %build-tool-packages))
+
+;; Guix's `pypi-uri': the source tarball of a project on PyPI.
+(define* (pypi-uri name version #:optional (extension ".tar.gz"))
+  (string-append "https://files.pythonhosted.org/packages/source/"
+                 (string-take name 1) "/" name "/" name "-" version extension))

@@ -26,6 +26,7 @@
             build-side-module
             bootstrap-toolchain
             %bootstrap-packages
+            %build-tool-packages
             %current-file-directory
             reset-lowering-caches!
             guixie-error
@@ -202,7 +203,7 @@
 (define %lowered (make-hash-table))
 (define (reset-lowering-caches!)
   (hash-clear! %lowered)
-  (set! %toolchain #f)
+  (hash-clear! %toolchains)
   (hash-clear! %module-items))
 
 (define (lower-object obj)
@@ -267,11 +268,21 @@
   '("bash" "coreutils" "sed" "grep" "mawk" "tar" "gzip" "xz-utils" "findutils" "diffutils"
     "patch" "make" "gcc" "binutils" "libc6-dev" "guile-3.0"))
 
-(define %toolchain #f)
-(define (bootstrap-toolchain)
-  (unless %toolchain
-    (set! %toolchain (make-store-item (%bootstrap-toolchain %bootstrap-packages))))
-  %toolchain)
+;; The tools of the build systems beyond gnu's, and of git-fetch, which Guix builds from
+;; source: taken from the host too, all in one variant of the toolchain (one copy per
+;; store, not one per build system), its own store item named by its NAR hash and pinned
+;; the same way.
+(define %build-tool-packages
+  '("cmake" "perl" "python3" "python3-setuptools" "python3-pip" "python3-wheel" "git"))
+
+(define %toolchains (make-hash-table))
+(define* (bootstrap-toolchain #:optional (extra '()))
+  (let ((key (sort (delete-duplicates extra) string<?)))
+    (or (hash-ref %toolchains key)
+        (let ((item (make-store-item
+                     (%bootstrap-toolchain (append %bootstrap-packages key)))))
+          (hash-set! %toolchains key item)
+          item))))
 
 ;; Build-side modules, e.g. (guixie build utils), as files in the store.
 (define %module-items (make-hash-table))
@@ -282,16 +293,59 @@
         (hash-set! %module-items name item)
         item)))
 
+;; guixie's build-side modules, each after those it uses, with the ones it uses.
+(define %build-side-modules
+  '(((guixie build utils))
+    ((guixie build gnu-build-system) (guixie build utils))
+    ((guixie build origin) (guixie build utils))
+    ((guixie build copy-build-system) (guixie build utils) (guixie build gnu-build-system))
+    ((guixie build cmake-build-system) (guixie build utils) (guixie build gnu-build-system))
+    ((guixie build perl-build-system) (guixie build utils) (guixie build gnu-build-system))
+    ((guixie build python-build-system) (guixie build utils) (guixie build gnu-build-system))
+    ((guixie build pyproject-build-system) (guixie build utils) (guixie build gnu-build-system)
+     (guixie build python-build-system))))
+
+;; Guile's own modules, which the build's Guile has: a `#:modules' entry naming one is used,
+;; not copied.
+(define (guile-module-name? name)
+  (memq (car name) '(ice-9 srfi rnrs system web sxml texinfo)))
+
+;; '((guix build utils) (ice-9 match) ...) -> (values guixie-modules-in-load-order
+;; guile-modules aliases), where aliases are ((guix build X) . (guixie build X)).
+(define (resolve-build-modules modules)
+  (define (guixie-name name)
+    (match name
+      (('guix 'build . rest) (cons* 'guixie 'build rest))
+      (_ name)))
+  (let* ((guile (filter guile-module-name? modules))
+         (asked (map guixie-name (remove guile-module-name? modules)))
+         (_ (for-each (lambda (m)
+                        (unless (assoc m %build-side-modules)
+                          (error (format #f "no build-side module ~s; there are: ~a" m
+                                         (string-join (map (lambda (e) (format #f "~s" (car e)))
+                                                           %build-side-modules)
+                                                      " ")))))
+                      asked))
+         (wanted (delete-duplicates (append-map (lambda (m) (assoc m %build-side-modules))
+                                                asked)))
+         (ordered (filter-map (lambda (e) (and (member (car e) wanted) (car e)))
+                              %build-side-modules)))
+    (values ordered guile
+            (map (lambda (m) (cons (cons* 'guix 'build (cddr m)) m)) ordered))))
+
 ;; A derivation whose builder is the G-expression `exp', run by the toolchain's Guile with
-;; the given build-side modules loaded. The script travels in the derivation itself
-;; (`passAsFile'), so it may mention outputs of derivations not yet built.
+;; the given build-side modules loaded (Guix's names for them, `(guix build utils)', name
+;; them too). The script travels in the derivation itself (`passAsFile'), so it may mention
+;; outputs of derivations not yet built.
 (define* (gexp->derivation name exp
                            #:key (system (%current-system)) (modules '())
                            (env-vars '()) (outputs '("out"))
+                           (toolchain-packages '())
                            hash (hash-algo 'sha256) recursive?)
   (let*-values (((sexp inputs) (gexp->sexp exp))
-                ((toolchain) (bootstrap-toolchain))
-                ((module-items) (map build-side-module modules))
+                ((toolchain) (bootstrap-toolchain toolchain-packages))
+                ((ordered guile-modules aliases) (resolve-build-modules modules))
+                ((module-items) (map build-side-module ordered))
                 ((script)
                  (call-with-output-string
                    (lambda (port)
@@ -299,6 +353,17 @@
                                  (write `(primitive-load ,(store-item-path m)) port)
                                  (newline port))
                                module-items)
+                     (for-each (match-lambda
+                                 ((guix-name . guixie-name)
+                                  (write `(nested-define-module! (resolve-module '() #f)
+                                                                 ',guix-name
+                                                                 (resolve-module ',guixie-name))
+                                         port)
+                                  (newline port)))
+                               aliases)
+                     (unless (null? guile-modules)
+                       (write `(use-modules ,@guile-modules) port)
+                       (newline port))
                      (write sexp port)
                      (newline port)))))
     (derivation name (string-append (store-item-path toolchain) "/usr/bin/guile-3.0")

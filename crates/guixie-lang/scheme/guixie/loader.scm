@@ -8,6 +8,7 @@
 
 (define-module (guixie loader)
   #:use-module (ice-9 sandbox)
+  #:use-module (guixie primitives)
   #:use-module (guixie derivations)
   #:use-module (guixie gexp)
   #:use-module (guixie packages)
@@ -20,7 +21,8 @@
   #:export (load-user-file load-user-string collect-derivations
             package-modules find-packages find-newest-packages describe-package loaded-module-files
             broken-modules
-            package-use-modules package-define-module package-define-public))
+            package-use-modules package-define-module package-define-public
+            search-patches search-patch %patch-path specification->package))
 
 (define guixie-bindings
   '(((guixie derivations)
@@ -40,12 +42,17 @@
      package-search-paths package/inherit modify-inputs substitute-keyword-arguments
      this-package-input this-package-native-input search-path-specification
      origin origin? origin-uri origin-sha256 origin-file-name url-fetch base32
+     origin-patches origin-snippet origin-modules origin-patch-flags %mirrors
+     git-fetch git-reference git-reference? git-reference-url git-reference-commit
+     git-reference-recursive? git-version git-file-name
      build-system build-system? build-system-name)
-    ((guixie build-systems) trivial-build-system gnu-build-system)
+    ((guixie build-systems) trivial-build-system gnu-build-system copy-build-system
+     cmake-build-system perl-build-system python-build-system pyproject-build-system pypi-uri)
     ((ice-9 match) match match-lambda match-lambda* match-let match-let*)
     ((guixie loader)
      (package-use-modules . use-modules) (package-define-module . define-module)
-     (package-define-public . define-public))
+     (package-define-public . define-public)
+     search-patches search-patch %patch-path specification->package)
     ((srfi srfi-1)
      fold fold-right filter-map append-map delete-duplicates last first second third iota
      find any every count remove partition reduce)))
@@ -89,7 +96,10 @@
 
 ;;; Package modules.
 
-(define %user-load-path (make-parameter '()))
+;; The load path of the evaluation under way. A variable, not a parameter: thunked fields
+;; (inputs) that name packages by specification run when lowered, after loading.
+(define %load-path-now '())
+(define (%user-load-path) %load-path-now)
 (define %deadline #f)
 ;; The sandbox module being evaluated, and the names it exports.
 (define %loading (make-parameter #f))
@@ -153,8 +163,79 @@
     ((guix utils) . (guixie packages))
     ((guix licenses) . (guixie licenses))
     ((guix build-system) . (guixie packages))
+    ((guix git-download) . (guixie packages))
+    ((guix search-paths) . (guixie packages))
     ((guix build-system gnu) . (guixie build-systems))
-    ((guix build-system trivial) . (guixie build-systems))))
+    ((guix build-system trivial) . (guixie build-systems))
+    ((guix build-system copy) . (guixie build-systems))
+    ((guix build-system cmake) . (guixie build-systems))
+    ((guix build-system perl) . (guixie build-systems))
+    ((guix build-system python) . (guixie build-systems))
+    ((guix build-system pyproject) . (guixie build-systems))
+    ((gnu packages) . (guixie loader))))
+
+;; `(guix config)': guixie's own values, as Guix's build-time configuration names them.
+(define (config-interface)
+  (match (%guixie-config)
+    ((version state-directory)
+     (let ((iface (make-module)))
+       (for-each (match-lambda
+                   ((name . value) (module-define! iface name value)))
+                 `((%guix-package-name . "guixie")
+                   (%guix-version . ,version)
+                   (%guix-bug-report-address . "guixie's issue tracker")
+                   (%guix-home-page-url . "https://guixie.invalid/")
+                   (%store-directory . ,(store-directory))
+                   (%state-directory . ,state-directory)
+                   (%store-database-directory . ,(string-append state-directory "/db"))
+                   (%config-directory . ,(string-append (dirname state-directory) "/guixie"))
+                   (%system . ,(%current-system))))
+       iface))))
+
+;; Guix's patch path: `gnu/packages/patches' and `patches' under each directory of the load
+;; path, after the directory of the file being evaluated and its `patches'.
+(define (%patch-path)
+  (append (let ((here (%current-file-directory)))
+            (if here (list here (string-append here "/patches")) '()))
+          (append-map (lambda (dir)
+                        (list (string-append dir "/gnu/packages/patches")
+                              (string-append dir "/patches")))
+                      (%user-load-path))))
+
+(define (find-patch location name)
+  (or (any (lambda (dir)
+             (let ((f (string-append dir "/" name)))
+               (and (file-exists? f) f)))
+           (%patch-path))
+      (guixie-error location "search-patches: no patch ~s in ~a" name
+                    (string-join (%patch-path) ":"))))
+
+;; `(search-patches "a.patch" ...)': the patches, as files of the patch path.
+(define-syntax search-patches
+  (lambda (s)
+    (syntax-case s ()
+      ((_ name ...)
+       #`(let ((loc '#,(datum->syntax s (syntax-location s))))
+           (map (lambda (n) (local-file (find-patch loc n))) (list name ...)))))))
+
+(define-syntax search-patch
+  (lambda (s)
+    (syntax-case s ()
+      ((_ name)
+       #`(local-file (find-patch '#,(datum->syntax s (syntax-location s)) name))))))
+
+;; `(specification->package "name")' or "name@version": the newest such package of the
+;; load path's modules.
+(define (specification->package spec)
+  (let* ((at (string-index spec #\@))
+         (name (if at (substring spec 0 at) spec))
+         (version (and at (substring spec (+ 1 at))))
+         (found (filter (lambda (p) (or (not version) (string-prefix? version (package-version p))))
+                        (find-packages-on-load-path name))))
+    (when (null? found)
+      (error (format #f "specification->package: no package ~s on the load path" spec)))
+    (fold (lambda (p best) (if (version>? (package-version p) (package-version best)) p best))
+          (car found) (cdr found))))
 
 ;; The interface of a module guixie provides, limited to what package files may see.
 (define (guixie-module-interface name)
@@ -194,6 +275,7 @@
      ;; All of a pure module, even one whose commonest names every file already sees.
      ((member name %pure-guile-modules) (use! (resolve-interface name)))
      ((member name %open-guixie-modules) (use! (resolve-interface name)))
+     ((equal? name '(guix config)) (use! (config-interface)))
      ((assoc-ref %guix-module-aliases name)
       => (lambda (real)
            (use! (if (member real %open-guixie-modules)
@@ -207,35 +289,40 @@
                                        ", "))))
      (else (use! (package-module-interface name))))))
 
+;; A package module's interface. Modules may use each other in a cycle, as Guix's do: a
+;; module reached again while it loads is given its interface at once, which finds the
+;; names it exports when they are looked up (in thunked fields such as `inputs', after
+;; loading), not when it is used.
 (define (package-module-interface name)
   (match (assoc-ref %package-modules name)
-    ('loading (error "use-modules: modules use each other in a cycle:" name))
     (#f
-     (let ((file (or (module-name->file name)
-                     (error (format #f "use-modules: no module ~s on the load path (~a); add its directory with -L DIR or GUIXIE_LOAD_PATH"
-                                    name (string-join (%user-load-path) ":"))))))
-       (set! %package-modules (acons name 'loading %package-modules))
+     (let* ((file (or (module-name->file name)
+                      (error (format #f "use-modules: no module ~s on the load path (~a); add its directory with -L DIR or GUIXIE_LOAD_PATH"
+                                     name (string-join (%user-load-path) ":")))))
+            (module (user-module))
+            (exports (list '()))
+            (iface (make-module 31 '()
+                                (lambda (iface sym define?)
+                                  (and (not define?) (memq sym (car exports))
+                                       (module-variable module sym))))))
+       (set! %package-modules (acons name iface %package-modules))
        (set! %module-files (cons file %module-files))
-       (let-values (((value module exports)
-                     ;; A module that fails to load is forgotten, so that a later use says
-                     ;; why again rather than report a cycle.
-                     (catch #t
-                       (lambda () (load-module-file file))
-                       (lambda (key . args)
-                         (set! %package-modules
-                               (remove (lambda (e) (equal? (car e) name)) %package-modules))
-                         (apply throw key args)))))
-         (let ((iface (make-module)))
-           (for-each (lambda (sym)
-                       (let ((var (module-variable module sym)))
-                         (unless var
-                           (error (format #f "module ~s exports ~a, which it does not define"
-                                          name sym)))
-                         (module-add! iface sym var)))
-                     exports)
+       ;; A module that fails to load is forgotten, so that a later use says why again.
+       (catch #t
+         (lambda () (load-module-file file module exports))
+         (lambda (key . args)
            (set! %package-modules
-                 (acons name iface (remove (lambda (e) (equal? (car e) name)) %package-modules)))
-           iface))))
+                 (remove (lambda (e) (equal? (car e) name)) %package-modules))
+           (apply throw key args)))
+       (for-each (lambda (sym)
+                   (let ((var (module-variable module sym)))
+                     (unless var
+                       (error (format #f "module ~s exports ~a, which it does not define"
+                                      name sym)))
+                     (module-add! iface sym var)))
+                 (delete-duplicates (car exports)))
+       (set-module-binder! iface #f)
+       iface))
     (iface iface)))
 
 (define-syntax package-use-modules
@@ -265,11 +352,10 @@
   (syntax-rules ()
     ((_ name clause ...) (apply-module-clauses! '(clause ...)))))
 
-;; -> (values last-value module exported-names)
-(define (load-module-file file)
+;; -> (values last-value module exported-names); `module' and the `exports' box may be
+;; given (the module's interface looks names up in them while it loads).
+(define* (load-module-file file #:optional (module (user-module)) (exports (list '())))
   (let* ((port (open-input-file file #:encoding "UTF-8"))
-         (module (user-module))
-         (exports (list '()))
          (value (parameterize ((%current-file-directory (dirname (canonicalize-path file)))
                                (%loading module)
                                (%exports exports))
@@ -306,8 +392,8 @@
   (set! %module-files '())
   (set! %broken-modules '())
   (set! %deadline (deadline-after max-seconds))
-  (parameterize ((%user-load-path load-path))
-    (thunk)))
+  (set! %load-path-now load-path)
+  (thunk))
 
 ;; Lowering runs user code too (thunked fields, G-expression inputs): under the same limit.
 (define (within-deadline thunk)
@@ -336,38 +422,47 @@
                 (eval-forms port "<expression>" module %deadline))
               module)))))
 
+;; The packages `wanted?' accepts bound in `module', by variable name.
+(define (module-packages module wanted?)
+  (filter-map (lambda (sym)
+                (let ((var (module-variable module sym)))
+                  (and var (variable-bound? var) (wanted? (variable-ref var))
+                       (variable-ref var))))
+              (sort (module-map (lambda (k v) k) module)
+                    (lambda (a b) (string<? (symbol->string a) (symbol->string b))))))
+
+;; The packages `wanted?' accepts that the load path's modules export. One broken module
+;; does not hide the others' packages; it is reported (`broken-modules').
+(define (load-path-packages wanted?)
+  (append-map (match-lambda
+                ((module-name . file)
+                 (catch #t
+                   (lambda () (module-packages (package-module-interface module-name) wanted?))
+                   (lambda (key . args)
+                     (when (eq? key 'limit-exceeded) (apply throw key args))
+                     (set! %broken-modules
+                           (cons (located-message file key args) %broken-modules))
+                     '()))))
+              (package-modules)))
+
+(define (find-packages-on-load-path name)
+  (delete-duplicates
+   (load-path-packages (lambda (v) (and (package? v) (string=? (package-name v) name))))
+   eq?))
+
 ;; Packages named `name' (every package when `name' is #f) that `file' defines, or, without
 ;; a file, that the modules on the load path export; as (package . location-string).
 (define (find-packages name file max-seconds load-path)
   (define (wanted? v)
     (and (package? v) (or (not name) (string=? (package-name v) name))))
-  ;; The wanted packages bound in `module', by variable name.
-  (define (packages-of module)
-    (filter-map (lambda (sym)
-                  (let ((var (module-variable module sym)))
-                    (and var (variable-bound? var) (wanted? (variable-ref var))
-                         (variable-ref var))))
-                (sort (module-map (lambda (k v) k) module)
-                      (lambda (a b) (string<? (symbol->string a) (symbol->string b))))))
   (start-evaluation! load-path max-seconds
     (lambda ()
       (delete-duplicates
        (if file
            (let-values (((value module exports) (load-module-file file)))
-             (append (packages-of module)
+             (append (module-packages module wanted?)
                      (filter wanted? (if (list? value) value (list value)))))
-           (append-map (match-lambda
-                         ((module-name . file)
-                          ;; One broken module does not hide the others' packages; it is
-                          ;; reported (`broken-modules').
-                          (catch #t
-                            (lambda () (packages-of (package-module-interface module-name)))
-                            (lambda (key . args)
-                              (when (eq? key 'limit-exceeded) (apply throw key args))
-                              (set! %broken-modules
-                                    (cons (located-message file key args) %broken-modules))
-                              '()))))
-                       (package-modules)))
+           (load-path-packages wanted?))
        eq?))))
 
 ;; Modules of the load path that failed to load in the last lookup, as

@@ -25,7 +25,10 @@
             search-path-specification-separator
             package->derivation
             origin origin? origin-uri origin-method origin-sha256 origin-file-name
-            url-fetch
+            origin-patches origin-snippet origin-modules origin-patch-flags
+            url-fetch %mirrors
+            git-fetch git-reference git-reference? git-reference-url git-reference-commit
+            git-reference-recursive? git-version git-file-name
             base32
             build-system build-system? build-system-name build-system-lower))
 
@@ -68,7 +71,9 @@
         (let ((value (with-location (cdr (assq 'location fields))
                                     (format #f "field `~a'" name)
                                     (lambda () (v record)))))
-          (check-field "package" (assq name %package-fields) value (cdr (assq 'location fields)))
+          (check-field (if (package? record) "package" "origin")
+                       (assq name (if (package? record) %package-fields %origin-fields))
+                       value (cdr (assq 'location fields)))
           value)
         v)))
 
@@ -100,6 +105,10 @@
 (define (origin-sha256 o) (field-ref o 'sha256))
 (define (origin-file-name o) (field-ref o 'file-name))
 (define (origin-location o) (field-ref o 'location))
+(define (origin-patches o) (field-ref o 'patches))
+(define (origin-snippet o) (field-ref o 'snippet))
+(define (origin-modules o) (field-ref o 'modules))
+(define (origin-patch-flags o) (field-ref o 'patch-flags))
 
 (define (any-value? x) #t)
 (define (string-or-false? x) (or (not x) (string? x)))
@@ -133,6 +142,10 @@
     (method #f ,procedure? "a fetch method such as url-fetch")
     (sha256 #f ,string? "(base32 \"...\")")
     (file-name #f ,string-or-false? "a string")
+    (patches () ,list? "a list of patch files, e.g. (search-patches \"x.patch\")")
+    (snippet #f ,any-value? "code run in the unpacked source, quoted or a G-expression")
+    (modules () ,list? "a list of build-side module names for the snippet")
+    (patch-flags ("-p1") ,list? "a list of strings given to patch")
     (location #f ,any-value? "a location")))
 
 (define (check-field kind field value location)
@@ -255,27 +268,171 @@
     (with-location (package-location p) (string-append "package " (package-full-name p))
                    (lambda () ((build-system-lower (package-build-system p)) p)))))
 
+;; An origin: what its method fetches, then, when it has patches or a snippet, that source
+;; unpacked, patched and repacked by a derivation of its own, as Guix's `patch-and-repack'.
 (define (origin->derivation o)
-  ((origin-method o) o))
+  (let ((fetched ((origin-method o) o)))
+    (if (and (null? (origin-patches o)) (not (origin-snippet o)))
+        fetched
+        (patched-source o fetched))))
 
-;; A fixed-output derivation fetching the origin's URL with Nix's `builtin:fetchurl' (run by
-;; the builder itself); its content is checked against the declared sha256.
+(define %tarball-extensions
+  '(".tar.gz" ".tgz" ".tar.xz" ".txz" ".tar.bz2" ".tbz2" ".tar.zst" ".tar"))
+
+(define (tarball-stem name)
+  (any (lambda (ext) (and (string-suffix? ext name) (string-drop-right name (string-length ext))))
+       %tarball-extensions))
+
+(define (patched-source o fetched)
+  (let* ((name (derivation-name fetched))
+         (stem (tarball-stem name))
+         (snippet (origin-snippet o))
+         (patches (map (lambda (p)
+                         (cond ((string? p) (local-file p))
+                               ((lower-object p) p)
+                               (else (guixie-error (origin-location o)
+                                                   "origin: a patch must be a file name, local-file or origin, not ~s"
+                                                   p))))
+                       (origin-patches o)))
+         (flags (origin-patch-flags o)))
+    (unless (every string? flags)
+      (guixie-error (origin-location o) "origin: patch-flags must be strings, not ~s" flags))
+    (gexp->derivation
+     (if stem (string-append stem ".tar.xz") name)
+     (gexp (begin
+             (use-modules (guixie build utils) (guixie build origin)
+                          (ungexp-splicing (origin-modules o)))
+             (patch-and-repack (ungexp fetched) (list (ungexp-splicing patches)) (ungexp output)
+                               #:flags '(ungexp flags)
+                               #:snippet (ungexp (and snippet
+                                                      (gexp (lambda ()
+                                                              (ungexp (if (gexp? snippet)
+                                                                          snippet
+                                                                          (sexp->gexp snippet)))))))
+                               #:tarball-output? (ungexp (and stem #t)))))
+     #:modules (cons '(guixie build origin) (origin-modules o)))))
+
+;; Guix's mirror lists, for `mirror://NAME/...' URIs (tried in this order).
+(define %mirrors
+  '((gnu "https://ftpmirror.gnu.org/gnu/" "https://ftp.gnu.org/gnu/"
+         "https://mirrors.kernel.org/gnu/" "https://mirror.cyberbits.eu/gnu/")
+    (gnupg "https://gnupg.org/ftp/gcrypt/" "https://mirrors.dotsrc.org/gcrypt/"
+           "https://www.mirrorservice.org/sites/ftp.gnupg.org/gcrypt/")
+    (gcc "https://gcc.gnu.org/pub/gcc/" "https://ftp.gnu.org/gnu/gcc/")
+    (savannah "https://download.savannah.gnu.org/releases/"
+              "https://download-mirror.savannah.gnu.org/releases/")
+    (sourceforge "https://downloads.sourceforge.net/project/"
+                 "https://netcologne.dl.sourceforge.net/project/"
+                 "https://freefr.dl.sourceforge.net/project/")
+    (kernel.org "https://www.kernel.org/pub/" "https://mirrors.edge.kernel.org/pub/"
+                "https://cdn.kernel.org/pub/")
+    (apache "https://dlcdn.apache.org/" "https://archive.apache.org/dist/")
+    (xorg "https://www.x.org/releases/" "https://xorg.freedesktop.org/releases/")
+    (cpan "https://www.cpan.org/" "https://cpan.metacpan.org/")
+    (cran "https://cloud.r-project.org/" "https://cran.r-project.org/")
+    (debian "https://deb.debian.org/debian/" "https://ftp.debian.org/debian/")
+    (gnome "https://download.gnome.org/" "https://ftp.gnome.org/pub/GNOME/")
+    (kde "https://download.kde.org/" "https://mirrors.mit.edu/kde/")
+    (xfce "https://archive.xfce.org/")
+    (hackage "https://hackage.haskell.org/")
+    (pypi "https://files.pythonhosted.org/packages/source/")
+    (imagemagick "https://imagemagick.org/archive/releases/")))
+
+;; A URI, mirror:// expanded into the mirrors' URLs.
+(define (expand-uri uri location)
+  (if (string-prefix? "mirror://" uri)
+      (let* ((rest (substring uri (string-length "mirror://")))
+             (slash (or (string-index rest #\/)
+                        (guixie-error location "origin: ~s names no file on the mirror" uri)))
+             (name (string->symbol (substring rest 0 slash)))
+             (file (substring rest (+ 1 slash))))
+        (match (assq name %mirrors)
+          ((_ . bases) (map (lambda (base) (string-append base file)) bases))
+          (#f (guixie-error location "origin: no mirror list `~a' (there are: ~a)" name
+                            (string-join (map (lambda (m) (symbol->string (car m))) %mirrors)
+                                         ", ")))))
+      (list uri)))
+
+;; A fixed-output derivation fetching the origin's URLs, tried in order, with Nix's
+;; `builtin:fetchurl' (run by the sandbox helper itself); its content is checked against
+;; the declared sha256.
 (define (url-fetch o)
-  (let ((uri (match (origin-uri o)
-               ((? string? u) u)
-               (((? string? u) . _) u)
-               (other (guixie-error (origin-location o) "origin: uri must be a URL string, not ~s"
-                                    other)))))
+  (let* ((location (origin-location o))
+         (uris (match (origin-uri o)
+                 ((? string? u) (list u))
+                 (((? string?) ..1) (origin-uri o))
+                 (other (guixie-error location
+                                      "origin: uri must be a URL string or a list of them, not ~s"
+                                      other))))
+         (urls (append-map (lambda (u) (expand-uri u location)) uris))
+         (uri (car uris)))
     (unless (origin-sha256 o)
-      (guixie-error (origin-location o) "origin ~a: field `sha256' is missing" uri))
-    (derivation (or (origin-file-name o) (basename-of-url uri))
+      (guixie-error location "origin ~a: field `sha256' is missing" uri))
+    (derivation (or (origin-file-name o) (basename-of-url (car urls)))
                 "builtin:fetchurl" '()
-                #:env-vars `(("url" . ,uri) ("urls" . ,uri)
+                #:env-vars `(("url" . ,(car urls)) ("urls" . ,(string-join urls " "))
                              ("outputHashMode" . "flat") ("outputHashAlgo" . "sha256")
                              ("outputHash" . ,(origin-sha256 o))
                              ("preferLocalBuild" . "1") ("impureEnvVars" . "http_proxy https_proxy"))
                 #:system "builtin"
                 #:hash (origin-sha256 o) #:hash-algo 'sha256)))
+
+;;; Git checkouts, as Guix's (guix git-download).
+
+(define-record-type <git-reference>
+  (make-git-reference url commit recursive?)
+  git-reference?
+  (url git-reference-url)
+  (commit git-reference-commit)
+  (recursive? git-reference-recursive?))
+
+(define (%git-reference fields)
+  (define (get name default)
+    (cond ((assq name fields) => cdr) (else default)))
+  (for-each (lambda (f)
+              (unless (memq (car f) '(url commit recursive?))
+                (error "git-reference: unknown field (fields: url, commit, recursive?)" (car f))))
+            fields)
+  (let ((url (get 'url #f)) (commit (get 'commit #f)))
+    (unless (string? url) (error "git-reference: `url' must be a string, not" url))
+    (unless (string? commit)
+      (error "git-reference: `commit' must be a commit id or tag string, not" commit))
+    (make-git-reference url commit (get 'recursive? #f))))
+
+(define-syntax git-reference
+  (syntax-rules ()
+    ((_ (field value) ...) (%git-reference (list (cons 'field value) ...)))))
+
+;; Guix's `git-version': "1.2-3.0123456" for version 1.2, revision 3 of commit 0123456...
+(define (git-version version revision commit)
+  (string-append version "-" revision "." (string-take commit 7)))
+
+(define (git-file-name name version)
+  (string-append name "-" version "-checkout"))
+
+;; A fixed-output derivation checking out the reference's commit with the toolchain's git:
+;; the tree without `.git', whose NAR hash is the origin's sha256, as Guix computes it.
+(define (git-fetch o)
+  (let ((ref (origin-uri o))
+        (location (origin-location o)))
+    (unless (git-reference? ref)
+      (guixie-error location "origin: git-fetch needs (git-reference (url ...) (commit ...)) as uri, not ~s"
+                    ref))
+    (unless (origin-sha256 o)
+      (guixie-error location "origin ~a: field `sha256' is missing" (git-reference-url ref)))
+    (gexp->derivation
+     (or (origin-file-name o)
+         (string-append (basename-of-url (git-reference-url ref)) "-checkout"))
+     (gexp (begin
+             (use-modules (guixie build utils) (guixie build origin))
+             (git-fetch-checkout (ungexp (git-reference-url ref))
+                                 (ungexp (git-reference-commit ref))
+                                 (ungexp output)
+                                 #:recursive? (ungexp (and (git-reference-recursive? ref) #t)))))
+     #:modules '((guixie build origin))
+     #:toolchain-packages %build-tool-packages
+     #:env-vars '(("impureEnvVars" . "http_proxy https_proxy"))
+     #:hash (origin-sha256 o) #:hash-algo 'sha256 #:recursive? #t)))
 
 (define (basename-of-url uri)
   (let* ((path (car (string-split uri #\?)))

@@ -155,7 +155,7 @@ fn fixed_outputs_get_a_network_and_builtin_fetches() {
         PathBuf::from("/etc/nsswitch.conf")
     )));
     let fetch = l.spec.builtin_fetch.unwrap();
-    assert_eq!(fetch.url, "http://example.org/f");
+    assert_eq!(fetch.urls, ["http://example.org/f"]);
     assert_eq!(
         fetch.out,
         PathBuf::from(StoreDir::gnu().display(&path("out")))

@@ -23,10 +23,6 @@
     (setenv "SHELL" "/bin/sh")
     (format #t "PATH set to `~a'~%" (getenv "PATH"))))
 
-(define (tarball? file)
-  (any (lambda (ext) (string-suffix? ext file))
-       '(".tar" ".tar.gz" ".tgz" ".tar.xz" ".tar.bz2")))
-
 (define* (unpack #:key source #:allow-other-keys)
   (unless source (error "unpack: this package has no source"))
   (cond

@@ -6,6 +6,8 @@
   #:use-module (ice-9 match)
   #:use-module (ice-9 rdelim)
   #:use-module (ice-9 regex)
+  #:use-module (ice-9 binary-ports)
+  #:use-module (rnrs bytevectors)
   #:use-module (srfi srfi-1)
   #:use-module (srfi srfi-11)
   #:export (invoke
@@ -23,7 +25,21 @@
             set-path-environment-variable
             install-file
             substitute
-            substitute*))
+            substitute*
+            tarball?
+            symbolic-link?
+            make-file-writable
+            file-name-predicate
+            search-input-file
+            search-input-directory
+            strip-store-file-name
+            package-name->name+version
+            patch-shebang
+            patch-shebangs
+            wrap-program
+            invoke/quiet
+            dump-port
+            %store-directory))
 
 (define (invoke program . args)
   (let ((status (apply system* program args)))
@@ -75,12 +91,150 @@
           (rmdir dir))
         (delete-file dir))))
 
-(define (find-files dir pred)
-  (let ((found '()))
-    (ftw dir (lambda (file s flag)
-               (when (and (eq? flag 'regular) (pred file s)) (set! found (cons file found)))
-               #t))
+;; Guix's `file-name-predicate': a predicate matching the base names `regexp' matches.
+(define (file-name-predicate regexp)
+  (let ((rx (make-regexp regexp)))
+    (lambda (file stat) (regexp-exec rx (basename file)))))
+
+;; Files under `dir' that `pred' (a procedure of file and stat, or a regexp on base names)
+;; accepts, sorted; with #:directories? #t directories too, as Guix's `find-files'.
+(define* (find-files dir #:optional (pred (const #t)) #:key directories?)
+  (let ((pred (if (string? pred) (file-name-predicate pred) pred))
+        (found '()))
+    (when (file-exists? dir)
+      (ftw dir (lambda (file s flag)
+                 (when (and (or (eq? flag 'regular) (and directories? (eq? flag 'directory)))
+                            (pred file s))
+                   (set! found (cons file found)))
+                 #t)))
     (sort found string<?)))
+
+(define (tarball? file)
+  (any (lambda (ext) (string-suffix? ext file))
+       '(".tar" ".tar.gz" ".tgz" ".tar.xz" ".txz" ".tar.bz2" ".tbz2" ".tar.zst")))
+
+(define (symbolic-link? file)
+  (let ((s (false-if-exception (lstat file))))
+    (and s (eq? 'symlink (stat:type s)))))
+
+(define (make-file-writable file)
+  (chmod file (logior #o200 (stat:perms (stat file)))))
+
+(define %store-directory
+  (or (getenv "NIX_STORE") "/gnu/store"))
+
+;; "/gnu/store/<hash>-foo-1.0" -> "foo-1.0".
+(define (strip-store-file-name file)
+  (let ((base (basename file)))
+    (if (and (string-prefix? %store-directory file) (> (string-length base) 33))
+        (substring base 33)
+        base)))
+
+;; "foo-bar-1.0" -> (values "foo-bar" "1.0").
+(define (package-name->name+version spec)
+  (let loop ((i (string-index-right spec #\-)))
+    (cond ((not i) (values spec #f))
+          ((and (< (+ i 1) (string-length spec))
+                (char-numeric? (string-ref spec (+ i 1))))
+           (values (substring spec 0 i) (substring spec (+ i 1))))
+          (else (loop (string-index-right spec #\- 0 i))))))
+
+;; The first `file' (a relative name such as "bin/ls") under the directories of `inputs'
+;; (an alist of labels and directories), as Guix's `search-input-file'.
+(define (search-input-file inputs file)
+  (or (any (lambda (dir)
+             (let ((f (string-append dir "/" (string-trim file #\/))))
+               (and (file-exists? f) (not (directory-exists? f)) f)))
+           (delete-duplicates (map cdr inputs)))
+      (error (format #f "search-input-file: no input has ~a" file))))
+
+(define (search-input-directory inputs directory)
+  (or (any (lambda (dir)
+             (let ((d (string-append dir "/" (string-trim directory #\/))))
+               (and (directory-exists? d) d)))
+           (delete-duplicates (map cdr inputs)))
+      (error (format #f "search-input-directory: no input has ~a" directory))))
+
+(define (invoke/quiet program . args)
+  (let* ((port (open-output-string))
+         (status (with-output-to-port port
+                   (lambda () (with-error-to-port port (lambda () (apply system* program args)))))))
+    (unless (zero? status)
+      (display (get-output-string port))
+      (error (format #f "command failed with status ~a: ~a" (status:exit-val status)
+                     (string-join (cons program args) " "))))
+    #t))
+
+(define* (dump-port in out #:optional (buffer-size 65536))
+  (let ((buf (make-bytevector buffer-size)))
+    (let loop ()
+      (let ((n (get-bytevector-n! in buf 0 buffer-size)))
+        (unless (eof-object? n)
+          (put-bytevector out buf 0 n)
+          (loop))))))
+
+;; Rewrites a `#!' line naming a program by an absolute path outside the store to the
+;; program of that name on PATH, as Guix's `patch-shebang'.
+(define* (patch-shebang file #:optional (path (string-split (or (getenv "PATH") "") #\:)))
+  (let ((first (call-with-input-file file
+                 (lambda (port)
+                   (let ((l (read-line port)))
+                     (and (string? l) (string-prefix? "#!" l) l))))))
+    (when first
+      (let* ((words (string-tokenize (substring first 2)))
+             (interpreter (and (pair? words) (car words))))
+        (when (and interpreter (string-prefix? "/" interpreter)
+                   (not (string-prefix? %store-directory interpreter)))
+          (let* ((name (basename interpreter))
+                 (found (any (lambda (dir)
+                               (let ((f (string-append dir "/" name)))
+                                 (and (executable-file? f) f)))
+                             path)))
+            (when (and found (not (string=? found interpreter)))
+              (substitute file
+                          (list (cons (string-append "^#! *" (regexp-quote interpreter))
+                                      (lambda (line ms)
+                                        (string-append "#!" found
+                                                       (substring line (match:end (car ms)))))))))))))))
+
+(define (patch-shebangs dir)
+  (for-each (lambda (f) (when (executable-file? f) (patch-shebang f)))
+            (find-files dir)))
+
+;; Guix's `wrap-program': `prog' becomes a shell script setting the variables, then running
+;; the original, kept as `.prog-real'. Each variable is (NAME SEPARATOR prefix|suffix|= DIRS)
+;; or (NAME = VALUES).
+(define* (wrap-program prog #:key (sh "/bin/sh") #:rest variables)
+  (define (plain-variables args)
+    (let loop ((args args) (acc '()))
+      (match args
+        (() (reverse acc))
+        (((? keyword?) _ . rest) (loop rest acc))
+        ((v . rest) (loop rest (cons v acc))))))
+  (define (quote-sh s)
+    (string-append "'" (regexp-substitute/global #f "'" s 'pre "'\\''" 'post) "'"))
+  (define (export-line spec)
+    (match spec
+      ((var '= (values ...))
+       (format #f "export ~a=~a" var (quote-sh (string-join values ":"))))
+      ((var sep '= (values ...))
+       (format #f "export ~a=~a" var (quote-sh (string-join values sep))))
+      ((var sep 'prefix (values ...))
+       (format #f "export ~a=~a${~a:+~a}${~a}" var (quote-sh (string-join values sep)) var
+               (quote-sh sep) var))
+      ((var sep 'suffix (values ...))
+       (format #f "export ~a=${~a}${~a:+~a}~a" var var var (quote-sh sep)
+               (quote-sh (string-join values sep))))
+      (_ (error "wrap-program: expected (VARIABLE SEPARATOR prefix|suffix|= (VALUE ...)), got"
+                spec))))
+  (let* ((real (string-append (dirname prog) "/." (basename prog) "-real"))
+         (lines (map export-line (plain-variables variables))))
+    (unless (file-exists? real)
+      (rename-file prog real))
+    (call-with-output-file prog
+      (lambda (port)
+        (format port "#!~a~%~a~%exec ~s \"$@\"~%" sh (string-join lines "\n") real)))
+    (chmod prog #o755)))
 
 (define (which program)
   (find (lambda (dir) (executable-file? (string-append dir "/" program)))

@@ -1,0 +1,6 @@
+def message():
+    return "hello from pyproject"
+
+
+def main():
+    print(message())

@@ -1,0 +1,40 @@
+;;; Build side of pyproject-build-system: a wheel built by the project's own PEP 517
+;;; backend (with no network and no isolation: the backend comes from the inputs or the
+;;; toolchain), installed into the output, tested, and its programs wrapped, as in Guix.
+
+(define-module (guixie build pyproject-build-system)
+  #:use-module (guixie build utils)
+  #:use-module ((guixie build gnu-build-system) #:prefix gnu:)
+  #:use-module ((guixie build python-build-system) #:prefix python:)
+  #:use-module (srfi srfi-1)
+  #:export (%standard-phases pyproject-build))
+
+(define* (build #:key (configure-flags '()) #:allow-other-keys)
+  (apply invoke "python3" "-m" "pip" "wheel" "--no-build-isolation" "--no-deps" "--no-index"
+         "--no-cache-dir" "--disable-pip-version-check" "--wheel-dir" "../dist"
+         (append configure-flags '("."))))
+
+(define* (install #:key outputs #:allow-other-keys)
+  (let ((wheels (find-files "../dist" "\\.whl$")))
+    (when (null? wheels) (error "pyproject-build-system: the build made no wheel"))
+    (apply invoke "python3" "-m" "pip" "install" "--no-deps" "--no-index" "--no-compile"
+           "--no-cache-dir" "--disable-pip-version-check" "--no-warn-script-location"
+           "--prefix" (assoc-ref outputs "out") wheels)))
+
+;; #:test-flags are given to python3 -m unittest (test discovery by default).
+(define* (check #:key (tests? #t) (test-flags '("discover")) #:allow-other-keys)
+  (if tests?
+      (apply invoke "python3" "-m" "unittest" test-flags)
+      (format #t "tests disabled (#:tests? #f)~%")))
+
+(define %standard-phases
+  (map (lambda (phase)
+         (case (car phase)
+           ((build) (cons 'build build))
+           ((install) (cons 'install install))
+           ((check) (cons 'check check))
+           (else phase)))
+       python:%standard-phases))
+
+(define* (pyproject-build #:key (phases %standard-phases) #:allow-other-keys #:rest args)
+  (apply gnu:gnu-build #:phases phases args))
