@@ -72,14 +72,51 @@ impl Primitive for BootstrapToolchainPrim {
         let packages: Vec<String> = list(*packages, "packages")?
             .map(|p| text(p, "package"))
             .collect::<Result<_, _>>()?;
+        // Copying the trust root into the store is not evaluation: the evaluation's wall-clock
+        // alarm is paused meanwhile (and the loader credits the time back to its deadline).
+        let paused = PausedAlarm::pause();
         let path = Session::with_current(|s| {
             s.used_toolchain = true;
             let p =
                 guixie_trust_root::ensure_toolchain(&s.store, &packages, s.bootstrap_pin.as_ref())?;
             Ok(s.store_dir.display(&p))
-        })
-        .map_err(|e| err(format!("bootstrap toolchain: {e}")))?;
+        });
+        drop(paused);
+        let path = path.map_err(|e| err(format!("bootstrap toolchain: {e}")))?;
         Ok(g.string(&path))
+    }
+}
+
+/// The process's `ITIMER_REAL` (Guile's sandbox time limit, delivered as `SIGALRM`),
+/// stopped while this lives and restarted with what was left of it.
+struct PausedAlarm(libc::itimerval);
+
+impl PausedAlarm {
+    fn pause() -> PausedAlarm {
+        let zero = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+        };
+        let mut left = zero;
+        // SAFETY: both pointers are to valid, initialised itimervals that outlive the call.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &zero, &mut left) };
+        PausedAlarm(left)
+    }
+}
+
+impl Drop for PausedAlarm {
+    fn drop(&mut self) {
+        let v = self.0.it_value;
+        if v.tv_sec != 0 || v.tv_usec != 0 {
+            // SAFETY: a valid itimerval; the old value is not asked for (null is allowed).
+            unsafe { libc::setitimer(libc::ITIMER_REAL, &self.0, std::ptr::null_mut()) };
+        }
     }
 }
 

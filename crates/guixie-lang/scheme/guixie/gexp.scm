@@ -27,6 +27,7 @@
             bootstrap-toolchain
             %bootstrap-packages
             %build-tool-packages
+            toolchain-time
             %current-file-directory
             reset-lowering-caches!
             guixie-error
@@ -204,6 +205,7 @@
 (define (reset-lowering-caches!)
   (hash-clear! %lowered)
   (hash-clear! %toolchains)
+  (set! %toolchain-time 0)
   (hash-clear! %module-items))
 
 (define (lower-object obj)
@@ -276,11 +278,17 @@
   '("cmake" "perl" "python3" "python3-setuptools" "python3-pip" "python3-wheel" "git"))
 
 (define %toolchains (make-hash-table))
+;; Internal time spent making toolchains: not evaluation time (the loader's deadline
+;; is extended by it).
+(define %toolchain-time 0)
+(define (toolchain-time) %toolchain-time)
 (define* (bootstrap-toolchain #:optional (extra '()))
   (let ((key (sort (delete-duplicates extra) string<?)))
     (or (hash-ref %toolchains key)
-        (let ((item (make-store-item
-                     (%bootstrap-toolchain (append %bootstrap-packages key)))))
+        (let* ((start (get-internal-real-time))
+               (item (make-store-item
+                      (%bootstrap-toolchain (append %bootstrap-packages key)))))
+          (set! %toolchain-time (+ %toolchain-time (- (get-internal-real-time) start)))
           (hash-set! %toolchains key item)
           item))))
 

@@ -78,7 +78,8 @@
           (let* ((props (source-properties form))
                  (loc (and (assq-ref props 'line)
                            (list file (+ 1 (assq-ref props 'line)) (+ 1 (assq-ref props 'column)))))
-                 (remaining (/ (- deadline (get-internal-real-time)) internal-time-units-per-second)))
+                 (remaining (/ (- (+ deadline (toolchain-time)) (get-internal-real-time))
+                               internal-time-units-per-second)))
             (loop
              (catch #t
                (lambda ()
@@ -397,7 +398,8 @@
 
 ;; Lowering runs user code too (thunked fields, G-expression inputs): under the same limit.
 (define (within-deadline thunk)
-  (let ((remaining (/ (- %deadline (get-internal-real-time)) internal-time-units-per-second)))
+  (let ((remaining (/ (- (+ %deadline (toolchain-time)) (get-internal-real-time))
+                      internal-time-units-per-second)))
     (call-with-time-limit (max remaining 0) thunk
                           (lambda ()
                             (throw 'guixie-error #f "~A"
