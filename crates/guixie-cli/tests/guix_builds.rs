@@ -309,7 +309,8 @@ fn origin_errors_name_their_form() {
         fs::write(
             &f,
             format!(
-                "(use-modules (guix packages) (guix download) (guix git-download) (gnu packages))\n\
+                "(use-modules (guix packages) (guix download) (guix git-download) (gnu packages)\n\
+                   (guix build-system python))\n\
                  (origin {body} (sha256 (base32 \"{hash}\")))\n"
             ),
         )
@@ -332,12 +333,25 @@ fn origin_errors_name_their_form() {
         ),
         "{text}"
     );
+    // The importers' URI helper for PyPI.
+    let (_, out) = eval("(method url-fetch) (uri (pypi-uri \"greet\" \"1.0\"))");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drv = String::from_utf8(out.stdout).unwrap();
+    let text = fs::read_to_string(real(&root, drv.trim())).unwrap();
+    assert!(
+        text.contains("https://files.pythonhosted.org/packages/source/g/greet/greet-1.0.tar.gz"),
+        "{text}"
+    );
     let bad = |body: &str, wanted: &str| {
         let (f, out) = eval(body);
         assert!(!out.status.success(), "{body} was accepted");
         let e = String::from_utf8_lossy(&out.stderr);
         assert!(
-            e.contains(&format!("{}:2:", f.display())) && e.contains(wanted),
+            e.contains(&format!("{}:3:", f.display())) && e.contains(wanted),
             "{body}: {e}"
         );
     };
