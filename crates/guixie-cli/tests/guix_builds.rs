@@ -215,16 +215,24 @@ fn guix_style_origins_and_build_systems_build_real_programs() {
     let listing = run(Command::new("tar").arg("tJf").arg(real(&root, &patched)));
     assert!(listing.contains("greet-c-1.0/greet.c"), "{listing}");
     assert!(!listing.contains("junk.txt"), "{listing}");
+    // The repacked tarball is reproducible: rebuilt, it is bit for bit the same.
+    let patched_drv = store_path_ending(&greet_text, "-greet-c-1.0.tar.xz.drv").unwrap();
+    ok(at(&root).args(["build", "--check", &patched_drv]));
 
     // cmake, perl, python and pyproject each built and installed their program.
     assert_eq!(
         run(&mut Command::new(hello_cmake.join("bin/hello-cmake"))),
         "hello from cmake\n"
     );
+    let site = run(Command::new("perl").args([
+        "-MConfig",
+        "-e",
+        "print substr($Config{installsitelib}, 1 + length $Config{siteprefixexp})",
+    ]));
     assert_eq!(
         run(Command::new("perl")
             .arg("-I")
-            .arg(greet_perl.join("share/perl/5.36.0"))
+            .arg(greet_perl.join(site))
             .arg(greet_perl.join("bin/greet-perl"))),
         "hello from perl\n"
     );
@@ -250,6 +258,8 @@ fn guix_style_origins_and_build_systems_build_real_programs() {
     );
     assert!(notes.join("share/doc/notes/guide.md").exists());
     assert!(!notes.join("share/doc/notes/skip.txt").exists());
+    // A directory without filters, into a directory: installed under its own name.
+    assert!(notes.join("share/all/docs/skip.txt").exists());
     assert_eq!(run(&mut Command::new(notes.join("bin/notes"))), "notes\n");
 
     // (guix build utils) on the build side, (guix config) and specification->package.
@@ -377,31 +387,95 @@ fn origin_errors_name_their_form() {
     );
 }
 
+/// `git daemon` serving `dir` on the host's loopback (Git's own protocol, which allows
+/// shallow fetches of a commit or a tag), stopped when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn new(dir: &Path) -> GitDaemon {
+        let port = dead_port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", dir.display()))
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        GitDaemon { child, port }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn git_fetch_of_a_wrong_hash_fails_and_registers_nothing() {
+fn git_fetch_of_a_tag_is_shallow_and_a_wrong_hash_registers_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let served_dir = tmp.path().join("served");
     fs::create_dir_all(&served_dir).unwrap();
-    let (commit, _) = notes_repository(tmp.path(), &served_dir);
-    let served = Served::new(&served_dir);
-    let file = tmp.path().join("wrong.scm");
+    let (commit, hash) = notes_repository(tmp.path(), &served_dir);
+    git(&served_dir.join("notes.git"), &["tag", "v0.1", &commit]);
+    let daemon = GitDaemon::new(&served_dir);
+    let origin = |reference: &str, hash: &str| {
+        let file = tmp.path().join("origin.scm");
+        fs::write(
+            &file,
+            format!(
+                "(use-modules (guix git-download))\n\
+                 (origin (method git-fetch)\n\
+                   (uri (git-reference (url \"git://10.0.2.2:{}/notes.git\") (commit \"{reference}\")))\n\
+                   (file-name \"notes-checkout\") (sha256 (base32 \"{hash}\")))\n",
+                daemon.port
+            ),
+        )
+        .unwrap();
+        file
+    };
+    // A tag, fetched shallow (the log says no full fetch was needed): the tagged commit.
+    let file = origin("v0.1", &hash);
+    let out = ok_str(
+        at(&root)
+            .args(["build", "-q", "--host-loopback"])
+            .arg(&file),
+    );
+    assert_eq!(
+        fs::read_to_string(real(&root, &out).join("notes.txt")).unwrap(),
+        "first notes\n"
+    );
+    let drv = ok_str(at(&root).arg("eval").arg(&file));
+    let log = ok_str(at(&root).arg("log").arg(&drv));
+    assert!(!log.contains("fetching everything"), "{log}");
+    assert!(!real(&root, &out).join(".git").exists());
+
+    // A wrong hash: the build fails, naming both hashes, and nothing is registered.
     let wrong = "1".repeat(52);
-    fs::write(
-        &file,
-        format!(
-            "(use-modules (guix git-download))\n\
-             (origin (method git-fetch) (uri (git-reference (url \"{}\") (commit \"{commit}\")))\n\
-               (file-name \"notes-checkout\") (sha256 (base32 \"{wrong}\")))\n",
-            served.url("notes.git")
-        ),
-    )
-    .unwrap();
+    let file = origin(&commit, &wrong);
     let out = fails(at(&root).args(["build", "--host-loopback"]).arg(&file));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("but the derivation declares"), "{e}");
     let valid = ok_str(at(&root).args(["store", "ls"]));
-    assert!(!valid.contains("-notes-checkout\n"), "{valid}");
+    // Only the tag's checkout, not the wrongly hashed one.
+    let checkouts = valid.lines().filter(|l| l.ends_with("-notes-checkout"));
+    assert_eq!(checkouts.count(), 1, "{valid}");
 }
 
 #[test]

@@ -235,9 +235,14 @@ pub fn ensure_toolchain(
     std::fs::create_dir_all(&records).map_err(|e| format!("{}: {e}", records.display()))?;
     std::fs::write(&record, store.store_dir().display(&info.path))
         .map_err(|e| format!("{}: {e}", record.display()))?;
-    // One root per set of packages, so that a build system's variant keeps the base alive.
+    // One root per set of package names (the base, the build tools' variant): a host upgrade
+    // moves it to the new item rather than keep every old one alive.
+    let mut names: Vec<&str> = roots.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let set = Hash::digest_of(HashAlgo::Sha256, names.join(" ").as_bytes()).to_hex();
     store
-        .add_root(&format!("bootstrap-toolchain-{}", &key[..16]), &info.path)
+        .add_root(&format!("bootstrap-toolchain-{}", &set[..16]), &info.path)
         .map_err(|e| e.to_string())?;
     check_pinned(store, roots, info.path, pin)
 }

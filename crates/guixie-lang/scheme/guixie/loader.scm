@@ -225,13 +225,22 @@
       ((_ name)
        #`(local-file (find-patch '#,(datum->syntax s (syntax-location s)) name))))))
 
+;; Whether version `a' is `b' or a prefix of it by whole components ("1.1" of "1.1.2",
+;; not of "1.10"), as Guix's `version-prefix?'.
+(define (version-prefix? a b)
+  (let loop ((x (string-split a #\.)) (y (string-split b #\.)))
+    (match (list x y)
+      ((() _) #t)
+      ((_ ()) #f)
+      (((p . x*) (q . y*)) (and (string=? p q) (loop x* y*))))))
+
 ;; `(specification->package "name")' or "name@version": the newest such package of the
 ;; load path's modules.
 (define (specification->package spec)
   (let* ((at (string-index spec #\@))
          (name (if at (substring spec 0 at) spec))
          (version (and at (substring spec (+ 1 at))))
-         (found (filter (lambda (p) (or (not version) (string-prefix? version (package-version p))))
+         (found (filter (lambda (p) (or (not version) (version-prefix? version (package-version p))))
                         (find-packages-on-load-path name))))
     (when (null? found)
       (error (format #f "specification->package: no package ~s on the load path" spec)))

@@ -277,7 +277,7 @@
         (patched-source o fetched))))
 
 (define %tarball-extensions
-  '(".tar.gz" ".tgz" ".tar.xz" ".txz" ".tar.bz2" ".tbz2" ".tar.zst" ".tar"))
+  '(".tar.gz" ".tgz" ".tar.xz" ".txz" ".tar"))
 
 (define (tarball-stem name)
   (any (lambda (ext) (and (string-suffix? ext name) (string-drop-right name (string-length ext))))
@@ -386,22 +386,28 @@
   (commit git-reference-commit)
   (recursive? git-reference-recursive?))
 
-(define (%git-reference fields)
+(define (%git-reference location fields)
   (define (get name default)
     (cond ((assq name fields) => cdr) (else default)))
   (for-each (lambda (f)
               (unless (memq (car f) '(url commit recursive?))
-                (error "git-reference: unknown field (fields: url, commit, recursive?)" (car f))))
+                (guixie-error location "git-reference: unknown field `~a' (fields: url, commit, recursive?)"
+                              (car f))))
             fields)
   (let ((url (get 'url #f)) (commit (get 'commit #f)))
-    (unless (string? url) (error "git-reference: `url' must be a string, not" url))
+    (unless (string? url)
+      (guixie-error location "git-reference: `url' must be a string, not ~s" url))
     (unless (string? commit)
-      (error "git-reference: `commit' must be a commit id or tag string, not" commit))
+      (guixie-error location "git-reference: `commit' must be a commit id or tag string, not ~s"
+                    commit))
     (make-git-reference url commit (get 'recursive? #f))))
 
 (define-syntax git-reference
-  (syntax-rules ()
-    ((_ (field value) ...) (%git-reference (list (cons 'field value) ...)))))
+  (lambda (s)
+    (syntax-case s ()
+      ((_ (field value) ...)
+       #`(%git-reference '#,(datum->syntax s (syntax-location s))
+                         (list (cons 'field value) ...))))))
 
 ;; Guix's `git-version': "1.2-3.0123456" for version 1.2, revision 3 of commit 0123456...
 (define (git-version version revision commit)

@@ -13,30 +13,54 @@
   (or (any (lambda (suffix) (string-suffix? suffix file)) patterns)
       (any (lambda (rx) (string-match rx file)) regexps)))
 
-;; One entry of the plan. A file goes to `dest' (a directory when it ends with "/", as in
-;; Guix, or a file name); a directory's files go under `dest', filtered by #:include,
-;; #:exclude, #:include-regexp and #:exclude-regexp.
+;; One entry of the plan, as Guix's: a file goes to `dest' (into it when `dest' ends with
+;; "/"); a directory without filters is installed as `dest/NAME' when `dest' ends with "/"
+;; (its contents when the source ends with "/"), else as `dest'; with #:include, #:exclude,
+;; #:include-regexp or #:exclude-regexp, the files it keeps go under `dest'.
+(define %filter-keys '(#:include #:exclude #:include-regexp #:exclude-regexp))
+
+(define (install-one file target)
+  (mkdir-p (dirname target))
+  (if (symbolic-link? file)
+      (symlink (readlink file) target)
+      (copy-file file target)))
+
 (define (install-entry out entry)
   (match entry
-    ((source dest . filters)
+    (((? string? source) (? string? dest) . filters)
+     (let loop ((f filters))
+       (match f
+         (() #t)
+         (((? keyword? k) (? list?) . rest)
+          (unless (memq k %filter-keys)
+            (error (format #f "install-plan: ~s: unknown filter ~s (filters: ~s)" entry k
+                           %filter-keys)))
+          (loop rest))
+         (_ (error (format #f "install-plan: ~s: filters are #:include (...) and the like"
+                           entry)))))
      (let* ((get (lambda (key) (or (and=> (memq key filters) cadr) '())))
             (include (get #:include)) (exclude (get #:exclude))
             (include-rx (get #:include-regexp)) (exclude-rx (get #:exclude-regexp))
+            (filtered? (pair? filters))
+            (into? (or (string-suffix? "/" dest) (string-null? dest)))
             (target (string-append out "/" (string-trim dest #\/))))
        (cond
-        ((directory-exists? source)
-         (for-each
-          (lambda (file)
-            (let ((rel (substring file (+ 1 (string-length (string-trim-right source #\/))))))
-              (when (and (or (and (null? include) (null? include-rx))
-                             (matches-any? rel include include-rx))
-                         (not (matches-any? rel exclude exclude-rx)))
-                (install-file file (dirname (string-append target "/" rel))))))
-          (find-files source)))
-        ((file-exists? source)
-         (if (or (string-suffix? "/" dest) (string-null? dest))
-             (install-file source target)
-             (begin (mkdir-p (dirname target)) (copy-file source target))))
+        ((and (directory-exists? source) (not (symbolic-link? source)))
+         (let ((base (if (or filtered? (string-suffix? "/" source) (not into?)
+                             (member (basename source) '("." "..")))
+                         target
+                         (string-append target "/" (basename source))))
+               (prefix (+ 1 (string-length (string-trim-right source #\/)))))
+           (for-each
+            (lambda (file)
+              (let ((rel (substring file prefix)))
+                (when (and (or (and (null? include) (null? include-rx))
+                               (matches-any? rel include include-rx))
+                           (not (matches-any? rel exclude exclude-rx)))
+                  (install-one file (string-append base "/" rel)))))
+            (find-files source))))
+        ((or (file-exists? source) (symbolic-link? source))
+         (install-one source (if into? (string-append target "/" (basename source)) target)))
         (else (error (format #f "install-plan: the source has no ~a" source))))))
     (_ (error "install-plan: expected (\"source\" \"destination\" [#:include ...]), got" entry))))
 

@@ -27,10 +27,14 @@
   (with-directory-excursion directory
     (git "init" "--quiet")
     (git "remote" "add" "origin" url)
-    (unless (false-if-exception (git "fetch" "--depth" "1" "origin" commit))
-      (format #t "shallow fetch of ~a refused; fetching everything~%" commit)
-      (git "fetch" "origin"))
-    (git "checkout" "--quiet" commit)
+    ;; A shallow fetch of a commit id or a tag leaves it as FETCH_HEAD (a tag fetched so
+    ;; makes no refs/tags/); a server that refuses it gets a full fetch, tags included.
+    (if (false-if-exception (git "fetch" "--depth" "1" "origin" commit))
+        (git "checkout" "--quiet" "FETCH_HEAD")
+        (begin
+          (format #t "shallow fetch of ~a refused; fetching everything~%" commit)
+          (git "fetch" "--tags" "origin")
+          (git "checkout" "--quiet" commit)))
     (when recursive?
       (git "submodule" "update" "--init" "--recursive")))
   (for-each delete-file-recursively
@@ -56,11 +60,12 @@
          (mkdir (string-append work "/source"))
          (invoke "tar" "-xf" source "-C" (string-append work "/source")))
         (else (error (format #f "patching: ~a is neither a directory nor a tarball" source))))
-  ;; A tarball with one top directory keeps it.
-  (let* ((top (match (entries (string-append work "/source"))
-                (((? (lambda (n) (directory-exists? (string-append work "/source/" n))) n))
-                 n)
-                (_ #f)))
+  ;; A tarball with one top directory keeps it; a directory is the tree itself.
+  (let* ((top (and (not (directory-exists? source))
+                   (match (entries (string-append work "/source"))
+                     (((? (lambda (n) (directory-exists? (string-append work "/source/" n))) n))
+                      n)
+                     (_ #f))))
          (tree (if top (string-append work "/source/" top) (string-append work "/source"))))
     (with-directory-excursion tree
       (for-each (lambda (patch)

@@ -39,17 +39,14 @@
       (invoke "./Build" "install")
       (apply invoke "make" "install" make-flags)))
 
-;; Where the toolchain's Perl (Debian's) installs modules under a prefix.
+;; Where the toolchain's Perl installs modules under a prefix: its site directories, with
+;; the site prefix taken off (Debian's: share/perl/5.36.0, lib/x86_64-linux-gnu/perl/5.36.0).
 (define (perl-library-directories)
   (let* ((port (open-pipe* OPEN_READ "perl" "-MConfig" "-e"
-                           "print \"$Config{version} $Config{archname}\""))
+                           "print join ' ', map { substr($Config{$_}, 1 + length $Config{siteprefixexp}) } qw(installsitelib installsitearch)"))
          (words (string-tokenize (read-line port))))
     (close-pipe port)
-    (match words
-      ((version arch)
-       (list (string-append "share/perl/" version)
-             (string-append "lib/" (car (string-split arch #\-)) "-linux-gnu/perl/" version)
-             "share/perl5" "lib/perl5/site_perl")))))
+    (append words '("share/perl5" "lib/perl5/site_perl"))))
 
 (define* (set-perl-paths #:key inputs outputs #:allow-other-keys)
   (set-path-environment-variable "PERL5LIB" (perl-library-directories)

@@ -7,6 +7,7 @@
   #:use-module (ice-9 rdelim)
   #:use-module (ice-9 regex)
   #:use-module (ice-9 binary-ports)
+  #:use-module (ice-9 popen)
   #:use-module (rnrs bytevectors)
   #:use-module (srfi srfi-1)
   #:use-module (srfi srfi-11)
@@ -97,21 +98,23 @@
     (lambda (file stat) (regexp-exec rx (basename file)))))
 
 ;; Files under `dir' that `pred' (a procedure of file and stat, or a regexp on base names)
-;; accepts, sorted; with #:directories? #t directories too, as Guix's `find-files'.
+;; accepts, sorted; with #:directories? #t directories too, as Guix's `find-files'. Symbolic
+;; links are reported, never followed.
 (define* (find-files dir #:optional (pred (const #t)) #:key directories?)
   (let ((pred (if (string? pred) (file-name-predicate pred) pred))
         (found '()))
-    (when (file-exists? dir)
-      (ftw dir (lambda (file s flag)
-                 (when (and (or (eq? flag 'regular) (and directories? (eq? flag 'directory)))
-                            (pred file s))
-                   (set! found (cons file found)))
-                 #t)))
+    (when (false-if-exception (lstat dir))
+      (nftw dir (lambda (file s flag base level)
+                  (when (and (if (eq? flag 'directory) directories? #t)
+                             (pred file s))
+                    (set! found (cons file found)))
+                  #t)
+            'physical))
     (sort found string<?)))
 
 (define (tarball? file)
   (any (lambda (ext) (string-suffix? ext file))
-       '(".tar" ".tar.gz" ".tgz" ".tar.xz" ".txz" ".tar.bz2" ".tbz2" ".tar.zst")))
+       '(".tar" ".tar.gz" ".tgz" ".tar.xz" ".txz")))
 
 (define (symbolic-link? file)
   (let ((s (false-if-exception (lstat file))))
@@ -130,14 +133,16 @@
         (substring base 33)
         base)))
 
-;; "foo-bar-1.0" -> (values "foo-bar" "1.0").
+;; "foo-bar-1.0" -> (values "foo-bar" "1.0"): split at the first hyphen before a digit, as
+;; Guix does ("notes-0.1-1.abc" is "notes" "0.1-1.abc").
 (define (package-name->name+version spec)
-  (let loop ((i (string-index-right spec #\-)))
-    (cond ((not i) (values spec #f))
-          ((and (< (+ i 1) (string-length spec))
-                (char-numeric? (string-ref spec (+ i 1))))
-           (values (substring spec 0 i) (substring spec (+ i 1))))
-          (else (loop (string-index-right spec #\- 0 i))))))
+  (let loop ((start 0))
+    (let ((i (string-index spec #\- start)))
+      (cond ((not i) (values spec #f))
+            ((and (< (+ i 1) (string-length spec))
+                  (char-numeric? (string-ref spec (+ i 1))))
+             (values (substring spec 0 i) (substring spec (+ i 1))))
+            (else (loop (+ i 1)))))))
 
 ;; The first `file' (a relative name such as "bin/ls") under the directories of `inputs'
 ;; (an alist of labels and directories), as Guix's `search-input-file'.
@@ -155,55 +160,67 @@
            (delete-duplicates (map cdr inputs)))
       (error (format #f "search-input-directory: no input has ~a" directory))))
 
+;; Runs the program with its output kept back, shown only if it fails.
 (define (invoke/quiet program . args)
-  (let* ((port (open-output-string))
-         (status (with-output-to-port port
-                   (lambda () (with-error-to-port port (lambda () (apply system* program args)))))))
+  (let* ((port (apply open-pipe* OPEN_READ "/bin/sh" "-c" "exec \"$0\" \"$@\" 2>&1"
+                      program args))
+         (output (read-string port))
+         (status (close-pipe port)))
     (unless (zero? status)
-      (display (get-output-string port))
+      (display output)
       (error (format #f "command failed with status ~a: ~a" (status:exit-val status)
                      (string-join (cons program args) " "))))
     #t))
 
-(define* (dump-port in out #:optional (buffer-size 65536))
+;; Copies `in' to `out', all of it or `len' bytes, as Guix's `dump-port'.
+(define* (dump-port in out #:optional len #:key (buffer-size 65536))
   (let ((buf (make-bytevector buffer-size)))
-    (let loop ()
-      (let ((n (get-bytevector-n! in buf 0 buffer-size)))
-        (unless (eof-object? n)
-          (put-bytevector out buf 0 n)
-          (loop))))))
+    (let loop ((left len))
+      (unless (and left (<= left 0))
+        (let ((n (get-bytevector-n! in buf 0 (if left (min left buffer-size) buffer-size))))
+          (unless (eof-object? n)
+            (put-bytevector out buf 0 n)
+            (loop (and left (- left n)))))))))
 
-;; Rewrites a `#!' line naming a program by an absolute path outside the store to the
-;; program of that name on PATH, as Guix's `patch-shebang'.
+;; Rewrites the `#!' line of `file' when it names a program by an absolute path outside the
+;; store (or `/usr/bin/env PROGRAM'), to the program of that name on PATH, as Guix's
+;; `patch-shebang'. Only the first line changes.
 (define* (patch-shebang file #:optional (path (string-split (or (getenv "PATH") "") #\:)))
-  (let ((first (call-with-input-file file
+  (define (on-path name)
+    (any (lambda (dir)
+           (let ((f (string-append dir "/" name)))
+             (and (executable-file? f) f)))
+         path))
+  (let* ((text (call-with-input-file file read-string))
+         (end (or (string-index text #\newline) (string-length text)))
+         (first (substring text 0 end)))
+    (when (string-prefix? "#!" first)
+      (match (string-tokenize (substring first 2))
+        (((? (lambda (i) (and (string-prefix? "/" i)
+                              (not (string-prefix? %store-directory i))))
+             interpreter)
+          . rest)
+         (let* ((env? (and (string=? (basename interpreter) "env") (pair? rest)))
+                (name (if env? (car rest) (basename interpreter)))
+                (args (if env? (cdr rest) rest))
+                (found (on-path name)))
+           (when (and found (not (string=? found interpreter)))
+             (let ((mode (stat:perms (stat file))))
+               (call-with-output-file file
                  (lambda (port)
-                   (let ((l (read-line port)))
-                     (and (string? l) (string-prefix? "#!" l) l))))))
-    (when first
-      (let* ((words (string-tokenize (substring first 2)))
-             (interpreter (and (pair? words) (car words))))
-        (when (and interpreter (string-prefix? "/" interpreter)
-                   (not (string-prefix? %store-directory interpreter)))
-          (let* ((name (basename interpreter))
-                 (found (any (lambda (dir)
-                               (let ((f (string-append dir "/" name)))
-                                 (and (executable-file? f) f)))
-                             path)))
-            (when (and found (not (string=? found interpreter)))
-              (substitute file
-                          (list (cons (string-append "^#! *" (regexp-quote interpreter))
-                                      (lambda (line ms)
-                                        (string-append "#!" found
-                                                       (substring line (match:end (car ms)))))))))))))))
+                   (display (string-append "#!" (string-join (cons found args) " ")) port)
+                   (display (substring text end) port)))
+               (chmod file mode)))))
+        (_ #t)))))
 
 (define (patch-shebangs dir)
   (for-each (lambda (f) (when (executable-file? f) (patch-shebang f)))
             (find-files dir)))
 
 ;; Guix's `wrap-program': `prog' becomes a shell script setting the variables, then running
-;; the original, kept as `.prog-real'. Each variable is (NAME SEPARATOR prefix|suffix|= DIRS)
-;; or (NAME = VALUES).
+;; the original, kept as `.prog-real'. Each variable is (NAME SEPARATOR prefix|suffix|= VALUES),
+;; (NAME prefix|suffix|= VALUES) with ":" as separator, or (NAME = VALUES). Wrapping again adds
+;; to the wrapper, as in Guix.
 (define* (wrap-program prog #:key (sh "/bin/sh") #:rest variables)
   (define (plain-variables args)
     (let loop ((args args) (acc '()))
@@ -215,8 +232,8 @@
     (string-append "'" (regexp-substitute/global #f "'" s 'pre "'\\''" 'post) "'"))
   (define (export-line spec)
     (match spec
-      ((var '= (values ...))
-       (format #f "export ~a=~a" var (quote-sh (string-join values ":"))))
+      ((var (and how (or '= 'prefix 'suffix)) (values ...))
+       (export-line (list var ":" how values)))
       ((var sep '= (values ...))
        (format #f "export ~a=~a" var (quote-sh (string-join values sep))))
       ((var sep 'prefix (values ...))
@@ -225,15 +242,21 @@
       ((var sep 'suffix (values ...))
        (format #f "export ~a=${~a}${~a:+~a}~a" var var var (quote-sh sep)
                (quote-sh (string-join values sep))))
-      (_ (error "wrap-program: expected (VARIABLE SEPARATOR prefix|suffix|= (VALUE ...)), got"
+      (_ (error "wrap-program: expected (VARIABLE [SEPARATOR] prefix|suffix|= (VALUE ...)), got"
                 spec))))
   (let* ((real (string-append (dirname prog) "/." (basename prog) "-real"))
-         (lines (map export-line (plain-variables variables))))
+         (exec-line (string-append "exec " (quote-sh real) " \"$@\""))
+         (lines (map export-line (plain-variables variables)))
+         ;; The exports of an earlier wrapping, when `prog' is already a wrapper.
+         (earlier (if (file-exists? real)
+                      (filter (lambda (l) (string-prefix? "export " l))
+                              (string-split (call-with-input-file prog read-string) #\newline))
+                      '())))
     (unless (file-exists? real)
       (rename-file prog real))
     (call-with-output-file prog
       (lambda (port)
-        (format port "#!~a~%~a~%exec ~s \"$@\"~%" sh (string-join lines "\n") real)))
+        (format port "#!~a~%~a~%~a~%" sh (string-join (append earlier lines) "\n") exec-line)))
     (chmod prog #o755)))
 
 (define (which program)
