@@ -328,15 +328,19 @@ fn origin_errors_name_their_form() {
         let out = at(&root).arg("eval").arg(&f).output().unwrap();
         (f, out)
     };
+    // An origin's `.drv` holds `urls`.
+    let lowered = |body: &str| -> String {
+        let (_, out) = eval(body);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let drv = String::from_utf8(out.stdout).unwrap();
+        fs::read_to_string(real(&root, drv.trim())).unwrap()
+    };
     // mirror:// is expanded into Guix's mirror list, tried in order.
-    let (_, out) = eval("(method url-fetch) (uri \"mirror://gnu/hello/hello-2.12.tar.gz\")");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let drv = String::from_utf8(out.stdout).unwrap();
-    let text = fs::read_to_string(real(&root, drv.trim())).unwrap();
+    let text = lowered("(method url-fetch) (uri \"mirror://gnu/hello/hello-2.12.tar.gz\")");
     assert!(
         text.contains(
             "https://ftpmirror.gnu.org/gnu/hello/hello-2.12.tar.gz https://ftp.gnu.org/gnu/hello/hello-2.12.tar.gz"
@@ -344,14 +348,7 @@ fn origin_errors_name_their_form() {
         "{text}"
     );
     // The importers' URI helper for PyPI.
-    let (_, out) = eval("(method url-fetch) (uri (pypi-uri \"greet\" \"1.0\"))");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let drv = String::from_utf8(out.stdout).unwrap();
-    let text = fs::read_to_string(real(&root, drv.trim())).unwrap();
+    let text = lowered("(method url-fetch) (uri (pypi-uri \"greet\" \"1.0\"))");
     assert!(
         text.contains("https://files.pythonhosted.org/packages/source/g/greet/greet-1.0.tar.gz"),
         "{text}"
@@ -389,41 +386,16 @@ fn origin_errors_name_their_form() {
 
 /// `git daemon` serving `dir` on the host's loopback (Git's own protocol, which allows
 /// shallow fetches of a commit or a tag), stopped when dropped.
-struct GitDaemon {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn new(dir: &Path) -> GitDaemon {
-        let port = dead_port();
-        let child = Command::new("git")
-            .arg("daemon")
+fn git_daemon(dir: &Path) -> Served {
+    Served::spawn(|port| {
+        let mut cmd = Command::new("git");
+        cmd.arg("daemon")
             .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", dir.display()))
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "git daemon did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        GitDaemon { child, port }
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .arg(dir);
+        cmd
+    })
 }
 
 #[test]
@@ -434,7 +406,7 @@ fn git_fetch_of_a_tag_is_shallow_and_a_wrong_hash_registers_nothing() {
     fs::create_dir_all(&served_dir).unwrap();
     let (commit, hash) = notes_repository(tmp.path(), &served_dir);
     git(&served_dir.join("notes.git"), &["tag", "v0.1", &commit]);
-    let daemon = GitDaemon::new(&served_dir);
+    let daemon = git_daemon(&served_dir);
     let origin = |reference: &str, hash: &str| {
         let file = tmp.path().join("origin.scm");
         fs::write(

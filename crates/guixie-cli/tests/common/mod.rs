@@ -200,7 +200,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     }
 
     /// Runs the server `command(port)` makes on a free port and waits for it to listen.
-    fn spawn(command: impl FnOnce(u16) -> Command) -> Served {
+    pub fn spawn(command: impl FnOnce(u16) -> Command) -> Served {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -214,7 +214,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "http.server did not start"
+                "the server did not start"
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -34,12 +34,8 @@
       (format #t "tests disabled (#:tests? #f)~%")))
 
 (define %standard-phases
-  (map (lambda (phase)
-         (case (car phase)
-           ((configure) (cons 'configure configure))
-           ((check) (cons 'check check))
-           (else phase)))
-       gnu:%standard-phases))
+  (alist-replace 'configure configure
+                 (alist-replace 'check check gnu:%standard-phases)))
 
 (define* (cmake-build #:key (phases %standard-phases) #:allow-other-keys #:rest args)
   (apply gnu:gnu-build #:phases phases args))

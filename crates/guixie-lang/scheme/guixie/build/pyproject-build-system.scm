@@ -44,13 +44,9 @@ sys.exit(0 if prog.result.wasSuccessful() else 1)")
       (format #t "tests disabled (#:tests? #f)~%")))
 
 (define %standard-phases
-  (map (lambda (phase)
-         (case (car phase)
-           ((build) (cons 'build build))
-           ((install) (cons 'install install))
-           ((check) (cons 'check check))
-           (else phase)))
-       python:%standard-phases))
+  (alist-replace 'build build
+                 (alist-replace 'install install
+                                (alist-replace 'check check python:%standard-phases))))
 
 (define* (pyproject-build #:key (phases %standard-phases) #:allow-other-keys #:rest args)
   (apply gnu:gnu-build #:phases phases args))
