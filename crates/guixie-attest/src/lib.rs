@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use data_encoding::BASE64;
 use guixie_formats::signing::{PublicKey, SecretKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -19,7 +18,7 @@ pub const PREDICATE_TYPE: &str = "https://guixie.dev/attestation/build/v1";
 /// Larger envelopes are refused before parsing.
 pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
 /// Most signatures accepted on one envelope.
-pub const MAX_SIGNATURES: usize = 64;
+pub const MAX_SIGNATURES: usize = guixie_dsse::MAX_SIGNATURES;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
@@ -120,23 +119,6 @@ pub enum AttestError {
     BelowThreshold { required: usize, found: usize },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnvelopeJson {
-    #[serde(rename = "payloadType")]
-    payload_type: String,
-    payload: String,
-    signatures: Vec<SignatureJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignatureJson {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    keyid: String,
-    sig: String,
-}
-
 /// A DSSE envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
@@ -146,17 +128,16 @@ pub struct Envelope {
     pub signatures: Vec<(String, Vec<u8>)>,
 }
 
-/// DSSE's pre-authentication encoding: `DSSEv1 <len> <type> <len> <body>`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
+pub use guixie_dsse::pae;
+
+impl From<guixie_dsse::Envelope> for Envelope {
+    fn from(e: guixie_dsse::Envelope) -> Self {
+        Envelope {
+            payload_type: e.payload_type,
+            payload: e.payload,
+            signatures: e.signatures,
+        }
+    }
 }
 
 impl Envelope {
@@ -177,48 +158,20 @@ impl Envelope {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, AttestError> {
-        if bytes.len() > MAX_ENVELOPE_BYTES {
-            return Err(AttestError::TooLarge(bytes.len()));
+        match guixie_dsse::Envelope::parse(bytes, MAX_ENVELOPE_BYTES) {
+            Ok(e) => Ok(e.into()),
+            Err(guixie_dsse::DsseError::TooLarge { len, .. }) => Err(AttestError::TooLarge(len)),
+            Err(guixie_dsse::DsseError::Malformed(m)) => Err(AttestError::Malformed(m)),
         }
-        let json: EnvelopeJson =
-            serde_json::from_slice(bytes).map_err(|e| AttestError::Malformed(e.to_string()))?;
-        let payload = BASE64
-            .decode(json.payload.as_bytes())
-            .map_err(|e| AttestError::Malformed(format!("payload: {e}")))?;
-        if json.signatures.len() > MAX_SIGNATURES {
-            return Err(AttestError::Malformed(format!(
-                "{} signatures, at most {MAX_SIGNATURES}",
-                json.signatures.len()
-            )));
-        }
-        let mut signatures = Vec::new();
-        for (i, s) in json.signatures.into_iter().enumerate() {
-            let sig = BASE64
-                .decode(s.sig.as_bytes())
-                .map_err(|e| AttestError::Malformed(format!("signature {}: {e}", i + 1)))?;
-            signatures.push((s.keyid, sig));
-        }
-        Ok(Envelope {
-            payload_type: json.payload_type,
-            payload,
-            signatures,
-        })
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&EnvelopeJson {
+        guixie_dsse::Envelope {
             payload_type: self.payload_type.clone(),
-            payload: BASE64.encode(&self.payload),
-            signatures: self
-                .signatures
-                .iter()
-                .map(|(k, s)| SignatureJson {
-                    keyid: k.clone(),
-                    sig: BASE64.encode(s),
-                })
-                .collect(),
-        })
-        .expect("envelopes serialise")
+            payload: self.payload.clone(),
+            signatures: self.signatures.clone(),
+        }
+        .to_json()
     }
 
     /// The statement, without checking any signature (for `attest show`).

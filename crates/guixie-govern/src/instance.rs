@@ -1,0 +1,269 @@
+//! An instance's governance as a state machine: fed its first state, then signed proposals,
+//! votes and applications in the order they were accepted, it decides what holds. Replaying
+//! an instance's journal through it gives the same result on every peer.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::motion::{Motion, Status};
+use crate::proposal::{Change, ExtensionBuild, SignedProposal, SignedVote};
+use crate::state::State;
+use crate::{compare_versions, GovError};
+
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub state: State,
+    /// The guixie version the instance runs (its starting version, then the last upgrade's).
+    pub version: String,
+    pub proposals: BTreeMap<u64, SignedProposal>,
+    pub motions: BTreeMap<u64, Motion>,
+    pub extensions: BTreeMap<String, ExtensionBuild>,
+    pub trust_policy: Option<(Vec<String>, u32)>,
+}
+
+/// What applying an approved proposal changed, for the caller to carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Upgrade {
+        version: String,
+        source: String,
+        nar_hash: String,
+    },
+    Membership {
+        version: u64,
+    },
+    ExtensionAdded {
+        name: String,
+        build: ExtensionBuild,
+    },
+    ExtensionRemoved {
+        name: String,
+    },
+    TrustPolicy {
+        builders: Vec<String>,
+        k: u32,
+    },
+}
+
+impl Instance {
+    /// An instance from its first signed state; it runs guixie `version`.
+    pub fn new(genesis: &[u8], version: &str, now: i64) -> Result<Self, GovError> {
+        Ok(Instance {
+            state: State::genesis(genesis, now)?,
+            version: version.to_string(),
+            proposals: BTreeMap::new(),
+            motions: BTreeMap::new(),
+            extensions: BTreeMap::new(),
+            trust_policy: None,
+        })
+    }
+
+    /// The index the next proposal must have.
+    pub fn next_index(&self) -> u64 {
+        self.proposals.keys().next_back().map_or(0, |i| i + 1)
+    }
+
+    /// Accepts a signed proposal: for this instance and its current membership, with the
+    /// next index, signed by a member, and a change that can apply.
+    pub fn propose(&mut self, bytes: &[u8], now: i64) -> Result<u64, GovError> {
+        let proposal = SignedProposal::parse(bytes)?;
+        self.state.check_fresh(now)?;
+        let doc = &proposal.doc;
+        self.check_instance(&doc.instance)?;
+        let next = self.next_index();
+        if doc.index < next {
+            return Err(GovError::Refused(format!(
+                "proposal {} was already made: a proposal is not accepted twice",
+                doc.index
+            )));
+        }
+        if doc.index > next {
+            return Err(GovError::Refused(format!(
+                "proposal index {} skips ahead: the next proposal is {next}",
+                doc.index
+            )));
+        }
+        if doc.governance_version != self.state.doc.version {
+            return Err(GovError::Refused(format!(
+                "the proposal is for governance version {}, the instance is at version {}",
+                doc.governance_version, self.state.doc.version
+            )));
+        }
+        if self.state.members_signing(&proposal.envelope).is_empty() {
+            return Err(GovError::Refused(format!(
+                "proposal {} is not signed by a member of governance version {}",
+                doc.index, self.state.doc.version
+            )));
+        }
+        self.check_change(&doc.change)?;
+        let motion = Motion::new(
+            doc.index,
+            proposal.digest.clone(),
+            self.state.threshold(),
+            self.state.members.len(),
+        );
+        let index = doc.index;
+        self.motions.insert(index, motion);
+        self.proposals.insert(index, proposal);
+        Ok(index)
+    }
+
+    fn check_change(&self, change: &Change) -> Result<(), GovError> {
+        match change {
+            Change::Upgrade {
+                version, downgrade, ..
+            } => {
+                if !downgrade && compare_versions(version, &self.version).is_le() {
+                    return Err(GovError::Refused(format!(
+                        "version {version} is not newer than the running {}: a downgrade must be proposed as one",
+                        self.version
+                    )));
+                }
+            }
+            Change::Membership { state } => {
+                // Every current member counted as approving: this checks all but the votes.
+                let everyone: Vec<[u8; 32]> = self.state.members.iter().map(|m| m.key).collect();
+                self.state
+                    .successor(State::parse(state.as_bytes())?, &everyone)?;
+            }
+            Change::Extension { name, add: None } => {
+                if !self.extensions.contains_key(name) {
+                    return Err(GovError::Refused(format!(
+                        "extension {name:?} is not installed: there is nothing to remove"
+                    )));
+                }
+            }
+            Change::Extension { .. } | Change::TrustPolicy { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Counts a signed vote; returns the proposal's index and its status after it.
+    pub fn vote(&mut self, bytes: &[u8], now: i64) -> Result<(u64, Status), GovError> {
+        let vote = SignedVote::parse(bytes)?;
+        self.state.check_fresh(now)?;
+        let doc = &vote.doc;
+        self.check_instance(&doc.instance)?;
+        let proposal = self
+            .proposals
+            .get(&doc.index)
+            .ok_or_else(|| GovError::Refused(format!("there is no proposal {}", doc.index)))?;
+        if proposal.digest != doc.proposal {
+            return Err(GovError::Refused(format!(
+                "the vote is for another proposal than number {} (digest {}, not {})",
+                doc.index, doc.proposal, proposal.digest
+            )));
+        }
+        if doc.aye {
+            if let Some((_, expected)) = proposal.doc.build() {
+                match &doc.rebuild {
+                    None => {
+                        return Err(GovError::Refused(format!(
+                            "an aye on proposal {} must carry the voter's rebuild of it",
+                            doc.index
+                        )))
+                    }
+                    Some(r) if r.nar_hash != expected => {
+                        return Err(GovError::Refused(format!(
+                            "the voter's rebuild has NAR hash {}, the proposal expects {expected}: an aye counts only for the same output",
+                            r.nar_hash
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let voters = self.state.members_signing(&vote.envelope);
+        if voters.is_empty() {
+            return Err(GovError::Refused(format!(
+                "the vote on proposal {} is not signed by a member of governance version {}",
+                doc.index, self.state.doc.version
+            )));
+        }
+        let motion = self
+            .motions
+            .get_mut(&doc.index)
+            .expect("one motion a proposal");
+        let mut status = motion.status;
+        for key in voters {
+            let name = self.state.member(&key).map_or("?", |m| m.name.as_str());
+            status = motion.vote(key, name, doc.aye)?;
+        }
+        Ok((doc.index, status))
+    }
+
+    /// Applies an approved proposal and returns what changed.
+    pub fn apply(&mut self, index: u64, now: i64) -> Result<Effect, GovError> {
+        self.state.check_fresh(now)?;
+        let motion = self
+            .motions
+            .get(&index)
+            .ok_or_else(|| GovError::Refused(format!("there is no proposal {index}")))?;
+        if motion.status != Status::Approved {
+            return Err(GovError::Refused(format!(
+                "proposal {index} is {}: only an approved proposal is applied",
+                motion.summary()
+            )));
+        }
+        let ayes = motion.ayes.clone();
+        let change = self.proposals[&index].doc.change.clone();
+        let effect = match change {
+            Change::Upgrade {
+                version,
+                source,
+                nar_hash,
+                ..
+            } => {
+                self.version = version.clone();
+                Effect::Upgrade {
+                    version,
+                    source,
+                    nar_hash,
+                }
+            }
+            Change::Membership { state } => {
+                let next = self
+                    .state
+                    .successor(State::parse(state.as_bytes())?, &ayes)?;
+                self.state = next;
+                for m in self.motions.values_mut() {
+                    if m.status == Status::Open {
+                        m.status = Status::Outdated;
+                    }
+                }
+                Effect::Membership {
+                    version: self.state.doc.version,
+                }
+            }
+            Change::Extension {
+                name,
+                add: Some(build),
+            } => {
+                self.extensions.insert(name.clone(), build.clone());
+                Effect::ExtensionAdded { name, build }
+            }
+            Change::Extension { name, add: None } => {
+                self.extensions.remove(&name);
+                Effect::ExtensionRemoved { name }
+            }
+            Change::TrustPolicy { builders, k } => {
+                self.trust_policy = Some((builders.clone(), k));
+                Effect::TrustPolicy { builders, k }
+            }
+        };
+        self.motions.get_mut(&index).expect("checked").status = Status::Applied;
+        Ok(effect)
+    }
+
+    fn check_instance(&self, name: &str) -> Result<(), GovError> {
+        if name != self.state.doc.instance {
+            return Err(GovError::WrongInstance {
+                expected: self.state.doc.instance.clone(),
+                found: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

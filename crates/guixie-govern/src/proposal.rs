@@ -1,0 +1,252 @@
+//! Proposals and votes: DSSE-signed statements naming the instance, the proposal's index and
+//! (for votes) the proposal's digest, so that none counts anywhere else.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use guixie_dsse::Envelope;
+use serde::{Deserialize, Serialize};
+
+use crate::key::{check_name, MemberKey};
+use crate::{
+    GovError, MAX_BUILDERS, MAX_FIELD_BYTES, MAX_PROPOSAL_BYTES, MAX_VOTE_BYTES,
+    PROPOSAL_PAYLOAD_TYPE, VOTE_PAYLOAD_TYPE,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    pub instance: String,
+    /// Proposals of an instance are numbered 0, 1, 2, …; an index is used once.
+    pub index: u64,
+    /// The governance version whose members vote on it.
+    pub governance_version: u64,
+    pub change: Change,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Change {
+    /// Run guixie built from `source` (the NAR hash of its source tree), whose build must
+    /// have the NAR hash `nar_hash`. An older `version` than the current one is refused
+    /// unless `downgrade` says the quorum means it.
+    Upgrade {
+        version: String,
+        source: String,
+        nar_hash: String,
+        #[serde(default)]
+        downgrade: bool,
+    },
+    /// A new governance state (the signed envelope, as JSON), signed by its own quorum.
+    Membership { state: String },
+    /// Add (with the package's source and expected output) or remove a Guile extension.
+    Extension {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        add: Option<ExtensionBuild>,
+    },
+    /// The builders (attestation keys, `name:base64`) and the k the substituter accepts.
+    TrustPolicy { builders: Vec<String>, k: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionBuild {
+    pub source: String,
+    pub nar_hash: String,
+}
+
+/// A member's vote. An aye on a change that is built (upgrade, added extension) carries the
+/// voter's own rebuild: the NAR hash it got and the digest of the attestation it signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vote {
+    pub instance: String,
+    pub index: u64,
+    /// SHA-256 of the proposal's signed bytes.
+    pub proposal: String,
+    pub aye: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<Rebuild>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rebuild {
+    pub nar_hash: String,
+    /// SHA-256 of the attestation envelope's JSON as it was appended to the voter's log.
+    pub attestation: String,
+}
+
+/// A proposal as received: the document, its envelope and its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedProposal {
+    pub doc: Proposal,
+    pub envelope: Envelope,
+    pub digest: String,
+}
+
+impl SignedProposal {
+    pub fn parse(bytes: &[u8]) -> Result<Self, GovError> {
+        let envelope =
+            parse_envelope(bytes, "proposal", MAX_PROPOSAL_BYTES, PROPOSAL_PAYLOAD_TYPE)?;
+        let doc: Proposal = parse_payload(&envelope, "proposal")?;
+        doc.validate()?;
+        Ok(SignedProposal {
+            digest: crate::sha256_hex(&envelope.signed_message()),
+            doc,
+            envelope,
+        })
+    }
+}
+
+/// A vote as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedVote {
+    pub doc: Vote,
+    pub envelope: Envelope,
+}
+
+impl SignedVote {
+    pub fn parse(bytes: &[u8]) -> Result<Self, GovError> {
+        let envelope = parse_envelope(bytes, "vote", MAX_VOTE_BYTES, VOTE_PAYLOAD_TYPE)?;
+        let doc: Vote = parse_payload(&envelope, "vote")?;
+        check_field("vote's proposal digest", &doc.proposal)?;
+        if let Some(r) = &doc.rebuild {
+            check_field("vote's rebuild NAR hash", &r.nar_hash)?;
+            check_field("vote's attestation digest", &r.attestation)?;
+        }
+        Ok(SignedVote { doc, envelope })
+    }
+}
+
+impl Proposal {
+    pub fn validate(&self) -> Result<(), GovError> {
+        check_name("proposal's instance", &self.instance)?;
+        match &self.change {
+            Change::Upgrade {
+                version,
+                source,
+                nar_hash,
+                ..
+            } => {
+                check_field("upgrade's version", version)?;
+                check_field("upgrade's source", source)?;
+                check_field("upgrade's NAR hash", nar_hash)?;
+            }
+            Change::Membership { state } => {
+                if state.len() > crate::MAX_STATE_BYTES {
+                    return Err(GovError::Invalid(format!(
+                        "membership proposal: its state is {} bytes, at most {}",
+                        state.len(),
+                        crate::MAX_STATE_BYTES
+                    )));
+                }
+            }
+            Change::Extension { name, add } => {
+                check_name("extension name", name)?;
+                if let Some(b) = add {
+                    check_field("extension's source", &b.source)?;
+                    check_field("extension's NAR hash", &b.nar_hash)?;
+                }
+            }
+            Change::TrustPolicy { builders, k } => {
+                if builders.len() > MAX_BUILDERS {
+                    return Err(GovError::Invalid(format!(
+                        "trust policy: {} builders, at most {MAX_BUILDERS}",
+                        builders.len()
+                    )));
+                }
+                let mut keys: Vec<[u8; 32]> = Vec::new();
+                for b in builders {
+                    let key = MemberKey::parse(b)?;
+                    if keys.contains(&key.key) {
+                        return Err(GovError::Invalid(format!(
+                            "trust policy: builder {:?}'s key is listed twice",
+                            key.name
+                        )));
+                    }
+                    keys.push(key.key);
+                }
+                if *k == 0 || *k as usize > builders.len() {
+                    return Err(GovError::Invalid(format!(
+                        "trust policy: k = {k} of {} builders; it must be between 1 and their number",
+                        builders.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope::new(
+            PROPOSAL_PAYLOAD_TYPE,
+            serde_json::to_vec(self).expect("proposals serialise"),
+        )
+    }
+
+    /// What is built and must match: (source, NAR hash) for an upgrade or an added extension.
+    pub fn build(&self) -> Option<(&str, &str)> {
+        match &self.change {
+            Change::Upgrade {
+                source, nar_hash, ..
+            } => Some((source, nar_hash)),
+            Change::Extension { add: Some(b), .. } => Some((&b.source, &b.nar_hash)),
+            _ => None,
+        }
+    }
+}
+
+impl Vote {
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope::new(
+            VOTE_PAYLOAD_TYPE,
+            serde_json::to_vec(self).expect("votes serialise"),
+        )
+    }
+}
+
+fn parse_envelope(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+    payload_type: &'static str,
+) -> Result<Envelope, GovError> {
+    let envelope =
+        Envelope::parse(bytes, max).map_err(|source| GovError::Envelope { what, source })?;
+    if envelope.payload_type != payload_type {
+        return Err(GovError::PayloadType {
+            what,
+            expected: payload_type,
+            found: envelope.payload_type.chars().take(80).collect(),
+        });
+    }
+    Ok(envelope)
+}
+
+fn parse_payload<T: serde::de::DeserializeOwned>(
+    envelope: &Envelope,
+    what: &'static str,
+) -> Result<T, GovError> {
+    serde_json::from_slice(&envelope.payload).map_err(|e| GovError::Malformed {
+        what,
+        reason: format!("{e}"),
+    })
+}
+
+/// Hashes and versions: short, printable, no spaces.
+fn check_field(what: &str, value: &str) -> Result<(), GovError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_FIELD_BYTES
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(GovError::Invalid(format!(
+            "{what} {:?}: 1 to {MAX_FIELD_BYTES} printable characters without spaces",
+            value.chars().take(80).collect::<String>()
+        )))
+    }
+}
