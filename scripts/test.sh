@@ -20,6 +20,17 @@ export NIX_REMOTE=local
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The governance core must build without std (a Substrate pallet could wrap it): its own code
+# is #![no_std], and nothing it links may turn on a dependency's std feature.
+for crate in guixie-govern guixie-dsse; do
+  if cargo tree -p "$crate" -e normal,features --locked | grep -q 'feature "std"'; then
+    echo "$crate: a dependency's std feature is enabled:" >&2
+    cargo tree -p "$crate" -e normal,features --locked -i std 2>/dev/null >&2 || true
+    exit 1
+  fi
+done
+cargo build -p guixie-govern --locked
+
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --workspace --locked --no-fail-fast
 else

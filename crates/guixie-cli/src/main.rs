@@ -122,6 +122,12 @@ enum Command {
     /// Manage a profile: -i, -r, -u, -m, --list-generations, --switch-generation, --roll-back,
     /// --delete-generations.
     Package(cmd::package::PackageArgs),
+    /// The instance's governance: members, proposals, votes by quorum (`docs/governance.md`).
+    #[command(subcommand)]
+    Govern(cmd::govern::GovernCmd),
+    /// This instance's own generations: `self generations|switch N|roll-back`.
+    #[command(subcommand, name = "self")]
+    Self_(cmd::govern::SelfCmd),
     /// Closure sizes of store paths or packages, per item (as `guix size`).
     Size(cmd::size::SizeArgs),
 }
@@ -190,6 +196,8 @@ fn main() -> ExitCode {
         Command::Upgrade(a) => cmd::package::upgrade(&ctx, a),
         Command::Package(a) => cmd::package::run(&ctx, a),
         Command::Size(a) => cmd::size::run(&ctx, a),
+        Command::Govern(c) => cmd::govern::run(&ctx, c),
+        Command::Self_(c) => cmd::govern::run_self(&ctx, c),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

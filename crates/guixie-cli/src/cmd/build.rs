@@ -81,26 +81,23 @@ pub struct BuildFlags {
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let sd = store.store_dir().clone();
-    let (drvs, builder) = prepare(ctx, &store, &args)?;
     if args.check {
         let mut all_same = true;
-        for d in &drvs {
-            for r in builder.check(d)? {
-                if r.differences.is_empty() {
-                    println!("reproducible: {}", sd.display(&r.path));
-                } else {
-                    all_same = false;
-                    println!("DIFFERS: {}", sd.display(&r.path));
-                    for f in &r.differences {
-                        println!("  {f}");
-                    }
-                    if let Some(k) = &r.kept {
-                        println!(
-                            "  rebuilt copy kept at {} (the store copy: {})",
-                            k.display(),
-                            store.real_path(&r.path).display()
-                        );
-                    }
+        for r in check_targets(ctx, &store, &args)? {
+            if r.differences.is_empty() {
+                println!("reproducible: {}", sd.display(&r.path));
+            } else {
+                all_same = false;
+                println!("DIFFERS: {}", sd.display(&r.path));
+                for f in &r.differences {
+                    println!("  {f}");
+                }
+                if let Some(k) = &r.kept {
+                    println!(
+                        "  rebuilt copy kept at {} (the store copy: {})",
+                        k.display(),
+                        store.real_path(&r.path).display()
+                    );
                 }
             }
         }
@@ -110,6 +107,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    let (drvs, builder) = prepare(ctx, &store, &args)?;
     let results = realise(ctx, &store, &builder, &drvs, &args)?;
     if ctx.json {
         let items: Vec<_> = drvs
@@ -367,6 +365,20 @@ pub fn build_targets(
 ) -> anyhow::Result<Vec<BTreeMap<String, StorePath>>> {
     let (drvs, builder) = prepare(ctx, store, args)?;
     realise(ctx, store, &builder, &drvs, args)
+}
+
+/// Rebuilds the (already built) targets and compares each output with the store's copy.
+pub fn check_targets(
+    ctx: &Context,
+    store: &Arc<guixie_store::LocalStore>,
+    args: &BuildArgs,
+) -> anyhow::Result<Vec<guixie_build::builder::CheckResult>> {
+    let (drvs, builder) = prepare(ctx, store, args)?;
+    let mut results = Vec::new();
+    for d in &drvs {
+        results.extend(builder.check(d)?);
+    }
+    Ok(results)
 }
 
 fn realise(

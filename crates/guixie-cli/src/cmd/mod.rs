@@ -6,6 +6,7 @@ pub mod copy;
 pub mod drv;
 pub mod eval;
 pub mod evidence;
+pub mod govern;
 pub mod graph;
 pub mod hash;
 pub mod key;

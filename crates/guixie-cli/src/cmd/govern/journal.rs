@@ -1,0 +1,251 @@
+//! An instance's governance on disk: its first state and a journal of every document it
+//! accepted, in order, with the time it accepted each. Loading replays the journal through
+//! `guixie-govern`'s state machine, so what holds is always recomputed from signed documents,
+//! never read from a cache. Each accepted document is also appended to the store's
+//! transparency log, so peers can audit the instance's whole history.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use guixie_govern::{Effect, Instance};
+use guixie_store::LocalStore;
+use serde::{Deserialize, Serialize};
+
+/// Payload type of the log entries guixie writes when it applies a proposal or changes
+/// generation (signed with the store's builder key).
+pub const RECORD_PAYLOAD_TYPE: &str = "application/vnd.guixie.governance.record.v1+json";
+
+/// Largest journal accepted (about 100 000 votes).
+const MAX_JOURNAL_BYTES: u64 = 256 << 20;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    /// The guixie version the instance ran when it was made.
+    version: String,
+    created: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum Entry {
+    Proposal { time: i64, document: String },
+    Vote { time: i64, document: String },
+    Apply { time: i64, index: u64 },
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    pub instance: Instance,
+    _lock: std::fs::File,
+}
+
+pub fn dir(store: &LocalStore) -> PathBuf {
+    store.state_dir().join("govern")
+}
+
+impl Journal {
+    /// Makes the instance's governance from its first signed state.
+    pub fn create(store: &LocalStore, genesis: &[u8], now: i64) -> anyhow::Result<Journal> {
+        let dir = dir(store);
+        if dir.join("genesis.json").exists() {
+            bail!(
+                "{} already holds this store's governance; an instance is made once",
+                dir.display()
+            );
+        }
+        let version = env!("CARGO_PKG_VERSION");
+        let instance = Instance::new(genesis, version, now)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock(&dir)?;
+        let header = Header {
+            version: version.into(),
+            created: now,
+        };
+        write_new(&dir.join("instance.json"), &serde_json::to_vec(&header)?)?;
+        write_new(&dir.join("journal.jsonl"), b"")?;
+        append_log(store, genesis)?;
+        // Written last: a crash before this leaves no instance, and init can run again.
+        write_new(&dir.join("genesis.json"), genesis)?;
+        Ok(Journal {
+            dir,
+            instance,
+            _lock: lock,
+        })
+    }
+
+    /// Loads the instance by replaying its journal; holds its lock until dropped.
+    pub fn open(store: &LocalStore) -> anyhow::Result<Journal> {
+        let dir = dir(store);
+        let genesis_path = dir.join("genesis.json");
+        if !genesis_path.exists() {
+            bail!(
+                "this store has no governance yet: `guixie govern init STATE` makes it (looked in {})",
+                dir.display()
+            );
+        }
+        let lock = lock(&dir)?;
+        let header: Header =
+            serde_json::from_slice(&read_capped(&dir.join("instance.json"), 4096)?)
+                .with_context(|| format!("{}", dir.join("instance.json").display()))?;
+        let genesis = read_capped(&genesis_path, guixie_govern::MAX_STATE_BYTES as u64)?;
+        let mut instance = Instance::new(&genesis, &header.version, header.created)
+            .with_context(|| genesis_path.display().to_string())?;
+        let journal_path = dir.join("journal.jsonl");
+        let text = String::from_utf8(read_capped(&journal_path, MAX_JOURNAL_BYTES)?)
+            .with_context(|| format!("{}: not UTF-8", journal_path.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let at = || format!("{}:{}", journal_path.display(), n + 1);
+            let entry: Entry = serde_json::from_str(line).with_context(at)?;
+            match entry {
+                Entry::Proposal { time, document } => {
+                    instance
+                        .propose(document.as_bytes(), time)
+                        .with_context(at)?;
+                }
+                Entry::Vote { time, document } => {
+                    instance.vote(document.as_bytes(), time).with_context(at)?;
+                }
+                Entry::Apply { time, index } => {
+                    instance.apply(index, time).with_context(at)?;
+                }
+            }
+        }
+        Ok(Journal {
+            dir,
+            instance,
+            _lock: lock,
+        })
+    }
+
+    pub fn propose(
+        &mut self,
+        store: &LocalStore,
+        document: &[u8],
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        let index = self.instance.propose(document, now)?;
+        append_log(store, document)?;
+        self.record(&Entry::Proposal {
+            time: now,
+            document: String::from_utf8(document.to_vec())?,
+        })?;
+        Ok(index)
+    }
+
+    pub fn vote(
+        &mut self,
+        store: &LocalStore,
+        document: &[u8],
+        now: i64,
+    ) -> anyhow::Result<(u64, guixie_govern::Status)> {
+        let result = self.instance.vote(document, now)?;
+        append_log(store, document)?;
+        self.record(&Entry::Vote {
+            time: now,
+            document: String::from_utf8(document.to_vec())?,
+        })?;
+        Ok(result)
+    }
+
+    /// Applies an approved proposal; `carry_out` does what it changes outside the
+    /// governance (a new generation, say) before it is recorded as applied.
+    pub fn apply(
+        &mut self,
+        store: &LocalStore,
+        key: &guixie_formats::signing::SecretKey,
+        index: u64,
+        now: i64,
+        carry_out: impl FnOnce(&Effect) -> anyhow::Result<serde_json::Value>,
+    ) -> anyhow::Result<(Effect, serde_json::Value)> {
+        let mut next = self.instance.clone();
+        let effect = next.apply(index, now)?;
+        let outcome = carry_out(&effect)?;
+        let record = serde_json::json!({
+            "instance": next.state.doc.instance,
+            "applied": index,
+            "time": now,
+            "outcome": outcome,
+        });
+        append_record(store, key, &record)?;
+        self.record(&Entry::Apply { time: now, index })?;
+        self.instance = next;
+        Ok((effect, outcome))
+    }
+
+    /// The accepted proposal `index`'s signed bytes.
+    pub fn proposal(&self, index: u64) -> anyhow::Result<String> {
+        match self.instance.proposals.get(&index) {
+            Some(p) => Ok(p.envelope.to_json()),
+            None => bail!(
+                "there is no proposal {index} (the next is {})",
+                self.instance.next_index()
+            ),
+        }
+    }
+
+    fn record(&self, entry: &Entry) -> anyhow::Result<()> {
+        let path = self.dir.join("journal.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// A record of what this store did (applied a proposal, changed generation), signed with its
+/// builder key, appended to its log.
+pub fn append_record(
+    store: &LocalStore,
+    key: &guixie_formats::signing::SecretKey,
+    record: &serde_json::Value,
+) -> anyhow::Result<u64> {
+    let mut envelope = guixie_dsse::Envelope::new(RECORD_PAYLOAD_TYPE, serde_json::to_vec(record)?);
+    envelope.push_signature(key.name(), key.sign_raw(&envelope.signed_message()));
+    append_log(store, envelope.to_json().as_bytes())
+}
+
+fn append_log(store: &LocalStore, bytes: &[u8]) -> anyhow::Result<u64> {
+    let mut log = guixie_log::FileLog::open(&super::super::evidence::log_dir(store))?;
+    Ok(log.append_batch(&[bytes])?)
+}
+
+fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a file, refusing one larger than `max` bytes before reading it.
+pub fn read_capped(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!("{}: more than the {max} bytes allowed", path.display());
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,462 @@
+//! `guixie govern`: an instance's members, proposals and votes (the rules are
+//! `guixie-govern`'s; this keeps the files, builds the evidence and signs), and `guixie self`:
+//! the generations accepted upgrades made.
+
+mod generations;
+mod journal;
+mod rebuild;
+mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use guixie_formats::signing::SecretKey;
+use guixie_govern::proposal::{Change, ExtensionBuild, Proposal, SignedProposal, Vote};
+use guixie_govern::{GovState, Rebuild};
+
+use crate::cmd::build::BuildFlags;
+use crate::output::print_json;
+use crate::Context;
+
+pub use generations::{run_self, SelfCmd};
+use journal::{read_capped, Journal};
+
+#[derive(Subcommand)]
+pub enum GovernCmd {
+    /// Write a governance state for members to sign (unsigned): the members' public keys
+    /// (`name:base64`, or files holding one), the threshold, the expiry.
+    State(StateArgs),
+    /// Add your signature to a governance document (a state, proposal or vote file), in place.
+    Sign {
+        file: PathBuf,
+        #[arg(long, value_name = "SECRET-KEY-FILE")]
+        key: PathBuf,
+    },
+    /// Make this store's instance from its first state (version 1, signed by its quorum).
+    Init { state: PathBuf },
+    /// Propose a change, signed with your key; it is accepted here and written to --output
+    /// for the other members.
+    Propose(ProposeArgs),
+    /// Vote aye. On an upgrade or an extension, first rebuild its source (--source) in this
+    /// store's sandbox; sign only if the output's NAR hash is the proposal's.
+    Approve(VoteArgs),
+    /// Vote nay.
+    Reject(VoteArgs),
+    /// Accept proposals and votes other members signed into this instance.
+    Submit {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The instance's members, threshold, expiry, proposals and their tallies.
+    Status,
+    /// Apply an approved proposal. An upgrade or extension is built (--source) and must
+    /// have the approved NAR hash; an upgrade becomes a new generation.
+    Apply {
+        index: u64,
+        #[arg(long, value_name = "DIR")]
+        source: Option<PathBuf>,
+        #[command(flatten)]
+        flags: BuildFlags,
+    },
+    /// Print proposal INDEX's signed document (to send to members).
+    Show { index: u64 },
+}
+
+#[derive(Args)]
+pub struct StateArgs {
+    #[arg(long)]
+    instance: String,
+    #[arg(long, default_value_t = 1)]
+    version: u64,
+    #[arg(long)]
+    threshold: u32,
+    #[arg(long = "member", required = true, value_name = "PUBLIC-KEY|FILE")]
+    members: Vec<String>,
+    /// Days from now until the state expires.
+    #[arg(long, default_value_t = 365)]
+    expires_in_days: u64,
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ProposeArgs {
+    #[command(subcommand)]
+    change: ProposeCmd,
+    #[arg(long, global = true, value_name = "SECRET-KEY-FILE")]
+    key: Option<PathBuf>,
+    /// Where to write the signed proposal.
+    #[arg(long, short, global = true)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+#[derive(Subcommand)]
+enum ProposeCmd {
+    /// Run guixie built from DIR; the expected NAR hash is your own build of it.
+    Upgrade {
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_name = "DIR")]
+        source: PathBuf,
+        /// The version is older than the running one, and the quorum is to approve that.
+        #[arg(long)]
+        downgrade: bool,
+    },
+    /// A new governance state (signed by its own quorum).
+    Membership { state: PathBuf },
+    /// Add the Guile modules package built from DIR as extension NAME, or --remove it.
+    Extension {
+        name: String,
+        #[arg(long, value_name = "DIR", required_unless_present = "remove")]
+        source: Option<PathBuf>,
+        #[arg(long, conflicts_with = "source")]
+        remove: bool,
+    },
+    /// The builders (attestation public keys) and the k the substituter accepts.
+    TrustPolicy {
+        #[arg(long = "builder", required = true, value_name = "PUBLIC-KEY|FILE")]
+        builders: Vec<String>,
+        #[arg(short)]
+        k: u32,
+    },
+}
+
+#[derive(Args)]
+pub struct VoteArgs {
+    /// A proposal file, or the index of a proposal this instance accepted.
+    proposal: String,
+    #[arg(long, value_name = "SECRET-KEY-FILE")]
+    key: PathBuf,
+    /// The proposed source tree, for an upgrade or extension.
+    #[arg(long, value_name = "DIR")]
+    source: Option<PathBuf>,
+    /// Where to write the signed vote.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    flags: BuildFlags,
+}
+
+pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
+    let now = ctx.clock().unix_seconds();
+    match cmd {
+        GovernCmd::State(a) => {
+            let doc = GovState {
+                instance: a.instance,
+                version: a.version,
+                threshold: a.threshold,
+                expires: now + (a.expires_in_days as i64) * 86_400,
+                members: a
+                    .members
+                    .iter()
+                    .map(|m| key_text(m))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            doc.validate()?;
+            write_document(&a.output, &doc.to_envelope().to_json())?;
+            println!("{}", a.output.display());
+        }
+        GovernCmd::Sign { file, key } => {
+            let key = secret_key(&key)?;
+            let bytes = read_capped(&file, guixie_govern::MAX_PROPOSAL_BYTES as u64)?;
+            let mut envelope =
+                guixie_dsse::Envelope::parse(&bytes, guixie_govern::MAX_PROPOSAL_BYTES)
+                    .with_context(|| file.display().to_string())?;
+            if envelope.is_signed_by(key.public().as_bytes()) {
+                bail!("{} is already signed by {}", file.display(), key.name());
+            }
+            envelope.push_signature(key.name(), key.sign_raw(&envelope.signed_message()));
+            write_document(&file, &envelope.to_json())?;
+            println!("signed {} as {}", file.display(), key.name());
+        }
+        GovernCmd::Init { state } => {
+            let store = ctx.open_store()?;
+            let bytes = read_capped(&state, guixie_govern::MAX_STATE_BYTES as u64)?;
+            let journal = Journal::create(&store, &bytes, now)
+                .with_context(|| state.display().to_string())?;
+            let s = &journal.instance.state;
+            println!(
+                "instance {}: governance version 1, {} of {} members, state {}",
+                s.doc.instance,
+                s.threshold(),
+                s.members.len(),
+                s.digest()
+            );
+        }
+        GovernCmd::Propose(a) => return propose(ctx, a, now),
+        GovernCmd::Approve(a) => return vote(ctx, a, true, now),
+        GovernCmd::Reject(a) => return vote(ctx, a, false, now),
+        GovernCmd::Submit { files } => {
+            let store = ctx.open_store()?;
+            let mut journal = Journal::open(&store)?;
+            for file in files {
+                let bytes = read_capped(&file, guixie_govern::MAX_PROPOSAL_BYTES as u64)?;
+                let kind = guixie_dsse::Envelope::parse(&bytes, guixie_govern::MAX_PROPOSAL_BYTES)
+                    .map(|e| e.payload_type)
+                    .with_context(|| file.display().to_string())?;
+                let what = match kind.as_str() {
+                    guixie_govern::PROPOSAL_PAYLOAD_TYPE => journal
+                        .propose(&store, &bytes, now)
+                        .map(|i| format!("proposal {i} accepted")),
+                    guixie_govern::VOTE_PAYLOAD_TYPE => journal
+                        .vote(&store, &bytes, now)
+                        .map(|(i, s)| format!("vote counted: proposal {i} is {}", s.as_str())),
+                    other => bail!(
+                        "{}: a {other:?} document is neither a proposal nor a vote",
+                        file.display()
+                    ),
+                }
+                .with_context(|| file.display().to_string())?;
+                println!("{}: {what}", file.display());
+            }
+        }
+        GovernCmd::Status => {
+            let store = ctx.open_store()?;
+            let journal = Journal::open(&store)?;
+            status::show(ctx, &journal, now)?;
+        }
+        GovernCmd::Apply {
+            index,
+            source,
+            flags,
+        } => return apply(ctx, index, source.as_deref(), &flags, now),
+        GovernCmd::Show { index } => {
+            let store = ctx.open_store()?;
+            println!("{}", Journal::open(&store)?.proposal(index)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> {
+    let key = secret_key(
+        a.key
+            .as_deref()
+            .context("--key: sign the proposal with your secret key")?,
+    )?;
+    let store = Arc::new(ctx.open_store()?);
+    let mut journal = Journal::open(&store)?;
+    let change = match a.change {
+        ProposeCmd::Upgrade {
+            version,
+            source,
+            downgrade,
+        } => {
+            let built = rebuild::rebuild(ctx, &store, &source, None, &a.flags)?;
+            eprintln!("built {} with NAR hash {}", built.output, built.nar_hash);
+            Change::Upgrade {
+                version,
+                source: rebuild::source_hash(&source)?,
+                nar_hash: built.nar_hash,
+                downgrade,
+            }
+        }
+        ProposeCmd::Membership { state } => Change::Membership {
+            state: String::from_utf8(read_capped(&state, guixie_govern::MAX_STATE_BYTES as u64)?)
+                .with_context(|| format!("{}: not UTF-8", state.display()))?,
+        },
+        ProposeCmd::Extension {
+            name,
+            source: Some(source),
+            ..
+        } => {
+            let built = rebuild::rebuild(ctx, &store, &source, None, &a.flags)?;
+            Change::Extension {
+                name,
+                add: Some(ExtensionBuild {
+                    source: rebuild::source_hash(&source)?,
+                    nar_hash: built.nar_hash,
+                }),
+            }
+        }
+        ProposeCmd::Extension { name, .. } => Change::Extension { name, add: None },
+        ProposeCmd::TrustPolicy { builders, k } => Change::TrustPolicy {
+            builders: builders
+                .iter()
+                .map(|b| key_text(b))
+                .collect::<anyhow::Result<_>>()?,
+            k,
+        },
+    };
+    let proposal = Proposal {
+        instance: journal.instance.state.doc.instance.clone(),
+        index: journal.instance.next_index(),
+        governance_version: journal.instance.state.doc.version,
+        change,
+    };
+    let mut envelope = proposal.to_envelope();
+    envelope.push_signature(key.name(), key.sign_raw(&envelope.signed_message()));
+    let text = envelope.to_json();
+    let index = journal.propose(&store, text.as_bytes(), now)?;
+    if let Some(out) = &a.output {
+        write_document(out, &text)?;
+    }
+    println!("proposal {index} accepted");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitCode> {
+    let key = secret_key(&a.key)?;
+    let store = Arc::new(ctx.open_store()?);
+    // A proposal file can be voted on anywhere; an index names one this instance accepted.
+    let (bytes, mut journal) = match a.proposal.parse::<u64>() {
+        Ok(index) if !Path::new(&a.proposal).exists() => {
+            let journal = Journal::open(&store)?;
+            (journal.proposal(index)?.into_bytes(), Some(journal))
+        }
+        _ => {
+            let path = Path::new(&a.proposal);
+            let journal = journal::dir(&store)
+                .join("genesis.json")
+                .exists()
+                .then(|| Journal::open(&store))
+                .transpose()?;
+            (
+                read_capped(path, guixie_govern::MAX_PROPOSAL_BYTES as u64)?,
+                journal,
+            )
+        }
+    };
+    let proposal = SignedProposal::parse(&bytes).with_context(|| a.proposal.clone())?;
+    let mut rebuild = None;
+    if let (true, Some((source_hash, expected))) = (aye, proposal.doc.build()) {
+        let source = a.source.as_deref().with_context(|| {
+            format!(
+                "proposal {} is built: --source DIR names your copy of its source (NAR hash {source_hash}), which is rebuilt here before you vouch for it",
+                proposal.doc.index
+            )
+        })?;
+        let built = rebuild::rebuild(ctx, &store, source, Some(source_hash), &a.flags)?;
+        if built.nar_hash != expected {
+            eprintln!(
+                "guixie: your rebuild of proposal {} gives {} with NAR hash {}, but the proposal expects {expected}: not signing",
+                proposal.doc.index, built.output, built.nar_hash
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!(
+            "rebuilt {} with the proposal's NAR hash {expected} (attested as log entry {})",
+            built.output, built.log_index
+        );
+        rebuild = Some(Rebuild {
+            nar_hash: built.nar_hash,
+            attestation: built.attestation,
+        });
+    }
+    let doc = Vote {
+        instance: proposal.doc.instance.clone(),
+        index: proposal.doc.index,
+        proposal: proposal.digest.clone(),
+        aye,
+        rebuild,
+    };
+    let mut envelope = doc.to_envelope();
+    envelope.push_signature(key.name(), key.sign_raw(&envelope.signed_message()));
+    let text = envelope.to_json();
+    if let Some(out) = &a.output {
+        write_document(out, &text)?;
+    }
+    let local = journal.as_mut().filter(|j| {
+        j.instance.state.doc.instance == doc.instance
+            && j.instance.proposals.get(&doc.index).map(|p| &p.digest) == Some(&proposal.digest)
+    });
+    match local {
+        Some(journal) => {
+            let (index, status) = journal.vote(&store, text.as_bytes(), now)?;
+            println!("vote counted: proposal {index} is {}", status.as_str());
+        }
+        None if a.output.is_none() => println!("{text}"),
+        None => println!(
+            "vote written to {}",
+            a.output.as_ref().expect("checked").display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply(
+    ctx: &Context,
+    index: u64,
+    source: Option<&Path>,
+    flags: &BuildFlags,
+    now: i64,
+) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(ctx.open_store()?);
+    let mut journal = Journal::open(&store)?;
+    let key = crate::cmd::evidence::builder_key(ctx, &store)?;
+    let (effect, outcome) = journal.apply(&store, &key, index, now, |effect| {
+        let built = match effect {
+            guixie_govern::Effect::Upgrade {
+                source: s,
+                nar_hash,
+                ..
+            }
+            | guixie_govern::Effect::ExtensionAdded {
+                build: ExtensionBuild {
+                    source: s,
+                    nar_hash,
+                },
+                ..
+            } => {
+                let dir = source.with_context(|| {
+                    format!("proposal {index} is built: --source DIR names its source (NAR hash {s})")
+                })?;
+                let built = rebuild::rebuild(ctx, &store, dir, Some(s), flags)?;
+                if &built.nar_hash != nar_hash {
+                    bail!(
+                        "this store's build of proposal {index} is {} with NAR hash {}, not the approved {nar_hash}: not applied",
+                        built.output,
+                        built.nar_hash
+                    );
+                }
+                Some(built.output)
+            }
+            _ => None,
+        };
+        let mut outcome = serde_json::json!({});
+        if let (guixie_govern::Effect::Upgrade { version, .. }, Some(output)) = (effect, &built) {
+            let generation = generations::add(&store, output)?;
+            outcome = serde_json::json!({"generation": generation, "version": version, "path": output});
+        } else if let Some(output) = built {
+            outcome = serde_json::json!({"path": output});
+        }
+        Ok(outcome)
+    })?;
+    if ctx.json {
+        print_json(&outcome)?;
+    } else {
+        match (&effect, outcome.get("generation")) {
+            (guixie_govern::Effect::Upgrade { version, .. }, Some(g)) => {
+                println!("proposal {index} applied: guixie {version} is generation {g}")
+            }
+            _ => println!("proposal {index} applied: {effect:?}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    let text = guixie_evidence::keys::read_secret_file(path)?;
+    SecretKey::parse(&text).with_context(|| path.display().to_string())
+}
+
+/// A public key given as text or as a file holding it.
+fn key_text(arg: &str) -> anyhow::Result<String> {
+    let text = if Path::new(arg).is_file() {
+        String::from_utf8(read_capped(Path::new(arg), 4096)?)?
+    } else {
+        arg.to_owned()
+    };
+    let text = text.trim().to_owned();
+    guixie_govern::MemberKey::parse(&text)?;
+    Ok(text)
+}
+
+fn write_document(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
+}

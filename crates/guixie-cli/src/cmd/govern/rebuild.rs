@@ -1,0 +1,121 @@
+//! Evidence for a vote: the voter builds the proposed source in its own sandbox, from the
+//! source's own recipe (`guixie.scm` at its root, as Guix's `build-self` lets the new source
+//! decide how it is built), and reports the NAR hash it got with the attestation it logged.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use guixie_formats::hash::Encoding;
+use guixie_formats::HashAlgo;
+use guixie_store::{LocalStore, PathInfoQuery};
+
+use crate::cmd::build::{BuildArgs, BuildFlags};
+use crate::Context;
+
+/// The file at a source tree's root that says how it is built.
+pub const RECIPE: &str = "guixie.scm";
+
+pub struct Rebuilt {
+    /// The output, a logical store path.
+    pub output: String,
+    /// `sha256:<nix32>` of its NAR.
+    pub nar_hash: String,
+    /// SHA-256 (hex) of the attestation envelope in this store's log, and its index.
+    pub attestation: String,
+    pub log_index: u64,
+}
+
+/// `sha256:<nix32>` of a source tree's NAR serialisation: what proposals name it by.
+pub fn source_hash(dir: &Path) -> anyhow::Result<String> {
+    let (hash, _) = guixie_formats::nar::hash_path(dir, HashAlgo::Sha256)
+        .with_context(|| format!("hashing {}", dir.display()))?;
+    Ok(hash.to_typed_string(Encoding::Nix32))
+}
+
+/// Builds `source` (whose NAR hash must be `expected_source`, when given) in this store's
+/// sandbox. An output already in the store is rebuilt and compared bit for bit, so the
+/// answer is always this machine's own build.
+pub fn rebuild(
+    ctx: &Context,
+    store: &Arc<LocalStore>,
+    source: &Path,
+    expected_source: Option<&str>,
+    flags: &BuildFlags,
+) -> anyhow::Result<Rebuilt> {
+    let hash = source_hash(source)?;
+    if let Some(expected) = expected_source {
+        if hash != expected {
+            bail!(
+                "{} has NAR hash {hash}, but the proposal names the source {expected}: this is not the source proposed",
+                source.display()
+            );
+        }
+    }
+    let recipe = source.join(RECIPE);
+    if !recipe.is_file() {
+        bail!(
+            "{}: the source has no {RECIPE} at its root to say how it is built",
+            recipe.display()
+        );
+    }
+    let evaluated = ctx
+        .evaluate_target(store, &recipe.display().to_string(), None)?
+        .expect("a .scm file is evaluated");
+    let [package] = evaluated.as_slice() else {
+        bail!(
+            "{}: evaluates to {} derivations; the recipe must give exactly one",
+            recipe.display(),
+            evaluated.len()
+        );
+    };
+    let output = package
+        .outputs
+        .get("out")
+        .with_context(|| format!("{}: the package has no `out' output", recipe.display()))?
+        .clone();
+    let out_path = store.parse_user_path(&output)?;
+    let args = BuildArgs {
+        targets: vec![package.drv_path.clone()],
+        attr: None,
+        check: false,
+        quiet: true,
+        flags: flags.clone(),
+    };
+    if store.is_valid(&out_path)? {
+        for r in crate::cmd::build::check_targets(ctx, store, &args)? {
+            if !r.differences.is_empty() {
+                bail!(
+                    "rebuilding {} here gave a different output than the store's copy ({}): it is not reproducible, so no vote can vouch for it",
+                    output,
+                    r.differences.join(", ")
+                );
+            }
+        }
+    } else {
+        crate::cmd::build::build_targets(ctx, store, &args)?;
+    }
+    let info = store
+        .path_info(&out_path)?
+        .with_context(|| format!("{output} is not valid after its build"))?;
+    let log = guixie_log::FileLog::open(&crate::cmd::evidence::log_dir(store))?;
+    let hash_part = output
+        .rsplit('/')
+        .next()
+        .and_then(|b| b.split_once('-'))
+        .map(|(h, _)| h)
+        .unwrap_or_default();
+    let log_index = *guixie_evidence::entries_about(&log, hash_part)?
+        .last()
+        .with_context(|| {
+            format!(
+                "this store's log has no attestation of {output} (was it built with --no-attest?)"
+            )
+        })?;
+    Ok(Rebuilt {
+        nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
+        attestation: guixie_govern::sha256_hex(&log.entry(log_index)?),
+        log_index,
+        output,
+    })
+}

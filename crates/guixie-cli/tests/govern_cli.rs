@@ -1,0 +1,361 @@
+//! `guixie govern` and `guixie self` (issue 13, governance part): a three-member instance
+//! (2 of 3) takes an upgrade only when two members, each rebuilding the proposed source in
+//! their own store's sandbox, vouch for the same output; a non-member's vote, a repeated
+//! vote, a replayed proposal, a downgrade and a member whose rebuild differs do not count;
+//! the upgrade becomes a generation that runs, and roll-back returns the previous one.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn at(root: &Path) -> Command {
+    let mut c = guixie();
+    c.arg("--store").arg(root);
+    c
+}
+
+fn stderr_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&fails(cmd).stderr).into_owned()
+}
+
+/// A source tree whose `guixie.scm` builds a stand-in for the next guixie: a C program that
+/// prints its version. `noise` makes every build's output differ.
+fn source_tree(dir: &Path, version: &str, noise: bool) -> PathBuf {
+    let src = dir.join(format!(
+        "next-{version}{}",
+        if noise { "-noisy" } else { "" }
+    ));
+    fs::create_dir_all(src.join("src")).unwrap();
+    fs::write(
+        src.join("guixie.scm"),
+        format!(
+            "(use-modules (guix packages) (guix gexp) (guix build-system gnu))\n\
+             (package (name \"guixie\") (version \"{version}\")\n\
+               (source (local-file \"src\" \"guixie-src\" #:recursive? #t))\n\
+               (build-system gnu-build-system)\n\
+               (arguments (list #:tests? #f #:make-flags #~(list (string-append \"PREFIX=\" #$output))))\n\
+               (synopsis \"next\") (description \"The next guixie.\") (license #f) (home-page #f))\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        src.join("src/main.c"),
+        format!("#include <stdio.h>\nint main(void) {{ puts(\"guixie {version}\"); return 0; }}\n"),
+    )
+    .unwrap();
+    let noise = if noise {
+        "\thead -c 16 /dev/urandom > $(PREFIX)/noise\n"
+    } else {
+        ""
+    };
+    fs::write(
+        src.join("src/Makefile"),
+        format!(
+            "guixie: main.c\n\t$(CC) -o guixie main.c\ninstall: guixie\n\tmkdir -p $(PREFIX)/bin\n\tcp guixie $(PREFIX)/bin/\n{noise}"
+        ),
+    )
+    .unwrap();
+    src
+}
+
+#[test]
+fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (instance, store_b, store_c, elsewhere) =
+        (d.join("i"), d.join("b"), d.join("c"), d.join("x"));
+    let [a, b, c, x] = ["alice", "bob", "carol", "mallory"].map(|name| key_pair(d, name));
+    let public = |k: &(PathBuf, String)| k.1.clone();
+
+    // The first state: 2 of alice, bob, carol. Alice's signature alone is not its quorum.
+    let state = d.join("state-1.json");
+    ok(at(&instance)
+        .args(["govern", "state", "--instance", "demo", "--threshold", "2"])
+        .args([
+            "--member",
+            &public(&a),
+            "--member",
+            &public(&b),
+            "--member",
+            &public(&c),
+        ])
+        .arg("-o")
+        .arg(&state));
+    ok(at(&instance)
+        .args(["govern", "sign"])
+        .arg(&state)
+        .arg("--key")
+        .arg(&a.0));
+    let e = stderr_of(at(&instance).args(["govern", "init"]).arg(&state));
+    assert!(
+        e.contains("1 distinct key(s) of version 1's members signed; 2 required"),
+        "{e}"
+    );
+    ok(at(&instance)
+        .args(["govern", "sign"])
+        .arg(&state)
+        .arg("--key")
+        .arg(&b.0));
+    let out = ok_str(at(&instance).args(["govern", "init"]).arg(&state));
+    assert!(
+        out.contains("instance demo: governance version 1, 2 of 3 members"),
+        "{out}"
+    );
+
+    // Alice proposes 0.2.0; her store builds it for the expected NAR hash.
+    let next = source_tree(d, "0.2.0", false);
+    let p0 = d.join("p0.json");
+    let out = ok_str(
+        at(&instance)
+            .args([
+                "govern",
+                "propose",
+                "upgrade",
+                "--version",
+                "0.2.0",
+                "--source",
+            ])
+            .arg(&next)
+            .arg("--key")
+            .arg(&a.0)
+            .arg("-o")
+            .arg(&p0),
+    );
+    assert!(out.contains("proposal 0 accepted"), "{out}");
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "apply", "0", "--source"])
+            .arg(&next),
+    );
+    assert!(e.contains("open (0 aye"), "{e}");
+
+    // Alice's aye: her store rebuilds it (bit for bit against its copy).
+    let va = d.join("va.json");
+    let out = ok_str(
+        at(&instance)
+            .args(["govern", "approve", "0", "--source"])
+            .arg(&next)
+            .arg("--key")
+            .arg(&a.0)
+            .arg("-o")
+            .arg(&va),
+    );
+    assert!(out.contains("proposal 0 is open"), "{out}");
+    // Her vote again, a non-member's vote: not counted.
+    let e = stderr_of(at(&instance).args(["govern", "submit"]).arg(&va));
+    assert!(e.contains("alice already voted aye on proposal 0"), "{e}");
+    let vx = d.join("vx.json");
+    ok(at(&elsewhere)
+        .args(["govern", "reject"])
+        .arg(&p0)
+        .arg("--key")
+        .arg(&x.0)
+        .arg("-o")
+        .arg(&vx));
+    let e = stderr_of(at(&instance).args(["govern", "submit"]).arg(&vx));
+    assert!(
+        e.contains("not signed by a member of governance version 1"),
+        "{e}"
+    );
+    // Without --source an aye cannot be given: it must be rebuilt.
+    let e = stderr_of(
+        at(&store_b)
+            .args(["govern", "approve"])
+            .arg(&p0)
+            .arg("--key")
+            .arg(&b.0),
+    );
+    assert!(e.contains("--source DIR"), "{e}");
+    // A source other than the one proposed is refused before anything is built.
+    let other = source_tree(&d.join("o"), "0.2.0", true);
+    let e = stderr_of(
+        at(&store_b)
+            .args(["govern", "approve"])
+            .arg(&p0)
+            .arg("--source")
+            .arg(&other)
+            .arg("--key")
+            .arg(&b.0),
+    );
+    assert!(e.contains("this is not the source proposed"), "{e}");
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "apply", "0", "--source"])
+            .arg(&next),
+    );
+    assert!(e.contains("open (1 aye"), "{e}");
+
+    // Bob rebuilds it in his own store and gets the same output: his aye makes two.
+    let vb = d.join("vb.json");
+    let out = ok_str(
+        at(&store_b)
+            .args(["govern", "approve"])
+            .arg(&p0)
+            .arg("--source")
+            .arg(&next)
+            .arg("--key")
+            .arg(&b.0)
+            .arg("-o")
+            .arg(&vb),
+    );
+    assert!(out.contains("vote written"), "{out}");
+    let vote: serde_json::Value = serde_json::from_slice(&fs::read(&vb).unwrap()).unwrap();
+    assert_eq!(
+        vote["payloadType"],
+        "application/vnd.guixie.governance.vote.v1+json"
+    );
+    let out = ok_str(at(&instance).args(["govern", "submit"]).arg(&vb));
+    assert!(out.contains("proposal 0 is approved"), "{out}");
+    let out = ok_str(
+        at(&instance)
+            .args(["govern", "apply", "0", "--source"])
+            .arg(&next),
+    );
+    assert!(out.contains("guixie 0.2.0 is generation 1"), "{out}");
+    let runs = |want: &str| {
+        let gens: serde_json::Value =
+            serde_json::from_slice(&ok(at(&instance).args(["--json", "self", "generations"])))
+                .unwrap();
+        let current = gens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["current"] == true)
+            .unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = ok_str(
+            at(&instance)
+                .arg("run")
+                .arg(format!("{current}/bin/guixie")),
+        );
+        assert_eq!(out.trim(), want);
+    };
+    runs("guixie 0.2.0");
+
+    // A replayed proposal, and a downgrade that does not say it is one.
+    let e = stderr_of(at(&instance).args(["govern", "submit"]).arg(&p0));
+    assert!(e.contains("proposal 0 was already made"), "{e}");
+    let e = stderr_of(
+        at(&instance)
+            .args([
+                "govern",
+                "propose",
+                "upgrade",
+                "--version",
+                "0.1.5",
+                "--source",
+            ])
+            .arg(&next)
+            .arg("--key")
+            .arg(&a.0),
+    );
+    assert!(e.contains("not newer than the running 0.2.0"), "{e}");
+
+    // 0.3.0 whose build is not reproducible: carol's rebuild differs, and she does not sign.
+    let noisy = source_tree(d, "0.3.0", true);
+    let p1 = d.join("p1.json");
+    ok(at(&instance)
+        .args([
+            "govern",
+            "propose",
+            "upgrade",
+            "--version",
+            "0.3.0",
+            "--source",
+        ])
+        .arg(&noisy)
+        .arg("--key")
+        .arg(&a.0)
+        .arg("-o")
+        .arg(&p1));
+    let out = fails(
+        at(&store_c)
+            .args(["govern", "approve"])
+            .arg(&p1)
+            .arg("--source")
+            .arg(&noisy)
+            .arg("--key")
+            .arg(&c.0)
+            .arg("-o")
+            .arg(d.join("vc1.json")),
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("but the proposal expects") && e.contains("not signing"),
+        "{e}"
+    );
+    assert!(!d.join("vc1.json").exists(), "no vote was written");
+
+    // A reproducible 0.3.0 passes with alice and carol; then roll-back returns 0.2.0.
+    let next3 = source_tree(d, "0.3.0", false);
+    let p2 = d.join("p2.json");
+    ok(at(&instance)
+        .args([
+            "govern",
+            "propose",
+            "upgrade",
+            "--version",
+            "0.3.0",
+            "--source",
+        ])
+        .arg(&next3)
+        .arg("--key")
+        .arg(&a.0)
+        .arg("-o")
+        .arg(&p2));
+    ok(at(&instance)
+        .args(["govern", "approve", "2", "--source"])
+        .arg(&next3)
+        .arg("--key")
+        .arg(&a.0));
+    let vc = d.join("vc.json");
+    ok(at(&store_c)
+        .args(["govern", "approve"])
+        .arg(&p2)
+        .arg("--source")
+        .arg(&next3)
+        .arg("--key")
+        .arg(&c.0)
+        .arg("-o")
+        .arg(&vc));
+    ok(at(&instance).args(["govern", "submit"]).arg(&vc));
+    let out = ok_str(
+        at(&instance)
+            .args(["govern", "apply", "2", "--source"])
+            .arg(&next3),
+    );
+    assert!(out.contains("guixie 0.3.0 is generation 2"), "{out}");
+    runs("guixie 0.3.0");
+    let out = ok_str(at(&instance).args(["self", "roll-back"]));
+    assert!(
+        out.contains("from generation 2 to 1") && out.contains("log entry"),
+        "{out}"
+    );
+    runs("guixie 0.2.0");
+
+    // The history is in the journal and the log: replayed, it gives the same tallies.
+    let status: serde_json::Value =
+        serde_json::from_slice(&ok(at(&instance).args(["--json", "govern", "status"]))).unwrap();
+    let statuses: Vec<&str> = status["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["applied", "open", "applied"]);
+    assert_eq!(status["version"], "0.3.0");
+    assert_eq!(
+        status["proposals"][0]["ayes"],
+        serde_json::json!(["alice", "bob"])
+    );
+    let size = ok_str(at(&instance).args(["log", "checkpoint"]));
+    let entries: u64 = size.lines().nth(1).unwrap().parse().unwrap();
+    // genesis, 3 proposals, 4 votes, 2 applications, 1 roll-back, and the builds' attestations.
+    assert!(entries >= 11, "{size}");
+}
