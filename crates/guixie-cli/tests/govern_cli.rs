@@ -359,3 +359,135 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
     // genesis, 3 proposals, 4 votes, 2 applications, 1 roll-back, and the builds' attestations.
     assert!(entries >= 11, "{size}");
 }
+
+/// Makes a 2-of-3 instance in `root` from members' keys; returns their key files.
+fn two_of_three(d: &Path, root: &Path) -> [PathBuf; 3] {
+    let keys = ["alice", "bob", "carol"].map(|name| key_pair(d, name));
+    let state = d.join("state-1.json");
+    let mut cmd = at(root);
+    cmd.args(["govern", "state", "--instance", "ext", "--threshold", "2"]);
+    for k in &keys {
+        cmd.arg("--member").arg(&k.1);
+    }
+    ok(cmd.arg("-o").arg(&state));
+    for k in &keys[..2] {
+        ok(at(root)
+            .args(["govern", "sign"])
+            .arg(&state)
+            .arg("--key")
+            .arg(&k.0));
+    }
+    ok(at(root).args(["govern", "init"]).arg(&state));
+    keys.map(|k| k.0)
+}
+
+#[test]
+fn an_extension_adds_a_scheme_function_only_by_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (instance, store_b) = (d.join("i"), d.join("b"));
+    let [a, b, _c] = two_of_three(d, &instance);
+
+    let ext = d.join("ext-hello");
+    fs::create_dir_all(&ext).unwrap();
+    fs::write(
+        ext.join("hello.scm"),
+        "(define-module (guixie ext hello))\n(define-public (shout s) (string-upcase s))\n",
+    )
+    .unwrap();
+    fs::write(
+        ext.join("guixie.scm"),
+        "(use-modules (guix packages) (guix gexp) (guix build-system trivial))\n\
+         (package (name \"hello-ext\") (version \"1\") (source #f)\n\
+           (build-system trivial-build-system)\n\
+           (arguments (list #:modules '((guix build utils)) #:builder\n\
+             #~(begin (use-modules (guix build utils))\n\
+                 (let ((dir (string-append #$output \"/share/guixie/ext\")))\n\
+                   (mkdir-p dir)\n\
+                   (copy-file #$(local-file \"hello.scm\") (string-append dir \"/hello.scm\"))))))\n\
+           (synopsis \"x\") (description \"x\") (license #f) (home-page #f))\n",
+    )
+    .unwrap();
+    let user = d.join("loud.scm");
+    fs::write(
+        &user,
+        "(use-modules (guixie ext hello))\n\
+         (package (name (shout \"loud\")) (version \"1\") (source #f)\n\
+           (build-system trivial-build-system) (arguments (list #:builder #~(mkdir #$output)))\n\
+           (synopsis \"x\") (description \"x\") (license #f) (home-page #f))\n",
+    )
+    .unwrap();
+    let unknown = |root: &Path, has: &str| {
+        let e = stderr_of(at(root).arg("eval").arg(&user));
+        assert!(
+            e.contains("no module (guixie ext hello): this instance's quorum has not accepted an extension named hello")
+                && e.contains(has),
+            "{e}"
+        );
+    };
+    unknown(&instance, "it has none");
+
+    let p0 = d.join("p0.json");
+    ok(at(&instance)
+        .args(["govern", "propose", "extension", "hello", "--source"])
+        .arg(&ext)
+        .arg("--key")
+        .arg(&a)
+        .arg("-o")
+        .arg(&p0));
+    ok(at(&instance)
+        .args(["govern", "approve", "0", "--source"])
+        .arg(&ext)
+        .arg("--key")
+        .arg(&a));
+    // One aye is not a quorum: the function is not there.
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "apply", "0", "--source"])
+            .arg(&ext),
+    );
+    assert!(e.contains("open (1 aye"), "{e}");
+    unknown(&instance, "it has none");
+    // Bob rebuilds it in his store; with his aye it is applied and a package file uses it.
+    let vb = d.join("vb.json");
+    ok(at(&store_b)
+        .args(["govern", "approve"])
+        .arg(&p0)
+        .arg("--source")
+        .arg(&ext)
+        .arg("--key")
+        .arg(&b)
+        .arg("-o")
+        .arg(&vb));
+    ok(at(&instance).args(["govern", "submit"]).arg(&vb));
+    let out = ok_str(
+        at(&instance)
+            .args(["govern", "apply", "0", "--source"])
+            .arg(&ext),
+    );
+    assert!(out.contains("(use-modules (guixie ext hello))"), "{out}");
+    let drv = ok_str(at(&instance).arg("eval").arg(&user));
+    assert!(drv.trim().ends_with("-LOUD-1.drv"), "{drv}");
+    // Another store, whose quorum accepted nothing, does not have it.
+    unknown(&store_b, "it has none");
+
+    // Removed by quorum: gone again (and the evaluation cache does not keep it).
+    ok(at(&instance)
+        .args([
+            "govern",
+            "propose",
+            "extension",
+            "hello",
+            "--remove",
+            "--key",
+        ])
+        .arg(&a));
+    ok(at(&instance)
+        .args(["govern", "approve", "1", "--key"])
+        .arg(&a));
+    ok(at(&instance)
+        .args(["govern", "approve", "1", "--key"])
+        .arg(&b));
+    ok(at(&instance).args(["govern", "apply", "1"]));
+    unknown(&instance, "it has none");
+}

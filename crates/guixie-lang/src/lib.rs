@@ -113,6 +113,9 @@ pub struct EvalOptions {
     /// The NAR hash of the bootstrap toolchain its user trusts; any other is refused (see
     /// `guixie-trust-root`). `None`: whatever the host's packages give.
     pub bootstrap_pin: Option<guixie_trust_root::ToolchainPin>,
+    /// The extensions `(use-modules (guixie ext NAME))` finds: name → its module file. The
+    /// caller gives only those its instance's quorum accepted.
+    pub extensions: BTreeMap<String, PathBuf>,
 }
 
 impl EvalOptions {
@@ -133,6 +136,7 @@ impl Default for EvalOptions {
             max_eval_seconds: 60.0,
             collision: InputCollision::default(),
             load_path: Vec::new(),
+            extensions: BTreeMap::new(),
             use_cache: true,
             bootstrap_pin: None,
         }
@@ -310,6 +314,11 @@ impl Evaluator {
             key.push_str(&dir.display().to_string());
             key.push('\0');
         }
+        // An extension accepted or removed changes what `(guixie ext NAME)` names.
+        key.push_str("extensions\0");
+        for (name, file) in &self.options.extensions {
+            key.push_str(&format!("{name}={}\0", file.display()));
+        }
         for (name, source) in MODULES
             .iter()
             .map(|(name, source, _)| (name, source))
@@ -362,7 +371,7 @@ impl Evaluator {
                         file.map(|f| g.string(&f.to_string_lossy()))
                             .unwrap_or_else(|| g.bool(false)),
                         eval_seconds(g, &self.options)?,
-                        load_path(g, &self.options),
+                        load_path(g, &self.options)?,
                     ],
                 )?;
                 let describe = g.public_ref("guixie loader", "describe-package")?;
@@ -431,11 +440,21 @@ fn eval_seconds<'g>(g: &'g Guile, options: &EvalOptions) -> Result<Value<'g>, Gu
     g.call(g.eval_str("(lambda (ms) (/ ms 1000.0))")?, &[g.int(max_ms)])
 }
 
-fn load_path<'g>(g: &'g Guile, options: &EvalOptions) -> Value<'g> {
-    g.list_with(&options.load_path, |dir| {
+/// The load path for the loader's entry points, after telling the loader which extensions
+/// there are.
+fn load_path<'g>(g: &'g Guile, options: &EvalOptions) -> Result<Value<'g>, GuileError> {
+    let extensions = g.list_with(
+        &options.extensions.iter().collect::<Vec<_>>(),
+        |(name, file)| g.cons(g.string(name), g.string(&file.to_string_lossy())),
+    );
+    g.call(
+        g.public_ref("guixie loader", "set-extensions!")?,
+        &[extensions],
+    )?;
+    Ok(g.list_with(&options.load_path, |dir| {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
         g.string(&dir.to_string_lossy())
-    })
+    }))
 }
 
 fn evaluate(
@@ -446,7 +465,7 @@ fn evaluate(
 ) -> Result<(Vec<Evaluated>, Vec<PathBuf>), EvalError> {
     install_modules(g)?;
     let seconds = eval_seconds(g, options)?;
-    let load_path = load_path(g, options);
+    let load_path = load_path(g, options)?;
     let (loaded, label) = match source {
         Source::File(f) => {
             let path = f.to_string_lossy();

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: EvalArgs) -> anyhow::Result<ExitCode> {
         max_eval_seconds: args.max_eval_seconds,
         collision: args.collision.into(),
         use_cache: !args.no_eval_cache,
-        ..ctx.eval_options()
+        ..ctx.eval_options(&store)?
     };
     let evaluator = Evaluator::new(store, options);
     let evaluated = match (&args.file, &args.expr) {

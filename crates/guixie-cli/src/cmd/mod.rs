@@ -51,12 +51,15 @@ impl Context {
         }
     }
 
-    pub fn eval_options(&self) -> guixie_lang::EvalOptions {
-        guixie_lang::EvalOptions {
+    /// How `store`'s evaluations run: the load path, the toolchain pin, and the extensions
+    /// its instance's quorum accepted.
+    pub fn eval_options(&self, store: &LocalStore) -> anyhow::Result<guixie_lang::EvalOptions> {
+        Ok(guixie_lang::EvalOptions {
             load_path: self.load_path.clone(),
             bootstrap_pin: self.bootstrap_pin.clone(),
+            extensions: govern::extension_modules(store)?,
             ..Default::default()
-        }
+        })
     }
 
     /// The derivations a command-line target names: a `.scm` file (its value, or `attr`), a
@@ -67,7 +70,7 @@ impl Context {
         target: &str,
         attr: Option<&str>,
     ) -> anyhow::Result<Option<Vec<guixie_lang::Evaluated>>> {
-        let evaluator = guixie_lang::Evaluator::new(store.clone(), self.eval_options());
+        let evaluator = guixie_lang::Evaluator::new(store.clone(), self.eval_options(store)?);
         if target.ends_with(".scm") {
             return Ok(Some(
                 evaluator.eval_file(std::path::Path::new(target), attr)?,

@@ -5,6 +5,7 @@ use crate::Context;
 
 pub fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
-    guixie_lang::Evaluator::new(store, ctx.eval_options()).repl()?;
+    let options = ctx.eval_options(&store)?;
+    guixie_lang::Evaluator::new(store, options).repl()?;
     Ok(ExitCode::SUCCESS)
 }

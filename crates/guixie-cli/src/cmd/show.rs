@@ -22,7 +22,9 @@ pub struct ShowArgs {
 /// Prints each package's fields as recutils records, as `guix show` does.
 pub fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
-    let evaluator = Evaluator::new(store, ctx.eval_options());
+    let options = ctx.eval_options(&store)?;
+    let load_path_shown = options.load_path_shown();
+    let evaluator = Evaluator::new(store, options);
     let mut records = Vec::new();
     let mut warned = std::collections::BTreeSet::new();
     for name in &args.names {
@@ -36,7 +38,7 @@ pub fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<ExitCode> {
         if found.is_empty() {
             let place = match &args.file {
                 Some(f) => f.display().to_string(),
-                None => format!("the load path ({})", ctx.eval_options().load_path_shown()),
+                None => format!("the load path ({load_path_shown})"),
             };
             anyhow::bail!("no package named {name:?} in {place}");
         }

@@ -184,9 +184,15 @@
 (define* (make-local-file location file #:optional (name #f) #:key recursive? select?)
   (unless (string? file)
     (guixie-error location "local-file: expected a file name, got ~s" file))
+  ;; Relative to the file the form is written in, as Guix's `current-source-directory':
+  ;; a thunked field (arguments, inputs) runs after its file has finished loading.
+  (define written-in
+    (let ((f (and (pair? location) (car location))))
+      (and (string? f) (string-prefix? "/" f) (dirname f))))
   (let ((absolute (if (string-prefix? "/" file)
                       file
-                      (string-append (or (%current-file-directory) (getcwd)) "/" file))))
+                      (string-append (or written-in (%current-file-directory) (getcwd))
+                                     "/" file))))
     (%local-file absolute (or name (basename* file)) recursive? location)))
 
 ;; A text file in the store with the given contents.

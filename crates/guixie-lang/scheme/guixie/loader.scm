@@ -20,7 +20,7 @@
   #:use-module (ice-9 ftw)
   #:export (load-user-file load-user-string collect-derivations
             package-modules find-packages find-newest-packages describe-package loaded-module-files
-            broken-modules
+            broken-modules set-extensions!
             package-use-modules package-define-module package-define-public
             search-patches search-patch %patch-path specification->package))
 
@@ -117,6 +117,20 @@
            (let ((f (string-append dir "/" rel)))
              (and (file-exists? f) f)))
          (%user-load-path))))
+
+
+;; The extensions this instance's quorum accepted: ("NAME" . "FILE") pairs, set before each
+;; evaluation. `(guixie ext NAME)' is found only here, never on the load path.
+(define %extensions '())
+(define (set-extensions! alist) (set! %extensions alist))
+
+(define (extension-file name ext)
+  (or (assoc-ref %extensions (symbol->string ext))
+      (error (format #f "use-modules: no module ~s: this instance's quorum has not accepted an extension named ~a (~a)"
+                     name ext
+                     (if (null? %extensions)
+                         "it has none"
+                         (string-append "it has " (string-join (map car %extensions) ", ")))))))
 
 (define (provided-by-guixie? name)
   (or (assoc name guixie-bindings)
@@ -291,6 +305,8 @@
            (use! (if (member real %open-guixie-modules)
                      (resolve-interface real)
                      (guixie-module-interface real)))))
+     ((match name (('guixie 'ext (? symbol? ext)) ext) (_ #f))
+      => (lambda (ext) (use! (package-module-interface name (extension-file name ext)))))
      ;; Already in every package file's bindings, unless a spec asks for another shape.
      ((provided-by-guixie? name) (unless plain? (use! (guixie-module-interface name))))
      ((match name (((or 'guile 'srfi 'ice-9 'system 'rnrs 'web) . _) #t) (_ #f))
@@ -303,10 +319,11 @@
 ;; module reached again while it loads is given its interface at once, which finds the
 ;; names it exports when they are looked up (in thunked fields such as `inputs', after
 ;; loading), not when it is used.
-(define (package-module-interface name)
+(define* (package-module-interface name #:optional file-of-extension)
   (match (assoc-ref %package-modules name)
     (#f
-     (let* ((file (or (module-name->file name)
+     (let* ((file (or file-of-extension
+                      (module-name->file name)
                       (error (format #f "use-modules: no module ~s on the load path (~a); add its directory with -L DIR or GUIXIE_LOAD_PATH"
                                      name (string-join (%user-load-path) ":")))))
             (module (user-module))

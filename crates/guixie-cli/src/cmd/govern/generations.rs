@@ -34,6 +34,75 @@ pub fn add(store: &LocalStore, output: &str) -> anyhow::Result<u32> {
     Ok(profile.add(store, output)?)
 }
 
+/// The directory of the links to accepted extensions' outputs, one per name.
+fn extensions_dir(store: &LocalStore) -> std::path::PathBuf {
+    super::journal::dir(store).join("extensions")
+}
+
+/// Where an extension's output keeps its module: `share/guixie/ext/NAME.scm`.
+pub fn extension_module(
+    store: &LocalStore,
+    name: &str,
+    output: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = store.parse_user_path(output)?;
+    let file = store
+        .real_path(&path)
+        .join(format!("share/guixie/ext/{name}.scm"));
+    if !file.is_file() {
+        anyhow::bail!(
+            "{output} has no share/guixie/ext/{name}.scm: an extension's output holds its module there"
+        );
+    }
+    Ok(file)
+}
+
+/// Points extension `name` at `output` (a GC root), or removes it.
+pub fn set_extension(store: &LocalStore, name: &str, output: Option<&str>) -> anyhow::Result<()> {
+    let dir = extensions_dir(store);
+    std::fs::create_dir_all(&dir)?;
+    let link = dir.join(name);
+    match std::fs::remove_file(&link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("removing {}", link.display()))),
+    }
+    if let Some(output) = output {
+        extension_module(store, name, output)?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(output, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &link))
+            .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", link.display())))?;
+        store.add_indirect_root(&link)?;
+    }
+    Ok(())
+}
+
+/// The modules of the extensions the quorum accepted and `govern apply` installed.
+pub fn extension_modules(
+    store: &LocalStore,
+) -> anyhow::Result<std::collections::BTreeMap<String, std::path::PathBuf>> {
+    let dir = extensions_dir(store);
+    let mut found = std::collections::BTreeMap::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", dir.display()))),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let target = std::fs::read_link(entry.path())?;
+        let file = extension_module(store, &name, &target.to_string_lossy())?;
+        found.insert(name, file);
+    }
+    Ok(found)
+}
+
 pub fn run_self(ctx: &Context, cmd: SelfCmd) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
     let profile = profile(&store)?;

@@ -21,7 +21,7 @@ use crate::cmd::build::BuildFlags;
 use crate::output::print_json;
 use crate::Context;
 
-pub use generations::{run_self, SelfCmd};
+pub use generations::{extension_modules, run_self, SelfCmd};
 use journal::{read_capped, Journal};
 
 #[derive(Subcommand)]
@@ -418,14 +418,21 @@ fn apply(
             }
             _ => None,
         };
-        let mut outcome = serde_json::json!({});
-        if let (guixie_govern::Effect::Upgrade { version, .. }, Some(output)) = (effect, &built) {
-            let generation = generations::add(&store, output)?;
-            outcome = serde_json::json!({"generation": generation, "version": version, "path": output});
-        } else if let Some(output) = built {
-            outcome = serde_json::json!({"path": output});
-        }
-        Ok(outcome)
+        Ok(match (effect, built) {
+            (guixie_govern::Effect::Upgrade { version, .. }, Some(output)) => {
+                let generation = generations::add(&store, &output)?;
+                serde_json::json!({"generation": generation, "version": version, "path": output})
+            }
+            (guixie_govern::Effect::ExtensionAdded { name, .. }, Some(output)) => {
+                generations::set_extension(&store, name, Some(&output))?;
+                serde_json::json!({"extension": name, "path": output})
+            }
+            (guixie_govern::Effect::ExtensionRemoved { name }, _) => {
+                generations::set_extension(&store, name, None)?;
+                serde_json::json!({"extension": name, "removed": true})
+            }
+            _ => serde_json::json!({}),
+        })
     })?;
     if ctx.json {
         print_json(&outcome)?;
@@ -434,7 +441,16 @@ fn apply(
             (guixie_govern::Effect::Upgrade { version, .. }, Some(g)) => {
                 println!("proposal {index} applied: guixie {version} is generation {g}")
             }
-            _ => println!("proposal {index} applied: {effect:?}"),
+            (guixie_govern::Effect::ExtensionAdded { name, .. }, _) => println!(
+                "proposal {index} applied: package files may now (use-modules (guixie ext {name}))"
+            ),
+            (guixie_govern::Effect::ExtensionRemoved { name }, _) => {
+                println!("proposal {index} applied: extension {name} removed")
+            }
+            (guixie_govern::Effect::Membership { version }, _) => {
+                println!("proposal {index} applied: governance version {version}")
+            }
+            _ => println!("proposal {index} applied"),
         }
     }
     Ok(ExitCode::SUCCESS)
