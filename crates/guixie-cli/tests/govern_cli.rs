@@ -145,9 +145,9 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
             .arg(&va),
     );
     assert!(out.contains("proposal 0 is open"), "{out}");
-    // Her vote again, a non-member's vote: not counted.
+    // Her vote again (replayed), a non-member's vote: not counted.
     let e = stderr_of(at(&instance).args(["govern", "submit"]).arg(&va));
-    assert!(e.contains("alice already voted aye on proposal 0"), "{e}");
+    assert!(e.contains("a replayed or reordered vote"), "{e}");
     let vx = d.join("vx.json");
     ok(at(&elsewhere)
         .args(["govern", "reject"])
@@ -255,7 +255,7 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
             .arg("--key")
             .arg(&a.0),
     );
-    assert!(e.contains("not newer than the running 0.2.0"), "{e}");
+    assert!(e.contains("older than the running 0.2.0"), "{e}");
 
     // 0.3.0 whose build is not reproducible: carol's rebuild differs, and she does not sign.
     let noisy = source_tree(d, "0.3.0", true);
@@ -339,6 +339,32 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
     );
     runs("guixie 0.2.0");
 
+    // A downgrade back to 0.2.0 is proposed as one, and approved only by saying so.
+    ok(at(&instance)
+        .args([
+            "govern",
+            "propose",
+            "upgrade",
+            "--version",
+            "0.2.0",
+            "--downgrade",
+            "--source",
+        ])
+        .arg(&next)
+        .arg("--key")
+        .arg(&a.0));
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "approve", "3", "--source"])
+            .arg(&next)
+            .arg("--key")
+            .arg(&a.0),
+    );
+    assert!(
+        e.contains("DOWNGRADE to guixie 0.2.0") && e.contains("--downgrade"),
+        "{e}"
+    );
+
     // The history is in the journal and the log: replayed, it gives the same tallies.
     let status: serde_json::Value =
         serde_json::from_slice(&ok(at(&instance).args(["--json", "govern", "status"]))).unwrap();
@@ -348,7 +374,7 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
         .iter()
         .map(|p| p["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["applied", "open", "applied"]);
+    assert_eq!(statuses, ["applied", "open", "applied", "open"]);
     assert_eq!(status["version"], "0.3.0");
     assert_eq!(
         status["proposals"][0]["ayes"],
@@ -356,29 +382,136 @@ fn an_upgrade_takes_effect_only_with_two_members_rebuilds() {
     );
     let size = ok_str(at(&instance).args(["log", "checkpoint"]));
     let entries: u64 = size.lines().nth(1).unwrap().parse().unwrap();
-    // genesis, 3 proposals, 4 votes, 2 applications, 1 roll-back, and the builds' attestations.
-    assert!(entries >= 11, "{size}");
+    // The first state, 4 proposals, 4 votes, 2 applications, 1 roll-back, and the
+    // attestations of the 3 outputs this store built (its rebuilds were checks).
+    assert_eq!(entries, 15, "{size}");
+}
+
+/// Writes governance state `version` of `members` (2 of them needed), signed by `signers`.
+fn state_file(
+    root: &Path,
+    file: &Path,
+    version: u32,
+    members: &[&(PathBuf, String)],
+    signers: &[&(PathBuf, String)],
+) {
+    let mut cmd = at(root);
+    cmd.args([
+        "govern",
+        "state",
+        "--instance",
+        "ext",
+        "--threshold",
+        "2",
+        "--version",
+    ])
+    .arg(version.to_string());
+    for k in members {
+        cmd.arg("--member").arg(&k.1);
+    }
+    ok(cmd.arg("-o").arg(file));
+    for k in signers {
+        ok(at(root)
+            .args(["govern", "sign"])
+            .arg(file)
+            .arg("--key")
+            .arg(&k.0));
+    }
 }
 
 /// Makes a 2-of-3 instance in `root` from members' keys; returns their key files.
 fn two_of_three(d: &Path, root: &Path) -> [PathBuf; 3] {
     let keys = ["alice", "bob", "carol"].map(|name| key_pair(d, name));
     let state = d.join("state-1.json");
-    let mut cmd = at(root);
-    cmd.args(["govern", "state", "--instance", "ext", "--threshold", "2"]);
-    for k in &keys {
-        cmd.arg("--member").arg(&k.1);
-    }
-    ok(cmd.arg("-o").arg(&state));
-    for k in &keys[..2] {
-        ok(at(root)
-            .args(["govern", "sign"])
-            .arg(&state)
-            .arg("--key")
-            .arg(&k.0));
-    }
+    state_file(
+        root,
+        &state,
+        1,
+        &[&keys[0], &keys[1], &keys[2]],
+        &[&keys[0], &keys[1]],
+    );
     ok(at(root).args(["govern", "init"]).arg(&state));
     keys.map(|k| k.0)
+}
+
+#[test]
+fn membership_changes_by_proposal_and_by_both_quorums() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("i");
+    let keys = ["alice", "bob", "carol", "dave", "erin"].map(|name| key_pair(d, name));
+    let [a, b, c, dave, erin] = &keys;
+    let s1 = d.join("s1.json");
+    state_file(&root, &s1, 1, &[a, b, c], &[a, b]);
+    ok(at(&root).args(["govern", "init"]).arg(&s1));
+
+    // Version 2 adds dave; carol and dave sign it (its own quorum), alice and bob vote for it.
+    let s2 = d.join("s2.json");
+    state_file(&root, &s2, 2, &[a, b, c, dave], &[c, dave]);
+    ok(at(&root)
+        .args(["govern", "propose", "membership"])
+        .arg(&s2)
+        .arg("--key")
+        .arg(&a.0));
+    let va = d.join("va.json");
+    ok(at(&root)
+        .args(["govern", "approve", "0", "--key"])
+        .arg(&a.0)
+        .arg("-o")
+        .arg(&va));
+    // A vote is one member's: bob cannot add his signature to alice's.
+    let e = stderr_of(
+        at(&root)
+            .args(["govern", "sign"])
+            .arg(&va)
+            .arg("--key")
+            .arg(&b.0),
+    );
+    assert!(e.contains("is a vote"), "{e}");
+    ok(at(&root)
+        .args(["govern", "approve", "0", "--key"])
+        .arg(&b.0));
+    let out = ok_str(at(&root).args(["govern", "apply", "0"]));
+    assert!(out.contains("governance version 2"), "{out}");
+    let status = ok_str(at(&root).args(["govern", "status"]));
+    assert!(
+        status.contains("governance version 2: 2 of 4 members (alice, bob, carol, dave)"),
+        "{status}"
+    );
+
+    // Version 3 by both quorums in its own envelope (TUF's way), submitted as a file. Signed
+    // by erin (new) and dave: only one key of version 2.
+    let s3 = d.join("s3.json");
+    state_file(&root, &s3, 3, &[c, dave, erin], &[erin, dave]);
+    let e = stderr_of(at(&root).args(["govern", "submit"]).arg(&s3));
+    assert!(
+        e.contains("1 distinct key(s) of version 2's members signed; 2 required"),
+        "{e}"
+    );
+    ok(at(&root)
+        .args(["govern", "sign"])
+        .arg(&s3)
+        .arg("--key")
+        .arg(&c.0));
+    let out = ok_str(at(&root).args(["govern", "submit"]).arg(&s3));
+    assert!(out.contains("governance version 3 accepted"), "{out}");
+    // Alice is no longer a member: she cannot propose.
+    let e = stderr_of(
+        at(&root)
+            .args(["govern", "propose", "trust-policy", "--builder"])
+            .arg(&erin.1)
+            .args(["-k", "1", "--key"])
+            .arg(&a.0),
+    );
+    assert!(
+        e.contains("alice is not a member of governance version 3"),
+        "{e}"
+    );
+    // Replayed, the journal gives the same state.
+    let status: serde_json::Value =
+        serde_json::from_slice(&ok(at(&root).args(["--json", "govern", "status"]))).unwrap();
+    assert_eq!(status["governanceVersion"], 3);
+    assert_eq!(status["members"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -91,13 +91,35 @@ impl Instance {
                 doc.governance_version, self.state.doc.version
             )));
         }
-        if self.state.members_signing(&proposal.envelope).is_empty() {
+        if doc.state != self.state.digest() {
+            return Err(GovError::Refused(format!(
+                "the proposal names governance state {}, this instance's is {}",
+                doc.state,
+                self.state.digest()
+            )));
+        }
+        let proposers = self.state.members_signing(&proposal.envelope);
+        if proposers.is_empty() {
             return Err(GovError::Refused(format!(
                 "proposal {} is not signed by a member of governance version {}",
                 doc.index, self.state.doc.version
             )));
         }
-        self.check_change(&doc.change)?;
+        for key in &proposers {
+            let open = self
+                .motions
+                .values()
+                .filter(|m| m.status == Status::Open)
+                .filter(|m| self.proposals[&m.index].envelope.is_signed_by(key))
+                .count();
+            if open >= crate::MAX_OPEN_PROPOSALS_PER_MEMBER {
+                let name = self.state.member(key).map_or("?", |m| m.name.as_str());
+                return Err(GovError::Refused(format!(
+                    "{name} already has {open} undecided proposals, the most allowed"
+                )));
+            }
+        }
+        self.check_change(&doc.change, now)?;
         let motion = Motion::new(
             doc.index,
             proposal.digest.clone(),
@@ -110,23 +132,34 @@ impl Instance {
         Ok(index)
     }
 
-    fn check_change(&self, change: &Change) -> Result<(), GovError> {
+    /// Whether `change` can apply to the instance as it is now.
+    fn check_change(&self, change: &Change, now: i64) -> Result<(), GovError> {
         match change {
             Change::Upgrade {
                 version, downgrade, ..
             } => {
-                if !downgrade && compare_versions(version, &self.version).is_le() {
-                    return Err(GovError::Refused(format!(
-                        "version {version} is not newer than the running {}: a downgrade must be proposed as one",
-                        self.version
-                    )));
+                crate::check_version(version)?;
+                match compare_versions(version, &self.version) {
+                    core::cmp::Ordering::Equal => {
+                        return Err(GovError::Refused(format!(
+                            "version {version} is the running one: there is nothing to upgrade"
+                        )))
+                    }
+                    core::cmp::Ordering::Less if !downgrade => {
+                        return Err(GovError::Refused(format!(
+                            "version {version} is older than the running {}: a downgrade must be proposed as one",
+                            self.version
+                        )))
+                    }
+                    _ => {}
                 }
             }
             Change::Membership { state } => {
                 // Every current member counted as approving: this checks all but the votes.
                 let everyone: Vec<[u8; 32]> = self.state.members.iter().map(|m| m.key).collect();
                 self.state
-                    .successor(State::parse(state.as_bytes())?, &everyone)?;
+                    .successor(State::parse(state.as_bytes())?, &everyone)?
+                    .check_fresh(now)?;
             }
             Change::Extension { name, add: None } => {
                 if !self.extensions.contains_key(name) {
@@ -156,6 +189,23 @@ impl Instance {
                 doc.index, doc.proposal, proposal.digest
             )));
         }
+        let voters = self.state.members_signing(&vote.envelope);
+        let voter = match voters.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(GovError::Refused(format!(
+                    "the vote on proposal {} is not signed by a member of governance version {}",
+                    doc.index, self.state.doc.version
+                )))
+            }
+            _ => {
+                return Err(GovError::Refused(format!(
+                    "the vote on proposal {} is signed by {} members: a vote is one member's, with that member's own rebuild",
+                    doc.index,
+                    voters.len()
+                )))
+            }
+        };
         if doc.aye {
             if let Some((_, expected)) = proposal.doc.build() {
                 match &doc.rebuild {
@@ -175,22 +225,12 @@ impl Instance {
                 }
             }
         }
-        let voters = self.state.members_signing(&vote.envelope);
-        if voters.is_empty() {
-            return Err(GovError::Refused(format!(
-                "the vote on proposal {} is not signed by a member of governance version {}",
-                doc.index, self.state.doc.version
-            )));
-        }
+        let name = self.state.member(&voter).map_or("?", |m| m.name.as_str());
         let motion = self
             .motions
             .get_mut(&doc.index)
             .expect("one motion a proposal");
-        let mut status = motion.status;
-        for key in voters {
-            let name = self.state.member(&key).map_or("?", |m| m.name.as_str());
-            status = motion.vote(key, name, doc.aye)?;
-        }
+        let status = motion.vote(voter, name, doc.aye, doc.round)?;
         Ok((doc.index, status))
     }
 
@@ -208,7 +248,15 @@ impl Instance {
             )));
         }
         let ayes = motion.ayes.clone();
-        let change = self.proposals[&index].doc.change.clone();
+        let proposal = &self.proposals[&index].doc;
+        if proposal.state != self.state.digest() {
+            return Err(GovError::Refused(format!(
+                "proposal {index} was approved under governance version {}; the instance is at version {}: propose it again",
+                proposal.governance_version, self.state.doc.version
+            )));
+        }
+        let change = proposal.change.clone();
+        self.check_change(&change, now)?;
         let effect = match change {
             Change::Upgrade {
                 version,
@@ -227,12 +275,7 @@ impl Instance {
                 let next = self
                     .state
                     .successor(State::parse(state.as_bytes())?, &ayes)?;
-                self.state = next;
-                for m in self.motions.values_mut() {
-                    if m.status == Status::Open {
-                        m.status = Status::Outdated;
-                    }
-                }
+                self.set_state(next, Some(index));
                 Effect::Membership {
                     version: self.state.doc.version,
                 }
@@ -255,6 +298,28 @@ impl Instance {
         };
         self.motions.get_mut(&index).expect("checked").status = Status::Applied;
         Ok(effect)
+    }
+
+    /// Rotates to a state signed, in its own envelope, by both quorums (TUF's way): the way
+    /// out of an expired state, since no proposal is made under one. The new state must be
+    /// fresh.
+    pub fn rotate(&mut self, bytes: &[u8], now: i64) -> Result<u64, GovError> {
+        let next = self.state.successor(State::parse(bytes)?, &[])?;
+        next.check_fresh(now)?;
+        self.set_state(next, None);
+        Ok(self.state.doc.version)
+    }
+
+    /// A new membership: proposals not yet applied were decided (or are being decided) by
+    /// the old one, so they are outdated.
+    fn set_state(&mut self, next: State, applying: Option<u64>) {
+        self.state = next;
+        for m in self.motions.values_mut() {
+            let undone = matches!(m.status, Status::Open | Status::Approved);
+            if undone && Some(m.index) != applying {
+                m.status = Status::Outdated;
+            }
+        }
     }
 
     fn check_instance(&self, name: &str) -> Result<(), GovError> {

@@ -16,20 +16,32 @@ pub struct MemberKey {
 
 impl MemberKey {
     pub fn parse(text: &str) -> Result<Self, GovError> {
+        MemberKey::parse_as("member key", text)
+    }
+
+    /// As [`MemberKey::parse`], naming the key `what` in errors.
+    pub fn parse_as(what: &str, text: &str) -> Result<Self, GovError> {
         let shown: String = text.chars().take(80).collect();
-        let bad = |reason: String| GovError::Invalid(format!("member key {shown:?}: {reason}"));
+        let bad = |reason: String| GovError::Invalid(format!("{what} {shown:?}: {reason}"));
         let (name, b64) = text
             .split_once(':')
             .ok_or_else(|| bad("not of the form NAME:BASE64".into()))?;
-        check_name("member key name", name)?;
+        check_name(&format!("{what} name"), name)?;
         let bytes = BASE64
             .decode(b64.as_bytes())
             .map_err(|e| bad(format!("{e}")))?;
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|b: alloc::vec::Vec<u8>| bad(format!("{} bytes, expected 32", b.len())))?;
-        ed25519_dalek::VerifyingKey::from_bytes(&key)
+        let point = ed25519_dalek::VerifyingKey::from_bytes(&key)
             .map_err(|_| bad("not a valid Ed25519 point".into()))?;
+        // A small-order key verifies no strict signature: it would count as a member who can
+        // never sign.
+        if point.is_weak() {
+            return Err(bad(
+                "a weak (small-order) key, which can sign nothing".into()
+            ));
+        }
         Ok(MemberKey {
             name: name.to_owned(),
             key,

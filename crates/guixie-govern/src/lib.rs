@@ -44,6 +44,10 @@ pub const MAX_MEMBERS: usize = 64;
 pub const MAX_NAME_BYTES: usize = 64;
 pub const MAX_FIELD_BYTES: usize = 256;
 pub const MAX_BUILDERS: usize = 64;
+/// Most undecided proposals one member may have made at a time.
+pub const MAX_OPEN_PROPOSALS_PER_MEMBER: usize = 8;
+/// Most votes one member may cast on one proposal (switching included).
+pub const MAX_VOTES_PER_MEMBER: u32 = 16;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GovError {
@@ -88,26 +92,35 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
 }
 
-/// Compares dotted versions component by component, numbers numerically ("1.10" > "1.9").
-pub fn compare_versions(a: &str, b: &str) -> core::cmp::Ordering {
-    let mut a = a.split(['.', '-', '+']);
-    let mut b = b.split(['.', '-', '+']);
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return core::cmp::Ordering::Equal,
-            (None, Some(_)) => return core::cmp::Ordering::Less,
-            (Some(_), None) => return core::cmp::Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(x), Ok(y)) => x.cmp(&y),
-                    _ => x.cmp(y),
-                };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-        }
+/// Checks a guixie version: dotted numbers ("0.2.0"), so that which is newer is never in doubt.
+pub fn check_version(version: &str) -> Result<(), GovError> {
+    let ok = !version.is_empty()
+        && version.len() <= 64
+        && version
+            .split('.')
+            .all(|c| !c.is_empty() && c.len() <= 9 && c.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(GovError::Invalid(alloc::format!(
+            "version {:?}: dotted numbers, as 0.2.0",
+            version.chars().take(80).collect::<String>()
+        )))
     }
+}
+
+/// Compares versions of dotted numbers component by component, a missing component being 0
+/// ("1.10" > "1.9", "1.0" = "1.0.0"). Versions are checked by [`check_version`] first; a
+/// component that is not a number counts as 0.
+pub fn compare_versions(a: &str, b: &str) -> core::cmp::Ordering {
+    let parts = |v: &str| -> alloc::vec::Vec<u64> {
+        let mut p: alloc::vec::Vec<u64> = v.split('.').map(|c| c.parse().unwrap_or(0)).collect();
+        while p.last() == Some(&0) {
+            p.pop();
+        }
+        p
+    };
+    parts(a).cmp(&parts(b))
 }
 
 #[cfg(test)]

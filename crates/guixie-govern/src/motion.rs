@@ -41,6 +41,8 @@ pub struct Motion {
     pub members: usize,
     pub ayes: Vec<[u8; 32]>,
     pub nays: Vec<[u8; 32]>,
+    /// Per voter: the round of its last vote and how many votes it cast.
+    pub rounds: Vec<([u8; 32], u64, u32)>,
     pub status: Status,
 }
 
@@ -53,16 +55,19 @@ impl Motion {
             members,
             ayes: Vec::new(),
             nays: Vec::new(),
+            rounds: Vec::new(),
             status: Status::Open,
         }
     }
 
-    /// Records `voter`'s vote (the caller checked membership) and returns the new status.
+    /// Records `voter`'s vote of `round` (the caller checked membership) and returns the new
+    /// status.
     pub fn vote(
         &mut self,
         voter: [u8; 32],
         voter_name: &str,
         aye: bool,
+        round: u64,
     ) -> Result<Status, GovError> {
         if self.status != Status::Open {
             return Err(GovError::Refused(format!(
@@ -70,6 +75,22 @@ impl Motion {
                 self.index,
                 self.status.as_str()
             )));
+        }
+        let previous = self.rounds.iter().position(|(k, _, _)| k == &voter);
+        if let Some(i) = previous {
+            let (_, last, count) = self.rounds[i];
+            if round <= last {
+                return Err(GovError::Refused(format!(
+                    "{voter_name}'s vote of round {round} on proposal {} is not after its vote of round {last}: a replayed or reordered vote",
+                    self.index
+                )));
+            }
+            if count >= crate::MAX_VOTES_PER_MEMBER {
+                return Err(GovError::Refused(format!(
+                    "{voter_name} has voted {count} times on proposal {}, the most allowed",
+                    self.index
+                )));
+            }
         }
         let (same, other) = if aye {
             (&mut self.ayes, &mut self.nays)
@@ -85,9 +106,16 @@ impl Motion {
         }
         other.retain(|k| k != &voter);
         same.push(voter);
+        match previous {
+            Some(i) => {
+                self.rounds[i].1 = round;
+                self.rounds[i].2 += 1;
+            }
+            None => self.rounds.push((voter, round, 1)),
+        }
         self.status = if self.ayes.len() >= self.threshold {
             Status::Approved
-        } else if self.members - self.nays.len() < self.threshold {
+        } else if self.members.saturating_sub(self.nays.len()) < self.threshold {
             Status::Disapproved
         } else {
             Status::Open

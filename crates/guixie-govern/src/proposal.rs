@@ -20,8 +20,10 @@ pub struct Proposal {
     pub instance: String,
     /// Proposals of an instance are numbered 0, 1, 2, …; an index is used once.
     pub index: u64,
-    /// The governance version whose members vote on it.
+    /// The governance version whose members vote on it, and the digest of that state: a
+    /// proposal counts only in the instance whose state it names.
     pub governance_version: u64,
+    pub state: String,
     pub change: Change,
 }
 
@@ -67,6 +69,9 @@ pub struct Vote {
     /// SHA-256 of the proposal's signed bytes.
     pub proposal: String,
     pub aye: bool,
+    /// Greater than the round of the voter's previous vote on this proposal (the CLI takes the
+    /// voter's clock): a vote replayed after the voter switched is refused.
+    pub round: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<Rebuild>,
 }
@@ -115,7 +120,16 @@ impl SignedVote {
         check_field("vote's proposal digest", &doc.proposal)?;
         if let Some(r) = &doc.rebuild {
             check_field("vote's rebuild NAR hash", &r.nar_hash)?;
-            check_field("vote's attestation digest", &r.attestation)?;
+            let hex = r.attestation.len() == 64
+                && r.attestation
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(GovError::Invalid(format!(
+                    "vote's attestation digest {:?}: 64 lowercase hex digits (SHA-256)",
+                    r.attestation.chars().take(80).collect::<String>()
+                )));
+            }
         }
         Ok(SignedVote { doc, envelope })
     }
@@ -124,6 +138,7 @@ impl SignedVote {
 impl Proposal {
     pub fn validate(&self) -> Result<(), GovError> {
         check_name("proposal's instance", &self.instance)?;
+        check_field("proposal's state digest", &self.state)?;
         match &self.change {
             Change::Upgrade {
                 version,
@@ -131,7 +146,7 @@ impl Proposal {
                 nar_hash,
                 ..
             } => {
-                check_field("upgrade's version", version)?;
+                crate::check_version(version)?;
                 check_field("upgrade's source", source)?;
                 check_field("upgrade's NAR hash", nar_hash)?;
             }
@@ -160,7 +175,7 @@ impl Proposal {
                 }
                 let mut keys: Vec<[u8; 32]> = Vec::new();
                 for b in builders {
-                    let key = MemberKey::parse(b)?;
+                    let key = MemberKey::parse_as("trust policy builder", b)?;
                     if keys.contains(&key.key) {
                         return Err(GovError::Invalid(format!(
                             "trust policy: builder {:?}'s key is listed twice",

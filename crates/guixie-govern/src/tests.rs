@@ -167,6 +167,20 @@ fn an_expired_state_is_refused_but_can_be_rotated_away_from() {
 }
 
 #[test]
+fn a_weak_key_is_not_a_member() {
+    // The identity point: small order, it verifies no strict signature.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let text = MemberKey {
+        name: "weak".into(),
+        key: identity,
+    }
+    .to_text();
+    let err = MemberKey::parse(&text).unwrap_err();
+    assert!(err.to_string().contains("weak"), "{err}");
+}
+
+#[test]
 fn malformed_states_are_refused_with_what_is_wrong() {
     let k = keys();
     let mut d = doc(1, 2, &[&k[0], &k[1]], LATER);
@@ -200,6 +214,7 @@ fn upgrade(index: u64, version: &str, downgrade: bool) -> Proposal {
         instance: "demo".into(),
         index,
         governance_version: 1,
+        state: String::new(),
         change: Change::Upgrade {
             version: version.into(),
             source: "sha256:source".into(),
@@ -209,7 +224,12 @@ fn upgrade(index: u64, version: &str, downgrade: bool) -> Proposal {
     }
 }
 
+/// Signs `p` (naming the instance's current state unless it names one) and proposes it.
 fn propose(inst: &mut Instance, p: &Proposal, by: &Key) -> Result<(u64, String), GovError> {
+    let mut p = p.clone();
+    if p.state.is_empty() {
+        p.state = inst.state.digest();
+    }
     let mut env = p.to_envelope();
     by.sign(&mut env, by.name);
     let digest = crate::sha256_hex(&env.signed_message());
@@ -230,6 +250,7 @@ fn vote(
         index,
         proposal: digest.into(),
         aye,
+        round: next_round(),
         rebuild: nar_hash.map(|h| Rebuild {
             nar_hash: h.into(),
             attestation: "0".repeat(64),
@@ -240,6 +261,143 @@ fn vote(
         k.sign(&mut env, id);
     }
     inst.vote(env.to_json().as_bytes(), NOW)
+}
+
+/// Rounds increase from one vote to the next, as a voter's clock does.
+fn next_round() -> u64 {
+    static ROUND: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+    ROUND.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
+
+fn vote_envelope(index: u64, digest: &str, aye: bool, round: u64, by: &[&Key]) -> Vec<u8> {
+    let v = Vote {
+        instance: "demo".into(),
+        index,
+        proposal: digest.into(),
+        aye,
+        round,
+        rebuild: Some(Rebuild {
+            nar_hash: "sha256:good".into(),
+            attestation: "0".repeat(64),
+        }),
+    };
+    let mut env = v.to_envelope();
+    for k in by {
+        k.sign(&mut env, k.name);
+    }
+    env.to_json().into_bytes()
+}
+
+#[test]
+fn a_vote_replayed_after_a_switch_is_refused_and_a_vote_is_one_members() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let (i, digest) = propose(&mut inst, &upgrade(0, "0.2.0", false), &k[0]).unwrap();
+    let aye = vote_envelope(i, &digest, true, 10, &[&k[0]]);
+    let nay = vote_envelope(i, &digest, false, 11, &[&k[0]]);
+    inst.vote(&aye, NOW).unwrap();
+    inst.vote(&nay, NOW).unwrap();
+    let err = inst.vote(&aye, NOW).unwrap_err();
+    assert!(
+        err.to_string().contains("not after its vote of round 11"),
+        "{err}"
+    );
+    assert_eq!(inst.motions[&i].nays.len(), 1);
+    // Two members on one envelope: one rebuild cannot be two members' evidence.
+    let both = vote_envelope(i, &digest, true, 12, &[&k[1], &k[2]]);
+    let err = inst.vote(&both, NOW).unwrap_err();
+    assert!(err.to_string().contains("signed by 2 members"), "{err}");
+    assert!(inst.motions[&i].ayes.is_empty());
+}
+
+#[test]
+fn approvals_do_not_outlive_their_membership_or_the_running_version() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let good = Some("sha256:good");
+    let approve = |inst: &mut Instance, i: u64, d: &str| {
+        vote(inst, i, d, true, good, &[(&k[0], "a")]).unwrap();
+        vote(inst, i, d, true, good, &[(&k[1], "b")]).unwrap();
+    };
+    let (p2, d2) = propose(&mut inst, &upgrade(0, "0.2.0", false), &k[0]).unwrap();
+    let (p3, d3) = propose(&mut inst, &upgrade(1, "0.3.0", false), &k[0]).unwrap();
+    approve(&mut inst, p2, &d2);
+    approve(&mut inst, p3, &d3);
+    inst.apply(p3, NOW).unwrap();
+    // 0.2.0 was approved as an upgrade; after 0.3.0 it would be a downgrade nobody approved.
+    let err = inst.apply(p2, NOW).unwrap_err();
+    assert!(
+        err.to_string().contains("older than the running 0.3.0"),
+        "{err}"
+    );
+
+    // An upgrade approved by the old members is outdated by a new membership.
+    let (p4, d4) = propose(&mut inst, &upgrade(2, "0.4.0", false), &k[0]).unwrap();
+    approve(&mut inst, p4, &d4);
+    let v2 = doc(2, 2, &[&k[1], &k[2], &k[3]], LATER);
+    let v2 = signed(&v2, &[&k[1], &k[2]]);
+    assert_eq!(inst.rotate(&v2, NOW).unwrap(), 2);
+    assert_eq!(inst.motions[&p4].status, Status::Outdated);
+    assert!(inst.apply(p4, NOW).is_err());
+}
+
+#[test]
+fn an_expired_instance_recovers_only_by_a_state_both_quorums_signed() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let mut p = upgrade(0, "0.2.0", false);
+    p.state = inst.state.digest();
+    let mut env = p.to_envelope();
+    k[0].sign(&mut env, "a");
+    assert!(matches!(
+        inst.propose(env.to_json().as_bytes(), LATER).unwrap_err(),
+        GovError::Expired { .. }
+    ));
+    // A membership proposal whose state is already expired is refused too.
+    let stale = signed(&doc(2, 2, &[&k[0], &k[1], &k[2]], NOW), &[&k[0], &k[1]]);
+    let membership = Proposal {
+        change: Change::Membership {
+            state: String::from_utf8(stale.clone()).unwrap(),
+        },
+        ..p.clone()
+    };
+    let err = propose(&mut inst, &membership, &k[0]).unwrap_err();
+    assert!(matches!(err, GovError::Expired { version: 2, .. }), "{err}");
+    // Version 2, fresh, signed by two of version 1 (and of itself): the instance lives again.
+    let fresh = signed(
+        &doc(2, 2, &[&k[0], &k[1], &k[2]], 3 * LATER),
+        &[&k[0], &k[1]],
+    );
+    assert!(inst.rotate(&stale, LATER).is_err());
+    let one = signed(&doc(2, 2, &[&k[0], &k[1], &k[2]], 3 * LATER), &[&k[0]]);
+    assert!(matches!(
+        inst.rotate(&one, LATER),
+        Err(GovError::BelowThreshold { .. })
+    ));
+    assert_eq!(inst.rotate(&fresh, LATER).unwrap(), 2);
+    let mut p = upgrade(0, "0.2.0", false);
+    p.governance_version = 2;
+    p.state = inst.state.digest();
+    let mut env = p.to_envelope();
+    k[0].sign(&mut env, "a");
+    inst.propose(env.to_json().as_bytes(), LATER).unwrap();
+}
+
+#[test]
+fn proposals_name_their_state_and_members_cannot_flood() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let mut p = upgrade(0, "0.2.0", false);
+    p.state = "0".repeat(64);
+    let err = propose(&mut inst, &p, &k[0]).unwrap_err();
+    assert!(err.to_string().contains("names governance state"), "{err}");
+    for i in 0..crate::MAX_OPEN_PROPOSALS_PER_MEMBER as u64 {
+        propose(&mut inst, &upgrade(i, "0.2.0", false), &k[0]).unwrap();
+    }
+    let n = crate::MAX_OPEN_PROPOSALS_PER_MEMBER as u64;
+    let err = propose(&mut inst, &upgrade(n, "0.2.0", false), &k[0]).unwrap_err();
+    assert!(err.to_string().contains("undecided proposals"), "{err}");
+    propose(&mut inst, &upgrade(n, "0.2.0", false), &k[1]).unwrap();
 }
 
 #[test]
@@ -343,9 +501,14 @@ fn proposals_are_not_replayed_and_downgrades_must_say_so() {
     let err = propose(&mut inst, &upgrade(5, "0.2.0", false), &k[0]).unwrap_err();
     assert!(err.to_string().contains("skips ahead"), "{err}");
     let err = propose(&mut inst, &upgrade(1, "0.0.9", false), &k[0]).unwrap_err();
-    assert!(err.to_string().contains("not newer"), "{err}");
-    let err = propose(&mut inst, &upgrade(1, "0.1.0", false), &k[0]).unwrap_err();
-    assert!(err.to_string().contains("not newer"), "{err}");
+    assert!(
+        err.to_string().contains("older than the running 0.1.0"),
+        "{err}"
+    );
+    let err = propose(&mut inst, &upgrade(1, "0.1", false), &k[0]).unwrap_err();
+    assert!(err.to_string().contains("is the running one"), "{err}");
+    let err = propose(&mut inst, &upgrade(1, "0.2.0-rc1", false), &k[0]).unwrap_err();
+    assert!(err.to_string().contains("dotted numbers"), "{err}");
     propose(&mut inst, &upgrade(1, "0.0.9", true), &k[0]).unwrap();
     let err = propose(&mut inst, &upgrade(2, "0.3.0", false), &k[3]).unwrap_err();
     assert!(err.to_string().contains("not signed by a member"), "{err}");
@@ -356,7 +519,9 @@ fn proposals_are_not_replayed_and_downgrades_must_say_so() {
         GovError::WrongInstance { .. }
     ));
     // Under an expired state nothing is proposed.
-    let mut env = upgrade(2, "0.3.0", false).to_envelope();
+    let mut late = upgrade(2, "0.3.0", false);
+    late.state = inst.state.digest();
+    let mut env = late.to_envelope();
     k[0].sign(&mut env, "a");
     assert!(matches!(
         inst.propose(env.to_json().as_bytes(), LATER).unwrap_err(),
@@ -375,6 +540,7 @@ fn membership_changes_by_proposal_and_outdate_open_votes() {
         instance: "demo".into(),
         index,
         governance_version: 1,
+        state: String::new(),
         change: Change::Membership {
             state: String::from_utf8(signed(&v2, signers)).unwrap(),
         },
@@ -413,6 +579,7 @@ fn extensions_and_trust_policy_by_quorum() {
         instance: "demo".into(),
         index: 0,
         governance_version: 1,
+        state: String::new(),
         change: Change::Extension {
             name: "hello".into(),
             add: Some(ExtensionBuild {
@@ -440,7 +607,8 @@ fn extensions_and_trust_policy_by_quorum() {
     inst.apply(i, NOW).unwrap();
     assert!(inst.extensions.contains_key("hello"));
     let (j, d) = propose(&mut inst, &remove(1), &k[1]).unwrap();
-    vote(&mut inst, j, &d, true, None, &[(&k[0], "a"), (&k[1], "b")]).unwrap();
+    vote(&mut inst, j, &d, true, None, &[(&k[0], "a")]).unwrap();
+    vote(&mut inst, j, &d, true, None, &[(&k[1], "b")]).unwrap();
     inst.apply(j, NOW).unwrap();
     assert!(inst.extensions.is_empty());
 
@@ -466,6 +634,8 @@ fn versions_compare_by_component() {
     assert_eq!(crate::compare_versions("1.10", "1.9"), Greater);
     assert_eq!(crate::compare_versions("0.1.0", "0.1.0"), Equal);
     assert_eq!(crate::compare_versions("0.1", "0.1.1"), Less);
+    assert_eq!(crate::compare_versions("1.0", "1.0.0"), Equal);
+    assert!(crate::check_version("v1").is_err() && crate::check_version("1..2").is_err());
 }
 
 proptest::proptest! {

@@ -266,6 +266,19 @@ impl Display {
     }
 }
 
+impl BuildFlags {
+    /// These flags for a build that is evidence (a vote's rebuild): built here, in the
+    /// sandbox, never substituted, and attested.
+    pub fn for_evidence(&self) -> BuildFlags {
+        let mut flags = self.clone();
+        flags.no_attest = false;
+        flags.fallback = false;
+        flags.substitutes.no_substitutes = true;
+        flags.substitutes.no_network = true;
+        flags
+    }
+}
+
 /// The derivations `args` name (evaluated, or imported when a `.drv` file is outside the
 /// store) and a builder set up as they ask.
 fn prepare<'s>(

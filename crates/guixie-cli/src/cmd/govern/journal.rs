@@ -33,6 +33,7 @@ enum Entry {
     Proposal { time: i64, document: String },
     Vote { time: i64, document: String },
     Apply { time: i64, index: u64 },
+    State { time: i64, document: String },
 }
 
 pub struct Journal {
@@ -49,16 +50,16 @@ impl Journal {
     /// Makes the instance's governance from its first signed state.
     pub fn create(store: &LocalStore, genesis: &[u8], now: i64) -> anyhow::Result<Journal> {
         let dir = dir(store);
+        let version = env!("CARGO_PKG_VERSION");
+        let instance = Instance::new(genesis, version, now)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock(&dir)?;
         if dir.join("genesis.json").exists() {
             bail!(
                 "{} already holds this store's governance; an instance is made once",
                 dir.display()
             );
         }
-        let version = env!("CARGO_PKG_VERSION");
-        let instance = Instance::new(genesis, version, now)?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lock = lock(&dir)?;
         let header = Header {
             version: version.into(),
             created: now,
@@ -95,7 +96,10 @@ impl Journal {
         let journal_path = dir.join("journal.jsonl");
         let text = String::from_utf8(read_capped(&journal_path, MAX_JOURNAL_BYTES)?)
             .with_context(|| format!("{}: not UTF-8", journal_path.display()))?;
-        for (n, line) in text.lines().enumerate() {
+        // A crash while appending leaves a last line without its newline: it was never
+        // recorded, and the next record replaces it.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for (n, line) in complete.lines().enumerate() {
             let at = || format!("{}:{}", journal_path.display(), n + 1);
             let entry: Entry = serde_json::from_str(line).with_context(at)?;
             match entry {
@@ -109,6 +113,11 @@ impl Journal {
                 }
                 Entry::Apply { time, index } => {
                     instance.apply(index, time).with_context(at)?;
+                }
+                Entry::State { time, document } => {
+                    instance
+                        .rotate(document.as_bytes(), time)
+                        .with_context(at)?;
                 }
             }
         }
@@ -147,6 +156,17 @@ impl Journal {
             document: String::from_utf8(document.to_vec())?,
         })?;
         Ok(result)
+    }
+
+    /// Rotates to a state both quorums signed.
+    pub fn rotate(&mut self, store: &LocalStore, document: &[u8], now: i64) -> anyhow::Result<u64> {
+        let version = self.instance.rotate(document, now)?;
+        append_log(store, document)?;
+        self.record(&Entry::State {
+            time: now,
+            document: String::from_utf8(document.to_vec())?,
+        })?;
+        Ok(version)
     }
 
     /// Applies an approved proposal; `carry_out` does what it changes outside the
@@ -188,9 +208,12 @@ impl Journal {
     fn record(&self, entry: &Entry) -> anyhow::Result<()> {
         let path = self.dir.join("journal.jsonl");
         let mut file = std::fs::OpenOptions::new()
-            .append(true)
+            .read(true)
+            .write(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
+        truncate_to_last_line(&mut file)
+            .with_context(|| format!("repairing {}", path.display()))?;
         let mut line = serde_json::to_vec(entry)?;
         line.push(b'\n');
         file.write_all(&line)
@@ -216,6 +239,27 @@ fn append_log(store: &LocalStore, bytes: &[u8]) -> anyhow::Result<u64> {
     Ok(log.append_batch(&[bytes])?)
 }
 
+/// Drops a torn last line (one a crash left without its newline) and seeks to the end.
+fn truncate_to_last_line(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut end = len;
+    let mut byte = [0u8; 1];
+    while end > 0 {
+        file.seek(SeekFrom::Start(end - 1))?;
+        file.read_exact(&mut byte)?;
+        if byte[0] == b'\n' {
+            break;
+        }
+        end -= 1;
+    }
+    if end != len {
+        file.set_len(end)?;
+    }
+    file.seek(SeekFrom::Start(end))?;
+    Ok(())
+}
+
 fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
@@ -231,7 +275,8 @@ fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
 
 fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -45,7 +45,8 @@ pub enum GovernCmd {
     Approve(VoteArgs),
     /// Vote nay.
     Reject(VoteArgs),
-    /// Accept proposals and votes other members signed into this instance.
+    /// Accept proposals and votes other members signed into this instance, and governance
+    /// states signed by both the current and the new quorum (the way out of an expired one).
     Submit {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -138,6 +139,9 @@ pub struct VoteArgs {
     /// Where to write the signed vote.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Approve a proposal that downgrades guixie (refused without it).
+    #[arg(long)]
+    downgrade: bool,
     #[command(flatten)]
     flags: BuildFlags,
 }
@@ -150,7 +154,11 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
                 instance: a.instance,
                 version: a.version,
                 threshold: a.threshold,
-                expires: now + (a.expires_in_days as i64) * 86_400,
+                expires: i64::try_from(a.expires_in_days)
+                    .ok()
+                    .and_then(|d| d.checked_mul(86_400))
+                    .and_then(|s| now.checked_add(s))
+                    .context("--expires-in-days is too large")?,
                 members: a
                     .members
                     .iter()
@@ -167,6 +175,12 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
             let mut envelope =
                 guixie_dsse::Envelope::parse(&bytes, guixie_govern::MAX_PROPOSAL_BYTES)
                     .with_context(|| file.display().to_string())?;
+            if envelope.payload_type == guixie_govern::VOTE_PAYLOAD_TYPE {
+                bail!(
+                    "{} is a vote: a vote is one member's, made with `guixie govern approve` or `reject`",
+                    file.display()
+                );
+            }
             if envelope.is_signed_by(key.public().as_bytes()) {
                 bail!("{} is already signed by {}", file.display(), key.name());
             }
@@ -206,6 +220,11 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
                     guixie_govern::VOTE_PAYLOAD_TYPE => journal
                         .vote(&store, &bytes, now)
                         .map(|(i, s)| format!("vote counted: proposal {i} is {}", s.as_str())),
+                    guixie_govern::STATE_PAYLOAD_TYPE => {
+                        journal.rotate(&store, &bytes, now).map(|v| {
+                            format!("governance version {v} accepted (signed by both quorums)")
+                        })
+                    }
                     other => bail!(
                         "{}: a {other:?} document is neither a proposal nor a vote",
                         file.display()
@@ -240,13 +259,27 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             .context("--key: sign the proposal with your secret key")?,
     )?;
     let store = Arc::new(ctx.open_store()?);
-    let mut journal = Journal::open(&store)?;
+    // What is cheap to check is checked before building; the journal is not locked while
+    // a build runs.
+    {
+        let journal = Journal::open(&store)?;
+        let state = &journal.instance.state;
+        state.check_fresh(now)?;
+        if state.member(key.public().as_bytes()).is_none() {
+            bail!(
+                "{} is not a member of governance version {}: only members propose",
+                key.name(),
+                state.doc.version
+            );
+        }
+    }
     let change = match a.change {
         ProposeCmd::Upgrade {
             version,
             source,
             downgrade,
         } => {
+            guixie_govern::check_version(&version)?;
             let built = rebuild::rebuild(ctx, &store, &source, None, &a.flags)?;
             eprintln!("built {} with NAR hash {}", built.output, built.nar_hash);
             Change::Upgrade {
@@ -266,6 +299,7 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             ..
         } => {
             let built = rebuild::rebuild(ctx, &store, &source, None, &a.flags)?;
+            generations::extension_module(&store, &name, &built.output)?;
             Change::Extension {
                 name,
                 add: Some(ExtensionBuild {
@@ -283,10 +317,12 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             k,
         },
     };
+    let mut journal = Journal::open(&store)?;
     let proposal = Proposal {
         instance: journal.instance.state.doc.instance.clone(),
         index: journal.instance.next_index(),
         governance_version: journal.instance.state.doc.version,
+        state: journal.instance.state.digest(),
         change,
     };
     let mut envelope = proposal.to_envelope();
@@ -300,29 +336,77 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// A proposal's change in a line, for the people who sign it.
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Upgrade {
+            version,
+            source,
+            nar_hash,
+            downgrade,
+        } => format!(
+            "{} to guixie {version} (source {source}, output NAR hash {nar_hash})",
+            if *downgrade { "DOWNGRADE" } else { "upgrade" }
+        ),
+        Change::Membership { state } => match guixie_govern::State::parse(state.as_bytes()) {
+            Ok(s) => format!(
+                "membership: governance version {}, {} of {} members ({})",
+                s.doc.version,
+                s.threshold(),
+                s.members.len(),
+                s.members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => format!("membership (its state is invalid: {e})"),
+        },
+        Change::Extension { name, add: Some(b) } => format!(
+            "add extension {name} (source {}, output NAR hash {})",
+            b.source, b.nar_hash
+        ),
+        Change::Extension { name, add: None } => format!("remove extension {name}"),
+        Change::TrustPolicy { builders, k } => {
+            format!("trust policy: {k} of {} builders", builders.len())
+        }
+    }
+}
+
 fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitCode> {
     let key = secret_key(&a.key)?;
     let store = Arc::new(ctx.open_store()?);
+    let has_instance = journal::dir(&store).join("genesis.json").exists();
     // A proposal file can be voted on anywhere; an index names one this instance accepted.
-    let (bytes, mut journal) = match a.proposal.parse::<u64>() {
+    let bytes = match a.proposal.parse::<u64>() {
         Ok(index) if !Path::new(&a.proposal).exists() => {
-            let journal = Journal::open(&store)?;
-            (journal.proposal(index)?.into_bytes(), Some(journal))
+            Journal::open(&store)?.proposal(index)?.into_bytes()
         }
-        _ => {
-            let path = Path::new(&a.proposal);
-            let journal = journal::dir(&store)
-                .join("genesis.json")
-                .exists()
-                .then(|| Journal::open(&store))
-                .transpose()?;
-            (
-                read_capped(path, guixie_govern::MAX_PROPOSAL_BYTES as u64)?,
-                journal,
-            )
-        }
+        _ => read_capped(
+            Path::new(&a.proposal),
+            guixie_govern::MAX_PROPOSAL_BYTES as u64,
+        )?,
     };
     let proposal = SignedProposal::parse(&bytes).with_context(|| a.proposal.clone())?;
+    eprintln!(
+        "proposal {} of instance {}: {}",
+        proposal.doc.index,
+        proposal.doc.instance,
+        describe(&proposal.doc.change)
+    );
+    if let (
+        true,
+        Change::Upgrade {
+            downgrade: true, ..
+        },
+        false,
+    ) = (aye, &proposal.doc.change, a.downgrade)
+    {
+        bail!(
+            "proposal {} is a downgrade: approve it with --downgrade if you mean it",
+            proposal.doc.index
+        );
+    }
     let mut rebuild = None;
     if let (true, Some((source_hash, expected))) = (aye, proposal.doc.build()) {
         let source = a.source.as_deref().with_context(|| {
@@ -348,11 +432,29 @@ fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitC
             attestation: built.attestation,
         });
     }
+    let mut journal = has_instance.then(|| Journal::open(&store)).transpose()?;
+    let local = journal.as_mut().filter(|j| {
+        j.instance.state.doc.instance == proposal.doc.instance
+            && j.instance
+                .proposals
+                .get(&proposal.doc.index)
+                .map(|p| &p.digest)
+                == Some(&proposal.digest)
+    });
+    // The voter's clock orders its votes; a vote counted here before is a floor.
+    let last = local.as_ref().and_then(|j| {
+        j.instance.motions[&proposal.doc.index]
+            .rounds
+            .iter()
+            .find(|(k, _, _)| k == key.public().as_bytes())
+            .map(|(_, round, _)| *round)
+    });
     let doc = Vote {
         instance: proposal.doc.instance.clone(),
         index: proposal.doc.index,
         proposal: proposal.digest.clone(),
         aye,
+        round: (now.max(0) as u64).max(last.map_or(0, |r| r + 1)),
         rebuild,
     };
     let mut envelope = doc.to_envelope();
@@ -361,10 +463,6 @@ fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitC
     if let Some(out) = &a.output {
         write_document(out, &text)?;
     }
-    let local = journal.as_mut().filter(|j| {
-        j.instance.state.doc.instance == doc.instance
-            && j.instance.proposals.get(&doc.index).map(|p| &p.digest) == Some(&proposal.digest)
-    });
     match local {
         Some(journal) => {
             let (index, status) = journal.vote(&store, text.as_bytes(), now)?;

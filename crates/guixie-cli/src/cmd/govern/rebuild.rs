@@ -80,7 +80,7 @@ pub fn rebuild(
         attr: None,
         check: false,
         quiet: true,
-        flags: flags.clone(),
+        flags: flags.for_evidence(),
     };
     if store.is_valid(&out_path)? {
         for r in crate::cmd::build::check_targets(ctx, store, &args)? {
@@ -98,6 +98,25 @@ pub fn rebuild(
     let info = store
         .path_info(&out_path)?
         .with_context(|| format!("{output} is not valid after its build"))?;
+    let nar_hash = info.nar_hash.to_typed_string(Encoding::Nix32);
+    let (log_index, entry) = own_attestation(ctx, store, &output, &nar_hash)?;
+    Ok(Rebuilt {
+        nar_hash,
+        attestation: guixie_govern::sha256_hex(&entry),
+        log_index,
+        output,
+    })
+}
+
+/// The newest entry of this store's log that is an attestation, signed by this store's
+/// builder key, of `output` with `nar_hash`.
+fn own_attestation(
+    ctx: &Context,
+    store: &LocalStore,
+    output: &str,
+    nar_hash: &str,
+) -> anyhow::Result<(u64, Vec<u8>)> {
+    let key = crate::cmd::evidence::builder_key(ctx, store)?.public();
     let log = guixie_log::FileLog::open(&crate::cmd::evidence::log_dir(store))?;
     let hash_part = output
         .rsplit('/')
@@ -105,17 +124,25 @@ pub fn rebuild(
         .and_then(|b| b.split_once('-'))
         .map(|(h, _)| h)
         .unwrap_or_default();
-    let log_index = *guixie_evidence::entries_about(&log, hash_part)?
-        .last()
-        .with_context(|| {
-            format!(
-                "this store's log has no attestation of {output} (was it built with --no-attest?)"
-            )
-        })?;
-    Ok(Rebuilt {
-        nar_hash: info.nar_hash.to_typed_string(Encoding::Nix32),
-        attestation: guixie_govern::sha256_hex(&log.entry(log_index)?),
-        log_index,
-        output,
-    })
+    for index in guixie_evidence::entries_about(&log, hash_part)?
+        .into_iter()
+        .rev()
+    {
+        let entry = log.entry(index)?;
+        let Ok(envelope) = guixie_attest::Envelope::parse(&entry) else {
+            continue;
+        };
+        let Ok((statement, _)) = envelope.verify(std::slice::from_ref(&key), 1) else {
+            continue;
+        };
+        let attests = statement
+            .predicate
+            .outputs
+            .values()
+            .any(|o| o.path == output && o.nar_hash == nar_hash);
+        if attests {
+            return Ok((index, entry));
+        }
+    }
+    bail!("this store's log has no attestation by its builder key {} of {output} with NAR hash {nar_hash}", key.name())
 }
