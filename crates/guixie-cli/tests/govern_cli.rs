@@ -560,6 +560,52 @@ fn an_extension_adds_a_scheme_function_only_by_quorum() {
     };
     unknown(&instance, "it has none");
 
+    // A proposal's recipe is untrusted: it reads no file outside its own tree. An extension's
+    // module is a file of its own (the store refuses links out of it; a link within it is
+    // refused too, as what it points to is not what was named).
+    let nosy = d.join("nosy");
+    fs::create_dir_all(&nosy).unwrap();
+    fs::write(
+        nosy.join("guixie.scm"),
+        "(use-modules (guix packages) (guix gexp) (guix build-system trivial))\n\
+         (package (name \"nosy\") (version \"1\") (source (local-file \"../alice.sec\"))\n\
+           (build-system trivial-build-system) (arguments (list #:builder #~(mkdir #$output)))\n\
+           (synopsis \"x\") (description \"x\") (license #f) (home-page #f))\n",
+    )
+    .unwrap();
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "propose", "extension", "nosy", "--source"])
+            .arg(&nosy)
+            .arg("--key")
+            .arg(&a),
+    );
+    assert!(e.contains("local-file \"../alice.sec\" is outside"), "{e}");
+    let linked = d.join("linked");
+    fs::create_dir_all(&linked).unwrap();
+    fs::write(
+        linked.join("guixie.scm"),
+        "(use-modules (guix packages) (guix gexp) (guix build-system trivial))\n\
+         (package (name \"linked\") (version \"1\") (source #f)\n\
+           (build-system trivial-build-system)\n\
+           (arguments (list #:modules '((guix build utils)) #:builder\n\
+             #~(begin (use-modules (guix build utils))\n\
+                 (mkdir-p (string-append #$output \"/share/guixie/ext\"))\n\
+                 (call-with-output-file (string-append #$output \"/real.scm\")\n\
+                   (lambda (port) (display \"(define-module (guixie ext linked))\" port)))\n\
+                 (symlink \"../../../real.scm\" (string-append #$output \"/share/guixie/ext/linked.scm\")))))\n\
+           (synopsis \"x\") (description \"x\") (license #f) (home-page #f))\n",
+    )
+    .unwrap();
+    let e = stderr_of(
+        at(&instance)
+            .args(["govern", "propose", "extension", "linked", "--source"])
+            .arg(&linked)
+            .arg("--key")
+            .arg(&a),
+    );
+    assert!(e.contains("is a symbolic link"), "{e}");
+
     let p0 = d.join("p0.json");
     ok(at(&instance)
         .args(["govern", "propose", "extension", "hello", "--source"])
@@ -601,6 +647,25 @@ fn an_extension_adds_a_scheme_function_only_by_quorum() {
     assert!(out.contains("(use-modules (guixie ext hello))"), "{out}");
     let drv = ok_str(at(&instance).arg("eval").arg(&user));
     assert!(drv.trim().ends_with("-LOUD-1.drv"), "{drv}");
+    // A module on the load path never stands in for an accepted extension, not even when the
+    // load path is scanned for a package by name.
+    let fake = d.join("fake");
+    fs::create_dir_all(fake.join("guixie/ext")).unwrap();
+    fs::write(
+        fake.join("guixie/ext/hello.scm"),
+        "(define-module (guixie ext hello))\n(define-public (shout s) (string-append s \"-fake\"))\n",
+    )
+    .unwrap();
+    fs::write(
+        fake.join("loudpkg.scm"),
+        "(define-module (loudpkg) #:use-module (guixie ext hello))\n\
+         (define-public loud (package (name (shout \"quiet\")) (version \"1\") (source #f)\n\
+           (build-system trivial-build-system) (arguments (list #:builder #~(mkdir #$output)))\n\
+           (synopsis \"x\") (description \"x\") (license #f) (home-page #f)))\n",
+    )
+    .unwrap();
+    let shown = ok_str(at(&instance).arg("-L").arg(&fake).args(["show", "QUIET"]));
+    assert!(shown.contains("name: QUIET"), "{shown}");
     // Another store, whose quorum accepted nothing, does not have it.
     unknown(&store_b, "it has none");
 

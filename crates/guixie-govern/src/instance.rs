@@ -303,9 +303,14 @@ impl Instance {
     /// Rotates to a state signed, in its own envelope, by both quorums (TUF's way): the way
     /// out of an expired state, since no proposal is made under one. The new state must be
     /// fresh.
-    pub fn rotate(&mut self, bytes: &[u8], now: i64) -> Result<u64, GovError> {
-        let next = self.state.successor(State::parse(bytes)?, &[])?;
-        next.check_fresh(now)?;
+    ///
+    /// `chain` holds the states from the next version on; intermediate ones may have expired
+    /// (a peer that lagged behind catches up), the last must not.
+    pub fn rotate(&mut self, chain: &[&[u8]], now: i64) -> Result<u64, GovError> {
+        if chain.is_empty() {
+            return Err(GovError::Refused("no state to rotate to".into()));
+        }
+        let next = self.state.update(chain, now)?;
         self.set_state(next, None);
         Ok(self.state.doc.version)
     }

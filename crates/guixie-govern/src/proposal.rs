@@ -161,6 +161,12 @@ impl Proposal {
             }
             Change::Extension { name, add } => {
                 check_name("extension name", name)?;
+                // `(guixie ext NAME)' names it, so NAME must read as a symbol.
+                if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    return Err(GovError::Invalid(format!(
+                        "extension name {name:?}: it starts with a letter, as (guixie ext NAME) reads it"
+                    )));
+                }
                 if let Some(b) = add {
                     check_field("extension's source", &b.source)?;
                     check_field("extension's NAR hash", &b.nar_hash)?;

@@ -336,7 +336,7 @@ fn approvals_do_not_outlive_their_membership_or_the_running_version() {
     approve(&mut inst, p4, &d4);
     let v2 = doc(2, 2, &[&k[1], &k[2], &k[3]], LATER);
     let v2 = signed(&v2, &[&k[1], &k[2]]);
-    assert_eq!(inst.rotate(&v2, NOW).unwrap(), 2);
+    assert_eq!(inst.rotate(&[&v2], NOW).unwrap(), 2);
     assert_eq!(inst.motions[&p4].status, Status::Outdated);
     assert!(inst.apply(p4, NOW).is_err());
 }
@@ -368,13 +368,13 @@ fn an_expired_instance_recovers_only_by_a_state_both_quorums_signed() {
         &doc(2, 2, &[&k[0], &k[1], &k[2]], 3 * LATER),
         &[&k[0], &k[1]],
     );
-    assert!(inst.rotate(&stale, LATER).is_err());
+    assert!(inst.rotate(&[&stale], LATER).is_err());
     let one = signed(&doc(2, 2, &[&k[0], &k[1], &k[2]], 3 * LATER), &[&k[0]]);
     assert!(matches!(
-        inst.rotate(&one, LATER),
+        inst.rotate(&[&one], LATER),
         Err(GovError::BelowThreshold { .. })
     ));
-    assert_eq!(inst.rotate(&fresh, LATER).unwrap(), 2);
+    assert_eq!(inst.rotate(&[&fresh], LATER).unwrap(), 2);
     let mut p = upgrade(0, "0.2.0", false);
     p.governance_version = 2;
     p.state = inst.state.digest();

@@ -116,6 +116,8 @@ pub struct EvalOptions {
     /// The extensions `(use-modules (guixie ext NAME))` finds: name → its module file. The
     /// caller gives only those its instance's quorum accepted.
     pub extensions: BTreeMap<String, PathBuf>,
+    /// When set, `local-file` may read only under this directory (for untrusted recipes).
+    pub file_root: Option<PathBuf>,
 }
 
 impl EvalOptions {
@@ -137,6 +139,7 @@ impl Default for EvalOptions {
             collision: InputCollision::default(),
             load_path: Vec::new(),
             extensions: BTreeMap::new(),
+            file_root: None,
             use_cache: true,
             bootstrap_pin: None,
         }
@@ -315,6 +318,7 @@ impl Evaluator {
             key.push('\0');
         }
         // An extension accepted or removed changes what `(guixie ext NAME)` names.
+        key.push_str(&format!("file root {:?}\0", self.options.file_root));
         key.push_str("extensions\0");
         for (name, file) in &self.options.extensions {
             key.push_str(&format!("{name}={}\0", file.display()));
@@ -450,6 +454,18 @@ fn load_path<'g>(g: &'g Guile, options: &EvalOptions) -> Result<Value<'g>, Guile
     g.call(
         g.public_ref("guixie loader", "set-extensions!")?,
         &[extensions],
+    )?;
+    let root = match &options.file_root {
+        Some(dir) => g.string(
+            &std::fs::canonicalize(dir)
+                .unwrap_or_else(|_| dir.clone())
+                .to_string_lossy(),
+        ),
+        None => g.bool(false),
+    };
+    g.call(
+        g.public_ref("guixie gexp", "set-local-file-root!")?,
+        &[root],
     )?;
     Ok(g.list_with(&options.load_path, |dir| {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());

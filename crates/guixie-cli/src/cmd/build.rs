@@ -275,6 +275,7 @@ impl BuildFlags {
         flags.fallback = false;
         flags.substitutes.no_substitutes = true;
         flags.substitutes.no_network = true;
+        flags.host_loopback = false;
         flags
     }
 }

@@ -29,6 +29,7 @@
             %build-tool-packages
             toolchain-time
             %current-file-directory
+            set-local-file-root!
             reset-lowering-caches!
             guixie-error
             syntax-location
@@ -186,14 +187,27 @@
     (guixie-error location "local-file: expected a file name, got ~s" file))
   ;; Relative to the file the form is written in, as Guix's `current-source-directory':
   ;; a thunked field (arguments, inputs) runs after its file has finished loading.
+  ;; Its real directory, as the loader's `%current-file-directory' (the process never
+  ;; changes directory, so a relative name still means what it meant when it was read).
   (define written-in
     (let ((f (and (pair? location) (car location))))
-      (and (string? f) (string-prefix? "/" f) (dirname f))))
+      (and (string? f) (file-exists? f) (dirname (canonicalize-path f)))))
   (let ((absolute (if (string-prefix? "/" file)
                       file
                       (string-append (or written-in (%current-file-directory) (getcwd))
                                      "/" file))))
+    (when %local-file-root
+      (let ((real (false-if-exception (canonicalize-path absolute))))
+        (unless (and real (or (string=? real %local-file-root)
+                              (string-prefix? (string-append %local-file-root "/") real)))
+          (guixie-error location "local-file ~s is outside ~a, the only tree this evaluation may read"
+                        file %local-file-root))))
     (%local-file absolute (or name (basename* file)) recursive? location)))
+
+;; When set (a canonical directory), `local-file' reads nothing outside it: an untrusted
+;; recipe (a proposal's) cannot copy the evaluator's own files into the store.
+(define %local-file-root #f)
+(define (set-local-file-root! dir) (set! %local-file-root dir))
 
 ;; A text file in the store with the given contents.
 (define (plain-file name contents)

@@ -390,8 +390,14 @@
     (close-port port)
     (values value module (delete-duplicates (car exports)))))
 
-;; Every package module on the load path, as (name . file), sorted by name.
+;; Every package module on the load path, as (name . file), sorted by name. Names under
+;; (guixie ...) are guixie's own and its accepted extensions': a load-path file never stands
+;; in for them.
 (define (package-modules)
+  (remove (lambda (entry) (match (car entry) (('guixie . _) #t) (_ #f)))
+          (package-modules-on-load-path)))
+
+(define (package-modules-on-load-path)
   (append-map
    (lambda (dir)
      (let ((found '()))

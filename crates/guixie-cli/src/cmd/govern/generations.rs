@@ -39,22 +39,34 @@ fn extensions_dir(store: &LocalStore) -> std::path::PathBuf {
     super::journal::dir(store).join("extensions")
 }
 
-/// Where an extension's output keeps its module: `share/guixie/ext/NAME.scm`.
+/// Where an extension's output keeps its module: `share/guixie/ext/NAME.scm`, a regular
+/// file reached through no symbolic link (the output's NAR hash covers a link's text, not
+/// what it points to).
 pub fn extension_module(
     store: &LocalStore,
     name: &str,
     output: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
     let path = store.parse_user_path(output)?;
-    let file = store
-        .real_path(&path)
-        .join(format!("share/guixie/ext/{name}.scm"));
-    if !file.is_file() {
-        anyhow::bail!(
-            "{output} has no share/guixie/ext/{name}.scm: an extension's output holds its module there"
-        );
+    let mut at = store.real_path(&path);
+    for part in ["share", "guixie", "ext", &format!("{name}.scm")] {
+        at.push(part);
+        let meta = std::fs::symlink_metadata(&at).map_err(|_| {
+            anyhow::anyhow!(
+                "{output} has no share/guixie/ext/{name}.scm: an extension's output holds its module there"
+            )
+        })?;
+        if meta.file_type().is_symlink() {
+            anyhow::bail!(
+                "{output}: {} is a symbolic link; an extension's module is a file of its own output",
+                at.display()
+            );
+        }
     }
-    Ok(file)
+    if !std::fs::symlink_metadata(&at)?.is_file() {
+        anyhow::bail!("{output}: share/guixie/ext/{name}.scm is not a regular file");
+    }
+    Ok(at)
 }
 
 /// Points extension `name` at `output` (a GC root), or removes it.
@@ -62,43 +74,76 @@ pub fn set_extension(store: &LocalStore, name: &str, output: Option<&str>) -> an
     let dir = extensions_dir(store);
     std::fs::create_dir_all(&dir)?;
     let link = dir.join(name);
-    match std::fs::remove_file(&link) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("removing {}", link.display()))),
-    }
-    if let Some(output) = output {
-        extension_module(store, name, output)?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(output, &tmp)
-            .and_then(|()| std::fs::rename(&tmp, &link))
-            .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", link.display())))?;
-        store.add_indirect_root(&link)?;
+    match output {
+        Some(output) => {
+            extension_module(store, name, output)?;
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(output, &tmp)
+                .and_then(|()| std::fs::rename(&tmp, &link))
+                .map_err(|e| {
+                    anyhow::Error::new(e).context(format!("writing {}", link.display()))
+                })?;
+            store.add_indirect_root(&link)?;
+        }
+        None => match std::fs::remove_file(&link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("removing {}", link.display())))
+            }
+        },
     }
     Ok(())
 }
 
-/// The modules of the extensions the quorum accepted and `govern apply` installed.
+/// The modules of the extensions this instance's quorum accepted (as its journal, replayed,
+/// says) whose installed output has the approved NAR hash. A link no accepted extension
+/// explains is ignored; one that is wrong is skipped with a warning, so a broken extension
+/// never stops evaluation of what does not use it.
 pub fn extension_modules(
     store: &LocalStore,
 ) -> anyhow::Result<std::collections::BTreeMap<String, std::path::PathBuf>> {
-    let dir = extensions_dir(store);
+    use guixie_store::PathInfoQuery as _;
     let mut found = std::collections::BTreeMap::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", dir.display()))),
+    // No link, no extension: most evaluations need not replay the journal.
+    let linked = std::fs::read_dir(extensions_dir(store))
+        .map(|mut d| d.any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))))
+        .unwrap_or(false);
+    if !linked {
+        return Ok(found);
+    }
+    let Some(instance) = super::journal::Journal::read(store)? else {
+        return Ok(found);
     };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+    for (name, build) in &instance.extensions {
+        let link = extensions_dir(store).join(name);
+        let checked = (|| -> anyhow::Result<std::path::PathBuf> {
+            let target = std::fs::read_link(&link).map_err(|e| {
+                anyhow::anyhow!("{}: {e} (run `guixie govern apply` again)", link.display())
+            })?;
+            let target = target.to_string_lossy();
+            let path = store.parse_user_path(&target)?;
+            let info = store
+                .path_info(&path)?
+                .ok_or_else(|| anyhow::anyhow!("{target} is not valid in this store"))?;
+            let nar_hash = info
+                .nar_hash
+                .to_typed_string(guixie_formats::Encoding::Nix32);
+            if nar_hash != build.nar_hash {
+                anyhow::bail!(
+                    "{target} has NAR hash {nar_hash}, not the approved {}",
+                    build.nar_hash
+                );
+            }
+            extension_module(store, name, &target)
+        })();
+        match checked {
+            Ok(file) => {
+                found.insert(name.clone(), file);
+            }
+            Err(e) => eprintln!("guixie: warning: extension {name} is not loaded: {e:#}"),
         }
-        let target = std::fs::read_link(entry.path())?;
-        let file = extension_module(store, &name, &target.to_string_lossy())?;
-        found.insert(name, file);
     }
     Ok(found)
 }
@@ -130,6 +175,11 @@ pub fn run_self(ctx: &Context, cmd: SelfCmd) -> anyhow::Result<ExitCode> {
         SelfCmd::Switch { number } => {
             profile.switch_to(number)?;
             number
+        }
+        SelfCmd::RollBack if before.is_none() => {
+            anyhow::bail!(
+                "no generations: no upgrade has been applied, so there is nothing to roll back"
+            )
         }
         SelfCmd::RollBack => profile.roll_back()?,
     };

@@ -30,10 +30,23 @@ struct Header {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 enum Entry {
-    Proposal { time: i64, document: String },
-    Vote { time: i64, document: String },
-    Apply { time: i64, index: u64 },
-    State { time: i64, document: String },
+    Proposal {
+        time: i64,
+        document: String,
+    },
+    Vote {
+        time: i64,
+        document: String,
+    },
+    Apply {
+        time: i64,
+        index: u64,
+    },
+    /// States both quorums signed, one after the other (only the last must be fresh).
+    States {
+        time: i64,
+        documents: Vec<String>,
+    },
 }
 
 pub struct Journal {
@@ -79,53 +92,29 @@ impl Journal {
     /// Loads the instance by replaying its journal; holds its lock until dropped.
     pub fn open(store: &LocalStore) -> anyhow::Result<Journal> {
         let dir = dir(store);
-        let genesis_path = dir.join("genesis.json");
-        if !genesis_path.exists() {
+        if !dir.join("genesis.json").exists() {
             bail!(
                 "this store has no governance yet: `guixie govern init STATE` makes it (looked in {})",
                 dir.display()
             );
         }
         let lock = lock(&dir)?;
-        let header: Header =
-            serde_json::from_slice(&read_capped(&dir.join("instance.json"), 4096)?)
-                .with_context(|| format!("{}", dir.join("instance.json").display()))?;
-        let genesis = read_capped(&genesis_path, guixie_govern::MAX_STATE_BYTES as u64)?;
-        let mut instance = Instance::new(&genesis, &header.version, header.created)
-            .with_context(|| genesis_path.display().to_string())?;
-        let journal_path = dir.join("journal.jsonl");
-        let text = String::from_utf8(read_capped(&journal_path, MAX_JOURNAL_BYTES)?)
-            .with_context(|| format!("{}: not UTF-8", journal_path.display()))?;
-        // A crash while appending leaves a last line without its newline: it was never
-        // recorded, and the next record replaces it.
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        for (n, line) in complete.lines().enumerate() {
-            let at = || format!("{}:{}", journal_path.display(), n + 1);
-            let entry: Entry = serde_json::from_str(line).with_context(at)?;
-            match entry {
-                Entry::Proposal { time, document } => {
-                    instance
-                        .propose(document.as_bytes(), time)
-                        .with_context(at)?;
-                }
-                Entry::Vote { time, document } => {
-                    instance.vote(document.as_bytes(), time).with_context(at)?;
-                }
-                Entry::Apply { time, index } => {
-                    instance.apply(index, time).with_context(at)?;
-                }
-                Entry::State { time, document } => {
-                    instance
-                        .rotate(document.as_bytes(), time)
-                        .with_context(at)?;
-                }
-            }
-        }
         Ok(Journal {
+            instance: replay(&dir)?,
             dir,
-            instance,
             _lock: lock,
         })
+    }
+
+    /// The instance as its journal says now, without taking the lock (for readers such as
+    /// evaluations, which must not wait for a build another command runs); None without
+    /// governance.
+    pub fn read(store: &LocalStore) -> anyhow::Result<Option<Instance>> {
+        let dir = dir(store);
+        if !dir.join("genesis.json").exists() {
+            return Ok(None);
+        }
+        replay(&dir).map(Some)
     }
 
     pub fn propose(
@@ -158,13 +147,24 @@ impl Journal {
         Ok(result)
     }
 
-    /// Rotates to a state both quorums signed.
-    pub fn rotate(&mut self, store: &LocalStore, document: &[u8], now: i64) -> anyhow::Result<u64> {
-        let version = self.instance.rotate(document, now)?;
-        append_log(store, document)?;
-        self.record(&Entry::State {
+    /// Rotates through states both quorums signed, in order.
+    pub fn rotate(
+        &mut self,
+        store: &LocalStore,
+        chain: &[Vec<u8>],
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+        let version = self.instance.rotate(&refs, now)?;
+        for document in chain {
+            append_log(store, document)?;
+        }
+        self.record(&Entry::States {
             time: now,
-            document: String::from_utf8(document.to_vec())?,
+            documents: chain
+                .iter()
+                .map(|d| String::from_utf8(d.clone()))
+                .collect::<Result<_, _>>()?,
         })?;
         Ok(version)
     }
@@ -220,6 +220,44 @@ impl Journal {
             .and_then(|()| file.sync_data())
             .with_context(|| format!("writing {}", path.display()))
     }
+}
+
+/// The instance its first state and journal make, replayed in order.
+fn replay(dir: &Path) -> anyhow::Result<Instance> {
+    let genesis_path = dir.join("genesis.json");
+    let header: Header = serde_json::from_slice(&read_capped(&dir.join("instance.json"), 4096)?)
+        .with_context(|| format!("{}", dir.join("instance.json").display()))?;
+    let genesis = read_capped(&genesis_path, guixie_govern::MAX_STATE_BYTES as u64)?;
+    let mut instance = Instance::new(&genesis, &header.version, header.created)
+        .with_context(|| genesis_path.display().to_string())?;
+    let journal_path = dir.join("journal.jsonl");
+    let text = String::from_utf8(read_capped(&journal_path, MAX_JOURNAL_BYTES)?)
+        .with_context(|| format!("{}: not UTF-8", journal_path.display()))?;
+    // A crash while appending leaves a last line without its newline: it was never
+    // recorded, and the next record replaces it.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for (n, line) in complete.lines().enumerate() {
+        let at = || format!("{}:{}", journal_path.display(), n + 1);
+        let entry: Entry = serde_json::from_str(line).with_context(at)?;
+        match entry {
+            Entry::Proposal { time, document } => {
+                instance
+                    .propose(document.as_bytes(), time)
+                    .with_context(at)?;
+            }
+            Entry::Vote { time, document } => {
+                instance.vote(document.as_bytes(), time).with_context(at)?;
+            }
+            Entry::Apply { time, index } => {
+                instance.apply(index, time).with_context(at)?;
+            }
+            Entry::States { time, documents } => {
+                let chain: Vec<&[u8]> = documents.iter().map(|d| d.as_bytes()).collect();
+                instance.rotate(&chain, time).with_context(at)?;
+            }
+        }
+    }
+    Ok(instance)
 }
 
 /// A record of what this store did (applied a proposal, changed generation), signed with its

@@ -208,11 +208,35 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
         GovernCmd::Submit { files } => {
             let store = ctx.open_store()?;
             let mut journal = Journal::open(&store)?;
+            // Consecutive states are one chain: a lagging instance catches up through states
+            // that have expired since, as long as the last is fresh.
+            let mut chain: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+            let flush = |journal: &mut Journal, chain: &mut Vec<(PathBuf, Vec<u8>)>| {
+                if chain.is_empty() {
+                    return Ok(());
+                }
+                let names: Vec<String> =
+                    chain.iter().map(|(f, _)| f.display().to_string()).collect();
+                let docs: Vec<Vec<u8>> = chain.drain(..).map(|(_, b)| b).collect();
+                let v = journal
+                    .rotate(&store, &docs, now)
+                    .with_context(|| names.join(", "))?;
+                println!(
+                    "{}: governance version {v} accepted (signed by both quorums)",
+                    names.join(", ")
+                );
+                anyhow::Ok(())
+            };
             for file in files {
                 let bytes = read_capped(&file, guixie_govern::MAX_PROPOSAL_BYTES as u64)?;
                 let kind = guixie_dsse::Envelope::parse(&bytes, guixie_govern::MAX_PROPOSAL_BYTES)
                     .map(|e| e.payload_type)
                     .with_context(|| file.display().to_string())?;
+                if kind == guixie_govern::STATE_PAYLOAD_TYPE {
+                    chain.push((file, bytes));
+                    continue;
+                }
+                flush(&mut journal, &mut chain)?;
                 let what = match kind.as_str() {
                     guixie_govern::PROPOSAL_PAYLOAD_TYPE => journal
                         .propose(&store, &bytes, now)
@@ -220,19 +244,15 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
                     guixie_govern::VOTE_PAYLOAD_TYPE => journal
                         .vote(&store, &bytes, now)
                         .map(|(i, s)| format!("vote counted: proposal {i} is {}", s.as_str())),
-                    guixie_govern::STATE_PAYLOAD_TYPE => {
-                        journal.rotate(&store, &bytes, now).map(|v| {
-                            format!("governance version {v} accepted (signed by both quorums)")
-                        })
-                    }
                     other => bail!(
-                        "{}: a {other:?} document is neither a proposal nor a vote",
+                        "{}: a {other:?} document is not a governance state, proposal or vote",
                         file.display()
                     ),
                 }
                 .with_context(|| file.display().to_string())?;
                 println!("{}: {what}", file.display());
             }
+            flush(&mut journal, &mut chain)?;
         }
         GovernCmd::Status => {
             let store = ctx.open_store()?;
@@ -284,7 +304,7 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             eprintln!("built {} with NAR hash {}", built.output, built.nar_hash);
             Change::Upgrade {
                 version,
-                source: rebuild::source_hash(&source)?,
+                source: built.source,
                 nar_hash: built.nar_hash,
                 downgrade,
             }
@@ -303,7 +323,7 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             Change::Extension {
                 name,
                 add: Some(ExtensionBuild {
-                    source: rebuild::source_hash(&source)?,
+                    source: built.source,
                     nar_hash: built.nar_hash,
                 }),
             }
@@ -318,6 +338,8 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
         },
     };
     let mut journal = Journal::open(&store)?;
+    // A build may have taken long: the time is the time of acceptance.
+    let now = ctx.clock().unix_seconds().max(now);
     let proposal = Proposal {
         instance: journal.instance.state.doc.instance.clone(),
         index: journal.instance.next_index(),
@@ -433,6 +455,7 @@ fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitC
         });
     }
     let mut journal = has_instance.then(|| Journal::open(&store)).transpose()?;
+    let now = ctx.clock().unix_seconds().max(now);
     let local = journal.as_mut().filter(|j| {
         j.instance.state.doc.instance == proposal.doc.instance
             && j.instance
@@ -485,37 +508,45 @@ fn apply(
     now: i64,
 ) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
-    let mut journal = Journal::open(&store)?;
     let key = crate::cmd::evidence::builder_key(ctx, &store)?;
-    let (effect, outcome) = journal.apply(&store, &key, index, now, |effect| {
-        let built = match effect {
-            guixie_govern::Effect::Upgrade {
-                source: s,
-                nar_hash,
-                ..
-            }
-            | guixie_govern::Effect::ExtensionAdded {
-                build: ExtensionBuild {
+    // What applying it would do, decided before building (cheaply) and again after, under
+    // the lock; the build runs without holding it.
+    let planned = Journal::open(&store)?.instance.clone().apply(index, now)?;
+    let built = match &planned {
+        guixie_govern::Effect::Upgrade {
+            source: s,
+            nar_hash,
+            ..
+        }
+        | guixie_govern::Effect::ExtensionAdded {
+            build:
+                ExtensionBuild {
                     source: s,
                     nar_hash,
                 },
-                ..
-            } => {
-                let dir = source.with_context(|| {
-                    format!("proposal {index} is built: --source DIR names its source (NAR hash {s})")
-                })?;
-                let built = rebuild::rebuild(ctx, &store, dir, Some(s), flags)?;
-                if &built.nar_hash != nar_hash {
-                    bail!(
-                        "this store's build of proposal {index} is {} with NAR hash {}, not the approved {nar_hash}: not applied",
-                        built.output,
-                        built.nar_hash
-                    );
-                }
-                Some(built.output)
+            ..
+        } => {
+            let dir = source.with_context(|| {
+                format!("proposal {index} is built: --source DIR names its source (NAR hash {s})")
+            })?;
+            let built = rebuild::rebuild(ctx, &store, dir, Some(s), flags)?;
+            if &built.nar_hash != nar_hash {
+                bail!(
+                    "this store's build of proposal {index} is {} with NAR hash {}, not the approved {nar_hash}: not applied",
+                    built.output,
+                    built.nar_hash
+                );
             }
-            _ => None,
-        };
+            Some(built.output)
+        }
+        _ => None,
+    };
+    let mut journal = Journal::open(&store)?;
+    let now = ctx.clock().unix_seconds().max(now);
+    let (effect, outcome) = journal.apply(&store, &key, index, now, |effect| {
+        if effect != &planned {
+            bail!("proposal {index} changed while it was built; apply it again");
+        }
         Ok(match (effect, built) {
             (guixie_govern::Effect::Upgrade { version, .. }, Some(output)) => {
                 let generation = generations::add(&store, &output)?;

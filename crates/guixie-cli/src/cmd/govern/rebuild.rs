@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use guixie_formats::hash::Encoding;
-use guixie_formats::HashAlgo;
 use guixie_store::{LocalStore, PathInfoQuery};
 
 use crate::cmd::build::{BuildArgs, BuildFlags};
@@ -17,6 +16,8 @@ use crate::Context;
 pub const RECIPE: &str = "guixie.scm";
 
 pub struct Rebuilt {
+    /// `sha256:<nix32>` of the source tree's NAR (of the copy that was built).
+    pub source: String,
     /// The output, a logical store path.
     pub output: String,
     /// `sha256:<nix32>` of its NAR.
@@ -24,13 +25,6 @@ pub struct Rebuilt {
     /// SHA-256 (hex) of the attestation envelope in this store's log, and its index.
     pub attestation: String,
     pub log_index: u64,
-}
-
-/// `sha256:<nix32>` of a source tree's NAR serialisation: what proposals name it by.
-pub fn source_hash(dir: &Path) -> anyhow::Result<String> {
-    let (hash, _) = guixie_formats::nar::hash_path(dir, HashAlgo::Sha256)
-        .with_context(|| format!("hashing {}", dir.display()))?;
-    Ok(hash.to_typed_string(Encoding::Nix32))
 }
 
 /// Builds `source` (whose NAR hash must be `expected_source`, when given) in this store's
@@ -43,7 +37,13 @@ pub fn rebuild(
     expected_source: Option<&str>,
     flags: &BuildFlags,
 ) -> anyhow::Result<Rebuilt> {
-    let hash = source_hash(source)?;
+    // The recipe is evaluated from a copy in the store (immutable, named by the hash that
+    // was checked), with no load path and no extensions, reading no file outside that copy:
+    // a proposal's recipe is untrusted code.
+    let copy = store
+        .add_path(source, "guixie-proposed-source", false)
+        .with_context(|| format!("copying {} into the store", source.display()))?;
+    let hash = copy.nar_hash.to_typed_string(Encoding::Nix32);
     if let Some(expected) = expected_source {
         if hash != expected {
             bail!(
@@ -52,27 +52,37 @@ pub fn rebuild(
             );
         }
     }
-    let recipe = source.join(RECIPE);
+    let tree = store.real_path(&copy.path);
+    let recipe = tree.join(RECIPE);
     if !recipe.is_file() {
         bail!(
             "{}: the source has no {RECIPE} at its root to say how it is built",
-            recipe.display()
+            source.join(RECIPE).display()
         );
     }
-    let evaluated = ctx
-        .evaluate_target(store, &recipe.display().to_string(), None)?
-        .expect("a .scm file is evaluated");
+    let options = guixie_lang::EvalOptions {
+        load_path: Vec::new(),
+        extensions: Default::default(),
+        file_root: Some(tree.clone()),
+        ..ctx.eval_options(store)?
+    };
+    let evaluated = guixie_lang::Evaluator::new(store.clone(), options).eval_file(&recipe, None)?;
     let [package] = evaluated.as_slice() else {
         bail!(
             "{}: evaluates to {} derivations; the recipe must give exactly one",
-            recipe.display(),
+            source.join(RECIPE).display(),
             evaluated.len()
         );
     };
     let output = package
         .outputs
         .get("out")
-        .with_context(|| format!("{}: the package has no `out' output", recipe.display()))?
+        .with_context(|| {
+            format!(
+                "{}: the package has no `out' output",
+                source.join(RECIPE).display()
+            )
+        })?
         .clone();
     let out_path = store.parse_user_path(&output)?;
     let args = BuildArgs {
@@ -101,6 +111,7 @@ pub fn rebuild(
     let nar_hash = info.nar_hash.to_typed_string(Encoding::Nix32);
     let (log_index, entry) = own_attestation(ctx, store, &output, &nar_hash)?;
     Ok(Rebuilt {
+        source: hash,
         nar_hash,
         attestation: guixie_govern::sha256_hex(&entry),
         log_index,
