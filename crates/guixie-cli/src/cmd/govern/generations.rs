@@ -113,10 +113,8 @@ pub fn extension_modules(
     if !linked {
         return Ok(found);
     }
-    let Some(instance) = super::journal::Journal::read(store)? else {
-        return Ok(found);
-    };
-    for (name, build) in &instance.extensions {
+    for (name, nar_hash) in &accepted_extensions(store)? {
+        let build = ExtensionNarHash(nar_hash);
         let link = extensions_dir(store).join(name);
         let checked = (|| -> anyhow::Result<std::path::PathBuf> {
             let target = std::fs::read_link(&link).map_err(|e| {
@@ -130,10 +128,10 @@ pub fn extension_modules(
             let nar_hash = info
                 .nar_hash
                 .to_typed_string(guixie_formats::Encoding::Nix32);
-            if nar_hash != build.nar_hash {
+            if nar_hash != build.0.as_str() {
                 anyhow::bail!(
                     "{target} has NAR hash {nar_hash}, not the approved {}",
-                    build.nar_hash
+                    build.0
                 );
             }
             extension_module(store, name, &target)
@@ -146,6 +144,65 @@ pub fn extension_modules(
         }
     }
     Ok(found)
+}
+
+struct ExtensionNarHash<'a>(&'a String);
+
+/// The accepted extensions and their approved NAR hashes, as the journal replayed says. The
+/// answer is kept in `extensions.cache` under the SHA-256 of the files it was replayed from,
+/// so an evaluation replays the journal only after it changed.
+fn accepted_extensions(
+    store: &LocalStore,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let dir = super::journal::dir(store);
+    let mut hasher = guixie_formats::hash::Hasher::new(guixie_formats::HashAlgo::Sha256);
+    for file in ["instance.json", "genesis.json", "journal.jsonl"] {
+        match std::fs::read(dir.join(file)) {
+            Ok(bytes) => {
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(dir.join(file).display().to_string()))
+            }
+        }
+    }
+    let digest = hasher.finish().to_hex();
+    let cache = dir.join("extensions.cache");
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Cached {
+        journal: String,
+        extensions: std::collections::BTreeMap<String, String>,
+    }
+    if let Ok(bytes) = std::fs::read(&cache) {
+        if let Ok(c) = serde_json::from_slice::<Cached>(&bytes) {
+            if c.journal == digest {
+                return Ok(c.extensions);
+            }
+        }
+    }
+    let Some(instance) = super::journal::Journal::read(store)? else {
+        return Ok(Default::default());
+    };
+    let extensions: std::collections::BTreeMap<String, String> = instance
+        .extensions
+        .iter()
+        .map(|(name, b)| (name.clone(), b.nar_hash.clone()))
+        .collect();
+    // A cache that cannot be written costs only time.
+    let tmp = dir.join(format!(".extensions.cache.{}", std::process::id()));
+    let written = serde_json::to_vec(&Cached {
+        journal: digest,
+        extensions: extensions.clone(),
+    })
+    .map_err(std::io::Error::other)
+    .and_then(|bytes| std::fs::write(&tmp, bytes))
+    .and_then(|()| std::fs::rename(&tmp, &cache));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(extensions)
 }
 
 pub fn run_self(ctx: &Context, cmd: SelfCmd) -> anyhow::Result<ExitCode> {
