@@ -221,6 +221,13 @@ impl Evaluator {
         let (result, session) = guile::with_guile(|g| {
             session.run(|| -> Result<(), GuileError> {
                 install_modules(g)?;
+                // The accepted extensions, as Guile modules: `(use-modules (guixie ext NAME))'.
+                let load = g.eval_str(
+                    "(lambda (file) (save-module-excursion (lambda () (primitive-load file))))",
+                )?;
+                for file in self.options.extensions.values() {
+                    g.call(load, &[g.string(&file.to_string_lossy())])?;
+                }
                 g.eval_str("(use-modules (system repl repl) (guixie derivations)) (start-repl)")?;
                 Ok(())
             })
