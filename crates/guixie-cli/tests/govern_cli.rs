@@ -507,9 +507,28 @@ fn membership_changes_by_proposal_and_by_both_quorums() {
         e.contains("alice is not a member of governance version 3"),
         "{e}"
     );
+    // Carol proposes a trust policy and takes it back; erin, who did not propose it, cannot.
+    ok(at(&root)
+        .args(["govern", "propose", "trust-policy", "--builder"])
+        .arg(&erin.1)
+        .args(["-k", "1", "--key"])
+        .arg(&c.0));
+    let e = stderr_of(
+        at(&root)
+            .args(["govern", "withdraw", "1", "--key"])
+            .arg(&erin.0),
+    );
+    assert!(e.contains("only by a member who proposed it"), "{e}");
+    let out = ok_str(
+        at(&root)
+            .args(["govern", "withdraw", "1", "--key"])
+            .arg(&c.0),
+    );
+    assert!(out.contains("proposal 1 withdrawn"), "{out}");
     // Replayed, the journal gives the same state.
     let status: serde_json::Value =
         serde_json::from_slice(&ok(at(&root).args(["--json", "govern", "status"]))).unwrap();
+    assert_eq!(status["proposals"][1]["status"], "withdrawn");
     assert_eq!(status["governanceVersion"], 3);
     assert_eq!(status["members"].as_array().unwrap().len(), 3);
 }

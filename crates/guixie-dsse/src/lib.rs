@@ -153,6 +153,28 @@ impl Envelope {
         .expect("envelopes serialise")
     }
 
+    /// Keeps only signatures that verify with one of `keys`, one for each key (the canonical
+    /// form to keep: no junk signatures, no duplicates).
+    pub fn retain_signed_by(&mut self, keys: &[[u8; 32]]) {
+        let message = self.signed_message();
+        let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
+        for key in keys {
+            let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(key) else {
+                continue;
+            };
+            let by_key = self.signatures.iter().find(|(_, sig)| {
+                <[u8; 64]>::try_from(sig.as_slice()).is_ok_and(|sig| {
+                    vk.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig))
+                        .is_ok()
+                })
+            });
+            if let Some(s) = by_key {
+                kept.push(s.clone());
+            }
+        }
+        self.signatures = kept;
+    }
+
     /// True when some signature, whatever key id it claims, verifies (strictly) with `key`.
     pub fn is_signed_by(&self, key: &[u8; 32]) -> bool {
         let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(key) else {

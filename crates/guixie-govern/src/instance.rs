@@ -23,6 +23,14 @@ pub struct Instance {
     pub trust_policy: Option<(Vec<String>, u32)>,
 }
 
+/// A counted vote.
+#[derive(Clone, Debug)]
+pub struct Counted {
+    pub index: u64,
+    pub status: Status,
+    pub envelope: guixie_dsse::Envelope,
+}
+
 /// What applying an approved proposal changed, for the caller to carry out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -127,6 +135,9 @@ impl Instance {
             self.state.members.len(),
         );
         let index = doc.index;
+        let mut proposal = proposal;
+        // Kept as the members signed it, without any other signature.
+        proposal.envelope.retain_signed_by(&proposers);
         self.motions.insert(index, motion);
         self.proposals.insert(index, proposal);
         Ok(index)
@@ -173,8 +184,9 @@ impl Instance {
         Ok(())
     }
 
-    /// Counts a signed vote; returns the proposal's index and its status after it.
-    pub fn vote(&mut self, bytes: &[u8], now: i64) -> Result<(u64, Status), GovError> {
+    /// Counts a signed vote; returns the proposal's index, its status after the vote, and the
+    /// vote as it is to be kept (the voter's signature alone).
+    pub fn vote(&mut self, bytes: &[u8], now: i64) -> Result<Counted, GovError> {
         let vote = SignedVote::parse(bytes)?;
         self.state.check_fresh(now)?;
         let doc = &vote.doc;
@@ -231,7 +243,62 @@ impl Instance {
             .get_mut(&doc.index)
             .expect("one motion a proposal");
         let status = motion.vote(voter, name, doc.aye, doc.round)?;
-        Ok((doc.index, status))
+        let mut envelope = vote.envelope;
+        envelope.retain_signed_by(&[voter]);
+        Ok(Counted {
+            index: doc.index,
+            status,
+            envelope,
+        })
+    }
+
+    /// Takes back an undecided proposal, signed by a member who signed it; returns the
+    /// withdrawal as it is to be kept (that member's signature alone).
+    pub fn withdraw(
+        &mut self,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<(u64, guixie_dsse::Envelope), GovError> {
+        let (doc, mut envelope) = crate::proposal::Withdrawal::parse(bytes)?;
+        self.state.check_fresh(now)?;
+        self.check_instance(&doc.instance)?;
+        let proposal = self
+            .proposals
+            .get(&doc.index)
+            .ok_or_else(|| GovError::Refused(format!("there is no proposal {}", doc.index)))?;
+        if proposal.digest != doc.proposal {
+            return Err(GovError::Refused(format!(
+                "the withdrawal is of another proposal than number {}",
+                doc.index
+            )));
+        }
+        let proposers = self.state.members_signing(&proposal.envelope);
+        let by: Vec<[u8; 32]> = self
+            .state
+            .members_signing(&envelope)
+            .into_iter()
+            .filter(|k| proposers.contains(k))
+            .collect();
+        if by.is_empty() {
+            return Err(GovError::Refused(format!(
+                "proposal {} is withdrawn only by a member who proposed it",
+                doc.index
+            )));
+        }
+        let motion = self
+            .motions
+            .get_mut(&doc.index)
+            .expect("one motion a proposal");
+        if motion.status != Status::Open {
+            return Err(GovError::Refused(format!(
+                "proposal {} is {}: only an undecided proposal is withdrawn",
+                doc.index,
+                motion.status.as_str()
+            )));
+        }
+        motion.status = Status::Withdrawn;
+        envelope.retain_signed_by(&by[..1]);
+        Ok((doc.index, envelope))
     }
 
     /// Applies an approved proposal and returns what changed.

@@ -25,16 +25,17 @@ pub mod state;
 
 use alloc::string::String;
 
-pub use instance::{Effect, Instance};
+pub use instance::{Counted, Effect, Instance};
 pub use key::MemberKey;
 pub use motion::{Motion, Status};
 pub use proposal::{Change, Proposal, Rebuild, Vote};
 pub use state::{GovState, State};
 
-/// Payload types of the three kinds of signed documents.
+/// Payload types of the kinds of signed documents.
 pub const STATE_PAYLOAD_TYPE: &str = "application/vnd.guixie.governance.state.v1+json";
 pub const PROPOSAL_PAYLOAD_TYPE: &str = "application/vnd.guixie.governance.proposal.v1+json";
 pub const VOTE_PAYLOAD_TYPE: &str = "application/vnd.guixie.governance.vote.v1+json";
+pub const WITHDRAWAL_PAYLOAD_TYPE: &str = "application/vnd.guixie.governance.withdrawal.v1+json";
 
 /// Caps on every input, checked before anything in it is trusted.
 pub const MAX_STATE_BYTES: usize = 64 << 10;

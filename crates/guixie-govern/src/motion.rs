@@ -19,6 +19,8 @@ pub enum Status {
     Applied,
     /// The membership changed before it was decided: its voters are no longer the members.
     Outdated,
+    /// Its proposer took it back before it was decided.
+    Withdrawn,
 }
 
 impl Status {
@@ -29,6 +31,7 @@ impl Status {
             Status::Disapproved => "disapproved",
             Status::Applied => "applied",
             Status::Outdated => "outdated",
+            Status::Withdrawn => "withdrawn",
         }
     }
 }

@@ -84,6 +84,37 @@ pub struct Rebuild {
     pub attestation: String,
 }
 
+/// A proposer taking back an undecided proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    pub instance: String,
+    pub index: u64,
+    /// SHA-256 of the proposal's signed bytes.
+    pub proposal: String,
+}
+
+impl Withdrawal {
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope::new(
+            crate::WITHDRAWAL_PAYLOAD_TYPE,
+            serde_json::to_vec(self).expect("withdrawals serialise"),
+        )
+    }
+
+    /// Reads a signed withdrawal (the signatures are the caller's to check).
+    pub fn parse(bytes: &[u8]) -> Result<(Withdrawal, Envelope), GovError> {
+        let envelope = parse_envelope(
+            bytes,
+            "withdrawal",
+            MAX_VOTE_BYTES,
+            crate::WITHDRAWAL_PAYLOAD_TYPE,
+        )?;
+        let doc: Withdrawal = parse_payload(&envelope, "withdrawal")?;
+        Ok((doc, envelope))
+    }
+}
+
 /// A proposal as received: the document, its envelope and its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedProposal {

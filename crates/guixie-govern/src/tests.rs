@@ -261,6 +261,7 @@ fn vote(
         k.sign(&mut env, id);
     }
     inst.vote(env.to_json().as_bytes(), NOW)
+        .map(|c| (c.index, c.status))
 }
 
 /// Rounds increase from one vote to the next, as a voter's clock does.
@@ -308,6 +309,47 @@ fn a_vote_replayed_after_a_switch_is_refused_and_a_vote_is_one_members() {
     let err = inst.vote(&both, NOW).unwrap_err();
     assert!(err.to_string().contains("signed by 2 members"), "{err}");
     assert!(inst.motions[&i].ayes.is_empty());
+}
+
+#[test]
+fn documents_are_kept_with_members_signatures_only_and_proposers_may_withdraw() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let mut p = upgrade(0, "0.2.0", false);
+    p.state = inst.state.digest();
+    let mut env = p.to_envelope();
+    k[0].sign(&mut env, "a");
+    k[3].sign(&mut env, "junk");
+    k[0].sign(&mut env, "again");
+    let i = inst.propose(env.to_json().as_bytes(), NOW).unwrap();
+    assert_eq!(inst.proposals[&i].envelope.signatures.len(), 1);
+    let digest = inst.proposals[&i].digest.clone();
+    let mut v = vote_envelope(i, &digest, false, 1, &[&k[1]]);
+    let mut venv = guixie_dsse::Envelope::parse(&v, 1 << 16).unwrap();
+    k[4].sign(&mut venv, "junk");
+    v = venv.to_json().into_bytes();
+    assert_eq!(inst.vote(&v, NOW).unwrap().envelope.signatures.len(), 1);
+
+    let withdrawal = |by: &Key| {
+        let mut env = crate::proposal::Withdrawal {
+            instance: "demo".into(),
+            index: i,
+            proposal: digest.clone(),
+        }
+        .to_envelope();
+        by.sign(&mut env, by.name);
+        env.to_json().into_bytes()
+    };
+    let err = inst.withdraw(&withdrawal(&k[1]), NOW).unwrap_err();
+    assert!(
+        err.to_string().contains("only by a member who proposed it"),
+        "{err}"
+    );
+    let (index, kept) = inst.withdraw(&withdrawal(&k[0]), NOW).unwrap();
+    assert_eq!((index, kept.signatures.len()), (i, 1));
+    assert_eq!(inst.motions[&i].status, Status::Withdrawn);
+    assert!(vote(&mut inst, i, &digest, false, None, &[(&k[2], "c")]).is_err());
+    assert!(inst.withdraw(&withdrawal(&k[0]), NOW).is_err());
 }
 
 #[test]

@@ -34,6 +34,10 @@ enum Entry {
         time: i64,
         document: String,
     },
+    Withdraw {
+        time: i64,
+        document: String,
+    },
     Vote {
         time: i64,
         document: String,
@@ -117,6 +121,7 @@ impl Journal {
         replay(&dir).map(Some)
     }
 
+    /// Accepts a proposal; it is kept (journal and log) with its members' signatures only.
     pub fn propose(
         &mut self,
         store: &LocalStore,
@@ -124,27 +129,47 @@ impl Journal {
         now: i64,
     ) -> anyhow::Result<u64> {
         let index = self.instance.propose(document, now)?;
-        append_log(store, document)?;
+        let kept = self.instance.proposals[&index].envelope.to_json();
+        append_log(store, kept.as_bytes())?;
         self.record(&Entry::Proposal {
             time: now,
-            document: String::from_utf8(document.to_vec())?,
+            document: kept,
         })?;
         Ok(index)
     }
 
+    /// Counts a vote; it is kept with its voter's signature only.
     pub fn vote(
         &mut self,
         store: &LocalStore,
         document: &[u8],
         now: i64,
     ) -> anyhow::Result<(u64, guixie_govern::Status)> {
-        let result = self.instance.vote(document, now)?;
-        append_log(store, document)?;
+        let counted = self.instance.vote(document, now)?;
+        let kept = counted.envelope.to_json();
+        append_log(store, kept.as_bytes())?;
         self.record(&Entry::Vote {
             time: now,
-            document: String::from_utf8(document.to_vec())?,
+            document: kept,
         })?;
-        Ok(result)
+        Ok((counted.index, counted.status))
+    }
+
+    /// Takes back an undecided proposal.
+    pub fn withdraw(
+        &mut self,
+        store: &LocalStore,
+        document: &[u8],
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        let (index, kept) = self.instance.withdraw(document, now)?;
+        let kept = kept.to_json();
+        append_log(store, kept.as_bytes())?;
+        self.record(&Entry::Withdraw {
+            time: now,
+            document: kept,
+        })?;
+        Ok(index)
     }
 
     /// Rotates through states both quorums signed, in order.
@@ -250,6 +275,11 @@ fn replay(dir: &Path) -> anyhow::Result<Instance> {
             }
             Entry::Apply { time, index } => {
                 instance.apply(index, time).with_context(at)?;
+            }
+            Entry::Withdraw { time, document } => {
+                instance
+                    .withdraw(document.as_bytes(), time)
+                    .with_context(at)?;
             }
             Entry::States { time, documents } => {
                 let chain: Vec<&[u8]> = documents.iter().map(|d| d.as_bytes()).collect();

@@ -45,6 +45,15 @@ pub enum GovernCmd {
     Approve(VoteArgs),
     /// Vote nay.
     Reject(VoteArgs),
+    /// Take back a proposal you made that is not decided yet.
+    Withdraw {
+        index: u64,
+        #[arg(long, value_name = "SECRET-KEY-FILE")]
+        key: PathBuf,
+        /// Where to write the signed withdrawal, for other instances.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Accept proposals and votes other members signed into this instance, and governance
     /// states signed by both the current and the new quorum (the way out of an expired one).
     Submit {
@@ -244,6 +253,9 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
                     guixie_govern::VOTE_PAYLOAD_TYPE => journal
                         .vote(&store, &bytes, now)
                         .map(|(i, s)| format!("vote counted: proposal {i} is {}", s.as_str())),
+                    guixie_govern::WITHDRAWAL_PAYLOAD_TYPE => journal
+                        .withdraw(&store, &bytes, now)
+                        .map(|i| format!("proposal {i} withdrawn")),
                     other => bail!(
                         "{}: a {other:?} document is not a governance state, proposal or vote",
                         file.display()
@@ -253,6 +265,29 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
                 println!("{}: {what}", file.display());
             }
             flush(&mut journal, &mut chain)?;
+        }
+        GovernCmd::Withdraw { index, key, output } => {
+            let key = secret_key(&key)?;
+            let store = ctx.open_store()?;
+            let mut journal = Journal::open(&store)?;
+            let proposal = journal
+                .instance
+                .proposals
+                .get(&index)
+                .with_context(|| format!("there is no proposal {index}"))?;
+            let mut envelope = guixie_govern::proposal::Withdrawal {
+                instance: proposal.doc.instance.clone(),
+                index,
+                proposal: proposal.digest.clone(),
+            }
+            .to_envelope();
+            envelope.push_signature(key.name(), key.sign_raw(&envelope.signed_message()));
+            let text = envelope.to_json();
+            journal.withdraw(&store, text.as_bytes(), now)?;
+            if let Some(out) = &output {
+                write_document(out, &text)?;
+            }
+            println!("proposal {index} withdrawn");
         }
         GovernCmd::Status => {
             let store = ctx.open_store()?;
