@@ -685,22 +685,6 @@ fn an_extension_adds_a_scheme_function_only_by_quorum() {
     .unwrap();
     let shown = ok_str(at(&instance).arg("-L").arg(&fake).args(["show", "QUIET"]));
     assert!(shown.contains("name: QUIET"), "{shown}");
-    // `guixie repl` has it too.
-    let mut child = at(&instance)
-        .arg("repl")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        b"(use-modules (guixie ext hello))\n(shout \"from the repl\")\n",
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains("\"FROM THE REPL\""), "{printed}");
     // Another store, whose quorum accepted nothing, does not have it.
     unknown(&store_b, "it has none");
 

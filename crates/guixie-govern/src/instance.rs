@@ -113,17 +113,25 @@ impl Instance {
                 doc.index, self.state.doc.version
             )));
         }
+        let version = self.state.doc.version;
         for key in &proposers {
-            let open = self
+            let mine: Vec<&Motion> = self
                 .motions
                 .values()
-                .filter(|m| m.status == Status::Open)
-                .filter(|m| self.proposals[&m.index].envelope.is_signed_by(key))
-                .count();
+                .filter(|m| self.proposals[&m.index].doc.governance_version == version)
+                .filter(|m| m.proposers.contains(key))
+                .collect();
+            let open = mine.iter().filter(|m| m.status == Status::Open).count();
+            let unapplied = mine.iter().filter(|m| m.status != Status::Applied).count();
+            let name = self.state.member(key).map_or("?", |m| m.name.as_str());
             if open >= crate::MAX_OPEN_PROPOSALS_PER_MEMBER {
-                let name = self.state.member(key).map_or("?", |m| m.name.as_str());
                 return Err(GovError::Refused(format!(
                     "{name} already has {open} undecided proposals, the most allowed"
+                )));
+            }
+            if unapplied >= crate::MAX_UNAPPLIED_PROPOSALS_PER_MEMBER {
+                return Err(GovError::Refused(format!(
+                    "{name} has made {unapplied} proposals under governance version {version} that were not applied, the most allowed until the membership changes"
                 )));
             }
         }
@@ -135,6 +143,8 @@ impl Instance {
             self.state.members.len(),
         );
         let index = doc.index;
+        let mut motion = motion;
+        motion.proposers = proposers.clone();
         let mut proposal = proposal;
         // Kept as the members signed it, without any other signature.
         proposal.envelope.retain_signed_by(&proposers);
@@ -272,7 +282,7 @@ impl Instance {
                 doc.index
             )));
         }
-        let proposers = self.state.members_signing(&proposal.envelope);
+        let proposers = &self.motions[&doc.index].proposers;
         let by: Vec<[u8; 32]> = self
             .state
             .members_signing(&envelope)
@@ -324,7 +334,7 @@ impl Instance {
         }
         let change = proposal.change.clone();
         self.check_change(&change, now)?;
-        let effect = match change {
+        let effect = match change.clone() {
             Change::Upgrade {
                 version,
                 source,
@@ -364,6 +374,18 @@ impl Instance {
             }
         };
         self.motions.get_mut(&index).expect("checked").status = Status::Applied;
+        // What an applied change replaced, others approved before it no longer describe: an
+        // older upgrade, another build of the same extension, an older trust policy.
+        let superseded: Vec<u64> = self
+            .motions
+            .values()
+            .filter(|m| m.status == Status::Approved)
+            .filter(|m| same_subject(&self.proposals[&m.index].doc.change, &change))
+            .map(|m| m.index)
+            .collect();
+        for i in superseded {
+            self.motions.get_mut(&i).expect("listed").status = Status::Outdated;
+        }
         Ok(effect)
     }
 
@@ -402,5 +424,15 @@ impl Instance {
             });
         }
         Ok(())
+    }
+}
+
+/// Whether two changes are about the same thing (so applying one outdates the other).
+fn same_subject(a: &Change, b: &Change) -> bool {
+    match (a, b) {
+        (Change::Upgrade { .. }, Change::Upgrade { .. }) => true,
+        (Change::TrustPolicy { .. }, Change::TrustPolicy { .. }) => true,
+        (Change::Extension { name: x, .. }, Change::Extension { name: y, .. }) => x == y,
+        _ => false,
     }
 }

@@ -47,6 +47,9 @@ pub const MAX_FIELD_BYTES: usize = 256;
 pub const MAX_BUILDERS: usize = 64;
 /// Most undecided proposals one member may have made at a time.
 pub const MAX_OPEN_PROPOSALS_PER_MEMBER: usize = 8;
+/// Most proposals one member may make under one governance version that were not applied
+/// (withdrawn, disapproved, open): a member cannot grow the journal without bound.
+pub const MAX_UNAPPLIED_PROPOSALS_PER_MEMBER: usize = 32;
 /// Most votes one member may cast on one proposal (switching included).
 pub const MAX_VOTES_PER_MEMBER: u32 = 16;
 

@@ -44,6 +44,8 @@ pub struct Motion {
     pub members: usize,
     pub ayes: Vec<[u8; 32]>,
     pub nays: Vec<[u8; 32]>,
+    /// The members who signed the proposal.
+    pub proposers: Vec<[u8; 32]>,
     /// Per voter: the round of its last vote and how many votes it cast.
     pub rounds: Vec<([u8; 32], u64, u32)>,
     pub status: Status,
@@ -58,6 +60,7 @@ impl Motion {
             members,
             ayes: Vec::new(),
             nays: Vec::new(),
+            proposers: Vec::new(),
             rounds: Vec::new(),
             status: Status::Open,
         }

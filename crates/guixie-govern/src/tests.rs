@@ -352,6 +352,62 @@ fn documents_are_kept_with_members_signatures_only_and_proposers_may_withdraw() 
     assert!(inst.withdraw(&withdrawal(&k[0]), NOW).is_err());
 }
 
+/// A proposal to add extension `name` whose output has `nar_hash`.
+fn add_extension(index: u64, name: &str, nar_hash: &str) -> Proposal {
+    Proposal {
+        instance: "demo".into(),
+        index,
+        governance_version: 1,
+        state: String::new(),
+        change: Change::Extension {
+            name: name.into(),
+            add: Some(ExtensionBuild {
+                source: "sha256:s".into(),
+                nar_hash: nar_hash.into(),
+            }),
+        },
+    }
+}
+
+#[test]
+fn applying_a_change_outdates_other_approvals_of_the_same_thing() {
+    let k = keys();
+    let mut inst = instance(&k);
+    let add = |index, nar: &str| add_extension(index, "hello", nar);
+    let (v1, d1) = propose(&mut inst, &add(0, "sha256:v1"), &k[0]).unwrap();
+    let (v2, d2) = propose(&mut inst, &add(1, "sha256:v2"), &k[0]).unwrap();
+    for (i, d, nar) in [(v1, &d1, "sha256:v1"), (v2, &d2, "sha256:v2")] {
+        vote(&mut inst, i, d, true, Some(nar), &[(&k[0], "a")]).unwrap();
+        vote(&mut inst, i, d, true, Some(nar), &[(&k[1], "b")]).unwrap();
+    }
+    inst.apply(v2, NOW).unwrap();
+    // The older build of the same extension cannot be applied over the newer one.
+    assert_eq!(inst.motions[&v1].status, Status::Outdated);
+    assert!(inst.apply(v1, NOW).is_err());
+    assert_eq!(inst.extensions["hello"].nar_hash, "sha256:v2");
+}
+
+#[test]
+fn withdrawing_does_not_let_a_member_grow_the_journal_without_bound() {
+    let k = keys();
+    let mut inst = instance(&k);
+    for i in 0..crate::MAX_UNAPPLIED_PROPOSALS_PER_MEMBER as u64 {
+        let (index, digest) = propose(&mut inst, &upgrade(i, "0.2.0", false), &k[0]).unwrap();
+        let mut env = crate::proposal::Withdrawal {
+            instance: "demo".into(),
+            index,
+            proposal: digest,
+        }
+        .to_envelope();
+        k[0].sign(&mut env, "a");
+        inst.withdraw(env.to_json().as_bytes(), NOW).unwrap();
+    }
+    let n = crate::MAX_UNAPPLIED_PROPOSALS_PER_MEMBER as u64;
+    let err = propose(&mut inst, &upgrade(n, "0.2.0", false), &k[0]).unwrap_err();
+    assert!(err.to_string().contains("were not applied"), "{err}");
+    propose(&mut inst, &upgrade(n, "0.2.0", false), &k[1]).unwrap();
+}
+
 #[test]
 fn approvals_do_not_outlive_their_membership_or_the_running_version() {
     let k = keys();
@@ -366,12 +422,10 @@ fn approvals_do_not_outlive_their_membership_or_the_running_version() {
     approve(&mut inst, p2, &d2);
     approve(&mut inst, p3, &d3);
     inst.apply(p3, NOW).unwrap();
-    // 0.2.0 was approved as an upgrade; after 0.3.0 it would be a downgrade nobody approved.
+    // 0.2.0 was approved as an upgrade; after 0.3.0 it would be a downgrade nobody approved:
+    // applying 0.3.0 outdated it.
     let err = inst.apply(p2, NOW).unwrap_err();
-    assert!(
-        err.to_string().contains("older than the running 0.3.0"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("is outdated"), "{err}");
 
     // An upgrade approved by the old members is outdated by a new membership.
     let (p4, d4) = propose(&mut inst, &upgrade(2, "0.4.0", false), &k[0]).unwrap();
@@ -617,19 +671,7 @@ fn membership_changes_by_proposal_and_outdate_open_votes() {
 fn extensions_and_trust_policy_by_quorum() {
     let k = keys();
     let mut inst = instance(&k);
-    let add = Proposal {
-        instance: "demo".into(),
-        index: 0,
-        governance_version: 1,
-        state: String::new(),
-        change: Change::Extension {
-            name: "hello".into(),
-            add: Some(ExtensionBuild {
-                source: "sha256:s".into(),
-                nar_hash: "sha256:n".into(),
-            }),
-        },
-    };
+    let add = add_extension(0, "hello", "sha256:n");
     let remove = |index| Proposal {
         index,
         change: Change::Extension {

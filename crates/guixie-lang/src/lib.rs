@@ -221,13 +221,6 @@ impl Evaluator {
         let (result, session) = guile::with_guile(|g| {
             session.run(|| -> Result<(), GuileError> {
                 install_modules(g)?;
-                // The accepted extensions, as Guile modules: `(use-modules (guixie ext NAME))'.
-                let load = g.eval_str(
-                    "(lambda (file) (save-module-excursion (lambda () (primitive-load file))))",
-                )?;
-                for file in self.options.extensions.values() {
-                    g.call(load, &[g.string(&file.to_string_lossy())])?;
-                }
                 g.eval_str("(use-modules (system repl repl) (guixie derivations)) (start-repl)")?;
                 Ok(())
             })
@@ -491,6 +484,9 @@ fn evaluate(
     let load_path = load_path(g, options)?;
     let (loaded, label) = match source {
         Source::File(f) => {
+            // Absolute, so that forms remember where they were written (a relative
+            // `local-file` in a thunked field is resolved after the file has loaded).
+            let f = std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf());
             let path = f.to_string_lossy();
             (
                 g.call(

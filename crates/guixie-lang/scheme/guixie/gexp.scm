@@ -191,18 +191,23 @@
   ;; changes directory, so a relative name still means what it meant when it was read).
   (define written-in
     (let ((f (and (pair? location) (car location))))
-      (and (string? f) (file-exists? f) (dirname (canonicalize-path f)))))
+      ;; Only absolute names: guixie's own compiled modules record relative ones.
+      (and (string? f) (string-prefix? "/" f) (file-exists? f)
+           (dirname (canonicalize-path f)))))
   (let ((absolute (if (string-prefix? "/" file)
                       file
                       (string-append (or written-in (%current-file-directory) (getcwd))
                                      "/" file))))
-    (when %local-file-root
-      (let ((real (false-if-exception (canonicalize-path absolute))))
-        (unless (and real (or (string=? real %local-file-root)
-                              (string-prefix? (string-append %local-file-root "/") real)))
-          (guixie-error location "local-file ~s is outside ~a, the only tree this evaluation may read"
-                        file %local-file-root))))
-    (%local-file absolute (or name (basename* file)) recursive? location)))
+    (if %local-file-root
+        ;; The canonical name is what is read later, so no link can be repointed between
+        ;; this check and the copy into the store.
+        (let ((real (false-if-exception (canonicalize-path absolute))))
+          (unless (and real (or (string=? real %local-file-root)
+                                (string-prefix? (string-append %local-file-root "/") real)))
+            (guixie-error location "local-file ~s is outside ~a, the only tree this evaluation may read"
+                          file %local-file-root))
+          (%local-file real (or name (basename* file)) recursive? location))
+        (%local-file absolute (or name (basename* file)) recursive? location))))
 
 ;; When set (a canonical directory), `local-file' reads nothing outside it: an untrusted
 ;; recipe (a proposal's) cannot copy the evaluator's own files into the store.

@@ -1,7 +1,7 @@
 //! An instance's governance on disk: its first state and a journal of every document it
 //! accepted, in order, with the time it accepted each. Loading replays the journal through
-//! `guixie-govern`'s state machine, so what holds is always recomputed from signed documents,
-//! never read from a cache. Each accepted document is also appended to the store's
+//! `guixie-govern`'s state machine, so what holds is always recomputed from signed documents
+//! (evaluations keep only the accepted extensions, under the journal's hash). Each accepted document is also appended to the store's
 //! transparency log, so peers can audit the instance's whole history.
 
 use std::io::Write as _;

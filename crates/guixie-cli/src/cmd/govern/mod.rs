@@ -148,6 +148,10 @@ pub struct VoteArgs {
     /// Where to write the signed vote.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// The vote's round: greater than your last vote's on this proposal [default: the time
+    /// in seconds, or one more than your last vote counted here].
+    #[arg(long)]
+    round: Option<u64>,
     /// Approve a proposal that downgrades guixie (refused without it).
     #[arg(long)]
     downgrade: bool,
@@ -473,6 +477,9 @@ fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitC
             )
         })?;
         let built = rebuild::rebuild(ctx, &store, source, Some(source_hash), &a.flags)?;
+        if let Change::Extension { name, .. } = &proposal.doc.change {
+            generations::extension_module(&store, name, &built.output)?;
+        }
         if built.nar_hash != expected {
             eprintln!(
                 "guixie: your rebuild of proposal {} gives {} with NAR hash {}, but the proposal expects {expected}: not signing",
@@ -512,7 +519,9 @@ fn vote(ctx: &Context, a: VoteArgs, aye: bool, now: i64) -> anyhow::Result<ExitC
         index: proposal.doc.index,
         proposal: proposal.digest.clone(),
         aye,
-        round: (now.max(0) as u64).max(last.map_or(0, |r| r + 1)),
+        round: a
+            .round
+            .unwrap_or_else(|| (now.max(0) as u64).max(last.map_or(0, |r| r + 1))),
         rebuild,
     };
     let mut envelope = doc.to_envelope();

@@ -54,9 +54,9 @@ pub fn rebuild(
     }
     let tree = store.real_path(&copy.path);
     let recipe = tree.join(RECIPE);
-    if !recipe.is_file() {
+    if !std::fs::symlink_metadata(&recipe).is_ok_and(|m| m.is_file()) {
         bail!(
-            "{}: the source has no {RECIPE} at its root to say how it is built",
+            "{}: the source has no {RECIPE} file (a file, not a link) at its root to say how it is built",
             source.join(RECIPE).display()
         );
     }
