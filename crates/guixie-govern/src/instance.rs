@@ -200,17 +200,7 @@ impl Instance {
         let vote = SignedVote::parse(bytes)?;
         self.state.check_fresh(now)?;
         let doc = &vote.doc;
-        self.check_instance(&doc.instance)?;
-        let proposal = self
-            .proposals
-            .get(&doc.index)
-            .ok_or_else(|| GovError::Refused(format!("there is no proposal {}", doc.index)))?;
-        if proposal.digest != doc.proposal {
-            return Err(GovError::Refused(format!(
-                "the vote is for another proposal than number {} (digest {}, not {})",
-                doc.index, doc.proposal, proposal.digest
-            )));
-        }
+        let proposal = self.named_proposal("vote", &doc.instance, doc.index, &doc.proposal)?;
         let voters = self.state.members_signing(&vote.envelope);
         let voter = match voters.as_slice() {
             [one] => *one,
@@ -271,17 +261,7 @@ impl Instance {
     ) -> Result<(u64, guixie_dsse::Envelope), GovError> {
         let (doc, mut envelope) = crate::proposal::Withdrawal::parse(bytes)?;
         self.state.check_fresh(now)?;
-        self.check_instance(&doc.instance)?;
-        let proposal = self
-            .proposals
-            .get(&doc.index)
-            .ok_or_else(|| GovError::Refused(format!("there is no proposal {}", doc.index)))?;
-        if proposal.digest != doc.proposal {
-            return Err(GovError::Refused(format!(
-                "the withdrawal is of another proposal than number {}",
-                doc.index
-            )));
-        }
+        self.named_proposal("withdrawal", &doc.instance, doc.index, &doc.proposal)?;
         let proposers = &self.motions[&doc.index].proposers;
         let by: Vec<[u8; 32]> = self
             .state
@@ -414,6 +394,28 @@ impl Instance {
                 m.status = Status::Outdated;
             }
         }
+    }
+
+    /// The proposal a vote or withdrawal names by instance, index and digest.
+    fn named_proposal(
+        &self,
+        what: &str,
+        instance: &str,
+        index: u64,
+        digest: &str,
+    ) -> Result<&SignedProposal, GovError> {
+        self.check_instance(instance)?;
+        let proposal = self
+            .proposals
+            .get(&index)
+            .ok_or_else(|| GovError::Refused(format!("there is no proposal {index}")))?;
+        if proposal.digest != digest {
+            return Err(GovError::Refused(format!(
+                "the {what} is for another proposal than number {index} (digest {digest}, not {})",
+                proposal.digest
+            )));
+        }
+        Ok(proposal)
     }
 
     fn check_instance(&self, name: &str) -> Result<(), GovError> {

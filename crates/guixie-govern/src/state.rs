@@ -152,6 +152,17 @@ impl State {
             .collect()
     }
 
+    /// "2 of 3 members (alice, bob, carol)".
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        format!(
+            "{} of {} members ({})",
+            self.threshold(),
+            self.members.len(),
+            names.join(", ")
+        )
+    }
+
     pub fn threshold(&self) -> usize {
         self.doc.threshold as usize
     }

@@ -411,15 +411,9 @@ fn describe(change: &Change) -> String {
         ),
         Change::Membership { state } => match guixie_govern::State::parse(state.as_bytes()) {
             Ok(s) => format!(
-                "membership: governance version {}, {} of {} members ({})",
+                "membership: governance version {}, {}",
                 s.doc.version,
-                s.threshold(),
-                s.members.len(),
-                s.members
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                s.summary()
             ),
             Err(e) => format!("membership (its state is invalid: {e})"),
         },

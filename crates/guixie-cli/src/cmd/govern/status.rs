@@ -40,17 +40,11 @@ pub fn show(ctx: &Context, journal: &Journal, now: i64) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "instance {} runs guixie {}; governance version {}: {} of {} members ({})",
+        "instance {} runs guixie {}; governance version {}: {}",
         s.doc.instance,
         inst.version,
         s.doc.version,
-        s.threshold(),
-        s.members.len(),
-        s.members
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        s.summary()
     );
     match fresh {
         Ok(()) => println!(
