@@ -37,5 +37,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+# guixie builds itself from this tree in the sandbox and proves the fixpoint (about 10 minutes
+# here: two release builds; docs/self-build.md).
+scripts/self-check.sh
+
 # Fuzz the parsers of untrusted input for a bounded time (seconds per target).
 scripts/fuzz.sh "${GUIXIE_FUZZ_SECONDS:-20}"

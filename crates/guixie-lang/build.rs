@@ -23,6 +23,7 @@ const MODULES: &[&str] = &[
     "guixie/build/perl-build-system",
     "guixie/build/python-build-system",
     "guixie/build/pyproject-build-system",
+    "guixie/build/cargo-build-system",
 ];
 include!("src/primitive_names.rs");
 

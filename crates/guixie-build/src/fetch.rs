@@ -8,17 +8,19 @@ use std::path::Path;
 
 /// Downloads `url` into `out` (streamed), making it executable when asked; progress and
 /// errors go to `log`.
-pub fn fetch_url(
+fn fetch_url(
     url: &str,
     out: &Path,
     executable: bool,
+    agent: &ureq::Agent,
     log: &mut dyn Write,
 ) -> Result<(), String> {
     let _ = writeln!(log, "downloading {url}");
     let mut reader: Box<dyn Read> = if let Some(path) = url.strip_prefix("file://") {
         Box::new(std::fs::File::open(path).map_err(|e| format!("{url}: {e}"))?)
     } else if url.starts_with("http://") || url.starts_with("https://") {
-        let response = ureq::get(url)
+        let response = agent
+            .get(url)
             .timeout(std::time::Duration::from_secs(300))
             .call()
             .map_err(|e| format!("{url}: {e}"))?;
@@ -41,17 +43,43 @@ pub fn fetch_url(
     Ok(())
 }
 
+/// An HTTP agent trusting the given certificate authorities (PEM), else ureq's defaults.
+fn agent(ca_certificates: Option<&str>) -> Result<ureq::Agent, String> {
+    let builder = ureq::AgentBuilder::new();
+    let Some(pem) = ca_certificates else {
+        return Ok(builder.build());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("the host's certificate authorities: {e}"))?;
+        // One certificate rustls cannot use does not stop the others from working.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("the host's certificate authority file holds no certificate".into());
+    }
+    // Named explicitly: more than one provider is compiled in (libp2p brings aws-lc-rs).
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(builder.tls_config(std::sync::Arc::new(config)).build())
+}
+
 /// Downloads the first of `urls` that answers into `out`; each failure is logged and the
 /// next URL tried. The error names every URL's failure.
 fn fetch_first(
     urls: &[String],
     out: &Path,
     executable: bool,
+    agent: &ureq::Agent,
     log: &mut dyn Write,
 ) -> Result<String, String> {
     let mut failures = Vec::new();
     for url in urls {
-        match fetch_url(url, out, executable, log) {
+        match fetch_url(url, out, executable, agent, log) {
             Ok(()) => return Ok(url.clone()),
             Err(e) => {
                 let _ = writeln!(log, "{e}");
@@ -72,11 +100,12 @@ pub fn fetch_in_sandbox(
     fetch: &crate::sandbox::BuiltinFetch,
     log: &mut dyn Write,
 ) -> Result<(), String> {
+    let agent = agent(fetch.ca_certificates.as_deref())?;
     if !fetch.unpack {
-        return fetch_first(&fetch.urls, &fetch.out, fetch.executable, log).map(drop);
+        return fetch_first(&fetch.urls, &fetch.out, fetch.executable, &agent, log).map(drop);
     }
     let download = Path::new("/build/download");
-    let url = fetch_first(&fetch.urls, download, false, log)?;
+    let url = fetch_first(&fetch.urls, download, false, &agent, log)?;
     let file = std::fs::File::open(download).map_err(|e| format!("{}: {e}", download.display()))?;
     let mut file = std::io::BufReader::new(file);
     let gzip = std::io::BufRead::fill_buf(&mut file)

@@ -125,7 +125,8 @@ enum Command {
     /// The instance's governance: members, proposals, votes by quorum (`docs/governance.md`).
     #[command(subcommand)]
     Govern(cmd::govern::GovernCmd),
-    /// This instance's own generations: `self generations|switch N|roll-back`.
+    /// guixie itself: `self build` and `self check` (its build from its own source, and the
+    /// fixpoint), `self generations|switch N|roll-back` (this instance's generations).
     #[command(subcommand, name = "self")]
     Self_(cmd::govern::SelfCmd),
     /// Closure sizes of store paths or packages, per item (as `guix size`).

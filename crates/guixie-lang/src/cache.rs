@@ -19,8 +19,9 @@ use crate::Evaluated;
 pub struct Entry {
     /// (file, sha256 of its contents): the evaluated file and every package module loaded.
     pub files: Vec<(PathBuf, String)>,
-    /// (directory or file, metadata fingerprint): sources added with `local-file`.
-    pub trees: Vec<(PathBuf, String)>,
+    /// (directory or file, metadata fingerprint, what `select?` left out of it): sources
+    /// added with `local-file`.
+    pub trees: Vec<(PathBuf, String, guixie_formats::nar::Excluded)>,
     /// The dpkg database's fingerprint, when the toolchain was used.
     pub dpkg: Option<String>,
     pub results: Vec<Evaluated>,
@@ -46,8 +47,8 @@ impl EvalCache {
                 return None;
             }
         }
-        for (tree, fingerprint) in &entry.trees {
-            if tree_fingerprint(tree)? != *fingerprint {
+        for (tree, fingerprint, excluded) in &entry.trees {
+            if tree_fingerprint(tree, excluded)? != *fingerprint {
                 return None;
             }
         }
@@ -80,15 +81,16 @@ pub fn content_hash(file: &Path) -> Option<String> {
 }
 
 /// A hash of the metadata of `path` and, for a directory, of everything under it (sorted).
-pub fn tree_fingerprint(path: &Path) -> Option<String> {
+pub fn tree_fingerprint(path: &Path, excluded: &guixie_formats::nar::Excluded) -> Option<String> {
     let mut h = guixie_formats::hash::Hasher::new(HashAlgo::Sha256);
-    fingerprint_into(path, Path::new(""), &mut h).ok()?;
+    fingerprint_into(path, Path::new(""), excluded, &mut h).ok()?;
     Some(h.finish().to_hex())
 }
 
 fn fingerprint_into(
     path: &Path,
     relative: &Path,
+    excluded: &guixie_formats::nar::Excluded,
     h: &mut guixie_formats::hash::Hasher,
 ) -> std::io::Result<()> {
     use std::io::Write;
@@ -116,7 +118,10 @@ fn fingerprint_into(
             .collect::<Result<_, _>>()?;
         names.sort();
         for n in names {
-            fingerprint_into(&path.join(&n), &relative.join(&n), h)?;
+            let entry = path.join(&n);
+            if !excluded.contains(&entry) {
+                fingerprint_into(&entry, &relative.join(&n), excluded, h)?;
+            }
         }
     }
     Ok(())

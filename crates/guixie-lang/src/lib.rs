@@ -79,6 +79,10 @@ pub const BUILD_SIDE_MODULES: &[(&str, &str)] = &[
         "guixie build pyproject-build-system",
         include_str!("../scheme/guixie/build/pyproject-build-system.scm"),
     ),
+    (
+        "guixie build cargo-build-system",
+        include_str!("../scheme/guixie/build/cargo-build-system.scm"),
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -262,7 +266,7 @@ impl Evaluator {
             let Some(trees) = session
                 .pending_files
                 .iter()
-                .map(|l| Some((l.file.clone(), l.fingerprint.clone()?)))
+                .map(|l| Some((l.file.clone(), l.fingerprint.clone()?, l.excluded.clone())))
                 .collect::<Option<Vec<_>>>()
             else {
                 return Ok(evaluated);
@@ -405,7 +409,13 @@ impl Evaluator {
             if self.store.is_valid(&local.path)? {
                 continue;
             }
-            if self.store.add_path(&local.file, &local.name, false)?.path != local.path {
+            let added = self.store.add_path_excluding(
+                &local.file,
+                &local.name,
+                false,
+                local.excluded.clone(),
+            )?;
+            if added.path != local.path {
                 return Err(EvalError::Changed {
                     file: local.file.display().to_string(),
                 });

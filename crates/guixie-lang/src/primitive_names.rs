@@ -7,6 +7,7 @@ pub const PRIMITIVE_NAMES: &[&str] = &[
     "%derivation",
     "%guixie-config",
     "%query-path-info",
+    "%rust-toolchain",
     "%store-dir",
     "%text-file",
 ];

@@ -18,30 +18,36 @@ pub fn define_all(g: &Guile) {
     g.define_primitive::<BuildSideModulePrim>();
     g.define_primitive::<DerivationPrim>();
     g.define_primitive::<QueryPathInfoPrim>();
+    g.define_primitive::<RustToolchainPrim>();
     g.define_primitive::<StoreDirPrim>();
     g.define_primitive::<ConfigPrim>();
     g.define_primitive::<TextFilePrim>();
 }
 
-/// `(%add-to-store name file)` → the store path of a file or tree, NAR-hashed as
-/// `nix-store --add` does; it is copied in with the evaluation's other results.
+/// `(%add-to-store name file excluded)` → the store path of a file or tree without the
+/// entries named in `excluded` (full names under it), NAR-hashed as `nix-store --add` does;
+/// it is copied in with the evaluation's other results.
 struct AddToStorePrim;
 impl Primitive for AddToStorePrim {
     const NAME: &'static str = "%add-to-store";
     fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
-        let [name, file] = args else {
-            return Err(err(format!("expected 2 arguments, got {}", args.len())));
+        let [name, file, excluded] = args else {
+            return Err(err(format!("expected 3 arguments, got {}", args.len())));
         };
         let name = text(*name, "name")?;
         let file = std::path::PathBuf::from(text(*file, "file")?);
+        let excluded: guixie_formats::nar::Excluded = list(*excluded, "excluded")?
+            .map(|v| text(v, "excluded file").map(std::path::PathBuf::from))
+            .collect::<Result<_, _>>()?;
         let path = Session::with_current(|s| {
             guixie_formats::store_path::validate_name(&name).map_err(|e| e.to_string())?;
             if std::fs::symlink_metadata(&file).is_err() {
                 return Err("no such file or directory".to_owned());
             }
-            let fingerprint = crate::cache::tree_fingerprint(&file);
-            let (nar_hash, _) = guixie_formats::nar::hash_path(&file, HashAlgo::Sha256)
-                .map_err(|e| e.to_string())?;
+            let fingerprint = crate::cache::tree_fingerprint(&file, &excluded);
+            let (nar_hash, _) =
+                guixie_formats::nar::hash_path_excluding(&file, HashAlgo::Sha256, &excluded)
+                    .map_err(|e| e.to_string())?;
             let path = s
                 .store_dir
                 .make_source_path(&name, &nar_hash, &BTreeSet::new(), false)
@@ -51,6 +57,7 @@ impl Primitive for AddToStorePrim {
                 path,
                 name: name.clone(),
                 file: file.clone(),
+                excluded,
                 fingerprint,
             });
             Ok(abs)
@@ -83,6 +90,32 @@ impl Primitive for BootstrapToolchainPrim {
         });
         drop(paused);
         let path = path.map_err(|e| err(format!("bootstrap toolchain: {e}")))?;
+        Ok(g.string(&path))
+    }
+}
+
+/// `(%rust-toolchain version nar-hash)` → the store path of that Rust release, whose NAR
+/// hash must be the one given (see `guixie_trust_root::rust`).
+struct RustToolchainPrim;
+impl Primitive for RustToolchainPrim {
+    const NAME: &'static str = "%rust-toolchain";
+    fn call<'g>(g: &'g Guile, args: &[Value<'g>]) -> Result<Value<'g>, PrimitiveError> {
+        let [version, hash] = args else {
+            return Err(err(format!("expected 2 arguments, got {}", args.len())));
+        };
+        let version = text(*version, "version")?;
+        let hash = text(*hash, "sha256")?;
+        let pinned = guixie_formats::Hash::parse(&hash, Some(HashAlgo::Sha256))
+            .ok()
+            .filter(|h| h.algo() == HashAlgo::Sha256)
+            .ok_or_else(|| err(format!("Rust {version}: {hash:?} is not a sha256 NAR hash")))?;
+        let paused = PausedAlarm::pause();
+        let path = Session::with_current(|s| {
+            let p = guixie_trust_root::rust::ensure_rust_toolchain(&s.store, &version, &pinned)?;
+            Ok(s.store_dir.display(&p))
+        });
+        drop(paused);
+        let path = path.map_err(|e| err(format!("Rust toolchain: {e}")))?;
         Ok(g.string(&path))
     }
 }

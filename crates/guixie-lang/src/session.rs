@@ -33,6 +33,8 @@ pub struct LocalFile {
     pub path: StorePath,
     pub name: String,
     pub file: std::path::PathBuf,
+    /// What `select?` left out of it.
+    pub excluded: guixie_formats::nar::Excluded,
     /// Its metadata fingerprint, taken before it was hashed, so that any later change is
     /// seen by the evaluation cache (see `cache::tree_fingerprint`).
     pub fingerprint: Option<String>,

@@ -14,6 +14,8 @@
 //! and `/sbin` linking into it), because Debian's binaries look for their loader, libraries
 //! and data there.
 
+pub mod rust;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +40,7 @@ const COMMAND_LINKS: &[(&str, &str)] = &[
     ("cc", "gcc"),
     ("awk", "mawk"),
     ("guile", "guile-3.0"),
+    ("guild", "guild-3.0"),
 ];
 
 #[derive(Debug)]
@@ -213,7 +216,16 @@ pub fn ensure_toolchain(
 ) -> Result<StorePath, String> {
     let packages = closure(roots)?;
     let manifest = manifest(&packages);
-    let key = Hash::digest_of(HashAlgo::Sha256, manifest.as_bytes()).to_hex();
+    // The links made are part of what the record stands for: a new one makes a new item.
+    let links: Vec<String> = COMMAND_LINKS
+        .iter()
+        .map(|(l, t)| format!("{l}>{t}"))
+        .collect();
+    let key = Hash::digest_of(
+        HashAlgo::Sha256,
+        format!("{manifest}\0{}", links.join(" ")).as_bytes(),
+    )
+    .to_hex();
     let records = store.state_dir().join("bootstrap");
     let record = records.join(&key);
     if let Ok(text) = std::fs::read_to_string(&record) {

@@ -96,7 +96,7 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
             inputs.push((f.clone(), f.clone()));
         }
     }
-    let mut env = build_env(req.drv, sd, &build_dir);
+    let mut env = build_env(req.drv, sd, &build_dir, req.options.cores);
     let build_files = pass_as_files(&mut env, &build_dir);
     let spec = SandboxSpec {
         root: req.area.join("root"),
@@ -162,12 +162,34 @@ fn builtin_fetch(
         out: PathBuf::from(sd.display(out)),
         executable: var("executable").is_some_and(|e| e == "1"),
         unpack: var("unpack").is_some_and(|u| u == "1"),
+        ca_certificates: host_ca_certificates(),
     }))
+}
+
+/// The host's certificate authorities, as Nix finds its `ssl-cert-file`: `$NIX_SSL_CERT_FILE`,
+/// `$SSL_CERT_FILE`, else Debian's bundle. A machine behind a TLS-inspecting proxy trusts
+/// that proxy only through this file.
+fn host_ca_certificates() -> Option<String> {
+    let file = ["NIX_SSL_CERT_FILE", "SSL_CERT_FILE"]
+        .iter()
+        .find_map(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    // A bundle is a few hundred KiB; anything far larger is not one.
+    let meta = std::fs::metadata(&file).ok()?;
+    (meta.is_file() && meta.len() <= 16 << 20)
+        .then(|| std::fs::read_to_string(&file).ok())
+        .flatten()
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the
 /// build directory variables.
-fn build_env(drv: &Derivation, sd: &StoreDir, build_dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn build_env(
+    drv: &Derivation,
+    sd: &StoreDir,
+    build_dir: &Path,
+    cores: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut env: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut set = |k: &str, v: &str| {
         env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
@@ -175,7 +197,7 @@ fn build_env(drv: &Derivation, sd: &StoreDir, build_dir: &Path) -> Vec<(Vec<u8>,
     set("PATH", "/path-not-set");
     set("HOME", "/homeless-shelter");
     set("NIX_STORE", sd.as_str());
-    set("NIX_BUILD_CORES", "1");
+    set("NIX_BUILD_CORES", &cores.max(1).to_string());
     set("NIX_LOG_FD", "2");
     set("TERM", "xterm-256color");
     set("SOURCE_DATE_EPOCH", "1");

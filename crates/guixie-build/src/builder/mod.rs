@@ -86,6 +86,8 @@ pub struct BuildOptions {
     pub echo_log: bool,
     /// Builds run at once.
     pub jobs: usize,
+    /// What a builder is told it may use (`NIX_BUILD_CORES`), as Nix's `--cores`.
+    pub cores: usize,
     pub max_processes: u64,
     pub max_file_size: u64,
     /// Most disk space a build may fill in all (outputs, build directory, `/tmp`), in bytes;
@@ -121,6 +123,7 @@ impl Default for BuildOptions {
             keep_going: false,
             echo_log: false,
             jobs: 1,
+            cores: 1,
             max_processes: 4096,
             max_file_size: 64 << 30,
             max_output_size: u64::MAX,

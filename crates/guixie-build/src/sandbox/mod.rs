@@ -82,6 +82,10 @@ pub struct BuiltinFetch {
     pub executable: bool,
     /// The download is a NAR (uncompressed or gzip) to restore as the output.
     pub unpack: bool,
+    /// The certificate authorities HTTPS downloads trust (PEM), read from the host before
+    /// the sandbox hides it, as Nix's `ssl-cert-file`; `None`: the built-in web roots.
+    #[serde(default)]
+    pub ca_certificates: Option<String>,
 }
 
 fn default_shm_bytes() -> u64 {

@@ -51,6 +51,10 @@ pub struct BuildFlags {
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 1)]
     jobs: usize,
+    /// Cores each builder is told it may use (`NIX_BUILD_CORES`); 0: all of this machine's,
+    /// as Nix's `--cores`.
+    #[arg(long, default_value_t = 0)]
+    cores: usize,
     /// Most processes a build may run at once.
     #[arg(long, default_value_t = 4096)]
     max_processes: u64,
@@ -269,6 +273,31 @@ impl Display {
 impl BuildFlags {
     /// These flags for a build that is evidence (a vote's rebuild): built here, in the
     /// sandbox, never substituted, and attested.
+    /// The flags that shape a local rebuild, as arguments for another guixie's `build`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--jobs={}", self.jobs),
+            format!("--cores={}", self.cores),
+            format!("--timeout={}", self.timeout),
+            format!("--max-silent-time={}", self.max_silent_time),
+            format!("--max-processes={}", self.max_processes),
+            format!("--max-file-size={}", self.max_file_size),
+        ];
+        if self.max_output_size != u64::MAX {
+            args.push(format!("--max-output-size={}", self.max_output_size));
+        }
+        for (on, flag) in [
+            (self.keep_failed, "--keep-failed"),
+            (self.no_attest, "--no-attest"),
+            (self.verbose, "--verbose"),
+        ] {
+            if on {
+                args.push(flag.to_owned());
+            }
+        }
+        args
+    }
+
     pub fn for_evidence(&self) -> BuildFlags {
         let mut flags = self.clone();
         flags.no_attest = false;
@@ -329,6 +358,10 @@ fn prepare<'s>(
         max_silent: Duration::from_secs(args.flags.max_silent_time),
         echo_log: args.flags.verbose,
         jobs: args.flags.jobs,
+        cores: match args.flags.cores {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
         max_processes: args.flags.max_processes,
         max_file_size: args.flags.max_file_size,
         max_output_size: args.flags.max_output_size,

@@ -17,6 +17,7 @@ pub mod node;
 pub mod package;
 pub mod publish;
 pub mod repl;
+pub mod self_build;
 pub mod shell;
 pub mod show;
 pub mod size;

@@ -9,7 +9,8 @@ mod writer;
 pub use reader::{parse, parse_to_end, NarError, NarErrorKind, NarHandler, NarListing, NodeKind};
 pub use restore::{restore, RestoreError};
 pub use writer::{
-    dump_path, hash_path, hash_regular_file, nar_size_of_path, DumpError, NarEncoder,
+    dump_path, dump_path_excluding, hash_path, hash_path_excluding, hash_regular_file,
+    nar_size_of_path, DumpError, Excluded, NarEncoder,
 };
 
 pub(crate) const MAGIC: &[u8] = b"nix-archive-1";

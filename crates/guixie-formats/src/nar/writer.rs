@@ -107,9 +107,22 @@ fn write_str(out: &mut impl Write, s: &[u8]) -> io::Result<()> {
 
 /// Serialises the tree at `path` (not following a top-level symlink) as a NAR into `out`.
 pub fn dump_path(path: &Path, out: impl Write) -> Result<(), DumpError> {
+    dump_path_excluding(path, &Excluded::new(), out)
+}
+
+/// Entries left out of an archived tree, by their full path under the tree's root (what
+/// Guix's `local-file #:select?` rejected): a left-out directory is left out whole.
+pub type Excluded = std::collections::BTreeSet<PathBuf>;
+
+/// `dump_path`, leaving out the entries in `excluded`.
+pub fn dump_path_excluding(
+    path: &Path,
+    excluded: &Excluded,
+    out: impl Write,
+) -> Result<(), DumpError> {
     let mut enc = NarEncoder::new(out).map_err(DumpError::Output)?;
     let mut buf = vec![0u8; COPY_BUFFER];
-    dump_node(path, &mut enc, &mut buf, Contents::Read)?;
+    dump_node(path, &mut enc, &mut buf, Contents::Read, excluded)?;
     enc.contents_mut().flush().map_err(DumpError::Output)
 }
 
@@ -118,7 +131,7 @@ pub fn dump_path(path: &Path, out: impl Write) -> Result<(), DumpError> {
 pub fn nar_size_of_path(path: &Path) -> Result<u64, DumpError> {
     let mut counting = CountingWriter::new(io::sink());
     let mut enc = NarEncoder::new(&mut counting).map_err(DumpError::Output)?;
-    dump_node(path, &mut enc, &mut [], Contents::Skip)?;
+    dump_node(path, &mut enc, &mut [], Contents::Skip, &Excluded::new())?;
     Ok(counting.count)
 }
 
@@ -133,6 +146,15 @@ enum Contents {
 /// threads joined by a bounded queue of recycled buffers, so file I/O overlaps with hashing and
 /// memory stays at a few chunks whatever the tree's size.
 pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), DumpError> {
+    hash_path_excluding(path, algo, &Excluded::new())
+}
+
+/// `hash_path`, leaving out the entries in `excluded`.
+pub fn hash_path_excluding(
+    path: &Path,
+    algo: HashAlgo,
+    excluded: &Excluded,
+) -> Result<(Hash, u64), DumpError> {
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_DEPTH);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     let hasher = thread::spawn(move || {
@@ -149,7 +171,7 @@ pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64), DumpError> 
         full: full_tx,
         empty: empty_rx,
     };
-    let dumped = dump_path(path, &mut chunks)
+    let dumped = dump_path_excluding(path, excluded, &mut chunks)
         .and_then(|()| chunks.send_current().map_err(DumpError::Output));
     drop(chunks);
     let result = hasher.join().expect("hashing thread panicked");
@@ -214,6 +236,7 @@ fn dump_node<W: Write>(
     enc: &mut NarEncoder<W>,
     buf: &mut [u8],
     contents: Contents,
+    excluded: &Excluded,
 ) -> Result<(), DumpError> {
     let io_err = |source| DumpError::Io {
         path: path.to_owned(),
@@ -265,9 +288,13 @@ fn dump_node<W: Write>(
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         enc.begin_directory().map_err(DumpError::Output)?;
         for name in names {
+            let entry = path.join(&name);
+            if excluded.contains(&entry) {
+                continue;
+            }
             enc.begin_entry(name.as_bytes())
                 .map_err(DumpError::Output)?;
-            dump_node(&path.join(&name), enc, buf, contents)?;
+            dump_node(&entry, enc, buf, contents, excluded)?;
             enc.end_entry().map_err(DumpError::Output)?;
         }
         enc.end_directory().map_err(DumpError::Output)

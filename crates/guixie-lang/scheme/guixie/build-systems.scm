@@ -7,6 +7,8 @@
   #:use-module (guixie packages)
   #:use-module (srfi srfi-1)
   #:use-module (ice-9 match)
+  #:use-module (ice-9 rdelim)
+  #:use-module (ice-9 regex)
   #:export (trivial-build-system
             gnu-build-system
             copy-build-system
@@ -14,6 +16,10 @@
             perl-build-system
             python-build-system
             pyproject-build-system
+            cargo-build-system
+            cargo-lock-crates
+            crate-origin
+            cargo-vendor
             pypi-uri))
 
 ;; (#:key value ...) -> ((key . value) ...), checking keys against `allowed'.
@@ -94,7 +100,11 @@
      #:description description
      #:lower
      (lambda (p)
-       (let ((args (arguments->alist p keywords)))
+       ;; #:host-packages, where a build system takes it, adds Debian packages to its
+       ;; toolchain variant; it is not an argument of the build side.
+       (let* ((all (arguments->alist p keywords))
+              (host-packages (or (assq-ref all #:host-packages) '()))
+              (args (alist-delete #:host-packages all)))
          (check-source p)
          (gexp->derivation
           (package-full-name p)
@@ -110,7 +120,7 @@
                                   ((k . v) (list k (argument->gexp v))))
                                 args)))))
           #:modules (list module)
-          #:toolchain-packages toolchain-packages
+          #:toolchain-packages (append toolchain-packages host-packages)
           #:outputs (package-outputs p)))))))
 
 (define gnu-build-system
@@ -147,3 +157,74 @@
 (define* (pypi-uri name version #:optional (extension ".tar.gz"))
   (string-append "https://files.pythonhosted.org/packages/source/"
                  (string-take name 1) "/" name "/" name "-" version extension))
+
+;;; Rust.
+
+(define cargo-build-system
+  (phased-build-system 'cargo
+                       "cargo build --release --offline --frozen against vendored crates (#:vendor) with a pinned Rust (#:rust), #:binaries installed"
+                       '(#:rust #:vendor #:binaries #:cargo-build-flags #:tests? #:cargo-test-flags
+                         #:phases #:host-packages)))
+
+;; The crates of a Cargo.lock (a local-file) that come from crates.io:
+;; ((name version checksum) ...), in the lock file's order. Path and git dependencies
+;; are the workspace's own or unsupported; a registry crate without a checksum is refused.
+(define (cargo-lock-crates lock)
+  (unless (local-file? lock)
+    (error "cargo-lock-crates: expected the lock file as a local-file, got" lock))
+  (define file (local-file-file lock))
+  ;; Cargo.lock files are a few hundred KiB; reading is bounded.
+  (unless (and (file-exists? file) (<= (stat:size (stat file)) (* 16 1024 1024)))
+    (error (format #f "~a: not a lock file of at most 16 MiB" file)))
+  (define field (make-regexp "^([a-z]+) = \"([^\"]*)\"$"))
+  (define (crate fields)
+    (let ((get (lambda (k) (assoc-ref fields k))))
+      (and (equal? (get "source") "registry+https://github.com/rust-lang/crates.io-index")
+           (begin
+             (unless (and (get "checksum") (= 64 (string-length (get "checksum"))))
+               (error (format #f "~a: crate ~a ~a has no sha256 checksum" file (get "name")
+                              (get "version"))))
+             (unless (string-match "^[A-Za-z0-9_-]+$" (or (get "name") ""))
+               (error (format #f "~a: crate name ~s is not a crate name" file (get "name"))))
+             (unless (string-match "^[0-9A-Za-z.+-]+$" (or (get "version") ""))
+               (error (format #f "~a: crate ~a has version ~s" file (get "name") (get "version"))))
+             (list (get "name") (get "version") (get "checksum"))))))
+  (call-with-input-file file
+    (lambda (port)
+      (let loop ((current #f) (crates '()))
+        (define (done) (if current (cons (crate current) crates) crates))
+        (let ((line (read-line port)))
+          (cond ((eof-object? line) (filter-map identity (reverse (done))))
+                ((string=? line "[[package]]") (loop '() (done)))
+                ((and current (regexp-exec field line))
+                 => (lambda (m)
+                      (loop (acons (match:substring m 1) (match:substring m 2) current)
+                            crates)))
+                ((and current (string-prefix? "[" line) (not (string-prefix? "[[" line)))
+                 (loop #f (done)))
+                (else (loop current crates))))))))
+
+;; A crate's source archive from crates.io, fixed by the checksum Cargo.lock records.
+(define (crate-origin name version checksum)
+  (origin
+    (method url-fetch)
+    (uri (string-append "https://static.crates.io/crates/" name "/" name "-" version ".crate"))
+    (file-name (string-append name "-" version ".crate"))
+    (sha256 checksum)))
+
+;; The directory of crates `cargo build --offline --frozen' reads instead of crates.io: one
+;; derivation from every crate's origin, so that builds of one lock file share it.
+(define* (cargo-vendor crates #:key (name "cargo-vendor"))
+  (gexp->derivation
+   name
+   (gexp (begin
+           (use-modules (guixie build cargo-build-system))
+           (vendor-crates
+            (ungexp output)
+            '(ungexp (map (match-lambda
+                            ((name version checksum)
+                             (list (string-append name "-" version)
+                                   (crate-origin name version checksum)
+                                   checksum)))
+                          crates)))))
+   #:modules '((guixie build cargo-build-system))))

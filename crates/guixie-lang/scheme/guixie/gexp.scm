@@ -10,6 +10,7 @@
   #:use-module (srfi srfi-9 gnu)
   #:use-module (srfi srfi-11)
   #:use-module (ice-9 match)
+  #:use-module (ice-9 ftw)
   #:export (gexp
             ungexp ungexp-splicing ungexp-native ungexp-native-splicing
             gexp?
@@ -17,6 +18,7 @@
             gexp-input?
             local-file
             local-file?
+            local-file-file
             plain-file
             register-lowerer!
             lower-object
@@ -25,6 +27,7 @@
             gexp->derivation
             build-side-module
             bootstrap-toolchain
+            rust-toolchain
             %bootstrap-packages
             %build-tool-packages
             toolchain-time
@@ -48,10 +51,14 @@
 (define (exception->string key args)
   (call-with-output-string
     (lambda (port)
-      (if (and (eq? key 'limit-exceeded) (>= (length args) 2))
-          (format port "evaluation stopped: ~a (raise --max-eval-seconds or simplify the code)"
-                  (cadr args))
-          (print-exception port #f key args)))))
+      (cond
+       ((and (eq? key 'limit-exceeded) (>= (length args) 2))
+        (format port "evaluation stopped: ~a (raise --max-eval-seconds or simplify the code)"
+                (cadr args)))
+       ;; A Rust primitive's error: (subr "~A" (message) location).
+       ((and (eq? key 'guixie-error) (= (length args) 4) (pair? (list-ref args 2)))
+        (display (car (list-ref args 2)) port))
+       (else (print-exception port #f key args))))))
 
 
 ;; The (file line column) of a form, 1-based, for error messages; #f when unknown.
@@ -164,12 +171,27 @@
 (define %current-file-directory (make-parameter #f))
 
 (define-record-type <local-file>
-  (%local-file file name recursive? location)
+  (%local-file file name recursive? location excluded)
   local-file?
   (file local-file-file)
   (name local-file-name)
   (recursive? local-file-recursive?)
-  (location local-file-location))
+  (location local-file-location)
+  ;; Full names under `file' that `select?' rejected, left out of the store copy.
+  (excluded local-file-excluded))
+
+;; The names under `root' that `(select? file stat)' rejects, as Guix's `local-file' calls it:
+;; every entry is asked, and a rejected directory is not entered.
+(define (rejected-files root select?)
+  (let walk ((dir root) (rejected '()))
+    (fold (lambda (name rejected)
+            (let* ((file (string-append dir "/" name))
+                   (st (lstat file)))
+              (cond ((not (select? file st)) (cons file rejected))
+                    ((eq? 'directory (stat:type st)) (walk file rejected))
+                    (else rejected))))
+          rejected
+          (or (scandir dir (lambda (n) (not (member n '("." "..")))) string<?) '()))))
 
 (define-syntax local-file
   (lambda (s)
@@ -185,6 +207,14 @@
 (define* (make-local-file location file #:optional (name #f) #:key recursive? select?)
   (unless (string? file)
     (guixie-error location "local-file: expected a file name, got ~s" file))
+  (when (and select? (not (procedure? select?)))
+    (guixie-error location "local-file ~s: #:select? must be a procedure of a file name and its stat, not ~s"
+                  file select?))
+  (define (make found)
+    (%local-file found (or name (basename* file)) recursive? location
+                 (if (and select? recursive? (file-is-directory? found))
+                     (rejected-files found select?)
+                     '())))
   ;; Relative to the file the form is written in, as Guix's `current-source-directory':
   ;; a thunked field (arguments, inputs) runs after its file has finished loading.
   ;; Its real directory, as the loader's `%current-file-directory' (the process never
@@ -206,8 +236,8 @@
                                 (string-prefix? (string-append %local-file-root "/") real)))
             (guixie-error location "local-file ~s is outside ~a, the only tree this evaluation may read"
                           file %local-file-root))
-          (%local-file real (or name (basename* file)) recursive? location))
-        (%local-file absolute (or name (basename* file)) recursive? location))))
+          (make real))
+        (make absolute))))
 
 ;; When set (a canonical directory), `local-file' reads nothing outside it: an untrusted
 ;; recipe (a proposal's) cannot copy the evaluator's own files into the store.
@@ -241,7 +271,8 @@
               ((local-file? obj)
                (let ((path (catch 'guixie-error
                              (lambda ()
-                               (%add-to-store (local-file-name obj) (local-file-file obj)))
+                               (%add-to-store (local-file-name obj) (local-file-file obj)
+                                              (local-file-excluded obj)))
                              (lambda (key subr fmt args . rest)
                                (guixie-error (local-file-location obj) "local-file ~s: ~a"
                                              (local-file-file obj) (apply format #f fmt args))))))
@@ -317,6 +348,18 @@
           (hash-set! %toolchains key item)
           item))))
 
+;; A Rust release from the host's rustup installation, the trust root of the cargo build
+;; system: its files of rustc, cargo and the standard library, named by the NAR hash the
+;; recipe pins (see docs/bootstrap.md). Any other tree is refused.
+(define (rust-toolchain version sha256)
+  (let ((key (list 'rust version sha256)))
+    (or (hash-ref %toolchains key)
+        (let* ((start (get-internal-real-time))
+               (item (make-store-item (%rust-toolchain version sha256))))
+          (set! %toolchain-time (+ %toolchain-time (- (get-internal-real-time) start)))
+          (hash-set! %toolchains key item)
+          item))))
+
 ;; Build-side modules, e.g. (guixie build utils), as files in the store.
 (define %module-items (make-hash-table))
 (define (build-side-module name)
@@ -336,7 +379,8 @@
     ((guixie build perl-build-system) (guixie build utils) (guixie build gnu-build-system))
     ((guixie build python-build-system) (guixie build utils) (guixie build gnu-build-system))
     ((guixie build pyproject-build-system) (guixie build utils) (guixie build gnu-build-system)
-     (guixie build python-build-system))))
+     (guixie build python-build-system))
+    ((guixie build cargo-build-system) (guixie build utils) (guixie build gnu-build-system))))
 
 ;; Guile's own modules, which the build's Guile has: a `#:modules' entry naming one is used,
 ;; not copied.

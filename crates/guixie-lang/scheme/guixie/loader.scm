@@ -32,7 +32,7 @@
      %current-system store-directory)
     ((guixie gexp)
      gexp ungexp ungexp-splicing ungexp-native ungexp-native-splicing gexp? gexp-input
-     local-file local-file? plain-file gexp->derivation)
+     local-file local-file? local-file-file plain-file gexp->derivation rust-toolchain)
     ((guixie packages)
      package package? package-name package-version package-full-name package-source
      package-build-system package-arguments package-inputs package-native-inputs
@@ -47,7 +47,8 @@
      git-reference-recursive? git-version git-file-name
      build-system build-system? build-system-name)
     ((guixie build-systems) trivial-build-system gnu-build-system copy-build-system
-     cmake-build-system perl-build-system python-build-system pyproject-build-system pypi-uri)
+     cmake-build-system perl-build-system python-build-system pyproject-build-system pypi-uri
+     cargo-build-system cargo-lock-crates crate-origin cargo-vendor)
     ((ice-9 match) match match-lambda match-lambda* match-let match-let*)
     ((guixie loader)
      (package-use-modules . use-modules) (package-define-module . define-module)
@@ -187,6 +188,7 @@
     ((guix build-system perl) . (guixie build-systems))
     ((guix build-system python) . (guixie build-systems))
     ((guix build-system pyproject) . (guixie build-systems))
+    ((guix build-system cargo) . (guixie build-systems))
     ((gnu packages) . (guixie loader))))
 
 ;; `(guix config)': guixie's own values, as Guix's build-time configuration names them.

@@ -143,6 +143,17 @@ impl LocalStore {
         name: &str,
         scan_references: bool,
     ) -> Result<PathInfo, StoreError> {
+        self.add_path_excluding(src, name, scan_references, nar::Excluded::new())
+    }
+
+    /// `add_path`, leaving out the entries in `excluded` (full paths under `src`).
+    pub fn add_path_excluding(
+        &self,
+        src: &Path,
+        name: &str,
+        scan_references: bool,
+        excluded: nar::Excluded,
+    ) -> Result<PathInfo, StoreError> {
         guixie_formats::store_path::validate_name(name)?;
         let _gc = self.gc_lock_shared()?;
         let scanner = if scan_references {
@@ -154,7 +165,7 @@ impl LocalStore {
         let (reader, mut writer) = io::pipe().map_err(io_err(src))?;
         let src_owned = src.to_owned();
         let dumper = std::thread::spawn(move || {
-            let r = nar::dump_path(&src_owned, &mut writer);
+            let r = nar::dump_path_excluding(&src_owned, &excluded, &mut writer);
             drop(writer);
             r
         });

@@ -19,6 +19,12 @@ pub enum SelfCmd {
     Switch { number: u32 },
     /// Run the generation before the current one.
     RollBack,
+    /// Build the next guixie from a source tree by its own recipe (`guixie.scm`) in the
+    /// sandbox; print its store path.
+    Build(crate::cmd::self_build::SelfBuildArgs),
+    /// Prove the fixpoint: the guixie built from the source evaluates its recipe to the
+    /// same derivation and rebuilds it bit for bit (exit 1 if not).
+    Check(crate::cmd::self_build::SelfBuildArgs),
 }
 
 fn profile(store: &LocalStore) -> anyhow::Result<Profile> {
@@ -220,39 +226,54 @@ fn accepted_extensions(
 }
 
 pub fn run_self(ctx: &Context, cmd: SelfCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SelfCmd::Build(args) => crate::cmd::self_build::run_build(ctx, args),
+        SelfCmd::Check(args) => crate::cmd::self_build::run_check(ctx, args),
+        SelfCmd::Generations => list_generations(ctx),
+        SelfCmd::Switch { number } => switch(ctx, Some(number)),
+        SelfCmd::RollBack => switch(ctx, None),
+    }
+}
+
+fn list_generations(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let profile = profile(&store)?;
+    let _lock = profile.lock()?;
+    let generations = profile.generations()?;
+    if ctx.json {
+        let list: Vec<_> = generations
+            .iter()
+            .map(|g| serde_json::json!({"number": g.number, "path": g.target, "current": g.current, "created": g.created}))
+            .collect();
+        print_json(&serde_json::Value::Array(list))?;
+    } else if generations.is_empty() {
+        println!("no generations: no upgrade has been applied");
+    } else {
+        for g in generations {
+            let mark = if g.current { " (current)" } else { "" };
+            println!("{:>4}  {}{mark}", g.number, g.target);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Switches to generation `number`, or rolls back to the one before the current one.
+fn switch(ctx: &Context, number: Option<u32>) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
     let profile = profile(&store)?;
     let _lock = profile.lock()?;
     let before = profile.current();
-    let after = match cmd {
-        SelfCmd::Generations => {
-            let generations = profile.generations()?;
-            if ctx.json {
-                let list: Vec<_> = generations
-                    .iter()
-                    .map(|g| serde_json::json!({"number": g.number, "path": g.target, "current": g.current, "created": g.created}))
-                    .collect();
-                print_json(&serde_json::Value::Array(list))?;
-            } else if generations.is_empty() {
-                println!("no generations: no upgrade has been applied");
-            } else {
-                for g in generations {
-                    let mark = if g.current { " (current)" } else { "" };
-                    println!("{:>4}  {}{mark}", g.number, g.target);
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-        SelfCmd::Switch { number } => {
+    let after = match number {
+        Some(number) => {
             profile.switch_to(number)?;
             number
         }
-        SelfCmd::RollBack if before.is_none() => {
+        None if before.is_none() => {
             anyhow::bail!(
                 "no generations: no upgrade has been applied, so there is nothing to roll back"
             )
         }
-        SelfCmd::RollBack => profile.roll_back()?,
+        None => profile.roll_back()?,
     };
     let key = crate::cmd::evidence::builder_key(ctx, &store)?;
     let target = profile

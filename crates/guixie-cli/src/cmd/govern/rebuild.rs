@@ -12,9 +12,6 @@ use guixie_store::{LocalStore, PathInfoQuery};
 use crate::cmd::build::{BuildArgs, BuildFlags};
 use crate::Context;
 
-/// The file at a source tree's root that says how it is built.
-pub const RECIPE: &str = "guixie.scm";
-
 pub struct Rebuilt {
     /// `sha256:<nix32>` of the source tree's NAR (of the copy that was built).
     pub source: String,
@@ -53,34 +50,14 @@ pub fn rebuild(
         }
     }
     let tree = store.real_path(&copy.path);
-    let recipe = tree.join(RECIPE);
-    if !std::fs::symlink_metadata(&recipe).is_ok_and(|m| m.is_file()) {
-        bail!(
-            "{}: the source has no {RECIPE} file (a file, not a link) at its root to say how it is built",
-            source.join(RECIPE).display()
-        );
-    }
-    let options = guixie_lang::EvalOptions {
-        load_path: Vec::new(),
-        extensions: Default::default(),
-        file_root: Some(tree.clone()),
-        ..ctx.eval_options(store)?
-    };
-    let evaluated = guixie_lang::Evaluator::new(store.clone(), options).eval_file(&recipe, None)?;
-    let [package] = evaluated.as_slice() else {
-        bail!(
-            "{}: evaluates to {} derivations; the recipe must give exactly one",
-            source.join(RECIPE).display(),
-            evaluated.len()
-        );
-    };
+    let package = crate::cmd::self_build::evaluate_recipe(ctx, store, &tree, source)?;
     let output = package
         .outputs
         .get("out")
         .with_context(|| {
             format!(
                 "{}: the package has no `out' output",
-                source.join(RECIPE).display()
+                source.join(crate::cmd::self_build::RECIPE).display()
             )
         })?
         .clone();
