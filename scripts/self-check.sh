@@ -16,7 +16,10 @@ else
 fi
 start=$(date +%s)
 # -j 4: the 456 crate downloads overlap; each build is told it has every core.
-"$guixie" --store "$store" --json self check --source . -j 4 > "$store/self-check.json"
+if ! "$guixie" --store "$store" --json self check --source . -j 4 > "$store/self-check.json"; then
+  cat "$store/self-check.json" >&2
+  exit 1
+fi
 took=$(( $(date +%s) - start ))
 again=$("$guixie" --store "$store" self build --source .)
 python3 - "$store/self-check.json" "$again" "$took" <<'PY'

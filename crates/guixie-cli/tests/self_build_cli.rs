@@ -115,6 +115,21 @@ fn self_check_finds_the_fixpoint_and_refuses_what_is_not_one() {
     assert_eq!(report["stage2"]["same_drv"], false, "{report}");
     assert!(e.contains("does not reach a fixpoint"), "{e}");
 
+    // Nor one that answers stage 1's `.drv` without evaluating it: it is told to use a new
+    // store, ignores it and finds the `.drv` in stage 1's (the positive control for that
+    // store being new).
+    let cheat = format!(
+        "shift 2; exec {} --store {} \"$@\"",
+        env!("CARGO_BIN_EXE_guixie"),
+        store.display()
+    );
+    let cheater = stand_in(d, "cheater", Some(&cheat), false);
+    let (passed, report, e) = check_json(&store, &cheater);
+    assert!(!passed, "{report}");
+    assert_eq!(report["stage2"]["drv"], report["stage1"]["drv"], "{report}");
+    assert_eq!(report["stage2"]["same_drv"], false, "{report}");
+    assert!(e.contains("its store holds no such .drv"), "{e}");
+
     // Nor is one whose rebuild differs from its build.
     let noisy = stand_in(d, "noisy", None, true);
     let (passed, report, e) = check_json(&store, &noisy);
@@ -178,8 +193,8 @@ fn local_file_select_leaves_out_what_it_rejects() {
     let hash = |p: &Path| ok_str(guixie().args(["hash", "path"]).arg(p));
     assert_eq!(hash(&real), hash(&tree));
 
-    // A change under a rejected directory does not make the evaluation stale; one elsewhere
-    // does (the store path follows the content).
+    // A change under a rejected directory leaves the source as it was; one elsewhere changes
+    // it.
     fs::create_dir_all(tree.join("target")).unwrap();
     fs::write(tree.join("target/new"), "x").unwrap();
     assert_eq!(ok_str(at(&store).arg("eval").arg(&recipe)), path);
@@ -190,4 +205,69 @@ fn local_file_select_leaves_out_what_it_rejects() {
         fs::read_to_string(source_of(&changed).join("b")).unwrap(),
         "changed"
     );
+}
+
+#[test]
+fn cargo_lock_crates_reads_registry_crates_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = d.join("store");
+    let package = |name: &str, source: Option<&str>, sum: &str| {
+        let source = source.map_or(String::new(), |s| format!("source = \"{s}\"\r\n"));
+        format!("[[package]]\r\nname = \"{name}\"\r\nversion = \"1.0.0\"\r\n{source}checksum = \"{sum}\"\r\n\r\n")
+    };
+    let registry = Some("registry+https://github.com/rust-lang/crates.io-index");
+    let sum = "ab".repeat(32);
+    let recipe = d.join("vendor.scm");
+    fs::write(
+        &recipe,
+        "(use-modules (guix gexp) (guix build-system cargo))\n\
+         (cargo-vendor (cargo-lock-crates (local-file \"Cargo.lock\")))\n",
+    )
+    .unwrap();
+    // CRLF line ends, the workspace's own package and a [[patch.unused]] table whose fields
+    // are not the last package's.
+    fs::write(
+        d.join("Cargo.lock"),
+        format!(
+            "version = 4\r\n\r\n{}{}{}[[patch.unused]]\r\nname = \"evil\"\r\nversion = \"6.6.6\"\r\n",
+            package("alpha", registry, &sum),
+            package("own", None, ""),
+            package("beta", registry, &sum),
+        ),
+    )
+    .unwrap();
+    let drv = ok_str(at(&store).arg("eval").arg(&recipe));
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok_str(at(&store).args(["drv", "show"]).arg(drv.trim()))).unwrap();
+    let mut inputs: Vec<String> = shown[drv.trim()]["inputDrvs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.split_once('-').unwrap().1.to_owned())
+        .collect();
+    inputs.sort();
+    assert_eq!(inputs, ["alpha-1.0.0.crate.drv", "beta-1.0.0.crate.drv"]);
+
+    // Editing the lock file makes a new evaluation (the cache sees it).
+    fs::write(d.join("Cargo.lock"), package("gamma", registry, &sum)).unwrap();
+    let changed = ok_str(at(&store).arg("eval").arg(&recipe));
+    assert_ne!(changed, drv);
+
+    for (lock, says) in [
+        (
+            package("g", Some("git+https://example.org/g#0123"), &sum),
+            "is not crates.io",
+        ),
+        (package("h", registry, "not-hex"), "no sha256 checksum"),
+        (package("../x", registry, &sum), "not a crate name"),
+    ] {
+        fs::write(d.join("Cargo.lock"), lock).unwrap();
+        let e = String::from_utf8_lossy(&fails(at(&store).arg("eval").arg(&recipe)).stderr)
+            .into_owned();
+        assert!(
+            e.contains("Cargo.lock: crate") && e.contains(says),
+            "{says}: {e}"
+        );
+    }
 }

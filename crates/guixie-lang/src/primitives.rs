@@ -44,6 +44,18 @@ impl Primitive for AddToStorePrim {
             if std::fs::symlink_metadata(&file).is_err() {
                 return Err("no such file or directory".to_owned());
             }
+            // A rejected name that does not come back as the name on disk (one Guile could
+            // not decode) would be copied in after all: refuse rather than ignore `select?`.
+            if let Some(lost) = excluded
+                .iter()
+                .find(|p| !p.starts_with(&file) || std::fs::symlink_metadata(p).is_err())
+            {
+                return Err(format!(
+                    "select? rejected {}, which is not a name under {} guixie can leave out",
+                    lost.display(),
+                    file.display()
+                ));
+            }
             let fingerprint = crate::cache::tree_fingerprint(&file, &excluded);
             let (nar_hash, _) =
                 guixie_formats::nar::hash_path_excluding(&file, HashAlgo::Sha256, &excluded)

@@ -43,25 +43,35 @@ pub fn ensure_rust_toolchain(
     let sysroot = find_sysroot(version)?;
     let area = store.build_area().map_err(|e| e.to_string())?;
     let tree = area.join("rust");
+    // Hashed before it is added: a tree nobody pinned never becomes a store path.
     let result = assemble(&sysroot, version, &tree).and_then(|()| {
+        let (hash, _) = guixie_formats::nar::hash_path(&tree, guixie_formats::HashAlgo::Sha256)
+            .map_err(|e| e.to_string())?;
+        if hash != *pinned {
+            return Err(format!(
+                "the Rust {version} installed at {} has NAR hash {} but the recipe pins {}; \
+                     it is not the release the recipe was written for (see docs/bootstrap.md)",
+                sysroot.display(),
+                hash.to_sri(),
+                pinned.to_sri()
+            ));
+        }
         store
             .add_path(&tree, &name, false)
             .map_err(|e| e.to_string())
     });
     let _ = std::fs::remove_dir_all(&area);
     let info = result?;
-    if info.nar_hash != *pinned {
-        // Left without a root, for the collector: no recipe names its path.
+    if info.path != expected {
         return Err(format!(
-            "the Rust {version} installed at {} has NAR hash {} but the recipe pins {}; \
-             it is not the release the recipe was written for (see docs/bootstrap.md)",
-            sysroot.display(),
-            info.nar_hash.to_sri(),
-            pinned.to_sri()
+            "{}: the tree changed while it was added",
+            sysroot.display()
         ));
     }
+    // One root per pin: two recipes pinning the same release differently keep both.
+    let root = format!("{name}-{}", &pinned.to_hex()[..16]);
     store
-        .add_root(&name, &info.path)
+        .add_root(&root, &info.path)
         .map_err(|e| e.to_string())?;
     Ok(info.path)
 }
@@ -142,6 +152,17 @@ fn assemble(sysroot: &Path, version: &str, tree: &Path) -> Result<(), String> {
         })?;
         manifest.push_str(&format!("component {component}\n"));
         for line in text.lines() {
+            if let Some(dir) = line.strip_prefix("dir:") {
+                // Whole directories (rust-docs lists one) are not copied; one the build
+                // needs would leave a tree the recipe's author pinned without it.
+                if KEPT.iter().any(|k| dir.starts_with(k)) {
+                    return Err(format!(
+                        "{}: the component installs the directory {dir:?} whole, which guixie does not copy",
+                        list.display()
+                    ));
+                }
+                continue;
+            }
             let Some(file) = line.strip_prefix("file:") else {
                 continue;
             };

@@ -104,7 +104,13 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
         symlinks,
         writable_dirs,
         workdir: build_dir,
-        builtin_fetch: builtin_fetch(req.drv, req.outputs, sd, fixed)?,
+        builtin_fetch: builtin_fetch(
+            req.drv,
+            req.outputs,
+            sd,
+            fixed,
+            &req.options.ca_certificates,
+        )?,
         builder: req.drv.builder.clone(),
         args: req.drv.args.clone(),
         env,
@@ -134,6 +140,7 @@ fn builtin_fetch(
     outputs: &BTreeMap<String, StorePath>,
     sd: &StoreDir,
     fixed: bool,
+    ca_certificates: &Option<String>,
 ) -> Result<Option<crate::sandbox::BuiltinFetch>, String> {
     if drv.builder != b"builtin:fetchurl" {
         return Ok(None);
@@ -162,24 +169,8 @@ fn builtin_fetch(
         out: PathBuf::from(sd.display(out)),
         executable: var("executable").is_some_and(|e| e == "1"),
         unpack: var("unpack").is_some_and(|u| u == "1"),
-        ca_certificates: host_ca_certificates(),
+        ca_certificates: ca_certificates.clone(),
     }))
-}
-
-/// The host's certificate authorities, as Nix finds its `ssl-cert-file`: `$NIX_SSL_CERT_FILE`,
-/// `$SSL_CERT_FILE`, else Debian's bundle. A machine behind a TLS-inspecting proxy trusts
-/// that proxy only through this file.
-fn host_ca_certificates() -> Option<String> {
-    let file = ["NIX_SSL_CERT_FILE", "SSL_CERT_FILE"]
-        .iter()
-        .find_map(std::env::var_os)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    // A bundle is a few hundred KiB; anything far larger is not one.
-    let meta = std::fs::metadata(&file).ok()?;
-    (meta.is_file() && meta.len() <= 16 << 20)
-        .then(|| std::fs::read_to_string(&file).ok())
-        .flatten()
 }
 
 /// The environment Nix gives a builder: defaults, then the derivation's variables, then the

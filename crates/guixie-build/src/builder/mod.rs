@@ -88,6 +88,9 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// What a builder is told it may use (`NIX_BUILD_CORES`), as Nix's `--cores`.
     pub cores: usize,
+    /// The certificate authorities (PEM) `builtin:fetchurl` trusts over HTTPS, as Nix's
+    /// `ssl-cert-file`; `None`: the built-in web roots.
+    pub ca_certificates: Option<String>,
     pub max_processes: u64,
     pub max_file_size: u64,
     /// Most disk space a build may fill in all (outputs, build directory, `/tmp`), in bytes;
@@ -124,6 +127,7 @@ impl Default for BuildOptions {
             echo_log: false,
             jobs: 1,
             cores: 1,
+            ca_certificates: None,
             max_processes: 4096,
             max_file_size: 64 << 30,
             max_output_size: u64::MAX,

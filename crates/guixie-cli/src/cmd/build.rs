@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use guixie_build::{BuildEvent, BuildOptions, Builder, Realised};
 use std::collections::BTreeMap;
@@ -271,9 +272,8 @@ impl Display {
 }
 
 impl BuildFlags {
-    /// These flags for a build that is evidence (a vote's rebuild): built here, in the
-    /// sandbox, never substituted, and attested.
-    /// The flags that shape a local rebuild, as arguments for another guixie's `build`.
+    /// The flags that shape a local rebuild, as arguments for another guixie's `build`
+    /// (substitution plays no part in a `--check`).
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
             format!("--jobs={}", self.jobs),
@@ -288,6 +288,7 @@ impl BuildFlags {
         }
         for (on, flag) in [
             (self.keep_failed, "--keep-failed"),
+            (self.keep_going, "--keep-going"),
             (self.no_attest, "--no-attest"),
             (self.verbose, "--verbose"),
         ] {
@@ -298,6 +299,8 @@ impl BuildFlags {
         args
     }
 
+    /// These flags for a build that is evidence (a vote's rebuild): built here, in the
+    /// sandbox, never substituted, and attested.
     pub fn for_evidence(&self) -> BuildFlags {
         let mut flags = self.clone();
         flags.no_attest = false;
@@ -362,6 +365,7 @@ fn prepare<'s>(
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         },
+        ca_certificates: host_ca_certificates()?,
         max_processes: args.flags.max_processes,
         max_file_size: args.flags.max_file_size,
         max_output_size: args.flags.max_output_size,
@@ -412,6 +416,37 @@ pub fn build_targets(
 ) -> anyhow::Result<Vec<BTreeMap<String, StorePath>>> {
     let (drvs, builder) = prepare(ctx, store, args)?;
     realise(ctx, store, &builder, &drvs, args)
+}
+
+/// The host's certificate authorities, as Nix finds its `ssl-cert-file`: `$NIX_SSL_CERT_FILE`,
+/// `$SSL_CERT_FILE`, else Debian's bundle if there is one. A machine behind a TLS-inspecting
+/// proxy trusts that proxy only through this file, so one named but unusable is an error.
+fn host_ca_certificates() -> anyhow::Result<Option<String>> {
+    const LARGEST: u64 = 16 << 20;
+    let named = ["NIX_SSL_CERT_FILE", "SSL_CERT_FILE"].iter().find_map(|v| {
+        std::env::var_os(v)
+            .filter(|f| !f.is_empty())
+            .map(|f| (*v, f))
+    });
+    let Some((var, file)) = named else {
+        let debian = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        return Ok(std::fs::metadata(debian)
+            .is_ok_and(|m| m.is_file() && m.len() <= LARGEST)
+            .then(|| std::fs::read_to_string(debian).ok())
+            .flatten());
+    };
+    let file = PathBuf::from(file);
+    let meta = std::fs::metadata(&file)
+        .with_context(|| format!("{var}={}: the certificate authorities", file.display()))?;
+    if !meta.is_file() || meta.len() > LARGEST {
+        anyhow::bail!(
+            "{var}={}: not a certificate file (a regular file of at most 16 MiB)",
+            file.display()
+        );
+    }
+    Ok(Some(std::fs::read_to_string(&file).with_context(|| {
+        format!("{var}={}: the certificate authorities", file.display())
+    })?))
 }
 
 /// Rebuilds the (already built) targets and compares each output with the store's copy.

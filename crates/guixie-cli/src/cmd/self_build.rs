@@ -24,6 +24,13 @@ pub const RECIPE: &str = "guixie.scm";
 const SELF_ROOT: &str = "self-build";
 
 #[derive(Args)]
+pub struct SelfEvalArgs {
+    /// The source tree whose `guixie.scm` is evaluated.
+    #[arg(long, default_value = ".")]
+    pub source: PathBuf,
+}
+
+#[derive(Args)]
 pub struct SelfBuildArgs {
     /// The source tree to build (its `guixie.scm` is the recipe).
     #[arg(long, default_value = ".")]
@@ -117,6 +124,13 @@ fn evaluate(ctx: &Context, store: &Arc<LocalStore>, source: &Path) -> anyhow::Re
     Ok(evaluate_recipe(ctx, store, &root, source)?.drv_path)
 }
 
+/// Prints the `.drv` of the source's recipe, evaluated as `self build` evaluates it.
+pub fn run_eval(ctx: &Context, args: SelfEvalArgs) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(ctx.open_store()?);
+    println!("{}", evaluate(ctx, &store, &args.source)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run_build(ctx: &Context, args: SelfBuildArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let stage = build_from_source(ctx, &store, &args.source, &args.flags)?;
@@ -149,36 +163,41 @@ pub fn run_check(ctx: &Context, args: SelfBuildArgs) -> anyhow::Result<ExitCode>
 
     let started = Instant::now();
     let root = ctx.store_root()?;
-    let recipe = args
-        .source
-        .canonicalize()
-        .with_context(|| format!("the source tree {}", args.source.display()))?
-        .join(RECIPE);
-    let base = || {
+    let base = |store_root: &Path| {
         let mut c = Command::new(&next);
         c.arg("--store")
-            .arg(&root)
+            .arg(store_root)
             .arg("--store-dir")
             .arg(store.store_dir().as_str());
         c
     };
+    // Stage 2 evaluates in a store of its own, which holds nothing of stage 1's: the `.drv`
+    // it names must be one it wrote, and this guixie compares its bytes with stage 1's.
+    let fresh = tempfile::Builder::new()
+        .prefix("self-check-")
+        .tempdir_in(store.state_dir())
+        .context("making stage 2's store")?;
     let evaluated = run_next(
-        base().args(["eval", "--no-eval-cache"]).arg(&recipe),
+        base(fresh.path())
+            .args(["self", "eval", "--source"])
+            .arg(&args.source),
         &next,
         "evaluate the recipe",
     )?;
     let second_drv = evaluated.trim().to_owned();
-    if second_drv != first.drv {
+    let same = same_derivation(&store, fresh.path(), &first.drv, &second_drv);
+    drop(fresh);
+    if let Err(why) = same {
         eprintln!(
-            "stage 2's guixie evaluates {} to {second_drv}, stage 1's to {}: the recipe does not reach a fixpoint",
-            recipe.display(),
+            "stage 2's guixie evaluates {} to {second_drv}, stage 1's to {}: {why}; the recipe does not reach a fixpoint",
+            args.source.join(RECIPE).display(),
             first.drv
         );
-        report(ctx, &first, &second_drv, false, 0.0)?;
+        report(ctx, &first, &second_drv, false, false, 0.0)?;
         return Ok(ExitCode::FAILURE);
     }
     eprintln!("stage 2: the built guixie evaluates the recipe to the same {second_drv}");
-    let mut check = base();
+    let mut check = base(&root);
     check.args(["build", "--check", "--quiet"]).arg(&second_drv);
     for flag in args.flags.to_args() {
         check.arg(flag);
@@ -190,7 +209,14 @@ pub fn run_check(ctx: &Context, args: SelfBuildArgs) -> anyhow::Result<ExitCode>
         .status()
         .with_context(|| format!("running {}", next.display()))?;
     let stage2_seconds = started.elapsed().as_secs_f64();
-    report(ctx, &first, &second_drv, rebuilt.success(), stage2_seconds)?;
+    report(
+        ctx,
+        &first,
+        &second_drv,
+        true,
+        rebuilt.success(),
+        stage2_seconds,
+    )?;
     if !rebuilt.success() {
         eprintln!(
             "stage 2's rebuild of {} differs from stage 1's output: guixie does not rebuild itself bit for bit",
@@ -203,6 +229,28 @@ pub fn run_check(ctx: &Context, args: SelfBuildArgs) -> anyhow::Result<ExitCode>
         first.output
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether stage 2's store holds, at `second`, the very bytes of stage 1's `.drv` at `first`.
+fn same_derivation(
+    store: &LocalStore,
+    stage2_root: &Path,
+    first: &str,
+    second: &str,
+) -> Result<(), String> {
+    if first != second {
+        return Err("another derivation".into());
+    }
+    let path = store.parse_user_path(first).map_err(|e| e.to_string())?;
+    let ours = std::fs::read(store.real_path(&path)).map_err(|e| e.to_string())?;
+    let relative = first.trim_start_matches('/');
+    let theirs = std::fs::read(stage2_root.join(relative))
+        .map_err(|e| format!("its store holds no such .drv ({e})"))?;
+    if ours == theirs {
+        Ok(())
+    } else {
+        Err("its .drv file has other bytes".into())
+    }
 }
 
 fn run_next(cmd: &mut Command, next: &Path, what: &str) -> anyhow::Result<String> {
@@ -223,16 +271,17 @@ fn report(
     ctx: &Context,
     first: &Stage,
     second_drv: &str,
+    same_drv: bool,
     rebuilt_identically: bool,
     stage2_seconds: f64,
 ) -> anyhow::Result<()> {
     if ctx.json {
         print_json(&serde_json::json!({
             "stage1": {"drv": first.drv, "output": first.output, "nar_hash": first.nar_hash},
-            "stage2": {"drv": second_drv, "same_drv": second_drv == first.drv,
+            "stage2": {"drv": second_drv, "same_drv": same_drv,
                         "rebuilt_identically": rebuilt_identically,
                         "seconds": stage2_seconds},
-            "fixpoint": second_drv == first.drv && rebuilt_identically,
+            "fixpoint": same_drv && rebuilt_identically,
         }))?;
     } else {
         println!("stage 1 drv     {}", first.drv);

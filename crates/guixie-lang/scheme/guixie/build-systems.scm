@@ -7,7 +7,7 @@
   #:use-module (guixie packages)
   #:use-module (srfi srfi-1)
   #:use-module (ice-9 match)
-  #:use-module (ice-9 rdelim)
+  #:use-module (ice-9 textual-ports)
   #:use-module (ice-9 regex)
   #:export (trivial-build-system
             gnu-build-system
@@ -169,40 +169,57 @@
 ;; The crates of a Cargo.lock (a local-file) that come from crates.io:
 ;; ((name version checksum) ...), in the lock file's order. Path and git dependencies
 ;; are the workspace's own or unsupported; a registry crate without a checksum is refused.
+(define %crates-io "registry+https://github.com/rust-lang/crates.io-index")
+
 (define (cargo-lock-crates lock)
   (unless (local-file? lock)
     (error "cargo-lock-crates: expected the lock file as a local-file, got" lock))
   (define file (local-file-file lock))
-  ;; Cargo.lock files are a few hundred KiB; reading is bounded.
-  (unless (and (file-exists? file) (<= (stat:size (stat file)) (* 16 1024 1024)))
-    (error (format #f "~a: not a lock file of at most 16 MiB" file)))
+  ;; Lowered like any local-file, so the evaluation cache sees the lock file change.
+  (lower-object lock)
+  (define limit (* 16 1024 1024))
+  (unless (and (file-exists? file) (eq? 'regular (stat:type (stat file))))
+    (error (format #f "~a: the lock file is not a regular file" file)))
+  (define text
+    (call-with-input-file file
+      (lambda (port)
+        (let ((text (get-string-n port (+ limit 1))))
+          (cond ((eof-object? text) "")
+                ((> (string-length text) limit)
+                 (error (format #f "~a: a lock file of more than 16 MiB" file)))
+                (else text))))))
   (define field (make-regexp "^([a-z]+) = \"([^\"]*)\"$"))
   (define (crate fields)
     (let ((get (lambda (k) (assoc-ref fields k))))
-      (and (equal? (get "source") "registry+https://github.com/rust-lang/crates.io-index")
-           (begin
-             (unless (and (get "checksum") (= 64 (string-length (get "checksum"))))
-               (error (format #f "~a: crate ~a ~a has no sha256 checksum" file (get "name")
-                              (get "version"))))
-             (unless (string-match "^[A-Za-z0-9_-]+$" (or (get "name") ""))
-               (error (format #f "~a: crate name ~s is not a crate name" file (get "name"))))
-             (unless (string-match "^[0-9A-Za-z.+-]+$" (or (get "version") ""))
-               (error (format #f "~a: crate ~a has version ~s" file (get "name") (get "version"))))
-             (list (get "name") (get "version") (get "checksum"))))))
-  (call-with-input-file file
-    (lambda (port)
-      (let loop ((current #f) (crates '()))
-        (define (done) (if current (cons (crate current) crates) crates))
-        (let ((line (read-line port)))
-          (cond ((eof-object? line) (filter-map identity (reverse (done))))
-                ((string=? line "[[package]]") (loop '() (done)))
-                ((and current (regexp-exec field line))
-                 => (lambda (m)
-                      (loop (acons (match:substring m 1) (match:substring m 2) current)
-                            crates)))
-                ((and current (string-prefix? "[" line) (not (string-prefix? "[[" line)))
-                 (loop #f (done)))
-                (else (loop current crates))))))))
+      (define (refuse what)
+        (error (format #f "~a: crate ~a ~a: ~a" file (get "name") (get "version") what)))
+      (cond
+       ((not (get "source")) #f)          ; the workspace's own
+       ((not (equal? (get "source") %crates-io))
+        (refuse (format #f "source ~s is not crates.io (only crates.io crates are fetched)"
+                        (get "source"))))
+       (else
+        (unless (and (get "checksum") (string-match "^[0-9a-f]{64}$" (get "checksum")))
+          (refuse "no sha256 checksum"))
+        (unless (string-match "^[A-Za-z0-9_-]+$" (or (get "name") ""))
+          (refuse "not a crate name"))
+        (unless (string-match "^[0-9A-Za-z.+-]+$" (or (get "version") ""))
+          (refuse "not a version"))
+        (list (get "name") (get "version") (get "checksum"))))))
+  (let loop ((lines (string-split text #\newline)) (current #f) (crates '()))
+    (define (done) (if current (cons (crate current) crates) crates))
+    (match lines
+      (() (filter-map identity (reverse (done))))
+      ((raw . rest)
+       (let ((line (string-trim-right raw #\return)))
+         (cond ((string=? line "[[package]]") (loop rest '() (done)))
+               ;; Any other table ([metadata], [[patch.unused]]) ends a package.
+               ((string-prefix? "[" line) (loop rest #f (done)))
+               ((and current (regexp-exec field line))
+                => (lambda (m)
+                     (loop rest (acons (match:substring m 1) (match:substring m 2) current)
+                           crates)))
+               (else (loop rest current crates))))))))
 
 ;; A crate's source archive from crates.io, fixed by the checksum Cargo.lock records.
 (define (crate-origin name version checksum)

@@ -19,6 +19,9 @@ pub enum SelfCmd {
     Switch { number: u32 },
     /// Run the generation before the current one.
     RollBack,
+    /// Print the `.drv` a source tree's `guixie.scm` evaluates to, as `self build` evaluates
+    /// it (no load path, no extensions, nothing read outside the tree).
+    Eval(crate::cmd::self_build::SelfEvalArgs),
     /// Build the next guixie from a source tree by its own recipe (`guixie.scm`) in the
     /// sandbox; print its store path.
     Build(crate::cmd::self_build::SelfBuildArgs),
@@ -227,6 +230,7 @@ fn accepted_extensions(
 
 pub fn run_self(ctx: &Context, cmd: SelfCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        SelfCmd::Eval(args) => crate::cmd::self_build::run_eval(ctx, args),
         SelfCmd::Build(args) => crate::cmd::self_build::run_build(ctx, args),
         SelfCmd::Check(args) => crate::cmd::self_build::run_check(ctx, args),
         SelfCmd::Generations => list_generations(ctx),
