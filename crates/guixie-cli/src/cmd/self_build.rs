@@ -183,10 +183,15 @@ pub fn run_check(ctx: &Context, args: SelfBuildArgs) -> anyhow::Result<ExitCode>
             .arg(&args.source),
         &next,
         "evaluate the recipe",
-    )?;
-    let second_drv = evaluated.trim().to_owned();
+    );
+    let second_drv = evaluated
+        .as_deref()
+        .map(|e| e.trim().to_owned())
+        .unwrap_or_default();
     let same = same_derivation(&store, fresh.path(), &first.drv, &second_drv);
-    drop(fresh);
+    // Store items are read-only, which the temporary directory's own removal does not undo.
+    let _ = guixie_store::safe_fs::remove_tree(&fresh.keep());
+    evaluated?;
     if let Err(why) = same {
         eprintln!(
             "stage 2's guixie evaluates {} to {second_drv}, stage 1's to {}: {why}; the recipe does not reach a fixpoint",
