@@ -98,7 +98,8 @@ enum Command {
         #[arg(short = 'A', long = "attr")]
         attr: Option<String>,
     },
-    /// A Guile REPL with guixie's modules loaded.
+    /// A Guile REPL in a package file's sandbox: its bindings, modules and this store's
+    /// accepted extensions, with read-only store queries.
     Repl,
     /// Serve the store as a binary cache that Nix substitutes from (read-only).
     Publish(cmd::publish::PublishArgs),

@@ -192,23 +192,7 @@ fn evaluation_is_sandboxed_and_time_limited() {
 
 /// Runs `guixie repl` on `input`; returns what it printed.
 fn repl(root: &Path, input: &str) -> String {
-    use std::io::Write;
-    let mut child = guixie()
-        .arg("--store")
-        .arg(root)
-        .arg("repl")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(guixie().arg("--store").arg(root).arg("repl"), input);
     assert!(
         out.status.success(),
         "{}",
@@ -263,6 +247,17 @@ fn graph_and_repl() {
     // The NAR of a regular file: 112 bytes of framing and the contents padded to 8 bytes.
     let nar_size = 112 + size.div_ceil(8) * 8;
     assert!(text.contains(&format!("(#t #f {nar_size})")), "{text}");
+    // It is a package file's sandbox: no files, no processes.
+    let text = repl(
+        &root,
+        "(open-input-file \"/etc/passwd\")\n(system \"true\")\n(+ 1 2)\n,q\n",
+    );
+    assert!(
+        text.contains("Unbound variable: open-input-file")
+            && text.contains("Unbound variable: system")
+            && text.contains("= 3"),
+        "{text}"
+    );
 }
 
 /// The `.drv` paths `eval` prints are logical; the inspection commands find them in the

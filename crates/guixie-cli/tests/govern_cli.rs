@@ -495,12 +495,39 @@ fn membership_changes_by_proposal_and_by_both_quorums() {
         .arg(&c.0));
     let out = ok_str(at(&root).args(["govern", "submit"]).arg(&s3));
     assert!(out.contains("governance version 3 accepted"), "{out}");
+    // A trust policy names builders as a node's policy file does.
+    let identity: serde_json::Value = serde_json::from_slice(&ok(
+        at(&d.join("erin-store")).args(["trust", "identity", "--name", "erin"])
+    ))
+    .unwrap();
+    let policy = d.join("policy.json");
+    fs::write(
+        &policy,
+        serde_json::json!({"k": 1, "builders": [identity]}).to_string(),
+    )
+    .unwrap();
+    let mut broken = identity.clone();
+    broken["log_key"] = "erin.example+00000000+notbase64".into();
+    let broken_policy = d.join("broken-policy.json");
+    fs::write(
+        &broken_policy,
+        serde_json::json!({"k": 1, "builders": [broken]}).to_string(),
+    )
+    .unwrap();
+    let e = stderr_of(
+        at(&root)
+            .args(["govern", "propose", "trust-policy", "--policy"])
+            .arg(&broken_policy)
+            .arg("--key")
+            .arg(&c.0),
+    );
+    assert!(e.contains("builder \"erin\": log_key"), "{e}");
     // Alice is no longer a member: she cannot propose.
     let e = stderr_of(
         at(&root)
-            .args(["govern", "propose", "trust-policy", "--builder"])
-            .arg(&erin.1)
-            .args(["-k", "1", "--key"])
+            .args(["govern", "propose", "trust-policy", "--policy"])
+            .arg(&policy)
+            .arg("--key")
             .arg(&a.0),
     );
     assert!(
@@ -509,9 +536,9 @@ fn membership_changes_by_proposal_and_by_both_quorums() {
     );
     // Carol proposes a trust policy and takes it back; erin, who did not propose it, cannot.
     ok(at(&root)
-        .args(["govern", "propose", "trust-policy", "--builder"])
-        .arg(&erin.1)
-        .args(["-k", "1", "--key"])
+        .args(["govern", "propose", "trust-policy", "--policy"])
+        .arg(&policy)
+        .arg("--key")
         .arg(&c.0));
     let e = stderr_of(
         at(&root)
@@ -569,12 +596,23 @@ fn an_extension_adds_a_scheme_function_only_by_quorum() {
            (synopsis \"x\") (description \"x\") (license #f) (home-page #f))\n",
     )
     .unwrap();
+    // `guixie repl` resolves modules as package files do.
+    let repl = |root: &Path| {
+        let out = with_stdin(
+            at(root).arg("repl"),
+            "(use-modules (guixie ext hello))\n(shout \"from the repl\")\n,q\n",
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
     let unknown = |root: &Path, has: &str| {
+        let missing = "no module (guixie ext hello): this instance's quorum has not accepted an extension named hello";
         let e = stderr_of(at(root).arg("eval").arg(&user));
+        assert!(e.contains(missing) && e.contains(has), "{e}");
+        let text = repl(root);
         assert!(
-            e.contains("no module (guixie ext hello): this instance's quorum has not accepted an extension named hello")
-                && e.contains(has),
-            "{e}"
+            text.contains(missing) && !text.contains("FROM THE REPL"),
+            "{text}"
         );
     };
     unknown(&instance, "it has none");
@@ -666,6 +704,8 @@ fn an_extension_adds_a_scheme_function_only_by_quorum() {
     assert!(out.contains("(use-modules (guixie ext hello))"), "{out}");
     let drv = ok_str(at(&instance).arg("eval").arg(&user));
     assert!(drv.trim().ends_with("-LOUD-1.drv"), "{drv}");
+    let text = repl(&instance);
+    assert!(text.contains("\"FROM THE REPL\""), "{text}");
     // A module on the load path never stands in for an accepted extension, not even when the
     // load path is scanned for a package by name.
     let fake = d.join("fake");

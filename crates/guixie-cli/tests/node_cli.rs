@@ -100,6 +100,55 @@ fn a_consumer_substitutes_only_what_two_of_three_builders_attest() {
         "{}",
         String::from_utf8_lossy(&e.stderr)
     );
+
+    // A store governed by a quorum substitutes by the trust policy the quorum applied, with
+    // no policy file named: before it is applied the network is refused, after it is used.
+    let gov_root = b.dir.path().join("governed");
+    let gov = || store_cmd(&gov_root, &origin("governed"));
+    let gina = key_pair(b.dir.path(), "gina");
+    let state = b.dir.path().join("gov-state.json");
+    ok(gov()
+        .args(["govern", "state", "--instance", "net", "--threshold", "1"])
+        .args(["--version", "1", "--member", &gina.1, "-o"])
+        .arg(&state));
+    ok(gov()
+        .args(["govern", "sign"])
+        .arg(&state)
+        .arg("--key")
+        .arg(&gina.0));
+    ok(gov().args(["govern", "init"]).arg(&state));
+    ok(gov()
+        .args(["govern", "propose", "trust-policy", "--policy"])
+        .arg(&policy)
+        .arg("--key")
+        .arg(&gina.0));
+    let build_via_peers = || {
+        let mut build = gov();
+        build.args(["--json", "build"]);
+        for n in &nodes {
+            build.args(["--peer", &n.addr]);
+        }
+        build.arg(&b.graph);
+        build
+    };
+    let e = fails(&mut build_via_peers());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("needs a trust policy"),
+        "proposed is not applied: {}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    ok(gov().args(["govern", "approve", "0", "--key"]).arg(&gina.0));
+    let applied = ok_str(gov().args(["govern", "apply", "0"]));
+    assert!(applied.contains("now need 2 of 3 builders"), "{applied}");
+    let out = build_via_peers().output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(events(&out.stderr, "built"), 0);
+    assert_eq!(events(&out.stderr, "started"), 0);
+    ok(gov().args(["store", "verify"]));
 }
 
 #[test]
@@ -489,4 +538,106 @@ fn five_nodes_a_liar_a_stopped_builder_and_nix_through_the_consumer() {
     );
     assert!(summary.contains("- 1 ("), "{summary}");
     assert!(summary.contains("differing"), "{summary}");
+}
+
+/// The members' nodes gossip governance: a proposal made in alice's store and bob's vote on
+/// it in his reach each other's journals through the nodes, and count there by each store's
+/// own rules; a store governing another instance takes none of it.
+#[test]
+fn nodes_gossip_governance_documents_that_each_store_judges_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let [alice, bob, other] = ["alice", "bob", "other"].map(|n| key_pair(d, n));
+    let roots = ["a", "b", "o"].map(|n| d.join(n));
+    let at = |i: usize| store_cmd(&roots[i], &origin(["a", "b", "o"][i]));
+    let state = |instance: &str, members: &[&(std::path::PathBuf, String)], file: &str| {
+        let file = d.join(file);
+        let mut cmd = at(0);
+        cmd.args(["govern", "state", "--instance", instance, "--threshold"])
+            .arg(members.len().to_string())
+            .args(["--version", "1", "-o"])
+            .arg(&file);
+        for m in members {
+            cmd.arg("--member").arg(&m.1);
+        }
+        ok(&mut cmd);
+        for m in members {
+            ok(at(0)
+                .args(["govern", "sign"])
+                .arg(&file)
+                .arg("--key")
+                .arg(&m.0));
+        }
+        file
+    };
+    let shared = state("team", &[&alice, &bob], "team.json");
+    ok(at(0).args(["govern", "init"]).arg(&shared));
+    ok(at(1).args(["govern", "init"]).arg(&shared));
+    let theirs = state("elsewhere", &[&other], "elsewhere.json");
+    ok(at(2).args(["govern", "init"]).arg(&theirs));
+
+    let node_a = start_node(&roots[0], &origin("a"), &[]);
+    let node_b = start_node(&roots[1], &origin("b"), &["--peer", &node_a.addr]);
+    let _node_o = start_node(&roots[2], &origin("o"), &["--peer", &node_b.addr]);
+    let status = |i: usize| -> serde_json::Value {
+        serde_json::from_slice(&ok(at(i).args(["--json", "govern", "status"]))).unwrap()
+    };
+    let wait_for = |i: usize, what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let s = status(i);
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{what}: {s}\nnode a: {}\nnode b: {}",
+                std::fs::read_to_string(&node_a.stderr).unwrap_or_default(),
+                std::fs::read_to_string(&node_b.stderr).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    let identity: serde_json::Value =
+        serde_json::from_slice(&ok(at(0).args(["trust", "identity", "--name", "a"]))).unwrap();
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"k": 1, "builders": [identity]}).to_string(),
+    )
+    .unwrap();
+    ok(at(0)
+        .args(["govern", "propose", "trust-policy", "--policy"])
+        .arg(&policy)
+        .arg("--key")
+        .arg(&alice.0));
+    ok(at(0)
+        .args(["govern", "approve", "0", "--key"])
+        .arg(&alice.0));
+    let s = wait_for(1, "alice's proposal and aye reach bob's store", &|s| {
+        s["proposals"][0]["ayes"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    assert_eq!(s["proposals"][0]["status"], "open", "{s}");
+    // Bob votes in his own store; his aye reaches alice's, where the proposal is approved.
+    ok(at(1).args(["govern", "approve", "0", "--key"]).arg(&bob.0));
+    let s = wait_for(0, "bob's aye reaches alice's store", &|s| {
+        s["proposals"][0]["status"] == "approved"
+    });
+    assert_eq!(
+        s["proposals"][0]["ayes"].as_array().unwrap().len(),
+        2,
+        "{s}"
+    );
+    // Each store applies by itself; what it applied is its own act, not gossiped.
+    ok(at(0).args(["govern", "apply", "0"]));
+    assert!(status(0)["trustPolicy"].is_object());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(status(1)["trustPolicy"].is_null());
+    // The store of another instance was sent all of it and took nothing.
+    assert_eq!(status(2)["proposals"].as_array().map_or(0, Vec::len), 0);
+    let log = std::fs::read_to_string(&node_a.stderr).unwrap();
+    assert!(log.contains("\"event\":\"governance\""), "{log}");
 }

@@ -8,7 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::motion::{Motion, Status};
-use crate::proposal::{Change, ExtensionBuild, SignedProposal, SignedVote};
+use crate::proposal::{Change, ExtensionBuild, SignedProposal, SignedVote, TrustPolicy};
 use crate::state::State;
 use crate::{compare_versions, GovError};
 
@@ -20,7 +20,7 @@ pub struct Instance {
     pub proposals: BTreeMap<u64, SignedProposal>,
     pub motions: BTreeMap<u64, Motion>,
     pub extensions: BTreeMap<String, ExtensionBuild>,
-    pub trust_policy: Option<(Vec<String>, u32)>,
+    pub trust_policy: Option<TrustPolicy>,
 }
 
 /// A counted vote.
@@ -49,10 +49,7 @@ pub enum Effect {
     ExtensionRemoved {
         name: String,
     },
-    TrustPolicy {
-        builders: Vec<String>,
-        k: u32,
-    },
+    TrustPolicy(TrustPolicy),
 }
 
 impl Instance {
@@ -189,7 +186,7 @@ impl Instance {
                     )));
                 }
             }
-            Change::Extension { .. } | Change::TrustPolicy { .. } => {}
+            Change::Extension { .. } | Change::TrustPolicy(_) => {}
         }
         Ok(())
     }
@@ -348,9 +345,9 @@ impl Instance {
                 self.extensions.remove(&name);
                 Effect::ExtensionRemoved { name }
             }
-            Change::TrustPolicy { builders, k } => {
-                self.trust_policy = Some((builders.clone(), k));
-                Effect::TrustPolicy { builders, k }
+            Change::TrustPolicy(policy) => {
+                self.trust_policy = Some(policy.clone());
+                Effect::TrustPolicy(policy)
             }
         };
         self.motions.get_mut(&index).expect("checked").status = Status::Applied;
@@ -433,7 +430,7 @@ impl Instance {
 fn same_subject(a: &Change, b: &Change) -> bool {
     match (a, b) {
         (Change::Upgrade { .. }, Change::Upgrade { .. }) => true,
-        (Change::TrustPolicy { .. }, Change::TrustPolicy { .. }) => true,
+        (Change::TrustPolicy(_), Change::TrustPolicy(_)) => true,
         (Change::Extension { name: x, .. }, Change::Extension { name: y, .. }) => x == y,
         _ => false,
     }

@@ -28,7 +28,7 @@ use alloc::string::String;
 pub use instance::{Counted, Effect, Instance};
 pub use key::MemberKey;
 pub use motion::{Motion, Status};
-pub use proposal::{Change, Proposal, Rebuild, Vote};
+pub use proposal::{Change, PolicyBuilder, Proposal, Rebuild, TrustPolicy, Vote};
 pub use state::{GovState, State};
 
 /// Payload types of the kinds of signed documents.

@@ -48,8 +48,31 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         add: Option<ExtensionBuild>,
     },
-    /// The builders (attestation keys, `name:base64`) and the k the substituter accepts.
-    TrustPolicy { builders: Vec<String>, k: u32 },
+    /// The builders and the k the substituter and the node accept.
+    TrustPolicy(TrustPolicy),
+}
+
+/// A trust policy in the JSON of a node's policy file (`guixie node --policy`), so that an
+/// approved one is used as it was signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustPolicy {
+    pub k: u32,
+    pub builders: Vec<PolicyBuilder>,
+}
+
+/// One builder of a trust policy: the key its attestations are signed with (`name:base64`),
+/// its log's note verifier key, and the witnesses whose cosignatures its checkpoints need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBuilder {
+    pub name: String,
+    pub attestation_key: String,
+    pub log_key: String,
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    #[serde(default)]
+    pub witness_threshold: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,31 +226,7 @@ impl Proposal {
                     check_field("extension's NAR hash", &b.nar_hash)?;
                 }
             }
-            Change::TrustPolicy { builders, k } => {
-                if builders.len() > MAX_BUILDERS {
-                    return Err(GovError::Invalid(format!(
-                        "trust policy: {} builders, at most {MAX_BUILDERS}",
-                        builders.len()
-                    )));
-                }
-                let mut keys: Vec<[u8; 32]> = Vec::new();
-                for b in builders {
-                    let key = MemberKey::parse_as("trust policy builder", b)?;
-                    if keys.contains(&key.key) {
-                        return Err(GovError::Invalid(format!(
-                            "trust policy: builder {:?}'s key is listed twice",
-                            key.name
-                        )));
-                    }
-                    keys.push(key.key);
-                }
-                if *k == 0 || *k as usize > builders.len() {
-                    return Err(GovError::Invalid(format!(
-                        "trust policy: k = {k} of {} builders; it must be between 1 and their number",
-                        builders.len()
-                    )));
-                }
-            }
+            Change::TrustPolicy(policy) => policy.check()?,
         }
         Ok(())
     }
@@ -289,6 +288,73 @@ fn parse_payload<T: serde::de::DeserializeOwned>(
 }
 
 /// Hashes and versions: short, printable, no spaces.
+impl TrustPolicy {
+    /// What can be checked without knowing the log's key format (the CLI parses the whole
+    /// policy as a node would before it accepts one): sizes, names, distinct builders, keys
+    /// and log origins, and k and each witness threshold within their counts.
+    pub fn check(&self) -> Result<(), GovError> {
+        let n = self.builders.len();
+        if n == 0 || n > MAX_BUILDERS {
+            return Err(GovError::Invalid(format!(
+                "trust policy: {n} builders; 1 to {MAX_BUILDERS}"
+            )));
+        }
+        let mut keys: Vec<[u8; 32]> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        let mut origins: Vec<&str> = Vec::new();
+        for b in &self.builders {
+            check_name("trust policy builder", &b.name)?;
+            let bad = |message: String| {
+                GovError::Invalid(format!("trust policy, builder {:?}: {message}", b.name))
+            };
+            if names.contains(&b.name.as_str()) {
+                return Err(bad("named twice".into()));
+            }
+            names.push(&b.name);
+            let key = MemberKey::parse_as("attestation key", &b.attestation_key)
+                .map_err(|e| bad(format!("{e}")))?;
+            if keys.contains(&key.key) {
+                return Err(bad(
+                    "its attestation key is another builder's too: one signer would count twice"
+                        .into(),
+                ));
+            }
+            keys.push(key.key);
+            check_field("log key", &b.log_key).map_err(|e| bad(format!("{e}")))?;
+            let origin = b.log_key.split('+').next().unwrap_or_default();
+            if origins.contains(&origin) {
+                return Err(bad(format!(
+                    "its log's origin {origin:?} is another builder's too"
+                )));
+            }
+            origins.push(origin);
+            if b.witnesses.len() > MAX_BUILDERS {
+                return Err(bad(format!(
+                    "{} witnesses, at most {MAX_BUILDERS}",
+                    b.witnesses.len()
+                )));
+            }
+            for w in &b.witnesses {
+                check_field("witness key", w).map_err(|e| bad(format!("{e}")))?;
+            }
+            if b.witness_threshold as usize > b.witnesses.len() {
+                return Err(bad(format!(
+                    "witness_threshold {} is more than its {} witnesses",
+                    b.witness_threshold,
+                    b.witnesses.len()
+                )));
+            }
+        }
+        if self.k == 0 || self.k as usize > n {
+            return Err(GovError::Invalid(format!(
+                "trust policy: k = {} of {n} builders; it must be between 1 and their number",
+                self.k
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn check_field(what: &str, value: &str) -> Result<(), GovError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_FIELD_BYTES

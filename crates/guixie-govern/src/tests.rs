@@ -696,20 +696,60 @@ fn extensions_and_trust_policy_by_quorum() {
     inst.apply(j, NOW).unwrap();
     assert!(inst.extensions.is_empty());
 
-    let policy = |k_: u32, builders: Vec<String>| Proposal {
+    let builder = |name: &str, key: String| crate::PolicyBuilder {
+        name: name.into(),
+        attestation_key: key,
+        log_key: alloc::format!("{name}.example/log+01234567+AQ"),
+        witnesses: vec![],
+        witness_threshold: 0,
+    };
+    let policy = |k_: u32, builders: Vec<crate::PolicyBuilder>| Proposal {
         index: 2,
-        change: Change::TrustPolicy { builders, k: k_ },
+        change: Change::TrustPolicy(crate::TrustPolicy { k: k_, builders }),
         ..add.clone()
     };
-    let twice = vec![k[3].public(), k[3].public().replacen("d:", "x:", 1)];
-    assert!(propose(&mut inst, &policy(1, twice), &k[0]).is_err());
-    assert!(propose(&mut inst, &policy(3, vec![k[3].public()]), &k[0]).is_err());
-    propose(
+    let refused = |inst: &mut Instance, p: Proposal, why: &str| {
+        let e = propose(inst, &p, &k[0]).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    };
+    // One signer under two names would count twice.
+    let same_key = vec![
+        builder("d", k[3].public()),
+        builder("x", k[3].public().replacen("d:", "x:", 1)),
+    ];
+    refused(&mut inst, policy(1, same_key), "another builder's too");
+    let mut same_log = builder("e", k[4].public());
+    same_log.log_key = "d.example/log+89abcdef+AQ".into();
+    refused(
         &mut inst,
-        &policy(1, vec![k[3].public(), k[4].public()]),
-        &k[0],
-    )
-    .unwrap();
+        policy(1, vec![builder("d", k[3].public()), same_log]),
+        "origin \"d.example/log\" is another builder's too",
+    );
+    let mut witnessed = builder("d", k[3].public());
+    witnessed.witness_threshold = 1;
+    refused(
+        &mut inst,
+        policy(1, vec![witnessed]),
+        "witness_threshold 1 is more than its 0 witnesses",
+    );
+    refused(
+        &mut inst,
+        policy(2, vec![builder("d", k[3].public())]),
+        "k = 2 of 1 builders",
+    );
+    refused(&mut inst, policy(0, vec![]), "0 builders");
+    let good = policy(
+        1,
+        vec![builder("d", k[3].public()), builder("e", k[4].public())],
+    );
+    let (i, d) = propose(&mut inst, &good, &k[0]).unwrap();
+    vote(&mut inst, i, &d, true, None, &[(&k[0], "a")]).unwrap();
+    vote(&mut inst, i, &d, true, None, &[(&k[1], "b")]).unwrap();
+    inst.apply(i, NOW).unwrap();
+    let Change::TrustPolicy(expected) = good.change else {
+        unreachable!()
+    };
+    assert_eq!(inst.trust_policy, Some(expected));
 }
 
 #[test]

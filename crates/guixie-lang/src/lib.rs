@@ -213,8 +213,9 @@ impl Evaluator {
         Ok(found)
     }
 
-    /// An interactive Guile REPL on standard input and output, with guixie's modules loaded
-    /// (not sandboxed: the user at the keyboard is trusted). The derivations made in it are
+    /// An interactive Guile REPL on standard input and output in a package file's sandbox:
+    /// the same bindings and module resolution (the load path, the accepted extensions),
+    /// with read-only store queries and no time limit. The derivations made in it are
     /// written to the store when it ends.
     pub fn repl(&self) -> Result<(), EvalError> {
         let session = Session::new(
@@ -225,7 +226,11 @@ impl Evaluator {
         let (result, session) = guile::with_guile(|g| {
             session.run(|| -> Result<(), GuileError> {
                 install_modules(g)?;
-                g.eval_str("(use-modules (system repl repl) (guixie derivations)) (start-repl)")?;
+                let load_path = load_path(g, &self.options)?;
+                g.call(
+                    g.public_ref("guixie loader", "start-package-repl")?,
+                    &[load_path],
+                )?;
                 Ok(())
             })
         });

@@ -8,11 +8,11 @@ use thiserror::Error;
 use guixie_trust::votes::Bundle;
 
 /// The libp2p protocol name.
-pub const PROTOCOL: &str = "/guixie/node/2";
-/// 2: `Latest` and `Cosigned`, for witnesses.
-pub const VERSION: u32 = 2;
-/// Largest request accepted.
-pub const MAX_REQUEST_BYTES: usize = 64 << 10;
+pub const PROTOCOL: &str = "/guixie/node/3";
+/// 2: `Latest` and `Cosigned`, for witnesses. 3: `Governance`.
+pub const VERSION: u32 = 3;
+/// Largest request accepted: a governance proposal of up to 128 KiB, framed.
+pub const MAX_REQUEST_BYTES: usize = 160 << 10;
 /// Largest response accepted: a range answer of up to [`MAX_RANGE_BYTES`] with its hash
 /// pairs, or an attestation bundle.
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
@@ -45,6 +45,9 @@ pub enum Request {
     Latest { known_size: Option<u64> },
     /// A witness's cosignature of a checkpoint of the receiver's own log (the whole note).
     Cosigned { note: String },
+    /// Gossip: a signed governance document (proposal, vote, withdrawal or state) that the
+    /// sender's instance accepted; the receiver's own rules decide whether it counts.
+    Governance { document: String },
     /// Whether the node can serve the blob with this BLAKE3 root.
     Have {
         #[serde(with = "serde_bytes")]

@@ -18,6 +18,14 @@ use guixie_node::Local;
 use guixie_store::{LocalStore, NarSource, PathInfoQuery};
 use guixie_trust::votes::{Bundle, LoggedEntry};
 
+/// The store's governance journal (the CLI's `guixie govern` keeps it), for the node to
+/// gossip: what [`guixie_node::Local::governance_documents`] and
+/// [`guixie_node::Local::offer_governance`] ask.
+pub trait GovernanceBook: Send {
+    fn documents(&self) -> Vec<String>;
+    fn offer(&mut self, document: &str) -> Result<bool, String>;
+}
+
 /// Cheap to clone: a blob can be prepared on another thread while the node goes on.
 #[derive(Clone)]
 pub struct StoreLocal(Arc<Inner>);
@@ -41,6 +49,7 @@ pub struct Inner {
     loaded: Mutex<BTreeMap<[u8; 32], Loaded>>,
     uses: std::sync::atomic::AtomicU64,
     witnessing: crate::witness::Witnessing,
+    governance: Option<Mutex<Box<dyn GovernanceBook>>>,
 }
 
 /// An outboard in memory, with when it was last used (a counter).
@@ -75,6 +84,7 @@ impl StoreLocal {
             loaded: Mutex::new(BTreeMap::new()),
             uses: std::sync::atomic::AtomicU64::new(0),
             witnessing: crate::witness::Witnessing::default(),
+            governance: None,
         }));
         if let Ok(log) = FileLog::open_read_only(&local.log_dir) {
             let _ = local.catch_up(&log);
@@ -118,6 +128,14 @@ impl StoreLocal {
         Arc::get_mut(&mut self.0)
             .expect("not shared before it serves")
             .witnessing = crate::witness::Witnessing::new(witness_key, witnesses, clock, file);
+        self
+    }
+
+    /// Gossips this governance journal's documents and offers it its peers'.
+    pub fn with_governance(mut self, book: Option<Box<dyn GovernanceBook>>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("not shared before it serves")
+            .governance = book.map(Mutex::new);
         self
     }
 
@@ -354,6 +372,20 @@ impl Local for StoreLocal {
 
     fn have(&self, root: &[u8; 32]) -> Option<u64> {
         self.ensure(root).ok().map(|(ob, _)| ob.blob().size)
+    }
+
+    fn governance_documents(&self) -> Vec<String> {
+        self.governance
+            .as_ref()
+            .map(|g| g.lock().expect("not poisoned").documents())
+            .unwrap_or_default()
+    }
+
+    fn offer_governance(&mut self, document: &str) -> Result<bool, String> {
+        match &self.governance {
+            Some(g) => g.lock().expect("not poisoned").offer(document),
+            None => Err("this node keeps no governance".into()),
+        }
     }
 
     fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String> {

@@ -30,8 +30,8 @@ pub struct ChallengeArgs {
     /// Ask the network through the store configuration's `peers`.
     #[arg(long)]
     network: bool,
-    /// The trust policy naming the builders to compare (default: the store configuration's
-    /// `trust-policy`).
+    /// The trust policy naming the builders to compare (default: the one this store's
+    /// quorum approved, else the store configuration's `trust-policy`).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// How long to wait for builders that have not answered, in seconds.
@@ -157,12 +157,12 @@ mod network {
         targets: &[String],
     ) -> anyhow::Result<Vec<Verdict>> {
         let conf = StoreConf::read(&ctx.store_root()?)?;
-        let policy_file = args
-            .policy
-            .clone()
-            .or(conf.trust_policy.map(PathBuf::from))
-            .context("asking the network needs a trust policy naming the builders (--policy)")?;
-        let policy = crate::cmd::node::read_policy(&policy_file)?;
+        let policy = crate::cmd::node::chosen_policy(
+            store,
+            args.policy.as_deref(),
+            conf.trust_policy.as_deref(),
+        )?
+        .context("asking the network needs a trust policy naming the builders (--policy)")?;
         let mut peers = args.peers.clone();
         if args.network {
             peers.extend(conf.peers);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use guixie_node::Policy;
+use guixie_store::LocalStore;
 
 use super::substitutes::StoreConf;
 use crate::Context;
@@ -29,8 +30,9 @@ pub struct NodeArgs {
     /// the trust policy accepted; it asks the network for any other path it is asked for.
     #[arg(long, value_name = "127.0.0.1:PORT")]
     http: Option<SocketAddr>,
-    /// The trust policy (JSON; see docs/trust.md). Also the store configuration's
-    /// `trust-policy`. Without one, the node serves but accepts nothing.
+    /// The trust policy (JSON; see docs/trust.md). Default: the one this store's quorum
+    /// approved, else the store configuration's `trust-policy`. Without one, the node
+    /// serves but accepts nothing.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// How long a narinfo request waits for the network before a 503, in seconds.
@@ -76,13 +78,11 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let conf = StoreConf::read(&ctx.store_root()?)?;
-    let policy = match args.policy.or(conf.trust_policy.map(PathBuf::from)) {
-        Some(file) => read_policy(&file)?,
-        None => Policy {
+    let policy = chosen_policy(&store, args.policy.as_deref(), conf.trust_policy.as_deref())?
+        .unwrap_or(Policy {
             k: 1,
             builders: vec![],
-        },
-    };
+        });
     if let Some(http) = args.http {
         anyhow::ensure!(
             http.ip().is_loopback(),
@@ -143,6 +143,10 @@ pub fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<ExitCode> {
     let json = ctx.json;
     guixie_p2p::run(
         guixie_p2p::NodeOptions {
+            governance: Some(Box::new(crate::cmd::govern::gossip::JournalBook::new(
+                store.clone(),
+                ctx.clock(),
+            ))),
             store,
             policy,
             listen,
@@ -201,16 +205,15 @@ static EMBEDDED: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::
 /// and ends with the command. Its URL and public key, once it serves.
 pub fn embedded(
     ctx: &Context,
-    policy: &Path,
+    store: Arc<LocalStore>,
+    policy: Policy,
     peers: &[String],
 ) -> anyhow::Result<(String, String)> {
     let mut started = EMBEDDED.lock().expect("not poisoned");
     if let Some(running) = &*started {
         return Ok(running.clone());
     }
-    let store = Arc::new(ctx.open_store()?);
     let node_dir = guixie_p2p::private_node_dir(store.state_dir())?;
-    let policy = read_policy(policy)?;
     let peers = parse_multiaddrs(peers)?;
     let cache_key = guixie_formats::signing::SecretKey::from_seed(
         "guixie-embedded-node",
@@ -235,6 +238,8 @@ pub fn embedded(
         mdns: false,
         node_dir: Some(node_dir),
         clock: ctx.clock(),
+        // A command's node substitutes; the store's own `guixie node` gossips governance.
+        governance: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -260,11 +265,31 @@ pub fn embedded(
 
 /// A trust policy file (JSON; see docs/trust.md), checked.
 pub fn read_policy(file: &Path) -> anyhow::Result<Policy> {
+    Policy::parse(&read_policy_text(file)?).with_context(|| file.display().to_string())
+}
+
+pub fn read_policy_text(file: &Path) -> anyhow::Result<String> {
     let bytes = guixie_store::safe_fs::read_capped(file, MAX_POLICY_BYTES)
         .with_context(|| file.display().to_string())?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8", file.display()))?;
-    Policy::parse(&text).with_context(|| file.display().to_string())
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8", file.display()))
+}
+
+/// The trust policy a command uses: the file it names, else the one this store's quorum
+/// approved (`guixie govern propose trust-policy`), else the store configuration's
+/// `trust-policy`. A quorum's decision outranks the configuration file; only the operator
+/// naming a file for one command sets it aside.
+pub fn chosen_policy(
+    store: &LocalStore,
+    named: Option<&Path>,
+    configured: Option<&str>,
+) -> anyhow::Result<Option<Policy>> {
+    if let Some(file) = named {
+        return read_policy(file).map(Some);
+    }
+    if let Some(governed) = crate::cmd::govern::policy::governed(store)? {
+        return Ok(Some(governed));
+    }
+    configured.map(|f| read_policy(Path::new(f))).transpose()
 }
 
 pub fn parse_multiaddrs<'a>(

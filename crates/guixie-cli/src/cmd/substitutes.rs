@@ -31,9 +31,9 @@ pub struct SubstituteArgs {
     /// only what `--trust-policy` accepts; default: the store configuration's `peers`.
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
-    /// The trust policy for substitutes from the network (docs/trust.md); default: the
-    /// store configuration's `trust-policy`. With peers and a policy, a node runs inside the
-    /// command and is asked first.
+    /// The trust policy for substitutes from the network (docs/trust.md); default: the one
+    /// this store's quorum approved, else the store configuration's `trust-policy`. With
+    /// peers and a policy, a node runs inside the command and is asked first.
     #[arg(long, value_name = "FILE")]
     pub trust_policy: Option<PathBuf>,
     /// Do not substitute through the peer-to-peer network, whatever the configuration says.
@@ -126,20 +126,24 @@ impl SubstituteArgs {
         } else {
             &self.peers
         };
-        let policy = self
-            .trust_policy
-            .clone()
-            .or(conf.trust_policy.as_deref().map(PathBuf::from));
         // The network first: what it has, k of n builders vouch for.
-        let network = match policy {
-            _ if self.no_network => None,
-            Some(policy) if !peers.is_empty() => {
-                Some(crate::cmd::node::embedded(ctx, &policy, peers)?)
+        let network = if self.no_network || peers.is_empty() {
+            None
+        } else {
+            let store = std::sync::Arc::new(ctx.open_store()?);
+            let policy = crate::cmd::node::chosen_policy(
+                &store,
+                self.trust_policy.as_deref(),
+                conf.trust_policy.as_deref(),
+            )?;
+            match policy {
+                Some(policy) => Some(crate::cmd::node::embedded(ctx, store, policy, peers)?),
+                None if !self.peers.is_empty() => anyhow::bail!(
+                    "--peer: the network needs a trust policy (--trust-policy, or one this \
+                     store's quorum approved)"
+                ),
+                None => None,
             }
-            None if !self.peers.is_empty() => {
-                anyhow::bail!("--peer: the network needs a trust policy (--trust-policy)")
-            }
-            _ => None,
         };
         let mut urls: Vec<&String> = network.iter().map(|(url, _)| url).collect();
         if self.substitute_urls.iter().any(|u| !u.is_empty()) {

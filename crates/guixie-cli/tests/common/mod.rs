@@ -39,6 +39,24 @@ pub fn fails(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `cmd` with `input` on its standard input (e.g. `guixie repl`); returns its output.
+pub fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 /// Whether the reference peer is installed. In CI (`GUIXIE_REQUIRE_NIX=1`) its absence fails
 /// the test instead of skipping it, so the comparison can never silently not run.
 pub fn nix_available() -> bool {

@@ -18,9 +18,10 @@
   #:use-module (srfi srfi-26)
   #:use-module (ice-9 match)
   #:use-module (ice-9 ftw)
+  #:use-module ((system repl repl) #:select (start-repl))
   #:export (load-user-file load-user-string collect-derivations
             package-modules find-packages find-newest-packages describe-package loaded-module-files
-            broken-modules set-extensions!
+            broken-modules set-extensions! start-package-repl
             package-use-modules package-define-module package-define-public
             search-patches search-patch %patch-path specification->package))
 
@@ -457,6 +458,23 @@
         (cons (parameterize ((%loading module) (%exports (list '())))
                 (eval-forms port "<expression>" module %deadline))
               module)))))
+
+;; `guixie repl': a package file's sandbox module, interactively. It resolves modules as
+;; package files do (the load path, Guix's names, the accepted extensions alone for
+;; `(guixie ext NAME)'), with read-only store queries for inspection and no time limit (the
+;; user at the keyboard interrupts). It is not a boundary against that user: Guile's
+;; meta-commands (`,module') can leave it.
+(define %repl-store-queries '(valid-path? query-path-info))
+
+(define (start-package-repl load-path)
+  (start-evaluation! load-path (* 10 365 24 3600)
+    (lambda ()
+      (let ((module (user-module)))
+        (module-use! module (resolve-interface '(guixie derivations)
+                                               #:select %repl-store-queries))
+        (parameterize ((%loading module) (%exports (list '())))
+          (set-current-module module)
+          (start-repl))))))
 
 ;; The packages `wanted?' accepts bound in `module', by variable name.
 (define (module-packages module wanted?)

@@ -641,6 +641,7 @@ impl<L: Local> Node<L> {
     /// that stopped answering.
     pub fn tick(&mut self, now_ms: u64) {
         self.gossip_own_if_changed(now_ms);
+        self.gossip_governance_if_changed(now_ms);
         let hash_parts: Vec<String> = self.lookups.keys().cloned().collect();
         for h in hash_parts {
             let Some(lookup) = self.lookups.get_mut(&h) else {

@@ -6,6 +6,7 @@
 //! can only convict the log of a split view. A node gossips a checkpoint when it accepted it
 //! and a split view when it first learnt of it, so gossip stops once everyone knows.
 
+mod governance;
 mod lookup;
 mod survey;
 mod witness;
@@ -62,6 +63,16 @@ pub trait Local {
     /// A witness's cosignature of a checkpoint of the own log, to serve it with.
     fn add_cosignatures(&mut self, _note: &str) -> Result<(), String> {
         Err("this node keeps no log".into())
+    }
+    /// The governance documents the own instance accepted that peers may take (proposals,
+    /// votes, withdrawals, states), oldest first; only ever appended to.
+    fn governance_documents(&self) -> Vec<String> {
+        vec![]
+    }
+    /// A peer's governance document, for the own instance's rules to judge: `Ok(true)` if
+    /// they accepted it now, `Ok(false)` if it was accepted before, else why not.
+    fn offer_governance(&mut self, _document: &str) -> Result<bool, String> {
+        Err("this node keeps no governance".into())
     }
 }
 
@@ -175,6 +186,7 @@ pub struct Node<L> {
     views_changed: bool,
     /// Recent failures: hash part → (until when, why).
     failed: BTreeMap<String, (u64, String)>,
+    governance: governance::Gossip,
     out: VecDeque<Output>,
 }
 
@@ -192,6 +204,7 @@ impl<L: Local> Node<L> {
             own_gossiped: (vec![], 0),
             views_changed: false,
             failed: BTreeMap::new(),
+            governance: governance::Gossip::default(),
             out: VecDeque::new(),
         }
     }
@@ -270,6 +283,7 @@ impl<L: Local> Node<L> {
         for (first, second) in split_views {
             self.send(peer, Request::SplitView { first, second }, Pending::Gossip);
         }
+        self.send_governance_to(peer);
     }
 
     /// The connection is gone: its outstanding requests failed.
@@ -326,6 +340,10 @@ impl<L: Local> Node<L> {
                 .latest(known_size)
                 .unwrap_or_else(|e| refused(&e)),
             Request::Cosigned { note } => match self.local.add_cosignatures(&note) {
+                Ok(()) => Response::Ack,
+                Err(e) => refused(&e),
+            },
+            Request::Governance { document } => match self.governance_offered(document) {
                 Ok(()) => Response::Ack,
                 Err(e) => refused(&e),
             },

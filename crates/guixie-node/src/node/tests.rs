@@ -52,6 +52,9 @@ struct MemLocal {
     witnesses: Vec<guixie_log::note::VerifierKey>,
     /// The latest checkpoint with its cosignatures.
     cosigned: Option<String>,
+    /// A stand-in instance's accepted documents, when it has governance: "vote-of-P" needs
+    /// P, "forged…" is never accepted, anything else is.
+    book: Option<Vec<String>>,
 }
 
 impl MemLocal {
@@ -69,6 +72,7 @@ impl MemLocal {
             witness_key: None,
             witnesses: vec![],
             cosigned: None,
+            book: None,
         }
     }
 
@@ -227,6 +231,25 @@ impl Local for MemLocal {
         .map_err(|e| e.to_string())?;
         self.cosigned = Some(merged);
         Ok(())
+    }
+    fn governance_documents(&self) -> Vec<String> {
+        self.book.clone().unwrap_or_default()
+    }
+    fn offer_governance(&mut self, document: &str) -> Result<bool, String> {
+        let book = self.book.as_mut().ok_or("no governance")?;
+        if book.iter().any(|d| d == document) {
+            return Ok(false);
+        }
+        if document.starts_with("forged") {
+            return Err("not signed by a member".into());
+        }
+        if let Some(p) = document.strip_prefix("vote-of-") {
+            if !book.iter().any(|d| d == p) {
+                return Err(format!("no proposal {p}"));
+            }
+        }
+        book.push(document.to_owned());
+        Ok(true)
     }
     fn range(&self, root: &[u8; 32], start: u64, end: u64) -> Result<Vec<u8>, String> {
         let (ob, data) = self.blobs.get(root).ok_or("no such blob")?;
@@ -835,4 +858,76 @@ fn a_builder_counts_its_own_attestation_without_asking_the_network() {
     let d = net.decision("a").expect("decided");
     assert_eq!(d.result, Verdict::Accept, "{d:?}");
     assert_eq!(d.attesting, ["a", "b", "c"]);
+}
+
+#[test]
+fn governance_documents_spread_in_order_and_only_what_the_own_rules_accept() {
+    let mut net = Net::new();
+    let policy = Policy {
+        k: 1,
+        builders: vec![],
+    };
+    for (name, seed) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("none", 5)] {
+        let mut local = MemLocal::new(name, seed);
+        if name != "none" {
+            local.book = Some(vec![]);
+        }
+        net.add(name, policy.clone(), local);
+    }
+    let book = |net: &Net, name: &str| net.nodes[name].local().book.clone().unwrap();
+    net.nodes.get_mut("a").unwrap().local_mut().book = Some(vec!["p0".into()]);
+    // A line a - b - c: what a accepted reaches c through b, and a node without governance
+    // refuses it without harm.
+    net.connect("a", "b");
+    net.connect("b", "c");
+    net.connect("b", "none");
+    assert_eq!(book(&net, "b"), ["p0"]);
+    assert_eq!(book(&net, "c"), ["p0"]);
+    // What a's own `govern` commands add is passed on within a second.
+    net.nodes
+        .get_mut("a")
+        .unwrap()
+        .local_mut()
+        .book
+        .as_mut()
+        .unwrap()
+        .push("vote-of-p0".into());
+    net.advance(500);
+    assert_eq!(book(&net, "c"), ["p0"]);
+    net.advance(600);
+    assert_eq!(book(&net, "c"), ["p0", "vote-of-p0"]);
+    // A forged document is refused where it lands and goes no further.
+    let r = net.nodes.get_mut("b").unwrap().handle_request(
+        "a",
+        Request::Governance {
+            document: "forged-p1".into(),
+        },
+        0,
+    );
+    assert!(matches!(r, Response::Refused { reason } if reason == "not signed by a member"));
+    net.advance(1_000);
+    assert!(!book(&net, "c").contains(&"forged-p1".to_owned()));
+    // Out of order (requests may overtake each other): a vote before its proposal is kept
+    // and counted once the proposal came; both are passed on in the order accepted.
+    let d = net.nodes.get_mut("d").unwrap();
+    let r = d.handle_request(
+        "x",
+        Request::Governance {
+            document: "vote-of-p1".into(),
+        },
+        0,
+    );
+    assert!(matches!(r, Response::Refused { .. }));
+    let r = d.handle_request(
+        "x",
+        Request::Governance {
+            document: "p1".into(),
+        },
+        0,
+    );
+    assert_eq!(r, Response::Ack);
+    assert_eq!(book(&net, "d"), ["p1", "vote-of-p1"]);
+    net.connect("d", "c");
+    assert_eq!(book(&net, "a"), ["p0", "vote-of-p0", "p1", "vote-of-p1"]);
+    assert_eq!(book(&net, "d"), ["p1", "vote-of-p1", "p0", "vote-of-p0"]);
 }

@@ -61,6 +61,8 @@ pub struct NodeOptions {
     /// default: the store's `var/guixie/node`. One node per directory at a time.
     pub node_dir: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
+    /// The store's governance journal, whose documents the node gossips.
+    pub governance: Option<Box<dyn crate::local::GovernanceBook>>,
 }
 
 /// Where the node can be reached, once it is.
@@ -99,7 +101,7 @@ pub fn run(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pE
     rt.block_on(run_async(opts, started))
 }
 
-async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
+async fn run_async(mut opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<(), P2pError> {
     let mut swarm = transport::build_swarm(opts.identity, opts.mdns)?;
     for addr in &opts.listen {
         swarm.listen_on(addr.clone()).map_err(p2p)?;
@@ -142,7 +144,8 @@ async fn run_async(opts: NodeOptions, started: impl FnOnce(&Started)) -> Result<
             opts.witness_key.clone(),
             opts.witnesses.clone(),
             opts.clock.clone(),
-        );
+        )
+        .with_governance(opts.governance.take());
     let mut config = Config::new(opts.policy.clone());
     config.collect_timeout_ms = opts.decide_within.as_millis() as u64;
     config.witness = opts.witness_key.is_some();

@@ -128,6 +128,13 @@ impl Journal {
         document: &[u8],
         now: i64,
     ) -> anyhow::Result<u64> {
+        // The rules check a trust policy's shape; that a node can use its keys is checked
+        // here, before a quorum can sign one it would refuse.
+        if let Ok(p) = guixie_govern::proposal::SignedProposal::parse(document) {
+            if let guixie_govern::Change::TrustPolicy(policy) = &p.doc.change {
+                super::policy::to_node(policy)?;
+            }
+        }
         let index = self.instance.propose(document, now)?;
         let kept = self.instance.proposals[&index].envelope.to_json();
         append_log(store, kept.as_bytes())?;
@@ -219,6 +226,21 @@ impl Journal {
         Ok((effect, outcome))
     }
 
+    /// A document a peer passed on (proposal, vote, withdrawal or state), judged by the
+    /// same rules as one a member submits here.
+    pub fn offer(&mut self, store: &LocalStore, document: &[u8], now: i64) -> anyhow::Result<()> {
+        let envelope = guixie_dsse::Envelope::parse(document, guixie_govern::MAX_PROPOSAL_BYTES)?;
+        match envelope.payload_type.as_str() {
+            guixie_govern::PROPOSAL_PAYLOAD_TYPE => self.propose(store, document, now).map(drop),
+            guixie_govern::VOTE_PAYLOAD_TYPE => self.vote(store, document, now).map(drop),
+            guixie_govern::WITHDRAWAL_PAYLOAD_TYPE => self.withdraw(store, document, now).map(drop),
+            guixie_govern::STATE_PAYLOAD_TYPE => {
+                self.rotate(store, &[document.to_vec()], now).map(drop)
+            }
+            other => bail!("a DSSE envelope of payload type {other:?}, not a governance document"),
+        }
+    }
+
     /// The accepted proposal `index`'s signed bytes.
     pub fn proposal(&self, index: u64) -> anyhow::Result<String> {
         match self.instance.proposals.get(&index) {
@@ -245,6 +267,32 @@ impl Journal {
             .and_then(|()| file.sync_data())
             .with_context(|| format!("writing {}", path.display()))
     }
+}
+
+/// The documents this store's instance accepted that peers may take, oldest first:
+/// proposals, votes, withdrawals and states as the journal keeps them (applying is each
+/// store's own act, so applications are not among them). Empty without governance.
+pub fn gossipable(store: &LocalStore) -> anyhow::Result<Vec<String>> {
+    let path = dir(store).join("journal.jsonl");
+    if !path.exists() {
+        return Ok(vec![]);
+    }
+    let text = String::from_utf8(read_capped(&path, MAX_JOURNAL_BYTES)?)
+        .with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let mut documents = Vec::new();
+    for (n, line) in complete.lines().enumerate() {
+        let entry: Entry =
+            serde_json::from_str(line).with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        match entry {
+            Entry::Proposal { document, .. }
+            | Entry::Vote { document, .. }
+            | Entry::Withdraw { document, .. } => documents.push(document),
+            Entry::States { documents: d, .. } => documents.extend(d),
+            Entry::Apply { .. } => {}
+        }
+    }
+    Ok(documents)
 }
 
 /// The instance its first state and journal make, replayed in order.

@@ -3,7 +3,9 @@
 //! the generations accepted upgrades made.
 
 mod generations;
+pub mod gossip;
 mod journal;
+pub mod policy;
 mod rebuild;
 mod status;
 
@@ -127,12 +129,11 @@ enum ProposeCmd {
         #[arg(long, conflicts_with = "source")]
         remove: bool,
     },
-    /// The builders (attestation public keys) and the k the substituter accepts.
+    /// The trust policy the substituter and the node use once it is applied: a policy file
+    /// as `guixie node --policy` takes it (builders' attestation and log keys, witnesses, k).
     TrustPolicy {
-        #[arg(long = "builder", required = true, value_name = "PUBLIC-KEY|FILE")]
-        builders: Vec<String>,
-        #[arg(short)]
-        k: u32,
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
     },
 }
 
@@ -368,13 +369,12 @@ fn propose(ctx: &Context, a: ProposeArgs, now: i64) -> anyhow::Result<ExitCode> 
             }
         }
         ProposeCmd::Extension { name, .. } => Change::Extension { name, add: None },
-        ProposeCmd::TrustPolicy { builders, k } => Change::TrustPolicy {
-            builders: builders
-                .iter()
-                .map(|b| key_text(b))
-                .collect::<anyhow::Result<_>>()?,
-            k,
-        },
+        ProposeCmd::TrustPolicy { policy } => {
+            let text = crate::cmd::node::read_policy_text(&policy)?;
+            Change::TrustPolicy(
+                policy::from_file(&text).with_context(|| policy.display().to_string())?,
+            )
+        }
     };
     let mut journal = Journal::open(&store)?;
     // A build may have taken long: the time is the time of acceptance.
@@ -422,9 +422,15 @@ fn describe(change: &Change) -> String {
             b.source, b.nar_hash
         ),
         Change::Extension { name, add: None } => format!("remove extension {name}"),
-        Change::TrustPolicy { builders, k } => {
-            format!("trust policy: {k} of {} builders", builders.len())
-        }
+        Change::TrustPolicy(p) => format!(
+            "trust policy: {} of the builders {}",
+            p.k,
+            p.builders
+                .iter()
+                .map(|b| format!("{} ({})", b.name, b.attestation_key))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -617,6 +623,11 @@ fn apply(
             (guixie_govern::Effect::Membership { version }, _) => {
                 println!("proposal {index} applied: governance version {version}")
             }
+            (guixie_govern::Effect::TrustPolicy(p), _) => println!(
+                "proposal {index} applied: substitutes and the node now need {} of {} builders",
+                p.k,
+                p.builders.len()
+            ),
             _ => println!("proposal {index} applied"),
         }
     }

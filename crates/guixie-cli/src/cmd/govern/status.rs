@@ -60,9 +60,7 @@ pub fn show(ctx: &Context, journal: &Journal, now: i64) -> anyhow::Result<()> {
             Change::Membership { .. } => "membership".into(),
             Change::Extension { name, add: Some(_) } => format!("add extension {name}"),
             Change::Extension { name, add: None } => format!("remove extension {name}"),
-            Change::TrustPolicy { builders, k } => {
-                format!("trust policy {k} of {}", builders.len())
-            }
+            Change::TrustPolicy(p) => format!("trust policy {} of {}", p.k, p.builders.len()),
         };
         println!("proposal {}: {what}: {}", m.index, m.summary());
     }
