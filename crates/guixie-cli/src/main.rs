@@ -130,6 +130,9 @@ enum Command {
     /// fixpoint), `self generations|switch N|roll-back` (this instance's generations).
     #[command(subcommand, name = "self")]
     Self_(cmd::govern::SelfCmd),
+    /// Reports of traced builds (`guixie build --trace`).
+    #[command(subcommand)]
+    Report(cmd::report::ReportCmd),
     /// Closure sizes of store paths or packages, per item (as `guix size`).
     Size(cmd::size::SizeArgs),
 }
@@ -200,6 +203,7 @@ fn main() -> ExitCode {
         Command::Size(a) => cmd::size::run(&ctx, a),
         Command::Govern(c) => cmd::govern::run(&ctx, c),
         Command::Self_(c) => cmd::govern::run_self(&ctx, c),
+        Command::Report(c) => cmd::report::run(&ctx, c),
         Command::Graph { targets, attr } => cmd::graph::run(&ctx, &targets, attr.as_deref()),
         Command::Repl => cmd::repl::run(&ctx),
     };

@@ -47,11 +47,7 @@ fn source_tree(dir: &Path, version: &str, noise: bool) -> PathBuf {
         format!("#include <stdio.h>\nint main(void) {{ puts(\"guixie {version}\"); return 0; }}\n"),
     )
     .unwrap();
-    let noise = if noise {
-        "\thead -c 16 /dev/urandom > $(PREFIX)/noise\n"
-    } else {
-        ""
-    };
+    let noise = if noise { NOISY_INSTALL } else { "" };
     fs::write(
         src.join("src/Makefile"),
         format!(

@@ -30,11 +30,7 @@ fn stand_in(dir: &Path, name: &str, body: Option<&str>, noise: bool) -> PathBuf 
     let guixie = env!("CARGO_BIN_EXE_guixie");
     let body = body.map_or(format!("exec {guixie} \"$@\""), str::to_owned);
     fs::write(src.join("src/guixie"), format!("#!/bin/sh\n{body}\n")).unwrap();
-    let noise = if noise {
-        "\thead -c 16 /dev/urandom > $(PREFIX)/noise\n"
-    } else {
-        ""
-    };
+    let noise = if noise { NOISY_INSTALL } else { "" };
     fs::write(
         src.join("src/Makefile"),
         format!(

@@ -21,6 +21,8 @@ pub struct BuildRecord<'a> {
     pub outputs: &'a BTreeMap<String, StorePath>,
     /// The build's log, hashed into the statement.
     pub log_file: &'a Path,
+    /// More evidence about the run (a traced run's report), referenced by hash.
+    pub evidence: &'a [EvidenceRef],
 }
 
 /// Signs a statement about each of `builds` at `time` (seconds since the epoch, from the
@@ -95,10 +97,12 @@ where
             builder: key.public().to_string(),
             time,
             sandbox: "full".into(),
-            evidence: vec![EvidenceRef {
+            evidence: std::iter::once(EvidenceRef {
                 kind: "build-log".into(),
                 sha256: hash_file(build.log_file)?.to_hex(),
-            }],
+            })
+            .chain(build.evidence.iter().cloned())
+            .collect(),
         })?;
         envelopes.push(Envelope::sign(&statement, key));
     }
@@ -224,6 +228,7 @@ mod tests {
             derivation: &drv,
             outputs: &outputs,
             log_file: &dir.path().join("no-log"),
+            evidence: &[],
         };
         let env = statements_for(&store, &key, std::slice::from_ref(&record), 1_750_000_000)
             .unwrap()

@@ -287,7 +287,6 @@ fn parse_payload<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Hashes and versions: short, printable, no spaces.
 impl TrustPolicy {
     /// What can be checked without knowing the log's key format (the CLI parses the whole
     /// policy as a node would before it accepts one): sizes, names, distinct builders, keys
@@ -355,6 +354,7 @@ impl TrustPolicy {
     }
 }
 
+/// Hashes and versions: short, printable, no spaces.
 fn check_field(what: &str, value: &str) -> Result<(), GovError> {
     let ok = !value.is_empty()
         && value.len() <= MAX_FIELD_BYTES

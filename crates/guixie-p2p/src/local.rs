@@ -22,7 +22,7 @@ use guixie_trust::votes::{Bundle, LoggedEntry};
 /// gossip: what [`guixie_node::Local::governance_documents`] and
 /// [`guixie_node::Local::offer_governance`] ask.
 pub trait GovernanceBook: Send {
-    fn documents(&self) -> Vec<String>;
+    fn documents(&self) -> Arc<[String]>;
     fn offer(&mut self, document: &str) -> Result<bool, String>;
 }
 
@@ -374,11 +374,11 @@ impl Local for StoreLocal {
         self.ensure(root).ok().map(|(ob, _)| ob.blob().size)
     }
 
-    fn governance_documents(&self) -> Vec<String> {
-        self.governance
-            .as_ref()
-            .map(|g| g.lock().expect("not poisoned").documents())
-            .unwrap_or_default()
+    fn governance_documents(&self) -> Arc<[String]> {
+        match &self.governance {
+            Some(g) => g.lock().expect("not poisoned").documents(),
+            None => Arc::new([]),
+        }
     }
 
     fn offer_governance(&mut self, document: &str) -> Result<bool, String> {

@@ -9,11 +9,43 @@ use guixie_store::PathInfoQuery;
 
 use super::{drv_err, BuildError, Builder};
 
+/// A run under strace: the strace executable, and the file its trace goes to (outside the
+/// sandbox, where the build cannot reach it).
+#[derive(Clone, Debug)]
+pub struct Trace {
+    pub strace: PathBuf,
+    pub output: PathBuf,
+}
+
+/// What a traced rebuild gives besides the comparison: what the trace is to be read with.
+#[derive(Debug)]
+pub struct Traced {
+    pub results: Vec<CheckResult>,
+    /// The builder program, as the build ran it (the trace starts at its exec).
+    pub builder: String,
+    /// Its working directory.
+    pub workdir: String,
+    /// What the build could see, by its paths inside the sandbox.
+    pub visible: Vec<String>,
+    /// The traced run's log.
+    pub log: PathBuf,
+}
+
 impl Builder<'_> {
     /// Rebuilds `drv_path` (whose outputs are valid) and compares the result bit for bit
     /// with the store. On a difference, the rebuilt output is kept beside the build logs and
     /// the differing files are named.
     pub fn check(&self, drv_path: &StorePath) -> Result<Vec<CheckResult>, BuildError> {
+        Ok(self.check_run(drv_path, None)?.results)
+    }
+
+    /// [`Builder::check`] under strace: the traced run is compared with the registered
+    /// outputs like any rebuild, and nothing of it is registered.
+    pub fn check_traced(&self, drv_path: &StorePath, trace: &Trace) -> Result<Traced, BuildError> {
+        self.check_run(drv_path, Some(trace))
+    }
+
+    fn check_run(&self, drv_path: &StorePath, trace: Option<&Trace>) -> Result<Traced, BuildError> {
         let _gc = self.store.gc_guard()?;
         let sd = self.store.store_dir().clone();
         let plan = self.plan(std::slice::from_ref(drv_path))?;
@@ -35,7 +67,7 @@ impl Builder<'_> {
         }
         let (_, drv) = plan.last().expect("the plan ends with the target");
         let outputs = outputs_of[drv_path].clone();
-        let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of, &|_| {})?;
+        let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of, &|_| {}, trace)?;
         let staged = match run.stage(&outputs) {
             Ok(s) => s,
             Err(e) => {
@@ -44,7 +76,7 @@ impl Builder<'_> {
             }
         };
         let mut results = Vec::new();
-        for path in outputs.values() {
+        for (output, path) in &outputs {
             let rebuilt = staged.join(path.to_string());
             let stored = self.store.real_path(path);
             let mut differences = Vec::new();
@@ -65,19 +97,32 @@ impl Builder<'_> {
                 Some(keep)
             };
             results.push(CheckResult {
+                output: output.clone(),
                 path: path.clone(),
                 differences,
                 kept,
             });
         }
         self.discard(&run.area);
-        Ok(results)
+        Ok(Traced {
+            results,
+            builder: String::from_utf8_lossy(&drv.builder).into_owned(),
+            workdir: crate::builder::layout::BUILD_DIR.into(),
+            visible: run
+                .visible
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            log: run.log.clone(),
+        })
     }
 }
 
 /// The outcome of `--check` for one output.
 #[derive(Debug)]
 pub struct CheckResult {
+    /// The output's name (`out`, …).
+    pub output: String,
     pub path: StorePath,
     /// Relative paths that differ (contents, type, executable bit, link target, presence).
     pub differences: Vec<String>,

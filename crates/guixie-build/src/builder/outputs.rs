@@ -21,7 +21,7 @@ impl Builder<'_> {
     ) -> Result<Realised, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
-        let run = self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress)?;
+        let run = self.run_sandboxed(drv_path, drv, outputs, outputs_of, progress, None)?;
         let inside_store = match run.stage(outputs) {
             Ok(staged) => staged,
             Err(e) => {
@@ -105,6 +105,8 @@ pub(super) struct SandboxRun {
     pub candidates: Vec<StorePath>,
     pub fixed: Option<guixie_formats::derivation::FixedOutput>,
     pub log: PathBuf,
+    /// What the build could see, by its paths inside the sandbox.
+    pub visible: Vec<PathBuf>,
     pub _build_user: Option<crate::build_user::BuildUser>,
 }
 

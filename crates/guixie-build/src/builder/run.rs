@@ -25,6 +25,7 @@ impl Builder<'_> {
         outputs: &BTreeMap<String, StorePath>,
         outputs_of: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
         progress: &(dyn Fn(BuildEvent<'_>) + Sync),
+        trace: Option<&super::check::Trace>,
     ) -> Result<SandboxRun, BuildError> {
         let sd = self.store.store_dir().clone();
         let shown = sd.display(drv_path);
@@ -90,6 +91,22 @@ impl Builder<'_> {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
         let writable = laid_out.spec.writable_dirs.clone();
+        // What the build can see, by its paths inside: what it declared (the inputs'
+        // closure, its toolchain's view), its writable directories and their links.
+        let visible: Vec<PathBuf> = laid_out
+            .spec
+            .inputs
+            .iter()
+            .map(|(_, inside)| inside.clone())
+            .chain(
+                laid_out
+                    .spec
+                    .symlinks
+                    .iter()
+                    .map(|(inside, _)| inside.clone()),
+            )
+            .chain(writable.iter().map(|(_, inside)| inside.clone()))
+            .collect();
         let (host_store, host_build) = (laid_out.host_store.clone(), laid_out.host_build.clone());
         for (name, contents) in &laid_out.build_files {
             let f = host_build.join(name);
@@ -119,6 +136,7 @@ impl Builder<'_> {
                 echo: self.options.echo_log,
                 limits,
                 drv_path,
+                trace,
             },
             self.clock.as_ref(),
             progress,
@@ -179,6 +197,7 @@ impl Builder<'_> {
             candidates,
             fixed,
             log,
+            visible,
             _build_user: build_user,
         })
     }

@@ -102,6 +102,8 @@ pub(super) struct Run<'a> {
     pub echo: bool,
     pub limits: Limits,
     pub drv_path: &'a StorePath,
+    /// Run the helper under this tracer (from outside the sandbox).
+    pub trace: Option<&'a super::check::Trace>,
 }
 
 /// Runs the helper until it exits or the watchdog stops it; returns its status and why it
@@ -125,12 +127,28 @@ pub(super) fn supervise(
     let writer2 = writer
         .try_clone()
         .map_err(|e| BuildError::Io(e.to_string()))?;
-    let spawned = Command::new(run.helper)
+    // A tracer runs the helper as its child: it sees every process of the build from
+    // outside, where the build can neither see nor stop it, and the helper dies with it.
+    let mut command = match run.trace {
+        Some(trace) => {
+            let mut c = Command::new(&trace.strace);
+            c.args(guixie_introspect::strace::STRACE_ARGS)
+                .arg("-o")
+                .arg(&trace.output)
+                .arg("--")
+                .arg(run.helper);
+            c
+        }
+        None => Command::new(run.helper),
+    };
+    let spawned = command
         .arg(run.spec_path)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2)
         .spawn();
+    // The command holds the pipe's write ends: the logger sees the end only once it is gone.
+    drop(command);
     let started = clock.monotonic();
     let since_start = move || clock.monotonic().saturating_sub(started);
     // When the builder last wrote something, in nanoseconds since it started.

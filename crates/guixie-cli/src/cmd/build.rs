@@ -27,6 +27,10 @@ pub struct BuildArgs {
     /// difference, naming the differing files and keeping the rebuilt copy.
     #[arg(long)]
     pub check: bool,
+    /// Build, then rebuild the targets under this tool and keep its report in the store
+    /// (`guixie report show`); the traced run is compared with the build, never registered.
+    #[arg(long, value_name = "TOOL", value_parser = ["strace"])]
+    pub trace: Option<String>,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -83,9 +87,19 @@ pub struct BuildFlags {
     fallback: bool,
 }
 
+impl BuildFlags {
+    /// Whether builds are to be attested in the log.
+    pub fn attests(&self) -> bool {
+        !self.no_attest
+    }
+}
+
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(ctx.open_store()?);
     let sd = store.store_dir().clone();
+    if args.trace.is_some() {
+        return super::trace::run(ctx, &store, &args);
+    }
     if args.check {
         let mut all_same = true;
         for r in check_targets(ctx, &store, &args)? {
@@ -314,7 +328,7 @@ impl BuildFlags {
 
 /// The derivations `args` name (evaluated, or imported when a `.drv` file is outside the
 /// store) and a builder set up as they ask.
-fn prepare<'s>(
+pub(super) fn prepare<'s>(
     ctx: &Context,
     store: &'s Arc<guixie_store::LocalStore>,
     args: &BuildArgs,
@@ -463,7 +477,7 @@ pub fn check_targets(
     Ok(results)
 }
 
-fn realise(
+pub(super) fn realise(
     ctx: &Context,
     store: &Arc<guixie_store::LocalStore>,
     builder: &Builder<'_>,
@@ -517,6 +531,7 @@ fn realise(
                     derivation,
                     outputs,
                     log_file,
+                    evidence: &[],
                 },
             )
             .collect();

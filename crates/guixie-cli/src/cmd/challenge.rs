@@ -31,7 +31,7 @@ pub struct ChallengeArgs {
     #[arg(long)]
     network: bool,
     /// The trust policy naming the builders to compare (default: the one this store's
-    /// quorum approved, else the store configuration's `trust-policy`).
+    /// quorum applied, else the store configuration's `trust-policy`).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// How long to wait for builders that have not answered, in seconds.

@@ -17,12 +17,14 @@ pub mod node;
 pub mod package;
 pub mod publish;
 pub mod repl;
+pub mod report;
 pub mod self_build;
 pub mod shell;
 pub mod show;
 pub mod size;
 pub mod store;
 pub mod substitutes;
+pub mod trace;
 pub mod trust;
 
 use anyhow::Context as _;

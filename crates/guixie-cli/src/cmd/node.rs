@@ -30,8 +30,8 @@ pub struct NodeArgs {
     /// the trust policy accepted; it asks the network for any other path it is asked for.
     #[arg(long, value_name = "127.0.0.1:PORT")]
     http: Option<SocketAddr>,
-    /// The trust policy (JSON; see docs/trust.md). Default: the one this store's quorum
-    /// approved, else the store configuration's `trust-policy`. Without one, the node
+    /// The trust policy (JSON; see docs/trust.md), read when the node starts. Default: the
+    /// one this store's quorum applied, else the store configuration's `trust-policy`. Without one, the node
     /// serves but accepts nothing.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -275,7 +275,7 @@ pub fn read_policy_text(file: &Path) -> anyhow::Result<String> {
 }
 
 /// The trust policy a command uses: the file it names, else the one this store's quorum
-/// approved (`guixie govern propose trust-policy`), else the store configuration's
+/// applied (`guixie govern propose trust-policy`), else the store configuration's
 /// `trust-policy`. A quorum's decision outranks the configuration file; only the operator
 /// naming a file for one command sets it aside.
 pub fn chosen_policy(

@@ -60,6 +60,7 @@ pub fn build_from_source(
         targets: vec![drv.clone()],
         attr: None,
         check: false,
+        trace: None,
         quiet: true,
         flags: flags.clone(),
     };

@@ -164,6 +164,7 @@ fn packages(
             targets: to_build,
             attr: None,
             check: false,
+            trace: None,
             quiet: false,
             flags: args.flags.clone(),
         };

@@ -32,7 +32,7 @@ pub struct SubstituteArgs {
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub peers: Vec<String>,
     /// The trust policy for substitutes from the network (docs/trust.md); default: the one
-    /// this store's quorum approved, else the store configuration's `trust-policy`. With
+    /// this store's quorum applied, else the store configuration's `trust-policy`. With
     /// peers and a policy, a node runs inside the command and is asked first.
     #[arg(long, value_name = "FILE")]
     pub trust_policy: Option<PathBuf>,
@@ -140,7 +140,7 @@ impl SubstituteArgs {
                 Some(policy) => Some(crate::cmd::node::embedded(ctx, store, policy, peers)?),
                 None if !self.peers.is_empty() => anyhow::bail!(
                     "--peer: the network needs a trust policy (--trust-policy, or one this \
-                     store's quorum approved)"
+                     store's quorum applied)"
                 ),
                 None => None,
             }

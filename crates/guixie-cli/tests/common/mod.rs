@@ -7,6 +7,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// A Makefile line that makes every build of an `install` target differ (a stand-in for a
+/// build that is not reproducible).
+pub const NOISY_INSTALL: &str = "\thead -c 16 /dev/urandom > $(PREFIX)/noise\n";
+
 pub fn guixie() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_guixie"));
     c.env_remove("GUIXIE_STORE").env_remove("GUIXIE_STORE_DIR");

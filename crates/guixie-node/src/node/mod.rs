@@ -65,9 +65,10 @@ pub trait Local {
         Err("this node keeps no log".into())
     }
     /// The governance documents the own instance accepted that peers may take (proposals,
-    /// votes, withdrawals, states), oldest first; only ever appended to.
-    fn governance_documents(&self) -> Vec<String> {
-        vec![]
+    /// votes, withdrawals, states), oldest first; only ever appended to. Asked every second:
+    /// cheap when nothing changed.
+    fn governance_documents(&self) -> std::sync::Arc<[String]> {
+        std::sync::Arc::new([])
     }
     /// A peer's governance document, for the own instance's rules to judge: `Ok(true)` if
     /// they accepted it now, `Ok(false)` if it was accepted before, else why not.
@@ -343,7 +344,7 @@ impl<L: Local> Node<L> {
                 Ok(()) => Response::Ack,
                 Err(e) => refused(&e),
             },
-            Request::Governance { document } => match self.governance_offered(document) {
+            Request::Governance { document } => match self.governance_offered(from, document) {
                 Ok(()) => Response::Ack,
                 Err(e) => refused(&e),
             },

@@ -232,8 +232,8 @@ impl Local for MemLocal {
         self.cosigned = Some(merged);
         Ok(())
     }
-    fn governance_documents(&self) -> Vec<String> {
-        self.book.clone().unwrap_or_default()
+    fn governance_documents(&self) -> std::sync::Arc<[String]> {
+        self.book.clone().unwrap_or_default().into()
     }
     fn offer_governance(&mut self, document: &str) -> Result<bool, String> {
         let book = self.book.as_mut().ok_or("no governance")?;

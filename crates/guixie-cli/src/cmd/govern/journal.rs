@@ -121,6 +121,17 @@ impl Journal {
         replay(&dir).map(Some)
     }
 
+    /// [`Journal::read`], with the error [`Journal::open`] gives when there is no governance.
+    pub fn read_existing(store: &LocalStore) -> anyhow::Result<Instance> {
+        match Journal::read(store)? {
+            Some(instance) => Ok(instance),
+            None => bail!(
+                "this store has no governance yet: `guixie govern init STATE` makes it (looked in {})",
+                dir(store).display()
+            ),
+        }
+    }
+
     /// Accepts a proposal; it is kept (journal and log) with its members' signatures only.
     pub fn propose(
         &mut self,
@@ -226,18 +237,43 @@ impl Journal {
         Ok((effect, outcome))
     }
 
-    /// A document a peer passed on (proposal, vote, withdrawal or state), judged by the
-    /// same rules as one a member submits here.
-    pub fn offer(&mut self, store: &LocalStore, document: &[u8], now: i64) -> anyhow::Result<()> {
-        let envelope = guixie_dsse::Envelope::parse(document, guixie_govern::MAX_PROPOSAL_BYTES)?;
-        match envelope.payload_type.as_str() {
-            guixie_govern::PROPOSAL_PAYLOAD_TYPE => self.propose(store, document, now).map(drop),
-            guixie_govern::VOTE_PAYLOAD_TYPE => self.vote(store, document, now).map(drop),
-            guixie_govern::WITHDRAWAL_PAYLOAD_TYPE => self.withdraw(store, document, now).map(drop),
-            guixie_govern::STATE_PAYLOAD_TYPE => {
-                self.rotate(store, &[document.to_vec()], now).map(drop)
+    /// Loads the instance as [`Journal::open`] does, or `None` at once if another command
+    /// holds the journal (a node must not wait for a build).
+    pub fn try_open(store: &LocalStore) -> anyhow::Result<Option<Journal>> {
+        let dir = dir(store);
+        let path = dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Journal {
+                instance: replay(&dir)?,
+                dir,
+                _lock: file,
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
             }
-            other => bail!("a DSSE envelope of payload type {other:?}, not a governance document"),
+        }
+    }
+
+    /// A document a peer passed on (as [`gossipable`] gives them), judged by the same rules
+    /// as one a member submits here.
+    pub fn offer(
+        &mut self,
+        store: &LocalStore,
+        document: &Gossiped,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        match document {
+            Gossiped::Proposal(d) => self.propose(store, d, now).map(drop),
+            Gossiped::Vote(d) => self.vote(store, d, now).map(drop),
+            Gossiped::Withdrawal(d) => self.withdraw(store, d, now).map(drop),
+            Gossiped::States(chain) => self.rotate(store, chain, now).map(drop),
         }
     }
 
@@ -269,9 +305,70 @@ impl Journal {
     }
 }
 
+/// A governance document as peers pass it on.
+pub enum Gossiped {
+    Proposal(Vec<u8>),
+    Vote(Vec<u8>),
+    Withdrawal(Vec<u8>),
+    /// States accepted together (only the last must be fresh).
+    States(Vec<Vec<u8>>),
+}
+
+/// Most states gossiped as one chain.
+const MAX_GOSSIPED_STATES: usize = 64;
+
+impl Gossiped {
+    /// A document's kind, from its envelope alone (nothing is checked yet); a chain of
+    /// states is a JSON array of them.
+    pub fn parse(document: &str) -> Result<Gossiped, String> {
+        if document.starts_with('[') {
+            let chain: Vec<String> = serde_json::from_str(document)
+                .map_err(|e| format!("not a chain of governance states: {e}"))?;
+            if chain.is_empty() || chain.len() > MAX_GOSSIPED_STATES {
+                return Err(format!(
+                    "a chain of {} states; 1 to {MAX_GOSSIPED_STATES}",
+                    chain.len()
+                ));
+            }
+            return Ok(Gossiped::States(
+                chain.into_iter().map(String::into_bytes).collect(),
+            ));
+        }
+        let envelope =
+            guixie_dsse::Envelope::parse(document.as_bytes(), guixie_govern::MAX_PROPOSAL_BYTES)
+                .map_err(|e| format!("not a governance document: {e}"))?;
+        let bytes = document.as_bytes().to_vec();
+        Ok(match envelope.payload_type.as_str() {
+            guixie_govern::PROPOSAL_PAYLOAD_TYPE => Gossiped::Proposal(bytes),
+            guixie_govern::VOTE_PAYLOAD_TYPE => Gossiped::Vote(bytes),
+            guixie_govern::WITHDRAWAL_PAYLOAD_TYPE => Gossiped::Withdrawal(bytes),
+            guixie_govern::STATE_PAYLOAD_TYPE => Gossiped::States(vec![bytes]),
+            other => {
+                return Err(format!(
+                    "a DSSE envelope of payload type {other:?}, not a governance document"
+                ))
+            }
+        })
+    }
+
+    /// What the rules say, without recording anything.
+    pub fn judge(&self, instance: &mut Instance, now: i64) -> Result<(), guixie_govern::GovError> {
+        match self {
+            Gossiped::Proposal(d) => instance.propose(d, now).map(drop),
+            Gossiped::Vote(d) => instance.vote(d, now).map(drop),
+            Gossiped::Withdrawal(d) => instance.withdraw(d, now).map(drop),
+            Gossiped::States(chain) => {
+                let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+                instance.rotate(&refs, now).map(drop)
+            }
+        }
+    }
+}
+
 /// The documents this store's instance accepted that peers may take, oldest first:
-/// proposals, votes, withdrawals and states as the journal keeps them (applying is each
-/// store's own act, so applications are not among them). Empty without governance.
+/// proposals, votes, withdrawals and states as the journal keeps them (a chain of states
+/// accepted together as a JSON array of them). Applying is each store's own act, so
+/// applications are not among them. Empty without governance.
 pub fn gossipable(store: &LocalStore) -> anyhow::Result<Vec<String>> {
     let path = dir(store).join("journal.jsonl");
     if !path.exists() {
@@ -288,7 +385,12 @@ pub fn gossipable(store: &LocalStore) -> anyhow::Result<Vec<String>> {
             Entry::Proposal { document, .. }
             | Entry::Vote { document, .. }
             | Entry::Withdraw { document, .. } => documents.push(document),
-            Entry::States { documents: d, .. } => documents.extend(d),
+            Entry::States {
+                documents: mut d, ..
+            } if d.len() == 1 => documents.push(d.pop().expect("one")),
+            Entry::States { documents: d, .. } => {
+                documents.push(serde_json::to_string(&d).expect("strings serialise"))
+            }
             Entry::Apply { .. } => {}
         }
     }

@@ -294,10 +294,10 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
             }
             println!("proposal {index} withdrawn");
         }
+        // Readers take no lock: a `govern status | less` must not stall the node.
         GovernCmd::Status => {
             let store = ctx.open_store()?;
-            let journal = Journal::open(&store)?;
-            status::show(ctx, &journal, now)?;
+            status::show(ctx, &Journal::read_existing(&store)?, now)?;
         }
         GovernCmd::Apply {
             index,
@@ -306,7 +306,14 @@ pub fn run(ctx: &Context, cmd: GovernCmd) -> anyhow::Result<ExitCode> {
         } => return apply(ctx, index, source.as_deref(), &flags, now),
         GovernCmd::Show { index } => {
             let store = ctx.open_store()?;
-            println!("{}", Journal::open(&store)?.proposal(index)?);
+            let instance = Journal::read_existing(&store)?;
+            match instance.proposals.get(&index) {
+                Some(p) => println!("{}", p.envelope.to_json()),
+                None => bail!(
+                    "there is no proposal {index} (the next is {})",
+                    instance.next_index()
+                ),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -624,7 +631,7 @@ fn apply(
                 println!("proposal {index} applied: governance version {version}")
             }
             (guixie_govern::Effect::TrustPolicy(p), _) => println!(
-                "proposal {index} applied: substitutes and the node now need {} of {} builders",
+                "proposal {index} applied: substitutes now need {} of {} builders (a running `guixie node` takes it when it starts again)",
                 p.k,
                 p.builders.len()
             ),

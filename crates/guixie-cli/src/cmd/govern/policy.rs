@@ -1,4 +1,4 @@
-//! The trust policy a quorum approved, as the substituter and the node use it.
+//! The trust policy a quorum approved and this store applied, as the substituter and the node use it.
 
 use anyhow::Context as _;
 use guixie_govern::TrustPolicy;
@@ -30,6 +30,6 @@ pub fn governed(store: &LocalStore) -> anyhow::Result<Option<Policy>> {
     instance
         .trust_policy
         .as_ref()
-        .map(|p| to_node(p).context("the trust policy this instance's quorum approved"))
+        .map(|p| to_node(p).context("the trust policy this instance's quorum applied"))
         .transpose()
 }

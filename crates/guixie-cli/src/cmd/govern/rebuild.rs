@@ -66,6 +66,7 @@ pub fn rebuild(
         targets: vec![package.drv_path.clone()],
         attr: None,
         check: false,
+        trace: None,
         quiet: true,
         flags: flags.for_evidence(),
     };

@@ -2,12 +2,11 @@
 
 use guixie_govern::proposal::Change;
 
-use super::journal::Journal;
 use crate::output::print_json;
 use crate::Context;
+use guixie_govern::Instance;
 
-pub fn show(ctx: &Context, journal: &Journal, now: i64) -> anyhow::Result<()> {
-    let inst = &journal.instance;
+pub fn show(ctx: &Context, inst: &Instance, now: i64) -> anyhow::Result<()> {
     let s = &inst.state;
     let fresh = s.check_fresh(now);
     if ctx.json {

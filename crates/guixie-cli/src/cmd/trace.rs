@@ -1,0 +1,220 @@
+//! `guixie build --trace=strace`: the targets are built as usual, then rebuilt under strace
+//! (from outside the sandbox) and compared with the build; the report, with its hermeticity
+//! verdict, becomes a store item of its own (`docs/introspection.md`).
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use guixie_build::builder::{Trace, Traced};
+use guixie_introspect::hermetic::{violations, Allowed};
+use guixie_introspect::report::{BuildTrace, SCHEMA};
+use guixie_introspect::strace::{Parser, TraceOptions};
+use guixie_store::{LocalStore, PathInfoQuery as _};
+
+use super::build::{prepare, realise, BuildArgs};
+use crate::output::print_json;
+use crate::Context;
+
+pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    let strace = find_strace()?;
+    let (drvs, builder) = prepare(ctx, store, args)?;
+    realise(ctx, store, &builder, &drvs, args)?;
+    let sd = store.store_dir().clone();
+    let dir = store.state_dir().join("trace");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let mut reports = Vec::new();
+    let mut all_good = true;
+    for drv in &drvs {
+        let output = dir.join(format!("{}.strace", drv.hash_part()));
+        let _ = std::fs::remove_file(&output);
+        let traced = builder
+            .check_traced(
+                drv,
+                &Trace {
+                    strace: strace.clone(),
+                    output: output.clone(),
+                },
+            )
+            .map_err(anyhow::Error::from);
+        let parsed = traced.and_then(|t| {
+            let report = read_trace(&output, &t)?;
+            Ok((t, report))
+        });
+        let _ = std::fs::remove_file(&output);
+        let (traced, strace_report) = parsed?;
+        let allowed = Allowed {
+            dirs: traced.visible.clone(),
+        }
+        .with_sandbox_fixed();
+        let found = violations(&strace_report, &allowed);
+        let differences: Vec<String> = traced
+            .results
+            .iter()
+            .flat_map(|r| {
+                r.differences
+                    .iter()
+                    .map(|d| format!("{}: {d}", sd.display(&r.path)))
+            })
+            .collect();
+        let report = BuildTrace {
+            schema: SCHEMA.into(),
+            tool: "strace".into(),
+            derivation: sd.display(drv),
+            outputs: traced
+                .results
+                .iter()
+                .map(|r| (r.output.clone(), sd.display(&r.path)))
+                .collect::<BTreeMap<_, _>>(),
+            outputs_equal: differences.is_empty(),
+            differences,
+            strace: strace_report,
+            violations: found,
+        };
+        all_good &= report.outputs_equal && report.violations.is_empty();
+        let json = serde_json::to_vec_pretty(&report)?;
+        let name = format!("{}-strace.json", drv.name().trim_end_matches(".drv"));
+        let info = store.add_text(&name, &json, &Default::default())?;
+        store.add_root(&format!("report-{}", info.path.hash_part()), &info.path)?;
+        if report.outputs_equal && args.flags.attests() {
+            attest_traced(ctx, store, drv, &traced, &json)?;
+        }
+        reports.push((report, sd.display(&info.path)));
+    }
+    if ctx.json {
+        print_json(&serde_json::Value::Array(
+            reports
+                .iter()
+                .map(|(r, path)| {
+                    serde_json::json!({
+                        "derivation": r.derivation,
+                        "report": path,
+                        "outputsEqual": r.outputs_equal,
+                        "violations": r.violations,
+                    })
+                })
+                .collect(),
+        ))?;
+    } else {
+        for (r, path) in &reports {
+            println!("{path}");
+            eprintln!("{}", super::report::summary_line(r));
+        }
+    }
+    Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn find_strace() -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/bin"].map(Into::into))
+        .map(|d| d.join("strace"))
+        .find(|p| p.is_file())
+        .context("--trace=strace: strace is not installed (Debian's package strace)")
+}
+
+/// Lines longer than this are skipped (counted as not understood), never held whole.
+const MAX_LINE: usize = 1 << 20;
+
+/// The trace, read a line at a time: memory grows with what the report names, not with the
+/// trace's size.
+fn read_trace(file: &Path, traced: &Traced) -> anyhow::Result<guixie_introspect::StraceReport> {
+    let f = std::fs::File::open(file)
+        .with_context(|| format!("{}: strace wrote no trace", file.display()))?;
+    let mut reader = std::io::BufReader::new(f);
+    let mut parser = Parser::new(TraceOptions {
+        root_exec: Some(traced.builder.clone()),
+        initial_cwd: traced.workdir.clone(),
+    });
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n =
+            std::io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') && n > MAX_LINE {
+            skip_line(&mut reader)?;
+            parser.skipped_line();
+            continue;
+        }
+        parser.line(String::from_utf8_lossy(&line).trim_end_matches('\n'));
+    }
+    Ok(parser.finish())
+}
+
+/// Reads past the end of the current line without keeping it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// Signs a statement of the traced rebuild (its outputs are the registered ones, checked)
+/// whose evidence names the report by its SHA-256, and appends it to the log.
+fn attest_traced(
+    ctx: &Context,
+    store: &Arc<LocalStore>,
+    drv: &guixie_formats::StorePath,
+    traced: &Traced,
+    report: &[u8],
+) -> anyhow::Result<()> {
+    let key = super::evidence::builder_key(ctx, store)?;
+    let derivation = guixie_store::read_derivation(store.as_ref(), drv)?;
+    let outputs: BTreeMap<String, guixie_formats::StorePath> = traced
+        .results
+        .iter()
+        .map(|r| (r.output.clone(), r.path.clone()))
+        .collect();
+    let evidence = [guixie_attest::EvidenceRef {
+        kind: "strace-report".into(),
+        sha256: guixie_formats::hash::Hash::digest_of(
+            guixie_formats::hash::HashAlgo::Sha256,
+            report,
+        )
+        .to_hex(),
+    }];
+    let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(store))?;
+    let index = guixie_evidence::attest_builds(
+        store.as_ref(),
+        &key,
+        &[guixie_evidence::BuildRecord {
+            drv_path: drv,
+            derivation: &derivation,
+            outputs: &outputs,
+            log_file: &traced.log,
+            evidence: &evidence,
+        }],
+        ctx.clock().unix_seconds(),
+        &mut log,
+    )?;
+    if !ctx.json {
+        eprintln!(
+            "attested the traced rebuild of {} as log entry {index}",
+            store.store_dir().display(drv)
+        );
+    }
+    Ok(())
+}

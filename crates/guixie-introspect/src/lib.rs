@@ -1,0 +1,13 @@
+//! Introspection of builds and programs: the tools' raw output turned into reports with a
+//! versioned JSON schema (`docs/introspection.md`). Pure: the builder runs the tools and
+//! hands their output here; nothing in this crate reads files or runs processes.
+
+pub mod hermetic;
+pub mod path;
+pub mod report;
+pub mod strace;
+mod syscall;
+
+pub use hermetic::{Allowed, Violation};
+pub use report::BuildTrace;
+pub use strace::{StraceReport, TraceOptions};
