@@ -308,6 +308,11 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     set_limit(libc::RLIMIT_NPROC, spec.max_processes)?;
     set_limit(libc::RLIMIT_FSIZE, spec.max_file_size)?;
     set_limit(libc::RLIMIT_CORE, 0)?;
+    // Every build starts with Linux's default soft limit on descriptors, whatever the host's
+    // is: the host's setting does not reach the build unless it raises the limit itself, and
+    // programs that close every possible descriptor before an exec (Guile's spawn does) do
+    // not make 2^20 calls, which a tracer would stop at.
+    set_soft_limit(libc::RLIMIT_NOFILE, BUILD_SOFT_NOFILE)?;
     let builder = cstr(&spec.builder)?;
     let mut argv: Vec<CString> = vec![builder.clone()];
     for a in &spec.args {
@@ -374,6 +379,22 @@ fn drop_capabilities() -> io::Result<()> {
         unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as libc::c_int },
         "dropping capabilities",
     )
+}
+
+/// The soft limit on open descriptors every build starts with.
+pub const BUILD_SOFT_NOFILE: u64 = 1024;
+
+/// Lowers (never raises) the soft limit to `value`, keeping the hard limit.
+fn set_soft_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid struct it is given.
+    check(unsafe { libc::getrlimit(resource, &mut lim) }, "getrlimit")?;
+    lim.rlim_cur = lim.rlim_cur.min(value);
+    // SAFETY: valid rlimit struct.
+    check(unsafe { libc::setrlimit(resource, &lim) }, "setrlimit")
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
