@@ -13,7 +13,7 @@ use guixie_build::builder::{Trace, Traced};
 use guixie_introspect::hermetic::{violations, Allowed};
 use guixie_introspect::report::{BuildTrace, SCHEMA};
 use guixie_introspect::strace::{Parser, TraceOptions};
-use guixie_store::{LocalStore, PathInfoQuery as _};
+use guixie_store::{LocalStore, PathInfoQuery as _, TextItem};
 
 use super::build::{prepare, realise, BuildArgs};
 use crate::output::print_json;
@@ -28,6 +28,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let mut reports = Vec::new();
+    let mut traced_runs = Vec::new();
     let mut all_good = true;
     for drv in &drvs {
         let output = dir.join(format!("{}.strace", drv.hash_part()));
@@ -77,14 +78,36 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         };
         all_good &= report.outputs_equal && report.violations.is_empty();
         let json = serde_json::to_vec_pretty(&report)?;
-        let name = format!("{}-strace.json", drv.name().trim_end_matches(".drv"));
-        let info = store.add_text(&name, &json, &Default::default())?;
-        store.add_root(&format!("report-{}", info.path.hash_part()), &info.path)?;
-        if report.outputs_equal && args.flags.attests() {
-            attest_traced(ctx, store, drv, &traced, &json)?;
-        }
-        reports.push((report, sd.display(&info.path)));
+        traced_runs.push((drv, traced, json));
+        reports.push(report);
     }
+    // All reports in one batch (one sync), each a GC root, then the traced rebuilds attested
+    // in one batch of the log.
+    let items: Vec<TextItem> = traced_runs
+        .iter()
+        .map(|(drv, _, json)| {
+            let name = format!("{}-strace.json", drv.name().trim_end_matches(".drv"));
+            TextItem::text(&name, json.clone(), Default::default())
+        })
+        .collect();
+    let paths = store.add_texts(&items)?;
+    for p in &paths {
+        store.add_root(&format!("report-{}", p.hash_part()), p)?;
+    }
+    if args.flags.attests() {
+        let equal: Vec<_> = traced_runs
+            .iter()
+            .zip(&reports)
+            .filter(|(_, r)| r.outputs_equal)
+            .map(|(run, _)| run)
+            .collect();
+        attest_traced(ctx, store, &equal)?;
+    }
+    let reports: Vec<(BuildTrace, String)> = reports
+        .into_iter()
+        .zip(&paths)
+        .map(|(r, p)| (r, sd.display(p)))
+        .collect();
     if ctx.json {
         print_json(&serde_json::Value::Array(
             reports
@@ -172,49 +195,63 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
     }
 }
 
-/// Signs a statement of the traced rebuild (its outputs are the registered ones, checked)
-/// whose evidence names the report by its SHA-256, and appends it to the log.
+/// Signs a statement of each traced rebuild (its outputs are the registered ones, checked)
+/// whose evidence names its report by SHA-256, and appends them to the log in one batch.
 fn attest_traced(
     ctx: &Context,
     store: &Arc<LocalStore>,
-    drv: &guixie_formats::StorePath,
-    traced: &Traced,
-    report: &[u8],
+    runs: &[&(&guixie_formats::StorePath, Traced, Vec<u8>)],
 ) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
     let key = super::evidence::builder_key(ctx, store)?;
-    let derivation = guixie_store::read_derivation(store.as_ref(), drv)?;
-    let outputs: BTreeMap<String, guixie_formats::StorePath> = traced
-        .results
+    let mut owned = Vec::new();
+    for (drv, traced, report) in runs {
+        let derivation = guixie_store::read_derivation(store.as_ref(), drv)?;
+        let outputs: BTreeMap<String, guixie_formats::StorePath> = traced
+            .results
+            .iter()
+            .map(|r| (r.output.clone(), r.path.clone()))
+            .collect();
+        let evidence = [guixie_attest::EvidenceRef {
+            kind: "strace-report".into(),
+            sha256: guixie_formats::hash::Hash::digest_of(
+                guixie_formats::hash::HashAlgo::Sha256,
+                report,
+            )
+            .to_hex(),
+        }];
+        owned.push((*drv, derivation, outputs, &traced.log, evidence));
+    }
+    let records: Vec<guixie_evidence::BuildRecord> = owned
         .iter()
-        .map(|r| (r.output.clone(), r.path.clone()))
-        .collect();
-    let evidence = [guixie_attest::EvidenceRef {
-        kind: "strace-report".into(),
-        sha256: guixie_formats::hash::Hash::digest_of(
-            guixie_formats::hash::HashAlgo::Sha256,
-            report,
+        .map(
+            |(drv_path, derivation, outputs, log_file, evidence)| guixie_evidence::BuildRecord {
+                drv_path,
+                derivation,
+                outputs,
+                log_file,
+                evidence,
+            },
         )
-        .to_hex(),
-    }];
+        .collect();
     let mut log = guixie_log::FileLog::open(&super::evidence::log_dir(store))?;
-    let index = guixie_evidence::attest_builds(
+    let first = guixie_evidence::attest_builds(
         store.as_ref(),
         &key,
-        &[guixie_evidence::BuildRecord {
-            drv_path: drv,
-            derivation: &derivation,
-            outputs: &outputs,
-            log_file: &traced.log,
-            evidence: &evidence,
-        }],
+        &records,
         ctx.clock().unix_seconds(),
         &mut log,
     )?;
     if !ctx.json {
-        eprintln!(
-            "attested the traced rebuild of {} as log entry {index}",
-            store.store_dir().display(drv)
-        );
+        for (i, (drv, ..)) in owned.iter().enumerate() {
+            eprintln!(
+                "attested the traced rebuild of {} as log entry {}",
+                store.store_dir().display(drv),
+                first + i as u64
+            );
+        }
     }
     Ok(())
 }
