@@ -86,6 +86,7 @@ pub fn run_in_container(
         build_user: build_user.as_ref().map(|u| (u.uid, u.gid)),
         builtin_fetch: None,
         shm_bytes: 64 << 20,
+        traced: false,
     };
     let spec_path = area.join("spec.json");
     std::fs::write(

@@ -34,6 +34,10 @@ fn hello_under_strace_shows_gccs_exec_tree_and_no_violation() {
     assert_eq!(r["schema"], "guixie.build-trace/1");
     assert_eq!(r["outputs_equal"], true, "{r}");
     assert_eq!(r["violations"], serde_json::json!([]), "{r}");
+    // Every line understood, every path resolved: the verdict covers the whole build.
+    assert_eq!(r["strace"]["complete"], true, "{r}");
+    assert_eq!(r["strace"]["unparsed_lines"], 0);
+    assert_eq!(r["strace"]["unresolved"], 0);
     let execs: Vec<&str> = r["strace"]["execs"]
         .as_array()
         .unwrap()

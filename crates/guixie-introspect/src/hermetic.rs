@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::path::is_within;
 use crate::strace::StraceReport;
 
-/// The sandbox's own files, which every build sees (the device nodes, the process's own
-/// `/proc` entries, the few `/etc` files the sandbox writes). Other host-wide `/proc` files
+/// The sandbox's own files, which every build sees (the device nodes, the few `/etc` files
+/// the sandbox writes). A process's own `/proc` entries are allowed too, except those that
+/// lead elsewhere: `root/…` is judged as the path it names, `cwd`, `fd/N` and `map_files`
+/// are violations (the trace cannot say what they named). Other host-wide `/proc` files
 /// (`/proc/cpuinfo`, `/proc/meminfo`, …) are violations: what they say differs by machine.
 pub const SANDBOX_FIXED: &[&str] = &[
     "/dev/null",
@@ -20,12 +22,11 @@ pub const SANDBOX_FIXED: &[&str] = &[
     "/dev/ptmx",
     "/dev/pts",
     "/dev/shm",
+    // Descriptors the build opened itself (traced) or was given (the log's pipe).
     "/dev/fd",
     "/dev/stdin",
     "/dev/stdout",
     "/dev/stderr",
-    "/proc/self",
-    "/proc/thread-self",
     // What glibc and libselinux read on their own in every program (the number of CPUs,
     // malloc's overcommit policy, the filesystems the kernel knows).
     "/proc/stat",
@@ -55,15 +56,48 @@ impl Allowed {
     }
 
     pub fn allows(&self, path: &str) -> bool {
-        self.dirs.iter().any(|d| is_within(path, d)) || own_proc_entry(path)
+        match proc_view(path) {
+            ProcView::Through(rest) => self.allows(&rest),
+            ProcView::Opaque => false,
+            ProcView::Own => true,
+            ProcView::Other => self.dirs.iter().any(|d| is_within(path, d)),
+        }
     }
 }
 
-/// `/proc/PID/…` is the process's own view of itself (`/proc/self` under another name).
-fn own_proc_entry(path: &str) -> bool {
-    path.strip_prefix("/proc/")
-        .and_then(|r| r.split('/').next())
-        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+/// What a path under a process's `/proc` directory (`self`, `thread-self`, a pid, and their
+/// `task/TID`) names.
+enum ProcView {
+    /// `…/root/REST`: the file `/REST` as that process sees it.
+    Through(String),
+    /// `…/cwd/…`, `…/fd/N…`, `…/map_files/…`: a file the trace cannot name.
+    Opaque,
+    /// The process's own state (status, maps, …): the build's own, in its PID namespace.
+    Own,
+    Other,
+}
+
+fn proc_view(path: &str) -> ProcView {
+    let Some(rest) = path.strip_prefix("/proc/") else {
+        return ProcView::Other;
+    };
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    let is_pid = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match parts.first() {
+        Some(&"self") | Some(&"thread-self") => {}
+        Some(p) if is_pid(p) => {}
+        _ => return ProcView::Other,
+    }
+    parts.remove(0);
+    if parts.first() == Some(&"task") && parts.get(1).is_some_and(|t| is_pid(t)) {
+        parts.drain(..2);
+    }
+    match parts.first() {
+        Some(&"root") => ProcView::Through(format!("/{}", parts[1..].join("/"))),
+        Some(&"cwd") | Some(&"map_files") => ProcView::Opaque,
+        Some(&"fd") if parts.len() > 1 => ProcView::Opaque,
+        _ => ProcView::Own,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

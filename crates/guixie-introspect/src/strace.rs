@@ -28,7 +28,7 @@ pub const STRACE_ARGS: &[&str] = &[
     "-e",
     "signal=none",
     "-e",
-    "trace=execve,execveat,clone,clone3,fork,vfork,open,openat,openat2,creat,access,faccessat,faccessat2,unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,chdir,fchdir,connect",
+    "trace=execve,execveat,clone,clone3,fork,vfork,open,openat,openat2,creat,access,faccessat,faccessat2,unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,chdir,fchdir,connect,symlink,symlinkat,link,linkat",
 ];
 
 /// Lines longer than this are not parsed (strace's own are bounded by `-s` per string).
@@ -61,6 +61,9 @@ pub struct StraceReport {
     pub unresolved: u64,
     /// Lines that were not understood (none expected).
     pub unparsed_lines: u64,
+    /// Whether the trace accounts for everything: the root program was seen, and every line
+    /// and path was understood. A report that is not complete proves nothing.
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ pub struct Parser {
     /// Processes whose doings count (the root and its descendants).
     scope: BTreeSet<u32>,
     unfinished: BTreeMap<u32, String>,
+    /// Links the traced processes made: the link's path → what it names (a hard link's
+    /// other name), both resolved. Paths through them are followed.
+    links: BTreeMap<String, String>,
     /// Lines of processes not known yet, by thread id.
     orphans: BTreeMap<u32, Vec<String>>,
     report: StraceReport,
@@ -127,6 +133,7 @@ impl Parser {
             procs: BTreeMap::new(),
             scope: BTreeSet::new(),
             unfinished: BTreeMap::new(),
+            links: BTreeMap::new(),
             orphans: BTreeMap::new(),
             report: StraceReport {
                 schema: SCHEMA.into(),
@@ -139,6 +146,7 @@ impl Parser {
                 connects: vec![],
                 unresolved: 0,
                 unparsed_lines: 0,
+                complete: false,
             },
         }
     }
@@ -211,6 +219,13 @@ impl Parser {
                 },
                 _ => self.report.unparsed_lines += 1,
             },
+            Line::Superseded(thread) => {
+                // The exec began in another thread of this process and ends here.
+                if let Some(head) = self.unfinished.remove(&thread) {
+                    self.unfinished.insert(tid, head);
+                }
+                self.group.remove(&thread);
+            }
             Line::Exited(code) if tid == pid => self.exited(pid, Exit::Code(code)),
             Line::Killed(signal) if tid == pid => self.exited(pid, Exit::Signal(signal)),
             Line::Exited(_) | Line::Killed(_) => {}
@@ -222,6 +237,8 @@ impl Parser {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.exit = Some(exit);
         }
+        // Its thread ids may be reused by other processes.
+        self.group.retain(|_, leader| *leader != pid);
     }
 
     fn call(&mut self, pid: u32, call: &Call) {
@@ -272,6 +289,7 @@ impl Parser {
                 if thread {
                     self.group.insert(child, pid);
                 } else {
+                    self.group.remove(&child);
                     let proc = self.new_proc(Some(pid));
                     self.procs.insert(child, proc);
                     if self.scope.contains(&pid) {
@@ -296,6 +314,18 @@ impl Parser {
             "rename" => self.rename(pid, (None, arg(0)), (None, arg(1)), call),
             "renameat" | "renameat2" => {
                 self.rename(pid, (Some(arg(0)), arg(1)), (Some(arg(2)), arg(3)), call)
+            }
+            "symlink" => self.linked(pid, (None, arg(1)), arg(0), true, call),
+            "symlinkat" => self.linked(pid, (Some(arg(1)), arg(2)), arg(0), true, call),
+            "link" => self.linked(pid, (None, arg(1)), arg(0), false, call),
+            "linkat" => {
+                let old = self.path(pid, Some(arg(0)), arg(1));
+                if let (Some(old), Some(new), Outcome::Ok(_)) =
+                    (old, self.path(pid, Some(arg(2)), arg(3)), &call.result)
+                {
+                    self.links.insert(new.clone(), old);
+                    self.wrote(new);
+                }
             }
             "mkdir" => self.made(pid, None, arg(0), call),
             "mkdirat" => self.made(pid, Some(arg(0)), arg(1), call),
@@ -347,7 +377,59 @@ impl Parser {
             }
             _ => proc.cwd.clone(),
         };
-        Some(resolve(&base, &path))
+        Some(self.follow_links(resolve(&base, &path)))
+    }
+
+    /// `path` with the links the traced processes made followed (as the kernel did), at
+    /// most 40 times, as the kernel does.
+    fn follow_links(&self, mut path: String) -> String {
+        for _ in 0..40 {
+            let through = self
+                .links
+                .iter()
+                .filter(|(link, _)| crate::path::is_within(&path, link))
+                .max_by_key(|(link, _)| link.len());
+            match through {
+                Some((link, target)) => {
+                    let rest = &path[link.len()..];
+                    path = resolve("/", &format!("{target}/{rest}"));
+                }
+                None => break,
+            }
+        }
+        path
+    }
+
+    /// `symlink(target, path)` (relative targets name from the link's directory) or
+    /// `link(existing, path)`.
+    fn linked(
+        &mut self,
+        pid: u32,
+        at: (Option<&str>, &str),
+        target: &str,
+        symbolic: bool,
+        call: &Call,
+    ) {
+        if !matches!(call.result, Outcome::Ok(_)) {
+            return;
+        }
+        let Some(link) = self.path(pid, at.0, at.1) else {
+            return;
+        };
+        let named = if symbolic {
+            string_arg(target).map(|(t, _)| {
+                let dir = link
+                    .rsplit_once('/')
+                    .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+                resolve(dir, &t)
+            })
+        } else {
+            self.path(pid, None, target)
+        };
+        if let Some(named) = named {
+            self.links.insert(link.clone(), named);
+        }
+        self.wrote(link);
     }
 
     fn open(&mut self, pid: u32, dirfd: Option<&str>, path: &str, flags: &str, call: &Call) {
@@ -356,14 +438,17 @@ impl Parser {
         };
         match &call.result {
             Outcome::Ok(fd) => {
+                // Anything but write-only can read, whatever else the flags say.
+                let reads = call.name != "creat" && !flags.contains("O_WRONLY");
                 let writes = call.name == "creat"
                     || ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"]
                         .iter()
                         .any(|f| flags.contains(f));
+                if reads {
+                    self.report.read.insert(path.clone());
+                }
                 if writes {
                     self.wrote(path.clone());
-                } else {
-                    self.report.read.insert(path.clone());
                 }
                 self.procs
                     .get_mut(&pid)
@@ -432,6 +517,9 @@ impl Parser {
 
     pub fn finish(mut self) -> StraceReport {
         self.report.unparsed_lines += self.orphans.values().map(|l| l.len() as u64).sum::<u64>();
+        self.report.complete = !self.scope.is_empty()
+            && self.report.unparsed_lines == 0
+            && self.report.unresolved == 0;
         self.report.processes = self
             .procs
             .into_iter()

@@ -17,6 +17,8 @@ pub enum Line {
     },
     Exited(i32),
     Killed(String),
+    /// The thread with this id called `execve`, which now finishes in this (main) thread.
+    Superseded(u32),
     Other,
 }
 
@@ -55,6 +57,12 @@ pub fn parse_line(rest: &str) -> Line {
     {
         let signal = signal.split_whitespace().next().unwrap_or_default();
         return Line::Killed(signal.to_owned());
+    }
+    if let Some(tid) = rest
+        .strip_prefix("+++ superseded by execve in pid ")
+        .and_then(|r| r.strip_suffix(" +++"))
+    {
+        return tid.trim().parse().map_or(Line::Other, Line::Superseded);
     }
     if let Some(r) = rest.strip_prefix("<... ") {
         return match r.split_once(" resumed>") {

@@ -126,3 +126,94 @@ proptest::proptest! {
         let _ = parse(&lines.join("\n"), TraceOptions::default());
     }
 }
+
+/// Lines as strace writes them, for what the recorded trace does not show.
+fn crafted(lines: &[&str]) -> guixie_introspect::StraceReport {
+    parse(
+        &lines.join("\n"),
+        TraceOptions {
+            root_exec: Some("/bin/sh".into()),
+            initial_cwd: "/build".into(),
+        },
+    )
+}
+
+const ROOT: &str = r#"100 execve("/bin/sh", ["sh"], 0x7ff /* 3 vars */) = 0"#;
+
+#[test]
+fn ways_to_hide_a_read_are_seen_through() {
+    let r = crafted(&[
+        ROOT,
+        // Opened for appending, but readable.
+        r#"100 openat(AT_FDCWD, "/proc/meminfo", O_RDONLY|O_APPEND) = 3"#,
+        // Through a link the build made.
+        r#"100 symlink("/proc/cpuinfo", "/tmp/x") = 0"#,
+        r#"100 openat(AT_FDCWD, "/tmp/x", O_RDONLY) = 4"#,
+        r#"100 symlink("../proc", "/build/p") = 0"#,
+        r#"100 openat(AT_FDCWD, "p/version", O_RDONLY) = 5"#,
+        r#"100 link("/proc/loadavg", "/build/h") = -1 EXDEV (Invalid cross-device link)"#,
+        // Through the process's view of the root, or its descriptors.
+        r#"100 openat(AT_FDCWD, "/proc/self/root/proc/uptime", O_RDONLY) = 6"#,
+        r#"100 openat(AT_FDCWD, "/proc/1/cwd/secret", O_RDONLY) = 7"#,
+        r#"100 openat(AT_FDCWD, "/proc/self/status", O_RDONLY) = 8"#,
+        "100 +++ exited with 0 +++",
+    ]);
+    assert!(r.complete, "{r:#?}");
+    assert!(
+        r.read.contains("/proc/cpuinfo") && r.read.contains("/proc/version"),
+        "{:?}",
+        r.read
+    );
+    let allowed = Allowed {
+        dirs: vec!["/build".into(), "/tmp".into()],
+    }
+    .with_sandbox_fixed();
+    let found: Vec<String> = violations(&r, &allowed)
+        .into_iter()
+        .map(|v| v.path)
+        .collect();
+    for p in [
+        "/proc/meminfo",
+        "/proc/cpuinfo",
+        "/proc/version",
+        "/proc/self/root/proc/uptime",
+        "/proc/1/cwd/secret",
+    ] {
+        assert!(found.iter().any(|f| f == p), "{p} in {found:?}");
+    }
+    assert!(!found.iter().any(|f| f == "/proc/self/status"), "{found:?}");
+    assert!(
+        !found.iter().any(|f| f.contains("loadavg")),
+        "a failed link is no link"
+    );
+}
+
+#[test]
+fn an_exec_from_another_thread_finishes_in_the_main_one() {
+    let r = crafted(&[
+        ROOT,
+        r#"100 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM) = 101"#,
+        r#"101 execve("/usr/bin/go-tool", ["go-tool"], 0x7ff /* 3 vars */ <unfinished ...>"#,
+        "100 +++ superseded by execve in pid 101 +++",
+        "100 <... execve resumed>) = 0",
+        "100 +++ exited with 0 +++",
+    ]);
+    assert!(r.complete, "{r:#?}");
+    assert!(
+        r.execs
+            .iter()
+            .any(|e| e.pid == 100 && e.path == "/usr/bin/go-tool"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_trace_that_misses_its_program_or_a_line_proves_nothing() {
+    // The root program never seen.
+    let r = crafted(&[r#"100 execve("/bin/other", ["other"], 0x7ff /* 3 vars */) = 0"#]);
+    assert!(!r.complete && r.processes.is_empty());
+    // A line not understood, or a path relative to an unknown descriptor.
+    assert!(!crafted(&[ROOT, "100 garbage"]).complete);
+    let r = crafted(&[ROOT, r#"100 openat(7, "x", O_RDONLY) = 3"#]);
+    assert!(!r.complete && r.unresolved == 1);
+}

@@ -123,6 +123,7 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
         pids_cgroup: None,
         build_user: req.build_user,
         shm_bytes: req.options.max_output_size.min(64 << 20),
+        traced: false,
     };
     Ok(Layout {
         host_store: req.area.join("w/store"),

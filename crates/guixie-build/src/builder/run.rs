@@ -90,6 +90,8 @@ impl Builder<'_> {
         {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
+        let mut laid_out = laid_out;
+        laid_out.spec.traced = trace.is_some();
         let writable = laid_out.spec.writable_dirs.clone();
         // What the build can see, by its paths inside: what it declared (the inputs'
         // closure, its toolchain's view), its writable directories and their links.

@@ -132,6 +132,24 @@ pub(super) fn supervise(
     let mut command = match run.trace {
         Some(trace) => {
             let mut c = Command::new(&trace.strace);
+            // If guixie dies, strace goes too, and with it the helper and the build: no
+            // traced build runs on without its watchdog.
+            // SAFETY: prctl with integer arguments only, async-signal-safe in the child.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                    if libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
             c.args(guixie_introspect::strace::STRACE_ARGS)
                 .arg("-o")
                 .arg(&trace.output)

@@ -56,9 +56,10 @@ pub fn summary_line(r: &BuildTrace) -> String {
         r.strace.failed_probes.len(),
         r.strace.connects.len(),
         if r.outputs_equal { "equal to the build's" } else { "DIFFER from the build's" },
-        match r.violations.len() {
-            0 => "hermetic".to_owned(),
-            n => format!("{n} HERMETICITY VIOLATIONS"),
+        match (r.violations.len(), r.strace.complete) {
+            (0, true) => "hermetic".to_owned(),
+            (0, false) => "INCOMPLETE TRACE (proves nothing)".to_owned(),
+            (n, _) => format!("{n} HERMETICITY VIOLATIONS"),
         }
     )
 }

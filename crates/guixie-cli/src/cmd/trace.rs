@@ -76,7 +76,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
             strace: strace_report,
             violations: found,
         };
-        all_good &= report.outputs_equal && report.violations.is_empty();
+        all_good &= report.outputs_equal && report.violations.is_empty() && report.strace.complete;
         let json = serde_json::to_vec_pretty(&report)?;
         traced_runs.push((drv, traced, json));
         reports.push(report);
@@ -98,7 +98,8 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         let equal: Vec<_> = traced_runs
             .iter()
             .zip(&reports)
-            .filter(|(_, r)| r.outputs_equal)
+            // Only a complete, hermetic trace of a run that gave the same outputs is evidence.
+            .filter(|(_, r)| r.outputs_equal && r.violations.is_empty() && r.strace.complete)
             .map(|(run, _)| run)
             .collect();
         attest_traced(ctx, store, &equal)?;
@@ -154,7 +155,10 @@ fn read_trace(file: &Path, traced: &Traced) -> anyhow::Result<guixie_introspect:
         .with_context(|| format!("{}: strace wrote no trace", file.display()))?;
     let mut reader = std::io::BufReader::new(f);
     let mut parser = Parser::new(TraceOptions {
-        root_exec: Some(traced.builder.clone()),
+        root_exec: Some(guixie_introspect::path::resolve(
+            &traced.workdir,
+            &traced.builder,
+        )),
         initial_cwd: traced.workdir.clone(),
     });
     let mut line = Vec::new();
