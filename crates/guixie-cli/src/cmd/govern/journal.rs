@@ -241,13 +241,7 @@ impl Journal {
     /// holds the journal (a node must not wait for a build).
     pub fn try_open(store: &LocalStore) -> anyhow::Result<Option<Journal>> {
         let dir = dir(store);
-        let path = dir.join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let (file, path) = lock_file(&dir)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Journal {
                 instance: replay(&dir)?,
@@ -478,7 +472,8 @@ fn truncate_to_last_line(file: &mut std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+/// The journal's lock file, opened (made if need be) but not locked.
+fn lock_file(dir: &Path) -> anyhow::Result<(std::fs::File, PathBuf)> {
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -486,6 +481,11 @@ fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
+    Ok((file, path))
+}
+
+fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let (file, path) = lock_file(dir)?;
     file.lock()
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
