@@ -21,7 +21,18 @@ pub struct ContainerRequest<'a> {
     /// Shared read-write, at the same path inside (read-only when guixie runs as root: the
     /// container's user is then a build user, who cannot write the caller's files).
     pub cwd: PathBuf,
+    /// Store items visible besides the packages' closure, not on any search path: the
+    /// tools a traced run wraps the command in.
+    pub tools: &'a [StorePath],
+    /// A host directory shared read-write at [`EXCHANGE_DIR`], where a tool writes what it
+    /// found for the caller to read once the command is done.
+    pub exchange: Option<&'a Path>,
+    /// The command is a debugger: `ptrace` is allowed within the container.
+    pub debugger: bool,
 }
+
+/// Where [`ContainerRequest::exchange`] appears inside.
+pub const EXCHANGE_DIR: &str = "/run/guixie-trace";
 
 /// Runs the request and returns the command's status.
 pub fn run_in_container(
@@ -33,6 +44,7 @@ pub fn run_in_container(
     let toolchain = toolchain_of(store, req.packages);
     let mut wanted = req.packages.to_vec();
     wanted.extend(toolchain.clone());
+    wanted.extend(req.tools.iter().cloned());
     let closure = store.closure(&wanted).map_err(std::io::Error::other)?;
     let area = store.build_area().map_err(std::io::Error::other)?;
     let _area = AreaGuard(area.clone());
@@ -61,6 +73,10 @@ pub fn run_in_container(
     } else {
         writable_dirs.push((req.cwd.clone(), req.cwd.clone()));
     }
+    if let Some(exchange) = req.exchange {
+        hand_to(exchange, build_user.as_ref())?;
+        writable_dirs.push((exchange.to_path_buf(), PathBuf::from(EXCHANGE_DIR)));
+    }
     let program = resolve(store, req, toolchain.as_ref())?;
     let defaults = crate::BuildOptions::default();
     let spec = SandboxSpec {
@@ -87,6 +103,7 @@ pub fn run_in_container(
         builtin_fetch: None,
         shm_bytes: 64 << 20,
         traced: false,
+        debugger: req.debugger,
     };
     let spec_path = area.join("spec.json");
     std::fs::write(

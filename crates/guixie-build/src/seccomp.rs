@@ -101,12 +101,27 @@ pub fn program(denied: &[(u32, &'static str)]) -> Vec<libc::sock_filter> {
     p
 }
 
+/// What a debugger's run (`guixie run --trace=gdb`) is allowed besides: `ptrace` and the
+/// cross-process reads and writes gdb uses. The PID namespace bounds what they reach to the
+/// sandbox's own processes, all of them the run's.
+pub fn denied_to_debugger() -> Vec<(u32, &'static str)> {
+    let allowed = [
+        libc::SYS_ptrace as u32,
+        libc::SYS_process_vm_readv as u32,
+        libc::SYS_process_vm_writev as u32,
+    ];
+    denied()
+        .into_iter()
+        .filter(|(nr, _)| !allowed.contains(nr))
+        .collect()
+}
+
 /// Installs the filter on this thread (inherited by everything it executes).
-pub fn install(traced: bool) -> io::Result<()> {
-    let program = program(&if traced {
-        denied_when_traced()
-    } else {
-        denied()
+pub fn install(traced: bool, debugger: bool) -> io::Result<()> {
+    let program = program(&match (traced, debugger) {
+        (true, _) => denied_when_traced(),
+        (false, true) => denied_to_debugger(),
+        (false, false) => denied(),
     });
     let prog = libc::sock_fprog {
         len: program.len() as u16,

@@ -109,7 +109,10 @@ enum Command {
     /// store visible at its logical directory: `guixie shell hello -- hello`.
     Shell(cmd::shell::ShellArgs),
     /// Run a program from the store: `guixie run /gnu/store/…-hello-1.0/bin/hello ARGS`.
+    /// With `--trace`, in the build sandbox under the tool, its findings kept as a report.
     Run {
+        #[arg(long, value_name = "TOOL")]
+        trace: Option<cmd::run_trace::RunTracer>,
         program: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -195,7 +198,16 @@ fn main() -> ExitCode {
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Copy(a) => cmd::copy::run(&ctx, a),
         Command::Shell(a) => cmd::shell::run(&ctx, a),
-        Command::Run { program, args } => cmd::shell::run_program(&ctx, &program, &args),
+        Command::Run {
+            trace: None,
+            program,
+            args,
+        } => cmd::shell::run_program(&ctx, &program, &args),
+        Command::Run {
+            trace: Some(tool),
+            program,
+            args,
+        } => cmd::run_trace::run(&ctx, tool, &program, &args),
         Command::Install(a) => cmd::package::install(&ctx, a),
         Command::Remove(a) => cmd::package::remove(&ctx, a),
         Command::Upgrade(a) => cmd::package::upgrade(&ctx, a),

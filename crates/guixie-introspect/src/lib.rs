@@ -2,11 +2,14 @@
 //! versioned JSON schema (`docs/introspection.md`). Pure: the builder runs the tools and
 //! hands their output here; nothing in this crate reads files or runs processes.
 
+pub mod diff;
+pub mod gdb;
 pub mod hermetic;
 pub mod path;
 pub mod report;
 pub mod strace;
 mod syscall;
+pub mod valgrind;
 
 pub use hermetic::{Allowed, Violation};
 pub use report::BuildTrace;

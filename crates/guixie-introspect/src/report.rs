@@ -44,3 +44,54 @@ impl BuildTrace {
         Ok(report)
     }
 }
+
+/// Any report guixie writes, told apart by its `schema`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    Build(BuildTrace),
+    Valgrind(crate::valgrind::ValgrindReport),
+    Gdb(crate::gdb::GdbReport),
+}
+
+impl Report {
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Schema {
+            schema: String,
+        }
+        let Schema { schema } =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a guixie report: {e}"))?;
+        let typed = |e: serde_json::Error| format!("not a valid {schema} report: {e}");
+        match schema.as_str() {
+            SCHEMA => BuildTrace::parse(bytes).map(Report::Build),
+            crate::valgrind::SCHEMA => serde_json::from_slice(bytes)
+                .map(Report::Valgrind)
+                .map_err(typed),
+            crate::gdb::SCHEMA => serde_json::from_slice(bytes)
+                .map(Report::Gdb)
+                .map_err(typed),
+            other => Err(format!(
+                "report schema {other:?}; this guixie reads {SCHEMA:?}, {:?} and {:?}",
+                crate::valgrind::SCHEMA,
+                crate::gdb::SCHEMA
+            )),
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        match self {
+            Report::Build(r) => &r.schema,
+            Report::Valgrind(r) => &r.schema,
+            Report::Gdb(r) => &r.schema,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Report::Build(r) => serde_json::to_value(r),
+            Report::Valgrind(r) => serde_json::to_value(r),
+            Report::Gdb(r) => serde_json::to_value(r),
+        }
+        .expect("reports serialise")
+    }
+}

@@ -340,10 +340,63 @@ pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Opens a file a sandboxed program wrote in a directory guixie made, without following a
+/// link, and only if it is a regular file: a program that put a link or a FIFO there in its
+/// place gets an error, not a host file read.
+pub fn open_written(path: &Path) -> io::Result<File> {
+    let (parent, name) = split(path)?;
+    let dir = open_dir(parent)?;
+    let fd = open_file(&dir, &name)?;
+    if FileType::from_raw_mode(rfs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(File::from(fd))
+}
+
+/// [`read_capped`] of [`open_written`]'s file.
+pub fn read_capped_written(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_written(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit} bytes allowed"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_written_file_is_read_only_when_it_is_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.xml");
+        std::fs::write(&file, b"<x/>").unwrap();
+        assert_eq!(read_capped_written(&file, 10).unwrap(), b"<x/>");
+        assert!(read_capped_written(&file, 2).is_err());
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"host").unwrap();
+        let link = dir.path().join("link.xml");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        assert!(read_capped_written(&link, 10).is_err());
+        let fifo = dir.path().join("fifo.xml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(read_capped_written(&fifo, 10).is_err());
+    }
 
     #[test]
     fn relative_links_resolve_lexically_and_may_not_climb_out() {

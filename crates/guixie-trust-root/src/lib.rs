@@ -47,13 +47,16 @@ const COMMAND_LINKS: &[(&str, &str)] = &[
 struct Installed {
     version: String,
     depends: Vec<Vec<String>>,
+    /// The virtual packages it provides (e.g. libboost-regex1.74.0 provides
+    /// libboost-regex1.74.0-icu72, which libsource-highlight4v5, and so gdb, depends on).
+    provides: Vec<String>,
 }
 
 fn installed_packages() -> Result<BTreeMap<String, Installed>, String> {
     let out = Command::new("dpkg-query")
         .args([
             "-W",
-            "-f=${Package}\t${Version}\t${Depends}, ${Pre-Depends}\t${db:Status-Status}\n",
+            "-f=${Package}\t${Version}\t${Depends}, ${Pre-Depends}\t${db:Status-Status}\t${Provides}\n",
         ])
         .output()
         .map_err(|e| {
@@ -68,7 +71,7 @@ fn installed_packages() -> Result<BTreeMap<String, Installed>, String> {
     let mut packages = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [name, version, depends, status] = fields.as_slice() else {
+        let [name, version, depends, status, provides] = fields.as_slice() else {
             continue;
         };
         if *status != "installed" {
@@ -92,6 +95,13 @@ fn installed_packages() -> Result<BTreeMap<String, Installed>, String> {
             Installed {
                 version: version.to_string(),
                 depends,
+                provides: provides
+                    .split(',')
+                    .filter_map(|p| {
+                        let n = p.trim().split([' ', '(']).next().unwrap_or("");
+                        (!n.is_empty()).then(|| n.to_owned())
+                    })
+                    .collect(),
             },
         );
     }
@@ -119,9 +129,15 @@ fn closure(roots: &[String]) -> Result<BTreeMap<String, String>, String> {
         };
         found.insert(p.clone(), info.version.clone());
         for alternatives in &info.depends {
-            // The first alternative that is installed satisfies the dependency.
+            // The first alternative that is installed satisfies the dependency; else the
+            // first installed package (by name) that provides one of them.
             if let Some(a) = alternatives.iter().find(|a| installed.contains_key(*a)) {
                 todo.push(a.clone());
+            } else if let Some((provider, _)) = installed
+                .iter()
+                .find(|(_, i)| alternatives.iter().any(|a| i.provides.contains(a)))
+            {
+                todo.push(provider.clone());
             }
         }
     }

@@ -124,6 +124,7 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
         build_user: req.build_user,
         shm_bytes: req.options.max_output_size.min(64 << 20),
         traced: false,
+        debugger: false,
     };
     Ok(Layout {
         host_store: req.area.join("w/store"),

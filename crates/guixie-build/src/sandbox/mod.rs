@@ -73,6 +73,9 @@ pub struct SandboxSpec {
     /// The build runs under a tracer: what could blind it is refused too.
     #[serde(default)]
     pub traced: bool,
+    /// A debugger runs inside (gdb): `ptrace` is allowed within the sandbox.
+    #[serde(default)]
+    pub debugger: bool,
 }
 
 /// Nix's `builtin:fetchurl`, as the sandbox runs it.
@@ -337,7 +340,7 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) as libc::c_int },
         "closing inherited descriptors",
     )?;
-    crate::seccomp::install(spec.traced)
+    crate::seccomp::install(spec.traced, spec.debugger)
         .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
     if let Some(fetch) = &spec.builtin_fetch {
         // No exec clears this process's capabilities in the user namespace: drop them.

@@ -18,6 +18,7 @@ pub mod package;
 pub mod publish;
 pub mod repl;
 pub mod report;
+pub mod run_trace;
 pub mod self_build;
 pub mod shell;
 pub mod show;

@@ -4,36 +4,67 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use guixie_introspect::report::{BuildTrace, MAX_REPORT_BYTES};
+use guixie_introspect::report::{BuildTrace, Report, MAX_REPORT_BYTES};
+use guixie_introspect::{gdb, valgrind};
 use guixie_store::PathInfoQuery as _;
 
 use crate::Context;
 
 #[derive(Subcommand)]
 pub enum ReportCmd {
-    /// A readable summary of a report: its processes, execs, files, probes, connects and
-    /// hermeticity violations.
+    /// A readable summary of a report: a build trace's processes, execs, files, probes,
+    /// connects and hermeticity violations; valgrind's errors and leaks with their stacks;
+    /// gdb's signal and backtraces.
     Show { item: String },
     /// The report's JSON, as it is stored.
     Json { item: String },
+    /// What two reports of one kind differ in (e.g. two builders' traces of one derivation):
+    /// execs, files read, written and deleted, probes, connects, violations; memcheck's
+    /// errors; gdb's backtraces. Exits 1 when they differ, as diff(1) does.
+    Diff { first: String, second: String },
 }
 
 pub fn run(ctx: &Context, cmd: ReportCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        ReportCmd::Show { item } => {
-            let report = read(ctx, &item)?;
-            show(&report);
-        }
+        ReportCmd::Show { item } => match read(ctx, &item)? {
+            Report::Build(r) => show(&r),
+            Report::Valgrind(r) => show_valgrind(&r),
+            Report::Gdb(r) => show_gdb(&r),
+        },
         ReportCmd::Json { item } => {
             let report = read(ctx, &item)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        }
+        ReportCmd::Diff { first, second } => {
+            let d = guixie_introspect::diff::diff(&read(ctx, &first)?, &read(ctx, &second)?)
+                .map_err(anyhow::Error::msg)?;
+            if ctx.json {
+                crate::output::print_json(&serde_json::to_value(&d)?)?;
+            } else if d.is_empty() {
+                println!("the reports do not differ");
+            } else {
+                for s in &d.sections {
+                    println!("{}:", s.name);
+                    for x in &s.only_first {
+                        println!("  - {x}");
+                    }
+                    for x in &s.only_second {
+                        println!("  + {x}");
+                    }
+                }
+            }
+            return Ok(if d.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// A report by its store path (as printed) or a file.
-fn read(ctx: &Context, item: &str) -> anyhow::Result<BuildTrace> {
+fn read(ctx: &Context, item: &str) -> anyhow::Result<Report> {
     let store = ctx.open_store()?;
     let file = match store.store_dir().parse_path(item) {
         Ok(path) => store.real_path(&path),
@@ -41,7 +72,7 @@ fn read(ctx: &Context, item: &str) -> anyhow::Result<BuildTrace> {
     };
     let bytes = guixie_store::safe_fs::read_capped(&file, MAX_REPORT_BYTES)
         .with_context(|| item.to_owned())?;
-    BuildTrace::parse(&bytes).map_err(|e| anyhow::anyhow!("{item}: {e}"))
+    Report::parse(&bytes).map_err(|e| anyhow::anyhow!("{item}: {e}"))
 }
 
 /// One line: what was traced and the verdicts.
@@ -120,5 +151,85 @@ fn show(r: &BuildTrace) {
         for f in &r.strace.deleted {
             println!("  {f}");
         }
+    }
+}
+
+pub fn valgrind_summary(r: &valgrind::ValgrindReport) -> String {
+    let lost: u64 = r.memcheck.leaks.iter().filter_map(|l| l.leaked_bytes).sum();
+    format!(
+        "{}: {} memory errors, {} leaks ({lost} bytes); exit {}; {}",
+        r.program,
+        r.memcheck.errors.iter().map(|e| e.count).sum::<u64>(),
+        r.memcheck.leaks.len(),
+        r.exit_code.map_or("?".into(), |c| c.to_string()),
+        r.instructions
+            .map_or("no instruction count".into(), |n| format!(
+                "{n} instructions"
+            )),
+    )
+}
+
+fn show_valgrind(r: &valgrind::ValgrindReport) {
+    println!("{}", valgrind_summary(r));
+    let stack = |frames: &[valgrind::Frame]| {
+        for f in frames {
+            println!("      {}", f.describe());
+        }
+    };
+    for (title, list) in [("errors", &r.memcheck.errors), ("leaks", &r.memcheck.leaks)] {
+        if list.is_empty() {
+            continue;
+        }
+        println!("\n{title}:");
+        for e in list {
+            println!("  {} ({}, {}×)", e.what, e.kind, e.count);
+            stack(&e.stack);
+            for a in &e.aux {
+                println!("    {}", a.what);
+                stack(&a.stack);
+            }
+        }
+    }
+    if r.memcheck.omitted > 0 {
+        println!("\n{} more errors not kept", r.memcheck.omitted);
+    }
+}
+
+pub fn gdb_summary(r: &gdb::GdbReport) -> String {
+    let ending = match &r.ending {
+        gdb::Ending::Exited { code } => format!("exited with code {code}"),
+        gdb::Ending::Signal {
+            name, description, ..
+        } => format!("stopped by {name} ({description})"),
+        gdb::Ending::Terminated { name, description } => {
+            format!("killed by {name} ({description})")
+        }
+    };
+    let at = r
+        .threads
+        .first()
+        .and_then(|t| t.frames.first())
+        .map(|f| format!(" in {}", f.describe()))
+        .unwrap_or_default();
+    format!("{}: {ending}{at}; {} threads", r.program, r.threads.len())
+}
+
+fn show_gdb(r: &gdb::GdbReport) {
+    println!("{}", gdb_summary(r));
+    for t in &r.threads {
+        println!(
+            "\nthread {}{}:",
+            t.id,
+            t.name
+                .as_ref()
+                .map(|n| format!(" \"{n}\""))
+                .unwrap_or_default()
+        );
+        for f in &t.frames {
+            println!("  #{:<3} {}", f.level, f.describe());
+        }
+    }
+    if r.omitted_threads > 0 {
+        println!("\n{} more threads not kept", r.omitted_threads);
     }
 }

@@ -97,6 +97,9 @@ pub fn run(ctx: &Context, args: ShellArgs) -> anyhow::Result<ExitCode> {
                 args: command.1,
                 env,
                 cwd: std::env::current_dir()?,
+                tools: &[],
+                exchange: None,
+                debugger: false,
             },
         )
         .context("running the container")?;
@@ -108,6 +111,16 @@ pub fn run(ctx: &Context, args: ShellArgs) -> anyhow::Result<ExitCode> {
 /// `guixie run STORE-PATH/bin/X [ARGS]`: `guixie shell STORE-PATH -- STORE-PATH/bin/X ARGS`.
 pub fn run_program(ctx: &Context, program: &str, args: &[String]) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
+    let (path, logical) = program_in_store(&store, program)?;
+    let env = environment(&store, &[path], &[], false);
+    exec_in_view(&store, &env, &logical, args)
+}
+
+/// The valid store item `program` lies in, and `program` as a logical path.
+pub(super) fn program_in_store(
+    store: &LocalStore,
+    program: &str,
+) -> anyhow::Result<(StorePath, String)> {
     let path = store
         .parse_user_path(program)
         .with_context(|| format!("{program} is not a file in the store"))?;
@@ -117,9 +130,8 @@ pub fn run_program(ctx: &Context, program: &str, args: &[String]) -> anyhow::Res
             store.store_dir().display(&path)
         );
     }
-    let logical = logical_file(&store, program, &path);
-    let env = environment(&store, &[path], &[], false);
-    exec_in_view(&store, &env, &logical, args)
+    let logical = logical_file(store, program, &path);
+    Ok((path, logical))
 }
 
 /// `program` as a logical path, however the user wrote it (a physical path into the store).
@@ -186,7 +198,7 @@ fn packages(
 /// The environment: the caller's (or only what `--pure` keeps) with the packages'
 /// directories prepended to the search paths (the common ones, and those the packages
 /// declare), as logical paths.
-fn environment(
+pub(super) fn environment(
     store: &LocalStore,
     packages: &[StorePath],
     declared: &[SearchPath],
@@ -317,7 +329,7 @@ fn check(
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+pub(super) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()

@@ -1,0 +1,316 @@
+//! `guixie run --trace=valgrind|gdb STORE-PATH/bin/X [ARGS]`: a program of the store run in
+//! the build sandbox (its closure, its toolchain as `/usr`, no network) under a tool that
+//! runs inside with it; what the tool found becomes a report, a store item of its own
+//! (`docs/introspection.md`).
+//!
+//! The tool comes from the host's Debian package, copied with its dependency closure into a
+//! store item as the bootstrap toolchain is, and run through that item's own loader and
+//! libraries, so the program still sees exactly its own `/usr`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use guixie_build::container::{run_in_container, ContainerRequest, EXCHANGE_DIR};
+use guixie_formats::StorePath;
+use guixie_introspect::{gdb, valgrind};
+use guixie_store::{safe_fs, LocalStore, PathInfoQuery as _, TextItem};
+
+use super::shell::{environment, exit_code, program_in_store};
+use crate::Context;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunTracer {
+    /// memcheck's errors and leaks with their stacks, then callgrind's instruction count
+    /// (the program runs twice).
+    Valgrind,
+    /// How the program ended and, on a signal, every thread's backtrace.
+    Gdb,
+}
+
+impl RunTracer {
+    fn package(self) -> &'static str {
+        match self {
+            RunTracer::Valgrind => "valgrind",
+            RunTracer::Gdb => "gdb",
+        }
+    }
+
+    /// The host's packages its item holds: the tool and the C library's debugging symbols
+    /// (valgrind cannot start on Debian's stripped loader without them; gdb names libc's
+    /// frames with them).
+    fn packages(self) -> Vec<String> {
+        vec![self.package().to_owned(), "libc6-dbg".to_owned()]
+    }
+}
+
+pub fn run(
+    ctx: &Context,
+    tracer: RunTracer,
+    program: &str,
+    args: &[String],
+) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let (path, logical) = program_in_store(&store, program)?;
+    let tool = Tool::take(&store, &tracer.packages())?;
+    let exchange = store.build_area()?;
+    std::fs::create_dir_all(&exchange)?;
+    let result = traced_run(&store, tracer, &tool, &path, &logical, args, &exchange);
+    let _ = safe_fs::remove_tree(&exchange);
+    let (json, status, summary) = result?;
+    let name = format!("{}-{}.json", path.name(), tracer.package());
+    let report = store
+        .add_texts(&[TextItem::text(&name, json, Default::default())])?
+        .remove(0);
+    store.add_root(&format!("report-{}", report.hash_part()), &report)?;
+    if ctx.json {
+        crate::output::print_json(&serde_json::json!({
+            "report": store.store_dir().display(&report),
+            "summary": summary,
+        }))?;
+    } else {
+        eprintln!("{summary}");
+        eprintln!("report: {}", store.store_dir().display(&report));
+    }
+    Ok(status)
+}
+
+/// A tool's store item and how to start its program inside the sandbox.
+struct Tool {
+    item: StorePath,
+    /// Its `usr/` as the sandbox shows it.
+    usr: String,
+    loader: String,
+    library_path: String,
+}
+
+impl Tool {
+    fn take(store: &LocalStore, packages: &[String]) -> anyhow::Result<Tool> {
+        let package = &packages[0];
+        let item = guixie_trust_root::ensure_toolchain(store, packages, None)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| {
+                format!(
+                    "--trace={package}: taking {} from the host's Debian packages",
+                    packages.join(" and ")
+                )
+            })?;
+        let usr = format!("{}/usr", store.store_dir().display(&item));
+        let real = store.real_path(&item).join("usr/lib");
+        let (triplet, loader) = LOADERS
+            .iter()
+            .find(|(t, l)| {
+                std::fs::symlink_metadata(real.join(t).join(l)).is_ok_and(|m| m.is_file())
+            })
+            .with_context(|| format!("{package}'s item holds no dynamic loader"))?;
+        Ok(Tool {
+            loader: format!("{usr}/lib/{triplet}/{loader}"),
+            library_path: format!("{usr}/lib/{triplet}:{usr}/lib"),
+            usr,
+            item,
+        })
+    }
+
+    /// `program args` run through the tool's own loader and libraries.
+    fn command(&self, program: &str, args: Vec<String>) -> (String, Vec<String>) {
+        let mut all = vec![
+            "--library-path".to_owned(),
+            self.library_path.clone(),
+            format!("{}/bin/{program}", self.usr),
+        ];
+        all.extend(args);
+        (self.loader.clone(), all)
+    }
+}
+
+impl Tool {
+    /// valgrind finds detached symbols by build ID only under `/usr/lib/debug`, which the
+    /// sandbox's `/usr` (the program's toolchain) lacks, and otherwise by an object's
+    /// `.gnu_debuglink` name under its extra path: links named so, in the directories the
+    /// C library's objects are loaded from, to the item's `.build-id` files (Debian names a
+    /// debug link after the build ID).
+    fn link_debug_files(&self, store: &LocalStore, at: &Path) -> anyhow::Result<()> {
+        let build_ids = store.real_path(&self.item).join("usr/lib/debug/.build-id");
+        let Ok(prefixes) = std::fs::read_dir(&build_ids) else {
+            return Ok(());
+        };
+        let dirs: Vec<PathBuf> = ["lib64", "usr/lib64"]
+            .into_iter()
+            .map(PathBuf::from)
+            .chain(LOADERS.iter().flat_map(|(triplet, _)| {
+                [format!("lib/{triplet}"), format!("usr/lib/{triplet}")].map(PathBuf::from)
+            }))
+            .map(|d| at.join(d))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d)?;
+        }
+        for prefix in prefixes {
+            let prefix = prefix?;
+            for file in std::fs::read_dir(prefix.path())? {
+                let name = file?.file_name();
+                let inside = format!(
+                    "{}/lib/debug/.build-id/{}/{}",
+                    self.usr,
+                    prefix.file_name().to_string_lossy(),
+                    name.to_string_lossy()
+                );
+                for d in &dirs {
+                    std::os::unix::fs::symlink(&inside, d.join(&name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (multiarch directory, loader) of the architectures Debian ships.
+const LOADERS: &[(&str, &str)] = &[
+    ("x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+    ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+];
+
+fn traced_run(
+    store: &LocalStore,
+    tracer: RunTracer,
+    tool: &Tool,
+    path: &StorePath,
+    logical: &str,
+    args: &[String],
+    exchange: &Path,
+) -> anyhow::Result<(Vec<u8>, ExitCode, String)> {
+    let env = environment(store, std::slice::from_ref(path), &[], true);
+    let run = |program: String, tool_args: Vec<String>, extra_env: Vec<(String, String)>| {
+        let mut env = env.clone();
+        env.extend(extra_env);
+        let mut command_args = tool_args;
+        command_args.push(logical.to_owned());
+        command_args.extend(args.iter().cloned());
+        let (program, command_args) = tool.command(&program, command_args);
+        run_in_container(
+            store,
+            &ContainerRequest {
+                packages: std::slice::from_ref(path),
+                program,
+                args: command_args,
+                env,
+                cwd: std::env::current_dir()?,
+                tools: std::slice::from_ref(&tool.item),
+                exchange: Some(exchange),
+                debugger: tracer == RunTracer::Gdb,
+            },
+        )
+        .context("running the traced program in the sandbox")
+    };
+    let inside = |name: &str| format!("{EXCHANGE_DIR}/{name}");
+    let debug = format!("{}/lib/debug", tool.usr);
+    tool.link_debug_files(store, &exchange.join("debug"))?;
+    let written = |name: &str, limit: u64| -> anyhow::Result<String> {
+        let file = exchange.join(name);
+        let bytes = safe_fs::read_capped_written(&file, limit)
+            .with_context(|| format!("reading the tool's {name}"))?;
+        String::from_utf8(bytes).with_context(|| format!("the tool's {name} is not UTF-8"))
+    };
+    match tracer {
+        RunTracer::Valgrind => {
+            let valgrind_lib = vec![(
+                "VALGRIND_LIB".to_owned(),
+                format!("{}/libexec/valgrind", tool.usr),
+            )];
+            let status = run(
+                "valgrind.bin".into(),
+                valgrind::memcheck_args(&inside("memcheck.xml"), &inside("debug")),
+                valgrind_lib.clone(),
+            )?;
+            let memcheck =
+                valgrind::parse_memcheck(&written("memcheck.xml", valgrind::MAX_XML_BYTES)?)
+                    .context("memcheck's report")?;
+            eprintln!(
+                "guixie: running {logical} again, under callgrind, for its instruction count"
+            );
+            run(
+                "valgrind.bin".into(),
+                valgrind::callgrind_args(&inside("callgrind.out"), &inside("debug")),
+                valgrind_lib,
+            )?;
+            let instructions = callgrind_total(&exchange.join("callgrind.out"))?;
+            let report = valgrind::ValgrindReport {
+                schema: valgrind::SCHEMA.into(),
+                tool: store.store_dir().display(&tool.item),
+                program: logical.to_owned(),
+                args: args.to_vec(),
+                exit_code: status.code(),
+                memcheck,
+                instructions,
+            };
+            let summary = super::report::valgrind_summary(&report);
+            Ok((
+                serde_json::to_vec_pretty(&report)?,
+                exit_code(status),
+                summary,
+            ))
+        }
+        RunTracer::Gdb => {
+            let status = run(
+                "gdb".into(),
+                gdb::batch_args(
+                    &inside("gdb.log"),
+                    &format!("{}/share/gdb", tool.usr),
+                    &debug,
+                ),
+                vec![],
+            )?;
+            let log = written("gdb.log", gdb::MAX_LOG_BYTES)?;
+            let (ending, threads, omitted_threads) =
+                gdb::parse_batch_log(&log).with_context(|| format!("gdb's log (gdb {status})"))?;
+            let code = match &ending {
+                gdb::Ending::Exited { code } => *code,
+                gdb::Ending::Signal { name, .. } | gdb::Ending::Terminated { name, .. } => {
+                    128 + signal_number(name).unwrap_or(0)
+                }
+            };
+            let report = gdb::GdbReport {
+                schema: gdb::SCHEMA.into(),
+                tool: store.store_dir().display(&tool.item),
+                program: logical.to_owned(),
+                args: args.to_vec(),
+                ending,
+                threads,
+                omitted_threads,
+            };
+            let summary = super::report::gdb_summary(&report);
+            Ok((
+                serde_json::to_vec_pretty(&report)?,
+                ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                summary,
+            ))
+        }
+    }
+}
+
+/// callgrind's total, its profile read a line at a time (it grows with the program).
+fn callgrind_total(file: &Path) -> anyhow::Result<Option<u64>> {
+    use std::io::{BufRead, Read};
+    let profile = safe_fs::open_written(file).context("opening callgrind's profile")?;
+    let mut lines = std::io::BufReader::new(profile.take(1 << 30)).split(b'\n');
+    Ok(lines.find_map(|l| valgrind::callgrind_total(&String::from_utf8_lossy(&l.ok()?))))
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGHUP" => 1,
+        "SIGINT" => 2,
+        "SIGQUIT" => 3,
+        "SIGILL" => 4,
+        "SIGTRAP" => 5,
+        "SIGABRT" => 6,
+        "SIGBUS" => 7,
+        "SIGFPE" => 8,
+        "SIGKILL" => 9,
+        "SIGSEGV" => 11,
+        "SIGPIPE" => 13,
+        "SIGALRM" => 14,
+        "SIGTERM" => 15,
+        _ => return None,
+    })
+}
