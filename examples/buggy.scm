@@ -5,6 +5,7 @@
 ;;   guixie build examples/buggy.scm
 ;;   guixie run --trace=valgrind /gnu/store/…-buggy-1.0/bin/leak   # the bad read and the leak
 ;;   guixie run --trace=gdb /gnu/store/…-buggy-1.0/bin/crash       # the signal and backtrace
+;;   guixie run --trace=perf /gnu/store/…-buggy-1.0/bin/busy       # counters, flame graph
 
 (define buggy
   (package
@@ -22,7 +23,7 @@
                  (for-each (lambda (name)
                              (invoke "gcc" "-g" "-O0" "-o" (string-append bin "/" name)
                                      (string-append #$source "/" name ".c")))
-                           '("leak" "crash" "probe"))))))
+                           '("leak" "crash" "probe" "busy"))))))
     (synopsis "Programs that leak, read out of bounds and crash")
     (description "Test subjects for valgrind and gdb under guixie run --trace.")
     (home-page "https://example.org/buggy")

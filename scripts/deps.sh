@@ -9,8 +9,8 @@
 # openssl (a test's TLS certificates), and the tools of the cmake, perl, python and
 # pyproject build systems and of git-fetch (cmake, perl, python3-setuptools, python3-pip,
 # python3-wheel, git), which their toolchain variant takes from the host, strace (traced
-# builds, `guixie build --trace=strace`), and valgrind, gdb and
-# libc6-dbg (`guixie run --trace=…`).
+# builds, `guixie build --trace=strace`), and valgrind, gdb,
+# linux-perf and libc6-dbg (`guixie run --trace=…`).
 set -euo pipefail
 want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-config busybox-static:/bin/busybox
       gcc:/usr/bin/gcc make:/usr/bin/make guile-3.0:/usr/bin/guile-3.0 libc6-dev:/usr/include/stdio.h
@@ -23,7 +23,7 @@ want=(guile-3.0-dev:/usr/include/guile/3.0/libguile.h pkg-config:/usr/bin/pkg-co
                                   python3-wheel:/usr/lib/python3/dist-packages/wheel
                                   git:/usr/bin/git strace:/usr/bin/strace
                                   valgrind:/usr/bin/valgrind.bin gdb:/usr/bin/gdb
-                                  libc6-dbg:/usr/lib/debug/.build-id)
+                                  libc6-dbg:/usr/lib/debug/.build-id linux-perf:/usr/bin/perf)
 missing=()
 for entry in "${want[@]}"; do
   [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")

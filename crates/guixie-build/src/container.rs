@@ -29,6 +29,8 @@ pub struct ContainerRequest<'a> {
     pub exchange: Option<&'a Path>,
     /// The command is a debugger: `ptrace` is allowed within the container.
     pub debugger: bool,
+    /// Where the command's standard output goes, instead of guixie's.
+    pub stdout: Option<&'a std::fs::File>,
 }
 
 /// Where [`ContainerRequest::exchange`] appears inside.
@@ -110,9 +112,12 @@ pub fn run_in_container(
         &spec_path,
         serde_json::to_vec(&spec).map_err(std::io::Error::other)?,
     )?;
-    std::process::Command::new(&defaults.helper)
-        .arg(&spec_path)
-        .status()
+    let mut helper = std::process::Command::new(&defaults.helper);
+    helper.arg(&spec_path);
+    if let Some(out) = req.stdout {
+        helper.stdout(out.try_clone()?);
+    }
+    helper.status()
 }
 
 /// Removes the container's area (its `/tmp` among it) however the run ends.

@@ -193,10 +193,46 @@ fn gdb_gives_the_signal_and_the_backtrace_by_function() {
 }
 
 #[test]
+fn perf_counts_in_software_and_draws_the_flame_graph() {
+    let s = setup();
+    let (status, stdout, r) = s.traced("perf", "busy", &[]);
+    assert_eq!(status, 0);
+    assert_eq!(stdout, "5702887\n5702887\n");
+    assert_eq!(r["schema"], "guixie.perf-report/1");
+    // The report says whether hardware counters exist, as the host's sysfs does.
+    let pmu = Path::new("/sys/bus/event_source/devices/cpu").exists();
+    assert_eq!(r["pmu"], pmu, "{r}");
+    let counter = |event: &str| {
+        r["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["event"] == event)
+            .unwrap_or_else(|| panic!("{event} in {r}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(counter("task-clock") > 1.0, "{r}");
+    assert!(counter("page-faults") >= 1.0, "{r}");
+    assert!(r["samples"].as_u64().unwrap() >= 5, "{r}");
+    let svg = r["flamegraph"].as_str().unwrap();
+    assert!(svg.ends_with("-flamegraph.svg"));
+    let drawn = std::fs::read_to_string(s.root.join(svg.trim_start_matches('/'))).unwrap();
+    assert!(
+        drawn.starts_with("<?xml") && drawn.contains("<svg"),
+        "{svg}"
+    );
+    assert!(
+        drawn.contains(">fib ("),
+        "the hot function is in the graph: {svg}"
+    );
+}
+
+#[test]
 fn the_sandbox_holds_under_each_tool() {
     let s = setup();
     let secret = s.secret.to_str().unwrap();
-    for tool in ["valgrind", "gdb"] {
+    for tool in ["valgrind", "gdb", "perf"] {
         let (status, stdout, _) = s.traced(tool, "probe", &[secret]);
         assert_eq!(status, 0, "{tool}: {stdout}");
         let first = stdout.split("file:").nth(1).map(|r| format!("file:{r}"));

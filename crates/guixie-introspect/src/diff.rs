@@ -145,6 +145,15 @@ pub fn diff(a: &Report, b: &Report) -> Result<ReportDiff, String> {
             };
             d.compare("backtraces", stacks(a), stacks(b));
         }
+        (Report::Perf(a), Report::Perf(b)) => {
+            // Timings and samples differ from run to run: only what is deterministic.
+            d.scalar("program", a.program.clone(), b.program.clone());
+            d.scalar(
+                "exit code",
+                format!("{:?}", a.exit_code),
+                format!("{:?}", b.exit_code),
+            );
+        }
         _ => {
             return Err(format!(
                 "the reports are of different kinds ({} and {}); diff compares two of one kind",

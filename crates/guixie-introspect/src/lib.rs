@@ -6,6 +6,7 @@ pub mod diff;
 pub mod gdb;
 pub mod hermetic;
 pub mod path;
+pub mod perf;
 pub mod report;
 pub mod strace;
 mod syscall;

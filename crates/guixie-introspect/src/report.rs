@@ -46,11 +46,12 @@ impl BuildTrace {
 }
 
 /// Any report guixie writes, told apart by its `schema`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Report {
     Build(BuildTrace),
     Valgrind(crate::valgrind::ValgrindReport),
     Gdb(crate::gdb::GdbReport),
+    Perf(crate::perf::PerfReport),
 }
 
 impl Report {
@@ -70,10 +71,14 @@ impl Report {
             crate::gdb::SCHEMA => serde_json::from_slice(bytes)
                 .map(Report::Gdb)
                 .map_err(typed),
+            crate::perf::SCHEMA => serde_json::from_slice(bytes)
+                .map(Report::Perf)
+                .map_err(typed),
             other => Err(format!(
-                "report schema {other:?}; this guixie reads {SCHEMA:?}, {:?} and {:?}",
+                "report schema {other:?}; this guixie reads {SCHEMA:?}, {:?}, {:?} and {:?}",
                 crate::valgrind::SCHEMA,
-                crate::gdb::SCHEMA
+                crate::gdb::SCHEMA,
+                crate::perf::SCHEMA
             )),
         }
     }
@@ -83,6 +88,7 @@ impl Report {
             Report::Build(r) => &r.schema,
             Report::Valgrind(r) => &r.schema,
             Report::Gdb(r) => &r.schema,
+            Report::Perf(r) => &r.schema,
         }
     }
 
@@ -91,6 +97,7 @@ impl Report {
             Report::Build(r) => serde_json::to_value(r),
             Report::Valgrind(r) => serde_json::to_value(r),
             Report::Gdb(r) => serde_json::to_value(r),
+            Report::Perf(r) => serde_json::to_value(r),
         }
         .expect("reports serialise")
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use guixie_introspect::report::{BuildTrace, Report, MAX_REPORT_BYTES};
-use guixie_introspect::{gdb, valgrind};
+use guixie_introspect::{gdb, perf, valgrind};
 use guixie_store::PathInfoQuery as _;
 
 use crate::Context;
@@ -30,6 +30,7 @@ pub fn run(ctx: &Context, cmd: ReportCmd) -> anyhow::Result<ExitCode> {
             Report::Build(r) => show(&r),
             Report::Valgrind(r) => show_valgrind(&r),
             Report::Gdb(r) => show_gdb(&r),
+            Report::Perf(r) => show_perf(&r),
         },
         ReportCmd::Json { item } => {
             let report = read(ctx, &item)?;
@@ -231,5 +232,40 @@ fn show_gdb(r: &gdb::GdbReport) {
     }
     if r.omitted_threads > 0 {
         println!("\n{} more threads not kept", r.omitted_threads);
+    }
+}
+
+pub fn perf_summary(r: &perf::PerfReport) -> String {
+    let clock = r
+        .counters
+        .iter()
+        .find(|c| c.event == "task-clock")
+        .and_then(|c| c.value)
+        .map_or("?".into(), |v| format!("{v:.1} ms"));
+    format!(
+        "{}: task-clock {clock}, {} samples{}; exit {}{}",
+        r.program,
+        r.samples,
+        r.flamegraph
+            .as_ref()
+            .map(|f| format!(", flame graph {f}"))
+            .unwrap_or_default(),
+        r.exit_code.map_or("?".into(), |c| c.to_string()),
+        if r.pmu {
+            ""
+        } else {
+            " (no PMU here: software counters only, samples on cpu-clock)"
+        }
+    )
+}
+
+fn show_perf(r: &perf::PerfReport) {
+    println!("{}\n", perf_summary(r));
+    for c in &r.counters {
+        let value = c.value.map_or("not counted".into(), |v| format!("{v}"));
+        println!("  {:<18} {value} {}", c.event, c.unit);
+    }
+    if let Some(svg) = &r.flamegraph {
+        println!("\nflame graph (open in a browser): {svg}");
     }
 }

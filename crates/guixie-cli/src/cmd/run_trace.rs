@@ -7,13 +7,14 @@
 //! store item as the bootstrap toolchain is, and run through that item's own loader and
 //! libraries, so the program still sees exactly its own `/usr`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use guixie_build::container::{run_in_container, ContainerRequest, EXCHANGE_DIR};
 use guixie_formats::StorePath;
-use guixie_introspect::{gdb, valgrind};
+use guixie_introspect::{gdb, perf, valgrind};
 use guixie_store::{safe_fs, LocalStore, PathInfoQuery as _, TextItem};
 
 use super::shell::{environment, exit_code, program_in_store};
@@ -26,6 +27,9 @@ pub enum RunTracer {
     Valgrind,
     /// How the program ended and, on a signal, every thread's backtrace.
     Gdb,
+    /// `perf stat`'s software counters, then a flame graph of `perf record`'s samples (the
+    /// program runs twice).
+    Perf,
 }
 
 impl RunTracer {
@@ -33,6 +37,14 @@ impl RunTracer {
         match self {
             RunTracer::Valgrind => "valgrind",
             RunTracer::Gdb => "gdb",
+            RunTracer::Perf => "perf",
+        }
+    }
+
+    fn debian_package(self) -> &'static str {
+        match self {
+            RunTracer::Perf => "linux-perf",
+            other => other.package(),
         }
     }
 
@@ -40,7 +52,7 @@ impl RunTracer {
     /// (valgrind cannot start on Debian's stripped loader without them; gdb names libc's
     /// frames with them).
     fn packages(self) -> Vec<String> {
-        vec![self.package().to_owned(), "libc6-dbg".to_owned()]
+        vec![self.debian_package().to_owned(), "libc6-dbg".to_owned()]
     }
 }
 
@@ -57,10 +69,15 @@ pub fn run(
     std::fs::create_dir_all(&exchange)?;
     let result = traced_run(&store, tracer, &tool, &path, &logical, args, &exchange);
     let _ = safe_fs::remove_tree(&exchange);
-    let (json, status, summary) = result?;
+    let Finding {
+        json,
+        status,
+        summary,
+        references,
+    } = result?;
     let name = format!("{}-{}.json", path.name(), tracer.package());
     let report = store
-        .add_texts(&[TextItem::text(&name, json, Default::default())])?
+        .add_texts(&[TextItem::text(&name, json, references)])?
         .remove(0);
     store.add_root(&format!("report-{}", report.hash_part()), &report)?;
     if ctx.json {
@@ -170,6 +187,26 @@ const LOADERS: &[(&str, &str)] = &[
     ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
 ];
 
+/// What a traced run gives: the report, the program's status, a line for people, and the
+/// store items the report names (the flame graph).
+struct Finding {
+    json: Vec<u8>,
+    status: ExitCode,
+    summary: String,
+    references: BTreeSet<StorePath>,
+}
+
+impl Finding {
+    fn new(json: Vec<u8>, status: ExitCode, summary: String) -> Self {
+        Finding {
+            json,
+            status,
+            summary,
+            references: BTreeSet::new(),
+        }
+    }
+}
+
 fn traced_run(
     store: &LocalStore,
     tracer: RunTracer,
@@ -178,15 +215,15 @@ fn traced_run(
     logical: &str,
     args: &[String],
     exchange: &Path,
-) -> anyhow::Result<(Vec<u8>, ExitCode, String)> {
+) -> anyhow::Result<Finding> {
     let env = environment(store, std::slice::from_ref(path), &[], true);
-    let run = |program: String, tool_args: Vec<String>, extra_env: Vec<(String, String)>| {
+    let contain = |program: &str,
+                   command_args: Vec<String>,
+                   extra_env: Vec<(String, String)>,
+                   stdout: Option<&std::fs::File>| {
         let mut env = env.clone();
         env.extend(extra_env);
-        let mut command_args = tool_args;
-        command_args.push(logical.to_owned());
-        command_args.extend(args.iter().cloned());
-        let (program, command_args) = tool.command(&program, command_args);
+        let (program, command_args) = tool.command(program, command_args);
         run_in_container(
             store,
             &ContainerRequest {
@@ -198,9 +235,17 @@ fn traced_run(
                 tools: std::slice::from_ref(&tool.item),
                 exchange: Some(exchange),
                 debugger: tracer == RunTracer::Gdb,
+                stdout,
             },
         )
         .context("running the traced program in the sandbox")
+    };
+    // The tool's arguments, then the program and its own.
+    let run = |program: String, tool_args: Vec<String>, extra_env: Vec<(String, String)>| {
+        let mut command_args = tool_args;
+        command_args.push(logical.to_owned());
+        command_args.extend(args.iter().cloned());
+        contain(&program, command_args, extra_env, None)
     };
     let inside = |name: &str| format!("{EXCHANGE_DIR}/{name}");
     let debug = format!("{}/lib/debug", tool.usr);
@@ -244,7 +289,7 @@ fn traced_run(
                 instructions,
             };
             let summary = super::report::valgrind_summary(&report);
-            Ok((
+            Ok(Finding::new(
                 serde_json::to_vec_pretty(&report)?,
                 exit_code(status),
                 summary,
@@ -279,13 +324,100 @@ fn traced_run(
                 omitted_threads,
             };
             let summary = super::report::gdb_summary(&report);
-            Ok((
+            Ok(Finding::new(
                 serde_json::to_vec_pretty(&report)?,
                 ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 summary,
             ))
         }
+        RunTracer::Perf => {
+            let status = run("perf".into(), perf::stat_args(&inside("stat.csv")), vec![])?;
+            let counters = perf::parse_stat_csv(
+                &written("stat.csv", 1 << 20).context("perf stat's counters")?,
+            );
+            eprintln!("guixie: running {logical} again, under perf record, for its flame graph");
+            run(
+                "perf".into(),
+                perf::record_args(&inside("perf.data")),
+                vec![],
+            )?;
+            // perf script reads the samples inside too (the program's objects are there),
+            // its output going to a file of guixie's.
+            let script_path = exchange.with_extension("script");
+            let script = std::fs::File::create(&script_path)?;
+            let read = contain(
+                "perf",
+                ["script", "-f", "-i", &inside("perf.data")]
+                    .map(String::from)
+                    .to_vec(),
+                vec![],
+                Some(&script),
+            );
+            drop(script);
+            let graph = read.and_then(|_| flame_graph(&script_path, logical));
+            let _ = std::fs::remove_file(&script_path);
+            let (samples, svg) = graph?;
+            let mut references = BTreeSet::new();
+            let flamegraph = match svg {
+                Some(svg) => {
+                    let name = format!("{}-flamegraph.svg", path.name());
+                    let item = store
+                        .add_texts(&[TextItem::text(&name, svg, BTreeSet::new())])?
+                        .remove(0);
+                    references.insert(item.clone());
+                    Some(store.store_dir().display(&item))
+                }
+                None => None,
+            };
+            let report = perf::PerfReport {
+                schema: perf::SCHEMA.into(),
+                tool: store.store_dir().display(&tool.item),
+                program: logical.to_owned(),
+                args: args.to_vec(),
+                exit_code: status.code(),
+                pmu: Path::new("/sys/bus/event_source/devices/cpu").exists(),
+                counters,
+                samples,
+                flamegraph,
+            };
+            let summary = super::report::perf_summary(&report);
+            Ok(Finding {
+                json: serde_json::to_vec_pretty(&report)?,
+                status: exit_code(status),
+                summary,
+                references,
+            })
+        }
     }
+}
+
+/// The samples in `perf script`'s output, and their flame graph (none without samples),
+/// folded and drawn by inferno as the output streams past.
+fn flame_graph(script: &Path, title: &str) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
+    use inferno::collapse::Collapse as _;
+    use std::io::BufRead;
+    let samples = std::io::BufReader::new(std::fs::File::open(script)?)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter(|l| perf::count_samples(&String::from_utf8_lossy(l)))
+        .count() as u64;
+    if samples == 0 {
+        return Ok((0, None));
+    }
+    let mut folded = Vec::new();
+    inferno::collapse::perf::Folder::default()
+        .collapse(
+            std::io::BufReader::new(std::fs::File::open(script)?),
+            &mut folded,
+        )
+        .context("folding perf's samples")?;
+    let folded = String::from_utf8_lossy(&folded);
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = format!("{title} ({samples} samples)");
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
+        .context("drawing the flame graph")?;
+    Ok((samples, Some(svg)))
 }
 
 /// callgrind's total, its profile read a line at a time (it grows with the program).

@@ -100,6 +100,7 @@ pub fn run(ctx: &Context, args: ShellArgs) -> anyhow::Result<ExitCode> {
                 tools: &[],
                 exchange: None,
                 debugger: false,
+                stdout: None,
             },
         )
         .context("running the container")?;
