@@ -249,7 +249,6 @@ fn traced_run(
     };
     let inside = |name: &str| format!("{EXCHANGE_DIR}/{name}");
     let debug = format!("{}/lib/debug", tool.usr);
-    tool.link_debug_files(store, &exchange.join("debug"))?;
     let written = |name: &str, limit: u64| -> anyhow::Result<String> {
         let file = exchange.join(name);
         let bytes = safe_fs::read_capped_written(&file, limit)
@@ -258,6 +257,8 @@ fn traced_run(
     };
     match tracer {
         RunTracer::Valgrind => {
+            // Only valgrind needs them: gdb is told the item's debug directory.
+            tool.link_debug_files(store, &exchange.join("debug"))?;
             let valgrind_lib = vec![(
                 "VALGRIND_LIB".to_owned(),
                 format!("{}/libexec/valgrind", tool.usr),
