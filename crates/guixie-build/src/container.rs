@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use guixie_formats::StorePath;
 use guixie_store::{LocalStore, PathInfoQuery};
 
-use crate::sandbox::SandboxSpec;
+use crate::sandbox::{SandboxSpec, NAME_SERVICE_FILES};
 
 pub struct ContainerRequest<'a> {
     /// The packages' outputs; their closure is what the container sees of the store.
@@ -31,10 +31,31 @@ pub struct ContainerRequest<'a> {
     pub debugger: bool,
     /// Where the command's standard output goes, instead of guixie's.
     pub stdout: Option<&'a std::fs::File>,
+    pub network: ContainerNetwork<'a>,
+}
+
+/// What the container reaches beyond its own loopback.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum ContainerNetwork<'a> {
+    /// Nothing.
+    #[default]
+    None,
+    /// The outside, through slirp4netns, as fixed-output builds do.
+    Full,
+    /// Only the caller's gateway: a Unix socket [`GATEWAY_SOCKET`] in this host directory,
+    /// reached inside at [`GATEWAY_PROXY`]; the directory is shown read-only.
+    Gateway(&'a Path),
 }
 
 /// Where [`ContainerRequest::exchange`] appears inside.
 pub const EXCHANGE_DIR: &str = "/run/guixie-trace";
+/// The gateway socket's name in its directory.
+pub const GATEWAY_SOCKET: &str = "gateway.sock";
+/// Where the gateway's directory appears inside.
+const GATEWAY_DIR: &str = "/run/guixie-gateway";
+const GATEWAY_PORT: u16 = 3128;
+/// The gateway as an HTTP proxy, for the command's `http_proxy`.
+pub const GATEWAY_PROXY: &str = "http://127.0.0.1:3128";
 
 /// Runs the request and returns the command's status.
 pub fn run_in_container(
@@ -81,6 +102,27 @@ pub fn run_in_container(
     }
     let program = resolve(store, req, toolchain.as_ref())?;
     let defaults = crate::BuildOptions::default();
+    let mut gateway = None;
+    match req.network {
+        ContainerNetwork::None => {}
+        ContainerNetwork::Full => {
+            if build_user.is_none() {
+                crate::slirp::check_tun_usable().map_err(std::io::Error::other)?;
+            }
+            for f in NAME_SERVICE_FILES.iter().map(PathBuf::from) {
+                if f.exists() {
+                    inputs.push((f.clone(), f));
+                }
+            }
+        }
+        ContainerNetwork::Gateway(dir) => {
+            inputs.push((dir.to_path_buf(), PathBuf::from(GATEWAY_DIR)));
+            gateway = Some(crate::sandbox::GatewaySpec {
+                port: GATEWAY_PORT,
+                socket: Path::new(GATEWAY_DIR).join(GATEWAY_SOCKET),
+            });
+        }
+    }
     let spec = SandboxSpec {
         root: area.join("root"),
         inputs,
@@ -94,8 +136,8 @@ pub fn run_in_container(
             .iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect(),
-        network: false,
-        slirp4netns: None,
+        network: matches!(req.network, ContainerNetwork::Full),
+        slirp4netns: defaults.slirp4netns.clone(),
         host_loopback: false,
         hostname: "guixie-container".into(),
         max_processes: defaults.max_processes,
@@ -106,6 +148,7 @@ pub fn run_in_container(
         shm_bytes: 64 << 20,
         traced: false,
         debugger: req.debugger,
+        gateway,
     };
     let spec_path = area.join("spec.json");
     std::fs::write(

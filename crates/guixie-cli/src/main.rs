@@ -113,6 +113,8 @@ enum Command {
     Run {
         #[arg(long, value_name = "TOOL")]
         trace: Option<cmd::run_trace::RunTracer>,
+        #[command(flatten)]
+        options: cmd::run_trace::RunOptions,
         program: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -200,14 +202,18 @@ fn main() -> ExitCode {
         Command::Shell(a) => cmd::shell::run(&ctx, a),
         Command::Run {
             trace: None,
+            options,
             program,
             args,
-        } => cmd::shell::run_program(&ctx, &program, &args),
+        } => options
+            .refuse_untraced()
+            .and_then(|()| cmd::shell::run_program(&ctx, &program, &args)),
         Command::Run {
             trace: Some(tool),
+            options,
             program,
             args,
-        } => cmd::run_trace::run(&ctx, tool, &program, &args),
+        } => cmd::run_trace::run(&ctx, tool, &options, &program, &args),
         Command::Install(a) => cmd::package::install(&ctx, a),
         Command::Remove(a) => cmd::package::remove(&ctx, a),
         Command::Upgrade(a) => cmd::package::upgrade(&ctx, a),

@@ -154,6 +154,37 @@ pub fn diff(a: &Report, b: &Report) -> Result<ReportDiff, String> {
                 format!("{:?}", b.exit_code),
             );
         }
+        (Report::Python(a), Report::Python(b)) => {
+            d.scalar("program", a.program.clone(), b.program.clone());
+            d.scalar(
+                "exit code",
+                format!("{:?}", a.exit_code),
+                format!("{:?}", b.exit_code),
+            );
+            // A function's calls, over every process: what ran differently.
+            let calls = |r: &crate::python::PythonReport| {
+                let mut total: std::collections::BTreeMap<String, u64> = Default::default();
+                for p in &r.processes {
+                    for f in &p.functions {
+                        *total
+                            .entry(format!("{} ({}:{})", f.name, f.file, f.line))
+                            .or_default() += f.calls;
+                    }
+                }
+                total
+                    .into_iter()
+                    .map(|(f, n)| format!("{f} ×{n}"))
+                    .collect()
+            };
+            d.compare("calls", calls(a), calls(b));
+            let http = |r: &crate::python::PythonReport| {
+                r.http
+                    .iter()
+                    .flat_map(|h| h.unrecorded.iter().map(|u| format!("unrecorded {u}")))
+                    .collect()
+            };
+            d.compare("http", http(a), http(b));
+        }
         _ => {
             return Err(format!(
                 "the reports are of different kinds ({} and {}); diff compares two of one kind",

@@ -5,8 +5,10 @@
 pub mod diff;
 pub mod gdb;
 pub mod hermetic;
+pub mod http_recording;
 pub mod path;
 pub mod perf;
+pub mod python;
 pub mod report;
 pub mod strace;
 mod syscall;

@@ -52,6 +52,7 @@ pub enum Report {
     Valgrind(crate::valgrind::ValgrindReport),
     Gdb(crate::gdb::GdbReport),
     Perf(crate::perf::PerfReport),
+    Python(crate::python::PythonReport),
 }
 
 impl Report {
@@ -74,11 +75,15 @@ impl Report {
             crate::perf::SCHEMA => serde_json::from_slice(bytes)
                 .map(Report::Perf)
                 .map_err(typed),
+            crate::python::SCHEMA => serde_json::from_slice(bytes)
+                .map(Report::Python)
+                .map_err(typed),
             other => Err(format!(
-                "report schema {other:?}; this guixie reads {SCHEMA:?}, {:?}, {:?} and {:?}",
+                "report schema {other:?}; this guixie reads {SCHEMA:?}, {:?}, {:?}, {:?} and {:?}",
                 crate::valgrind::SCHEMA,
                 crate::gdb::SCHEMA,
-                crate::perf::SCHEMA
+                crate::perf::SCHEMA,
+                crate::python::SCHEMA
             )),
         }
     }
@@ -89,6 +94,7 @@ impl Report {
             Report::Valgrind(r) => &r.schema,
             Report::Gdb(r) => &r.schema,
             Report::Perf(r) => &r.schema,
+            Report::Python(r) => &r.schema,
         }
     }
 
@@ -98,6 +104,7 @@ impl Report {
             Report::Valgrind(r) => serde_json::to_value(r),
             Report::Gdb(r) => serde_json::to_value(r),
             Report::Perf(r) => serde_json::to_value(r),
+            Report::Python(r) => serde_json::to_value(r),
         }
         .expect("reports serialise")
     }

@@ -125,6 +125,7 @@ pub(crate) fn layout(req: &LayoutRequest<'_>) -> Result<Layout, String> {
         shm_bytes: req.options.max_output_size.min(64 << 20),
         traced: false,
         debugger: false,
+        gateway: None,
     };
     Ok(Layout {
         host_store: req.area.join("w/store"),

@@ -14,7 +14,7 @@ use super::supervise::{supervise, Limits, Run, Stop};
 use super::{drv_err, BuildError, BuildEvent, Builder};
 
 /// Host files that fixed-output builds see, to resolve names on their network.
-const NAME_SERVICE_FILES: [&str; 2] = ["/etc/nsswitch.conf", "/etc/services"];
+use crate::sandbox::NAME_SERVICE_FILES;
 
 impl Builder<'_> {
     /// Runs the builder in the sandbox; on success the outputs are in the returned build area.

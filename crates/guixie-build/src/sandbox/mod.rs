@@ -11,10 +11,12 @@
 //! it cannot see the host's network, processes or files. Fixed-output builds get a network
 //! through slirp4netns (`crate::slirp`).
 
+mod gateway;
 mod identity;
 mod root;
 mod view;
 
+pub use gateway::GatewaySpec;
 pub use view::{view_main, VIEW_FAILED};
 
 use std::ffi::{CString, OsStr};
@@ -76,6 +78,9 @@ pub struct SandboxSpec {
     /// A debugger runs inside (gdb): `ptrace` is allowed within the sandbox.
     #[serde(default)]
     pub debugger: bool,
+    /// The only egress is the caller's gateway (a traced run's HTTP recorder).
+    #[serde(default)]
+    pub gateway: Option<GatewaySpec>,
 }
 
 /// Nix's `builtin:fetchurl`, as the sandbox runs it.
@@ -139,6 +144,10 @@ fn loopback_up() -> io::Result<()> {
         check(rc, "bringing up loopback")
     }
 }
+
+/// The host's name-service configuration a sandbox with a network is shown (its resolver
+/// is slirp4netns's).
+pub(crate) const NAME_SERVICE_FILES: [&str; 2] = ["/etc/nsswitch.conf", "/etc/services"];
 
 /// The helper's exit status when the sandbox could not be set up (the reason is on stderr).
 pub const SETUP_FAILED: i32 = 125;
@@ -342,6 +351,9 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
     )?;
     crate::seccomp::install(spec.traced, spec.debugger)
         .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
+    if let Some(g) = &spec.gateway {
+        gateway::start_carrier(g)?;
+    }
     if let Some(fetch) = &spec.builtin_fetch {
         // No exec clears this process's capabilities in the user namespace: drop them.
         drop_capabilities()?;

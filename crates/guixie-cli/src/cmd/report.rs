@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use guixie_introspect::report::{BuildTrace, Report, MAX_REPORT_BYTES};
-use guixie_introspect::{gdb, perf, valgrind};
+use guixie_introspect::{gdb, perf, python, valgrind};
 use guixie_store::PathInfoQuery as _;
 
 use crate::Context;
@@ -14,7 +14,7 @@ use crate::Context;
 pub enum ReportCmd {
     /// A readable summary of a report: a build trace's processes, execs, files, probes,
     /// connects and hermeticity violations; valgrind's errors and leaks with their stacks;
-    /// gdb's signal and backtraces.
+    /// gdb's signal and backtraces; perf's counters and flame graph; Python's calls.
     Show { item: String },
     /// The report's JSON, as it is stored.
     Json { item: String },
@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, cmd: ReportCmd) -> anyhow::Result<ExitCode> {
             Report::Valgrind(r) => show_valgrind(&r),
             Report::Gdb(r) => show_gdb(&r),
             Report::Perf(r) => show_perf(&r),
+            Report::Python(r) => show_python(&r),
         },
         ReportCmd::Json { item } => {
             let report = read(ctx, &item)?;
@@ -267,5 +268,124 @@ fn show_perf(r: &perf::PerfReport) {
     }
     if let Some(svg) = &r.flamegraph {
         println!("\nflame graph (open in a browser): {svg}");
+    }
+}
+
+pub fn python_summary(r: &python::PythonReport) -> String {
+    let calls: usize = r.processes.iter().map(|p| p.calls.len()).sum();
+    let dropped: u64 = r.processes.iter().map(|p| p.dropped_calls).sum();
+    let http = match &r.http {
+        None => String::new(),
+        Some(h) => {
+            let verb = match h.mode {
+                python::HttpMode::Record => "recorded",
+                python::HttpMode::Replay => "replayed",
+            };
+            let missing = if h.unrecorded.is_empty() {
+                String::new()
+            } else {
+                format!(", {} with no recorded answer", h.unrecorded.len())
+            };
+            format!(
+                "; HTTP: {} exchanges {verb}{missing} ({})",
+                h.exchanges, h.recording
+            )
+        }
+    };
+    format!(
+        "{}: {} Python processes, {calls} calls kept{}; exit {}{http}",
+        printable(&r.program),
+        r.processes.len(),
+        if dropped > 0 {
+            format!(" ({dropped} more counted)")
+        } else {
+            String::new()
+        },
+        r.exit_code.map_or("?".into(), |c| c.to_string()),
+    )
+}
+
+/// Calls shown per process; the report holds them all.
+const SHOWN_CALLS: usize = 60;
+
+fn show_python(r: &python::PythonReport) {
+    println!("{}", python_summary(r));
+    for p in &r.processes {
+        println!(
+            "\nprocess {} (parent {}), Python {}: {}",
+            p.pid,
+            p.ppid,
+            printable(&p.python),
+            printable(&p.argv.join(" "))
+        );
+        let mut busiest: Vec<&python::Function> = p.functions.iter().collect();
+        busiest.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.name.cmp(&b.name)));
+        println!("  {:>9} {:>10}  function", "calls", "exceptions");
+        for f in busiest.iter().take(15) {
+            println!(
+                "  {:>9} {:>10}  {} ({}:{})",
+                f.calls,
+                f.exceptions,
+                printable(&f.name),
+                printable(&f.file),
+                f.line
+            );
+        }
+        println!("  call tree:");
+        for (c, depth) in p
+            .calls
+            .iter()
+            .zip(python::depths(&p.calls))
+            .take(SHOWN_CALLS)
+        {
+            let name = p
+                .functions
+                .get(c.function as usize)
+                .map_or("?", |f| &f.name);
+            let args: Vec<String> = c.args.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let raised = c
+                .exception
+                .as_ref()
+                .map(|e| format!("  !{e}"))
+                .unwrap_or_default();
+            println!(
+                "  {:indent$}{}({}){} [thread {}]",
+                "",
+                printable(name),
+                printable(&args.join(", ")),
+                printable(&raised),
+                c.thread,
+                indent = 2 * depth.min(40)
+            );
+        }
+        if p.calls.len() > SHOWN_CALLS {
+            println!(
+                "  … {} more calls (guixie report json)",
+                p.calls.len() - SHOWN_CALLS
+            );
+        }
+    }
+    if let Some(h) = &r.http {
+        for u in &h.unrecorded {
+            println!("\nno recorded answer: {}", printable(u));
+        }
+    }
+}
+
+/// Text a traced program chose (names, arguments), with control characters escaped so
+/// that showing a report cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_owned()
     }
 }

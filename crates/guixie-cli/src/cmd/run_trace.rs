@@ -1,7 +1,7 @@
-//! `guixie run --trace=valgrind|gdb STORE-PATH/bin/X [ARGS]`: a program of the store run in
-//! the build sandbox (its closure, its toolchain as `/usr`, no network) under a tool that
-//! runs inside with it; what the tool found becomes a report, a store item of its own
-//! (`docs/introspection.md`).
+//! `guixie run --trace=valgrind|gdb|perf|python STORE-PATH/bin/X [ARGS]`: a program of the
+//! store run in the build sandbox (its closure, its toolchain as `/usr`, no network unless
+//! asked) under a tool that runs inside with it; what the tool found becomes a report, a
+//! store item of its own (`docs/introspection.md`).
 //!
 //! The tool comes from the host's Debian package, copied with its dependency closure into a
 //! store item as the bootstrap toolchain is, and run through that item's own loader and
@@ -11,8 +11,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod gateway;
+mod python;
+
 use anyhow::Context as _;
-use guixie_build::container::{run_in_container, ContainerRequest, EXCHANGE_DIR};
+use guixie_build::container::{run_in_container, ContainerNetwork, ContainerRequest, EXCHANGE_DIR};
 use guixie_formats::StorePath;
 use guixie_introspect::{gdb, perf, valgrind};
 use guixie_store::{safe_fs, LocalStore, PathInfoQuery as _, TextItem};
@@ -30,6 +33,46 @@ pub enum RunTracer {
     /// `perf stat`'s software counters, then a flame graph of `perf record`'s samples (the
     /// program runs twice).
     Perf,
+    /// Every Python process's call tree of the program's own code; with `--record` or
+    /// `--replay`, its HTTP through the recording gateway.
+    Python,
+}
+
+/// How the traced program reaches out.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunOptions {
+    /// Give the program the network (through slirp4netns); it has none but its own
+    /// loopback otherwise.
+    #[arg(long, conflicts_with_all = ["record", "replay"])]
+    pub network: bool,
+    /// With --trace=python: the program's HTTP goes through a recording gateway, its only
+    /// egress, and the exchanges become a store item (plain HTTP only).
+    #[arg(long, conflicts_with = "replay")]
+    pub record: bool,
+    /// With --trace=python: the program runs with no network, its HTTP answered from this
+    /// recording; a request it does not hold fails the run.
+    #[arg(long, value_name = "RECORDING")]
+    pub replay: Option<String>,
+}
+
+impl RunOptions {
+    /// A program run without `--trace` is not sandboxed: there is no network to give.
+    pub fn refuse_untraced(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !(self.network || self.record || self.replay.is_some()),
+            "--network, --record and --replay go with --trace (a program run without --trace \
+             is not sandboxed)"
+        );
+        Ok(())
+    }
+
+    fn network(&self) -> ContainerNetwork<'static> {
+        if self.network {
+            ContainerNetwork::Full
+        } else {
+            ContainerNetwork::None
+        }
+    }
 }
 
 impl RunTracer {
@@ -38,6 +81,7 @@ impl RunTracer {
             RunTracer::Valgrind => "valgrind",
             RunTracer::Gdb => "gdb",
             RunTracer::Perf => "perf",
+            RunTracer::Python => "python",
         }
     }
 
@@ -59,15 +103,29 @@ impl RunTracer {
 pub fn run(
     ctx: &Context,
     tracer: RunTracer,
+    options: &RunOptions,
     program: &str,
     args: &[String],
 ) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        tracer == RunTracer::Python || !(options.record || options.replay.is_some()),
+        "--record and --replay go with --trace=python"
+    );
     let store = ctx.open_store()?;
+    // The tool's items and the report's stay while the report is made and rooted.
+    let _gc = store.gc_guard()?;
     let (path, logical) = program_in_store(&store, program)?;
-    let tool = Tool::take(&store, &tracer.packages())?;
     let exchange = store.build_area()?;
-    std::fs::create_dir_all(&exchange)?;
-    let result = traced_run(&store, tracer, &tool, &path, &logical, args, &exchange);
+    let result = match tracer {
+        RunTracer::Python => {
+            python::traced_python(&store, &path, &logical, args, &exchange, options)
+        }
+        _ => Tool::take(&store, &tracer.packages()).and_then(|tool| {
+            traced_run(
+                &store, tracer, &tool, &path, &logical, args, &exchange, options,
+            )
+        }),
+    };
     let _ = safe_fs::remove_tree(&exchange);
     let Finding {
         json,
@@ -207,6 +265,45 @@ impl Finding {
     }
 }
 
+/// How a traced command is contained, beyond the program's own closure.
+struct Sandboxing<'a> {
+    tools: &'a [StorePath],
+    exchange: &'a Path,
+    env: Vec<(String, String)>,
+    debugger: bool,
+    stdout: Option<&'a std::fs::File>,
+    network: ContainerNetwork<'a>,
+}
+
+/// Runs `command args` in the sandbox of `program`'s closure, with its environment.
+fn contain(
+    store: &LocalStore,
+    program: &StorePath,
+    command: String,
+    args: Vec<String>,
+    how: Sandboxing<'_>,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let mut env = environment(store, std::slice::from_ref(program), &[], true);
+    env.extend(how.env);
+    run_in_container(
+        store,
+        &ContainerRequest {
+            packages: std::slice::from_ref(program),
+            program: command,
+            args,
+            env,
+            cwd: std::env::current_dir()?,
+            tools: how.tools,
+            exchange: Some(how.exchange),
+            debugger: how.debugger,
+            stdout: how.stdout,
+            network: how.network,
+        },
+    )
+    .context("running the traced program in the sandbox")
+}
+
+#[allow(clippy::too_many_arguments)]
 fn traced_run(
     store: &LocalStore,
     tracer: RunTracer,
@@ -215,32 +312,24 @@ fn traced_run(
     logical: &str,
     args: &[String],
     exchange: &Path,
+    options: &RunOptions,
 ) -> anyhow::Result<Finding> {
-    let env = environment(store, std::slice::from_ref(path), &[], true);
     let contain = |program: &str,
                    command_args: Vec<String>,
-                   extra_env: Vec<(String, String)>,
+                   env: Vec<(String, String)>,
                    stdout: Option<&std::fs::File>| {
-        let mut env = env.clone();
-        env.extend(extra_env);
-        let (program, command_args) = tool.command(program, command_args);
-        run_in_container(
-            store,
-            &ContainerRequest {
-                packages: std::slice::from_ref(path),
-                program,
-                args: command_args,
-                env,
-                cwd: std::env::current_dir()?,
-                tools: std::slice::from_ref(&tool.item),
-                exchange: Some(exchange),
-                debugger: tracer == RunTracer::Gdb,
-                stdout,
-            },
-        )
-        .context("running the traced program in the sandbox")
+        let (command, command_args) = tool.command(program, command_args);
+        let how = Sandboxing {
+            tools: std::slice::from_ref(&tool.item),
+            exchange,
+            env,
+            debugger: tracer == RunTracer::Gdb,
+            stdout,
+            network: options.network(),
+        };
+        contain(store, path, command, command_args, how)
     };
-    // The tool's arguments, then the program and its own.
+    // The program comes after the tool's own arguments.
     let run = |program: String, tool_args: Vec<String>, extra_env: Vec<(String, String)>| {
         let mut command_args = tool_args;
         command_args.push(logical.to_owned());
@@ -331,6 +420,7 @@ fn traced_run(
                 summary,
             ))
         }
+        RunTracer::Python => anyhow::bail!("the Python tracer is not a host tool"),
         RunTracer::Perf => {
             let status = run("perf".into(), perf::stat_args(&inside("stat.csv")), vec![])?;
             let counters = perf::parse_stat_csv(

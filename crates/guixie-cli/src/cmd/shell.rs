@@ -101,6 +101,7 @@ pub fn run(ctx: &Context, args: ShellArgs) -> anyhow::Result<ExitCode> {
                 exchange: None,
                 debugger: false,
                 stdout: None,
+                network: Default::default(),
             },
         )
         .context("running the container")?;

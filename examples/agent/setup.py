@@ -1,0 +1,3 @@
+from setuptools import setup
+
+setup(name="agent", version="1.0", scripts=["agent", "probe"])
