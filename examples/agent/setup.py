@@ -1,3 +1,3 @@
 from setuptools import setup
 
-setup(name="agent", version="1.0", scripts=["agent", "probe"])
+setup(name="agent", version="1.0", scripts=["agent", "probe", "calls"])

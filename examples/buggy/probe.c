@@ -1,9 +1,14 @@
 /* Says what the sandbox lets it reach: the file named by argv[1], the network (a UDP
- * "connect" to 192.0.2.1 needs only a route), and which interfaces exist. */
+ * "connect" to 192.0.2.1 needs only a route), which interfaces exist, and whether it may
+ * ptrace. Each further argument names a file of the tool's shared directory to replace
+ * with a link to argv[1], as a program that wants the host to read that file would. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,5 +23,14 @@ int main(int argc, char **argv) {
   struct if_nameindex *ifs = if_nameindex();
   for (struct if_nameindex *i = ifs; i && i->if_index; i++)
     printf("interface: %s\n", i->if_name);
+  /* The seccomp filter's answer, not ptrace's: a traced process gets EPERM from it too. */
+  printf("ptrace: %s\n", ptrace(PTRACE_TRACEME, 0, 0, 0) == 0 ? "allowed" : strerror(errno));
+  for (int i = 2; i < argc; i++) {
+    char path[256];
+    snprintf(path, sizeof path, "/run/guixie-trace/%s", argv[i]);
+    unlink(path);
+    printf("planted %s: %s\n", argv[i], symlink(argv[1], path) == 0 ? "yes" : strerror(errno));
+  }
+  fflush(stdout);
   return 0;
 }

@@ -185,6 +185,8 @@ fn gdb_gives_the_signal_and_the_backtrace_by_function() {
     );
     let (_, _, _, memcheck) = s.traced_at("valgrind", "probe", &[]);
     let refused = fails(s.guixie().args(["report", "diff", &crash, &memcheck]));
+    // As diff(1): 2 for reports that cannot be compared, not 1 as for a difference.
+    assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("different kinds"),
         "{}",
@@ -195,13 +197,17 @@ fn gdb_gives_the_signal_and_the_backtrace_by_function() {
 #[test]
 fn perf_counts_in_software_and_draws_the_flame_graph() {
     let s = setup();
-    let (status, stdout, r) = s.traced("perf", "busy", &[]);
+    let (status, stdout, r, report) = s.traced_at("perf", "busy", &[]);
     assert_eq!(status, 0);
     assert_eq!(stdout, "5702887\n5702887\n");
     assert_eq!(r["schema"], "guixie.perf-report/1");
-    // The report says whether hardware counters exist, as the host's sysfs does.
-    let pmu = Path::new("/sys/bus/event_source/devices/cpu").exists();
-    assert_eq!(r["pmu"], pmu, "{r}");
+    // The report says whether hardware counters exist, as the host's perf finds them.
+    let cycles = Command::new("perf")
+        .args(["stat", "-x", ",", "-e", "cycles", "true"])
+        .output()
+        .unwrap();
+    let hardware = !String::from_utf8_lossy(&cycles.stderr).contains("<not");
+    assert_eq!(r["pmu"], hardware, "{r}");
     let counter = |event: &str| {
         r["counters"]
             .as_array()
@@ -217,6 +223,9 @@ fn perf_counts_in_software_and_draws_the_flame_graph() {
     assert!(r["samples"].as_u64().unwrap() >= 5, "{r}");
     let svg = r["flamegraph"].as_str().unwrap();
     assert!(svg.ends_with("-flamegraph.svg"));
+    // The graph is a store item the report references (so GC keeps it with the report).
+    let info = ok_str(s.guixie().args(["store", "info", &report]));
+    assert!(info.contains(&format!("reference:  {svg}")), "{info}");
     let drawn = std::fs::read_to_string(s.root.join(svg.trim_start_matches('/'))).unwrap();
     assert!(
         drawn.starts_with("<?xml") && drawn.contains("<svg"),
@@ -246,8 +255,34 @@ fn the_sandbox_holds_under_each_tool() {
             .filter(|l| l.starts_with("interface:"))
             .collect();
         assert_eq!(interfaces, ["interface: lo"], "{tool}: {stdout}");
+        // Only gdb's runs may ptrace (and gdb already traces the probe).
+        if tool != "gdb" {
+            assert!(
+                first.contains("ptrace: Operation not permitted"),
+                "{tool}: {stdout}"
+            );
+        }
     }
-    // Positive control: the same probe, run outside the sandbox, reads the file.
+    // A program that swaps the tool's output for a link to a host file gets an error,
+    // never the file's contents.
+    let out = s
+        .guixie()
+        .args(["run", "--trace=valgrind"])
+        .arg(format!("{}/probe", s.bin))
+        .args([secret, "memcheck.xml"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("planted memcheck.xml: yes"), "{said}");
+    assert!(said.contains("memcheck.xml"), "{said}");
+    assert!(!said.contains("host only"), "{said}");
+    // Positive controls: the same probe, run outside the sandbox, reads the file and may
+    // ptrace; the planted link does point at it.
     let host = ok_str(
         s.guixie()
             .arg("run")
@@ -255,4 +290,5 @@ fn the_sandbox_holds_under_each_tool() {
             .arg(secret),
     );
     assert!(host.contains("file: readable"), "{host}");
+    assert!(host.contains("ptrace: allowed"), "{host}");
 }

@@ -37,12 +37,11 @@ def _install():
     here = __file__
 
     functions = []  # [qualified name, file, first line]
-    counts = []  # [calls, exceptions seen] per function, past the cap too
+    counts = []  # [calls (the profiler's count), exceptions seen in kept calls] per function
     calls = []  # [parent or -1, function, thread, args, exception or None]
     kept = {}  # code -> function index, or None for code not the program's own
-    stacks = {}  # thread ident -> stack of call indices (-1: not kept)
+    stacks = {}  # thread ident -> stack of the kept calls under way
     threads = {}  # thread ident -> its number
-    state = {"dropped": 0, "pid": os.getpid()}
 
     plain = (int, float, bool, type(None))
     type_name = type.__dict__["__name__"].__get__
@@ -85,19 +84,21 @@ def _install():
             index = classify(code)
         if index is None:
             return None
+        if len(calls) >= max_calls:
+            # The tree is full: from here on only the profiler counts, at C speed.
+            _sys.settrace(None)
+            threading.settrace(None)
+            return None
         ident = _thread.get_ident()
         stack = stacks.get(ident)
         if stack is None:
             stack = stacks[ident] = []
             threads[ident] = len(threads)
-        counts[index][0] += 1
-        parent = stack[-1] if stack else -1
-        if len(calls) < max_calls and len(stack) < max_depth and (parent >= 0 or not stack):
-            node = len(calls)
-            calls.append([parent, index, threads[ident], args_of(frame, code), None])
-        else:
-            node = -1
-            state["dropped"] += 1
+        if len(stack) >= max_depth:
+            # Not kept, and no event of its own: its returns cannot unbalance the stack.
+            return None
+        node = len(calls)
+        calls.append([stack[-1] if stack else -1, index, threads[ident], args_of(frame, code), None])
         stack.append(node)
         frame.f_trace_lines = False
         return on_event
@@ -112,13 +113,31 @@ def _install():
             index = kept.get(frame.f_code)
             if index is not None:
                 counts[index][1] += 1
-            if stack and stack[-1] >= 0:
+            if stack:
                 calls[stack[-1]][4] = type_name(arg[0])
         return on_event
 
     def dump():
         _sys.settrace(None)
+        profiler.disable()
         import json
+
+        for entry in profiler.getstats():
+            code = entry.code
+            if isinstance(code, str):
+                continue
+            index = kept.get(code, -2)
+            if index == -2:
+                index = classify(code)
+            if index is not None:
+                counts[index][0] = entry.callcount
+        # The profiler misses a call it was enabled in (the main module's): the tree's
+        # count is then the floor.
+        kept_calls = [0] * len(counts)
+        for c in calls:
+            kept_calls[c[1]] += 1
+        for c, k in zip(counts, kept_calls):
+            c[0] = max(c[0], k)
 
         doc = {
             "schema": "guixie.python-trace/1",
@@ -130,7 +149,7 @@ def _install():
             "functions": functions,
             "counts": counts,
             "calls": calls,
-            "dropped": state["dropped"],
+            "dropped": max(0, sum(c[0] for c in counts) - len(calls)),
         }
         path = os.path.join(out_dir, "pytrace-%d.json" % os.getpid())
         try:
@@ -147,15 +166,25 @@ def _install():
         threads.clear()
         for c in counts:
             c[0] = c[1] = 0
-        state["dropped"] = 0
-        state["pid"] = os.getpid()
+        profiler.clear()
 
+    def profile_thread(frame, event, arg):
+        # The first event of a new thread hands it to the C profiler.
+        _sys.setprofile(None)
+        profiler.enable(subcalls=False, builtins=False)
+
+    import _lsprof
     import atexit
     import threading
 
+    # Every call is counted by _lsprof (cProfile's C core); the tree is made by settrace
+    # until it holds max_calls.
+    profiler = _lsprof.Profiler()
     atexit.register(dump)
     os.register_at_fork(after_in_child=forked)
+    threading.setprofile(profile_thread)
     threading.settrace(on_call)
+    profiler.enable(subcalls=False, builtins=False)
     _sys.settrace(on_call)
 
 

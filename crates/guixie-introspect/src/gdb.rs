@@ -23,6 +23,10 @@ pub fn batch_args(log_file: &str, data_directory: &str, debug_dir: &str) -> Vec<
         "set debuginfod enabled off",
         &format!("set debug-file-directory {debug_dir}"),
         "set pagination off",
+        // Signals programs take in their stride stop nothing: only one that ends the
+        // program (or that gdb stops on by default: SIGSEGV, SIGABRT…) is a crash.
+        "handle SIGUSR1 SIGUSR2 SIGPIPE SIGALRM SIGCHLD SIGWINCH SIGHUP SIGTERM SIGURG SIGIO \
+         SIGPROF SIGVTALRM nostop noprint pass",
         "set width unlimited",
         &format!("set logging file {log_file}"),
         "set logging overwrite on",
@@ -126,7 +130,9 @@ pub fn parse_batch_log(log: &str) -> Result<(Ending, Vec<Thread>, usize), GdbErr
     let mut keeping = true;
     for line in log.lines() {
         if let Some(e) = ending_of(line) {
-            ending.get_or_insert(e);
+            // gdb's last word is how the run ended (the program shares the log's directory
+            // and could write an ending of its own before it).
+            ending = Some(e);
         } else if let Some(t) = thread_header(line) {
             keeping = threads.len() < MAX_THREADS;
             if keeping {

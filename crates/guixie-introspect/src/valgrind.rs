@@ -27,6 +27,8 @@ pub fn memcheck_args(xml_file: &str, debug_dir: &str) -> Vec<String> {
         "--show-leak-kinds=definite,indirect,possible",
         "--num-callers=32",
         "--track-origins=no",
+        // A forked child would write into the same XML file and break it.
+        "--child-silent-after-fork=yes",
         "-q",
     ]
     .map(String::from)

@@ -20,7 +20,8 @@ pub enum ReportCmd {
     Json { item: String },
     /// What two reports of one kind differ in (e.g. two builders' traces of one derivation):
     /// execs, files read, written and deleted, probes, connects, violations; memcheck's
-    /// errors; gdb's backtraces. Exits 1 when they differ, as diff(1) does.
+    /// errors; gdb's backtraces; Python's calls. Exits 1 when they differ, 2 when they cannot be
+    /// compared, as diff(1) does.
     Diff { first: String, second: String },
 }
 
@@ -38,8 +39,18 @@ pub fn run(ctx: &Context, cmd: ReportCmd) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report.to_json())?);
         }
         ReportCmd::Diff { first, second } => {
-            let d = guixie_introspect::diff::diff(&read(ctx, &first)?, &read(ctx, &second)?)
-                .map_err(anyhow::Error::msg)?;
+            // As diff(1): 1 when they differ, 2 when they cannot be compared.
+            let compared = read(ctx, &first).and_then(|a| {
+                let b = read(ctx, &second)?;
+                guixie_introspect::diff::diff(&a, &b).map_err(anyhow::Error::msg)
+            });
+            let d = match compared {
+                Ok(d) => d,
+                Err(e) => {
+                    crate::output::report_error(&e);
+                    return Ok(ExitCode::from(2));
+                }
+            };
             if ctx.json {
                 crate::output::print_json(&serde_json::to_value(&d)?)?;
             } else if d.is_empty() {
@@ -105,7 +116,7 @@ fn show(r: &BuildTrace) {
     if !r.violations.is_empty() {
         println!("\nviolations (read or executed outside what the build declared):");
         for v in &r.violations {
-            println!("  {:<5} {}", v.how, v.path);
+            println!("  {:<5} {}", v.how, printable(&v.path));
         }
     }
     println!("\nprocesses:");
@@ -124,7 +135,7 @@ fn show(r: &BuildTrace) {
             Some(guixie_introspect::strace::Exit::Signal(s)) => format!("killed by {s}"),
             None => "?".into(),
         };
-        let argv: String = p.argv.join(" ").chars().take(100).collect();
+        let argv: String = printable(&p.argv.join(" ")).chars().take(100).collect();
         println!(
             "  {:indent$}{} [{exit}] {argv}",
             "",
@@ -141,17 +152,17 @@ fn show(r: &BuildTrace) {
     if !r.strace.connects.is_empty() {
         println!("\nconnects:");
         for c in &r.strace.connects {
-            println!("  {} {} ({})", c.pid, c.address, c.result);
+            println!("  {} {} ({})", c.pid, printable(&c.address), c.result);
         }
     }
     println!("\nfiles written: {}", r.strace.written.len());
     for f in &r.strace.written {
-        println!("  {f}");
+        println!("  {}", printable(f));
     }
     if !r.strace.deleted.is_empty() {
         println!("files deleted: {}", r.strace.deleted.len());
         for f in &r.strace.deleted {
-            println!("  {f}");
+            println!("  {}", printable(f));
         }
     }
 }
@@ -175,7 +186,7 @@ fn show_valgrind(r: &valgrind::ValgrindReport) {
     println!("{}", valgrind_summary(r));
     let stack = |frames: &[valgrind::Frame]| {
         for f in frames {
-            println!("      {}", f.describe());
+            println!("      {}", printable(&f.describe()));
         }
     };
     for (title, list) in [("errors", &r.memcheck.errors), ("leaks", &r.memcheck.leaks)] {
@@ -184,10 +195,15 @@ fn show_valgrind(r: &valgrind::ValgrindReport) {
         }
         println!("\n{title}:");
         for e in list {
-            println!("  {} ({}, {}×)", e.what, e.kind, e.count);
+            println!(
+                "  {} ({}, {}×)",
+                printable(&e.what),
+                printable(&e.kind),
+                e.count
+            );
             stack(&e.stack);
             for a in &e.aux {
-                println!("    {}", a.what);
+                println!("    {}", printable(&a.what));
                 stack(&a.stack);
             }
         }
@@ -211,7 +227,7 @@ pub fn gdb_summary(r: &gdb::GdbReport) -> String {
         .threads
         .first()
         .and_then(|t| t.frames.first())
-        .map(|f| format!(" in {}", f.describe()))
+        .map(|f| format!(" in {}", printable(&f.describe())))
         .unwrap_or_default();
     format!("{}: {ending}{at}; {} threads", r.program, r.threads.len())
 }
@@ -224,11 +240,11 @@ fn show_gdb(r: &gdb::GdbReport) {
             t.id,
             t.name
                 .as_ref()
-                .map(|n| format!(" \"{n}\""))
+                .map(|n| format!(" \"{}\"", printable(n)))
                 .unwrap_or_default()
         );
         for f in &t.frames {
-            println!("  #{:<3} {}", f.level, f.describe());
+            println!("  #{:<3} {}", f.level, printable(&f.describe()));
         }
     }
     if r.omitted_threads > 0 {

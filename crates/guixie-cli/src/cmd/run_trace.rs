@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod gateway;
+mod perf_graph;
 mod python;
 
 use anyhow::Context as _;
@@ -342,7 +343,8 @@ fn traced_run(
         let file = exchange.join(name);
         let bytes = safe_fs::read_capped_written(&file, limit)
             .with_context(|| format!("reading the tool's {name}"))?;
-        String::from_utf8(bytes).with_context(|| format!("the tool's {name} is not UTF-8"))
+        // A symbol or thread name the program chose need not be UTF-8.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
     match tracer {
         RunTracer::Valgrind => {
@@ -401,7 +403,7 @@ fn traced_run(
             let code = match &ending {
                 gdb::Ending::Exited { code } => *code,
                 gdb::Ending::Signal { name, .. } | gdb::Ending::Terminated { name, .. } => {
-                    128 + signal_number(name).unwrap_or(0)
+                    signal_number(name).map_or(1, |s| 128 + s)
                 }
             };
             let report = gdb::GdbReport {
@@ -445,70 +447,22 @@ fn traced_run(
                 Some(&script),
             );
             drop(script);
-            let graph = read.and_then(|_| flame_graph(&script_path, logical));
+            let graph = read.and_then(|status| {
+                anyhow::ensure!(status.success(), "perf script failed ({status})");
+                perf_graph::flame_graph(&script_path, logical)
+            });
             let _ = std::fs::remove_file(&script_path);
-            let (samples, svg) = graph?;
-            let mut references = BTreeSet::new();
-            let flamegraph = match svg {
-                Some(svg) => {
-                    let name = format!("{}-flamegraph.svg", path.name());
-                    let item = store
-                        .add_texts(&[TextItem::text(&name, svg, BTreeSet::new())])?
-                        .remove(0);
-                    references.insert(item.clone());
-                    Some(store.store_dir().display(&item))
-                }
-                None => None,
-            };
-            let report = perf::PerfReport {
-                schema: perf::SCHEMA.into(),
-                tool: store.store_dir().display(&tool.item),
-                program: logical.to_owned(),
-                args: args.to_vec(),
-                exit_code: status.code(),
-                pmu: Path::new("/sys/bus/event_source/devices/cpu").exists(),
-                counters,
-                samples,
-                flamegraph,
-            };
-            let summary = super::report::perf_summary(&report);
+            let report =
+                perf_graph::report(store, tool, path, logical, args, status, counters, graph)?;
+            let summary = super::report::perf_summary(&report.0);
             Ok(Finding {
-                json: serde_json::to_vec_pretty(&report)?,
+                json: serde_json::to_vec_pretty(&report.0)?,
                 status: exit_code(status),
                 summary,
-                references,
+                references: report.1,
             })
         }
     }
-}
-
-/// The samples in `perf script`'s output, and their flame graph (none without samples),
-/// folded and drawn by inferno as the output streams past.
-fn flame_graph(script: &Path, title: &str) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
-    use inferno::collapse::Collapse as _;
-    use std::io::BufRead;
-    let samples = std::io::BufReader::new(std::fs::File::open(script)?)
-        .split(b'\n')
-        .map_while(Result::ok)
-        .filter(|l| perf::count_samples(&String::from_utf8_lossy(l)))
-        .count() as u64;
-    if samples == 0 {
-        return Ok((0, None));
-    }
-    let mut folded = Vec::new();
-    inferno::collapse::perf::Folder::default()
-        .collapse(
-            std::io::BufReader::new(std::fs::File::open(script)?),
-            &mut folded,
-        )
-        .context("folding perf's samples")?;
-    let folded = String::from_utf8_lossy(&folded);
-    let mut options = inferno::flamegraph::Options::default();
-    options.title = format!("{title} ({samples} samples)");
-    let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
-        .context("drawing the flame graph")?;
-    Ok((samples, Some(svg)))
 }
 
 /// callgrind's total, its profile read a line at a time (it grows with the program).
@@ -519,21 +473,40 @@ fn callgrind_total(file: &Path) -> anyhow::Result<Option<u64>> {
     Ok(lines.find_map(|l| valgrind::callgrind_total(&String::from_utf8_lossy(&l.ok()?))))
 }
 
+/// A signal's number by the name gdb gives it.
 fn signal_number(name: &str) -> Option<i32> {
-    Some(match name {
-        "SIGHUP" => 1,
-        "SIGINT" => 2,
-        "SIGQUIT" => 3,
-        "SIGILL" => 4,
-        "SIGTRAP" => 5,
-        "SIGABRT" => 6,
-        "SIGBUS" => 7,
-        "SIGFPE" => 8,
-        "SIGKILL" => 9,
-        "SIGSEGV" => 11,
-        "SIGPIPE" => 13,
-        "SIGALRM" => 14,
-        "SIGTERM" => 15,
-        _ => return None,
-    })
+    const SIGNALS: [(&str, i32); 31] = [
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGINT", libc::SIGINT),
+        ("SIGQUIT", libc::SIGQUIT),
+        ("SIGILL", libc::SIGILL),
+        ("SIGTRAP", libc::SIGTRAP),
+        ("SIGABRT", libc::SIGABRT),
+        ("SIGBUS", libc::SIGBUS),
+        ("SIGFPE", libc::SIGFPE),
+        ("SIGKILL", libc::SIGKILL),
+        ("SIGUSR1", libc::SIGUSR1),
+        ("SIGSEGV", libc::SIGSEGV),
+        ("SIGUSR2", libc::SIGUSR2),
+        ("SIGPIPE", libc::SIGPIPE),
+        ("SIGALRM", libc::SIGALRM),
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGSTKFLT", libc::SIGSTKFLT),
+        ("SIGCHLD", libc::SIGCHLD),
+        ("SIGCONT", libc::SIGCONT),
+        ("SIGSTOP", libc::SIGSTOP),
+        ("SIGTSTP", libc::SIGTSTP),
+        ("SIGTTIN", libc::SIGTTIN),
+        ("SIGTTOU", libc::SIGTTOU),
+        ("SIGURG", libc::SIGURG),
+        ("SIGXCPU", libc::SIGXCPU),
+        ("SIGXFSZ", libc::SIGXFSZ),
+        ("SIGVTALRM", libc::SIGVTALRM),
+        ("SIGPROF", libc::SIGPROF),
+        ("SIGWINCH", libc::SIGWINCH),
+        ("SIGIO", libc::SIGIO),
+        ("SIGPWR", libc::SIGPWR),
+        ("SIGSYS", libc::SIGSYS),
+    ];
+    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }

@@ -51,8 +51,8 @@ pub(super) fn traced_python(
         None if options.record => (Some(Mode::record()), None),
         None => (None, None),
     };
-    let gateway_dir = exchange.with_extension("gateway");
-    std::fs::create_dir_all(&gateway_dir)?;
+    // Apart from the exchange directory, which the program can write.
+    let gateway_dir = store.build_area()?;
     let gateway = mode
         .map(|m| Gateway::start(&gateway_dir, m))
         .transpose()
