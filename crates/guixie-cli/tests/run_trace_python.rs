@@ -268,3 +268,50 @@ fn the_sandbox_holds_under_the_python_tracer() {
     );
     assert!(host.contains("file: readable"), "{host}");
 }
+
+#[test]
+fn a_python_build_is_traced_in_each_process_and_compared() {
+    let s = setup();
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/agent.scm");
+    let out = guixie()
+        .arg("--store")
+        .arg(&s.root)
+        .current_dir(&s.work)
+        .args(["build", "--trace=python", agent])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = stdout(&out).trim().to_owned();
+    let mut c = guixie();
+    c.arg("--store")
+        .arg(&s.root)
+        .args(["report", "json", &report]);
+    let r: serde_json::Value = serde_json::from_slice(&ok(&mut c)).unwrap();
+    assert_eq!(r["build"]["outputs_equal"], true, "{r}");
+    assert!(
+        r["program"].as_str().unwrap().ends_with("-agent-1.0.drv"),
+        "{r}"
+    );
+    // python-build-system runs setup.py twice: each process traced, from its first line.
+    let argv: Vec<String> = r["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["argv"][0], p["argv"][1]))
+        .collect();
+    assert_eq!(
+        argv,
+        [r#""setup.py" "build""#, r#""setup.py" "install""#],
+        "{r}"
+    );
+    for p in r["processes"].as_array().unwrap() {
+        let own: Vec<&str> = p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["file"].as_str().unwrap())
+            .collect();
+        // setup.py is the build's own code; setuptools (the toolchain's) is passed over.
+        assert_eq!(own, ["/build/source/setup.py"], "{p}");
+    }
+}

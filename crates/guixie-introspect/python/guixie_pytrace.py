@@ -154,7 +154,8 @@ def _install():
         path = os.path.join(out_dir, "pytrace-%d.json" % os.getpid())
         try:
             with open(path + ".part", "w", encoding="utf-8") as f:
-                json.dump(doc, f, separators=(",", ":"))
+                # dumps, not dump: only the one-shot encoder is json's C one.
+                f.write(json.dumps(doc, separators=(",", ":")))
             os.rename(path + ".part", path)
         except OSError as e:
             print("guixie python tracer: writing %s: %s" % (path, e), file=_sys.stderr)

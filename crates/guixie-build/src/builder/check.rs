@@ -9,12 +9,25 @@ use guixie_store::PathInfoQuery;
 
 use super::{drv_err, BuildError, Builder};
 
-/// A run under strace: the strace executable, and the file its trace goes to (outside the
-/// sandbox, where the build cannot reach it).
+/// How a rebuild is traced.
 #[derive(Clone, Debug)]
-pub struct Trace {
-    pub strace: PathBuf,
-    pub output: PathBuf,
+pub enum Trace {
+    /// Under strace, from outside the sandbox: the strace executable, and the file its
+    /// trace goes to (where the build cannot reach it).
+    Strace { strace: PathBuf, output: PathBuf },
+    /// By something the build itself loads (the Python tracer): what it is given besides
+    /// its inputs.
+    Inside(InsideTrace),
+}
+
+/// What an in-sandbox tracer adds to a build: store items it loads, shown at their store
+/// paths (host path, path inside); a host directory shared read-write, where it writes
+/// what it saw (host path, path inside); and variables that make the build load it.
+#[derive(Clone, Debug)]
+pub struct InsideTrace {
+    pub inputs: Vec<(PathBuf, PathBuf)>,
+    pub exchange: (PathBuf, PathBuf),
+    pub env: Vec<(String, String)>,
 }
 
 /// What a traced rebuild gives besides the comparison: what the trace is to be read with.
@@ -39,7 +52,7 @@ impl Builder<'_> {
         Ok(self.check_run(drv_path, None)?.results)
     }
 
-    /// [`Builder::check`] under strace: the traced run is compared with the registered
+    /// [`Builder::check`] under a tracer: the traced run is compared with the registered
     /// outputs like any rebuild, and nothing of it is registered.
     pub fn check_traced(&self, drv_path: &StorePath, trace: &Trace) -> Result<Traced, BuildError> {
         self.check_run(drv_path, Some(trace))

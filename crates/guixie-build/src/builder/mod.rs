@@ -22,7 +22,7 @@ use guixie_formats::StorePath;
 use guixie_store::{LocalStore, PathInfoQuery, StoreError, Substituter};
 use thiserror::Error;
 
-pub use check::{CheckResult, Trace, Traced};
+pub use check::{CheckResult, InsideTrace, Trace, Traced};
 
 #[derive(Debug, Error)]
 pub enum BuildError {

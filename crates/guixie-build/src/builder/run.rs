@@ -91,7 +91,17 @@ impl Builder<'_> {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
         let mut laid_out = laid_out;
-        laid_out.spec.traced = trace.is_some();
+        laid_out.spec.traced = matches!(trace, Some(super::check::Trace::Strace { .. }));
+        if let Some(super::check::Trace::Inside(inside)) = trace {
+            laid_out.spec.inputs.extend(inside.inputs.iter().cloned());
+            laid_out.spec.writable_dirs.push(inside.exchange.clone());
+            laid_out.spec.env.extend(
+                inside
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+            );
+        }
         let writable = laid_out.spec.writable_dirs.clone();
         // What the build can see, by its paths inside: what it declared (the inputs'
         // closure, its toolchain's view), its writable directories and their links.

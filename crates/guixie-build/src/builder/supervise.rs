@@ -130,8 +130,8 @@ pub(super) fn supervise(
     // A tracer runs the helper as its child: it sees every process of the build from
     // outside, where the build can neither see nor stop it, and the helper dies with it.
     let mut command = match run.trace {
-        Some(trace) => {
-            let mut c = Command::new(&trace.strace);
+        Some(super::check::Trace::Strace { strace, output }) => {
+            let mut c = Command::new(strace);
             // If guixie dies, strace goes too, and with it the helper and the build: no
             // traced build runs on without its watchdog.
             // SAFETY: prctl with integer arguments only, async-signal-safe in the child.
@@ -152,12 +152,12 @@ pub(super) fn supervise(
             }
             c.args(guixie_introspect::strace::STRACE_ARGS)
                 .arg("-o")
-                .arg(&trace.output)
+                .arg(output)
                 .arg("--")
                 .arg(run.helper);
             c
         }
-        None => Command::new(run.helper),
+        Some(super::check::Trace::Inside(_)) | None => Command::new(run.helper),
     };
     let spawned = command
         .arg(run.spec_path)

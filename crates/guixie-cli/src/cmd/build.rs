@@ -27,9 +27,10 @@ pub struct BuildArgs {
     /// difference, naming the differing files and keeping the rebuilt copy.
     #[arg(long)]
     pub check: bool,
-    /// Build, then rebuild the targets under this tool and keep its report in the store
-    /// (`guixie report show`); the traced run is compared with the build, never registered.
-    #[arg(long, value_name = "TOOL", value_parser = ["strace"])]
+    /// Build, then rebuild the targets under this tool (strace, from outside; or the Python
+    /// tracer, in every Python process) and keep its report in the store (`guixie report
+    /// show`); the traced run is compared with the build, never registered.
+    #[arg(long, value_name = "TOOL", value_parser = ["strace", "python"])]
     pub trace: Option<String>,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]

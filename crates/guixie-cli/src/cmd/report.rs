@@ -308,8 +308,14 @@ pub fn python_summary(r: &python::PythonReport) -> String {
             )
         }
     };
+    // A build's report says how its outputs compare instead of an exit status.
+    let ending = match &r.build {
+        Some(b) if b.outputs_equal => "outputs equal to the build's".to_owned(),
+        Some(_) => "outputs DIFFER from the build's".to_owned(),
+        None => format!("exit {}", r.exit_code.map_or("?".into(), |c| c.to_string())),
+    };
     format!(
-        "{}: {} Python processes, {calls} calls kept{}; exit {}{http}",
+        "{}: {} Python processes, {calls} calls kept{}; {ending}{http}",
         printable(&r.program),
         r.processes.len(),
         if dropped > 0 {
@@ -317,7 +323,6 @@ pub fn python_summary(r: &python::PythonReport) -> String {
         } else {
             String::new()
         },
-        r.exit_code.map_or("?".into(), |c| c.to_string()),
     )
 }
 
@@ -326,6 +331,20 @@ const SHOWN_CALLS: usize = 60;
 
 fn show_python(r: &python::PythonReport) {
     println!("{}", python_summary(r));
+    if let Some(b) = &r.build {
+        let verdict = if b.outputs_equal {
+            "equal to"
+        } else {
+            "DIFFER from"
+        };
+        println!("outputs {verdict} the build's:");
+        for (name, path) in &b.outputs {
+            println!("  {name}: {path}");
+        }
+        for d in &b.differences {
+            println!("  differs: {}", printable(d));
+        }
+    }
     for p in &r.processes {
         println!(
             "\nprocess {} (parent {}), Python {}: {}",

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 mod gateway;
 mod perf_graph;
-mod python;
+pub(crate) mod python;
 
 use anyhow::Context as _;
 use guixie_build::container::{run_in_container, ContainerNetwork, ContainerRequest, EXCHANGE_DIR};

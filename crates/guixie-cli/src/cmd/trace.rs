@@ -1,15 +1,18 @@
-//! `guixie build --trace=strace`: the targets are built as usual, then rebuilt under strace
-//! (from outside the sandbox) and compared with the build; the report, with its hermeticity
-//! verdict, becomes a store item of its own (`docs/introspection.md`).
+//! `guixie build --trace=strace|python`: the targets are built as usual, then rebuilt under
+//! the tool and compared with the build; the report becomes a store item of its own
+//! (`docs/introspection.md`). strace watches from outside the sandbox, and its report has a
+//! hermeticity verdict; the Python tracer is loaded by every Python process of the build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use guixie_build::builder::{Trace, Traced};
+use guixie_build::builder::{InsideTrace, Trace, Traced};
+use guixie_build::container::EXCHANGE_DIR;
+use guixie_formats::StoreDir;
 use guixie_introspect::hermetic::{violations, Allowed};
 use guixie_introspect::report::{BuildTrace, SCHEMA};
 use guixie_introspect::strace::{Parser, TraceOptions};
@@ -20,6 +23,9 @@ use crate::output::print_json;
 use crate::Context;
 
 pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    if args.trace.as_deref() == Some("python") {
+        return run_python(ctx, store, args);
+    }
     let strace = find_strace()?;
     let (drvs, builder) = prepare(ctx, store, args)?;
     realise(ctx, store, &builder, &drvs, args)?;
@@ -36,7 +42,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         let traced = builder
             .check_traced(
                 drv,
-                &Trace {
+                &Trace::Strace {
                     strace: strace.clone(),
                     output: output.clone(),
                 },
@@ -53,24 +59,12 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         }
         .with_sandbox_fixed();
         let found = violations(&strace_report, &allowed);
-        let differences: Vec<String> = traced
-            .results
-            .iter()
-            .flat_map(|r| {
-                r.differences
-                    .iter()
-                    .map(|d| format!("{}: {d}", sd.display(&r.path)))
-            })
-            .collect();
+        let (outputs, differences) = compared(&sd, &traced);
         let report = BuildTrace {
             schema: SCHEMA.into(),
             tool: "strace".into(),
             derivation: sd.display(drv),
-            outputs: traced
-                .results
-                .iter()
-                .map(|r| (r.output.clone(), sd.display(&r.path)))
-                .collect::<BTreeMap<_, _>>(),
+            outputs,
             outputs_equal: differences.is_empty(),
             differences,
             strace: strace_report,
@@ -130,6 +124,101 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         }
     }
     Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The traced run's outputs (name → path) and the files that differ from the build's.
+fn compared(sd: &StoreDir, traced: &Traced) -> (BTreeMap<String, String>, Vec<String>) {
+    let outputs = traced
+        .results
+        .iter()
+        .map(|r| (r.output.clone(), sd.display(&r.path)))
+        .collect();
+    let differences = traced
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.differences
+                .iter()
+                .map(|d| format!("{}: {d}", sd.display(&r.path)))
+        })
+        .collect();
+    (outputs, differences)
+}
+
+/// `--trace=python`: each target rebuilt with the tracer in every Python process; the
+/// report is a `guixie.python-report/1` with the comparison. Not attested: nothing in it
+/// speaks for the build's isolation.
+fn run_python(
+    ctx: &Context,
+    store: &Arc<LocalStore>,
+    args: &BuildArgs,
+) -> anyhow::Result<ExitCode> {
+    use super::run_trace::python::{read_traces, tracer_env, tracer_item, write_user_site};
+    use guixie_introspect::python::{BuildCheck, PythonReport};
+    let (drvs, builder) = prepare(ctx, store, args)?;
+    realise(ctx, store, &builder, &drvs, args)?;
+    // The tracer's item stays until the reports that reference it are rooted.
+    let _gc = store.gc_guard()?;
+    let sd = store.store_dir().clone();
+    let tracer = tracer_item(store)?;
+    let mut reports = Vec::new();
+    for drv in &drvs {
+        let exchange = store.build_area()?;
+        write_user_site(&exchange, &sd.display(&tracer))?;
+        let trace = Trace::Inside(InsideTrace {
+            inputs: vec![(store.real_path(&tracer), sd.display(&tracer).into())],
+            exchange: (exchange.clone(), EXCHANGE_DIR.into()),
+            env: tracer_env(),
+        });
+        let traced = builder
+            .check_traced(drv, &trace)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok((t, read_traces(&exchange)?)));
+        let _ = guixie_store::safe_fs::remove_tree(&exchange);
+        let (traced, (processes, omitted_processes)) = traced?;
+        let (outputs, differences) = compared(&sd, &traced);
+        reports.push(PythonReport {
+            schema: guixie_introspect::python::SCHEMA.into(),
+            tool: sd.display(&tracer),
+            program: sd.display(drv),
+            args: vec![],
+            exit_code: None,
+            processes,
+            omitted_processes,
+            http: None,
+            build: Some(BuildCheck {
+                outputs,
+                outputs_equal: differences.is_empty(),
+                differences,
+            }),
+        });
+    }
+    let items = drvs
+        .iter()
+        .zip(&reports)
+        .map(|(drv, r)| {
+            let name = format!("{}-python.json", drv.name().trim_end_matches(".drv"));
+            Ok(TextItem::text(
+                &name,
+                serde_json::to_vec_pretty(r)?,
+                BTreeSet::from([tracer.clone()]),
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let paths = store.add_texts(&items)?;
+    let mut all_equal = true;
+    for (r, p) in reports.iter().zip(&paths) {
+        store.add_root(&format!("report-{}", p.hash_part()), p)?;
+        let equal = r.build.as_ref().is_some_and(|b| b.outputs_equal);
+        all_equal &= equal;
+        println!("{}", sd.display(p));
+        eprintln!("{}", super::report::python_summary(r));
+    }
+    Ok(if all_equal {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -30,14 +30,8 @@ pub(super) fn traced_python(
     options: &RunOptions,
 ) -> anyhow::Result<Finding> {
     let sd = store.store_dir();
-    let tracer = store
-        .add_texts(&[TextItem::text(
-            &format!("{}.py", python::TRACER_MODULE),
-            python::TRACER.as_bytes().to_vec(),
-            BTreeSet::new(),
-        )])?
-        .remove(0);
-    write_user_site(&exchange.join(USER_BASE), &sd.display(&tracer))?;
+    let tracer = tracer_item(store)?;
+    write_user_site(exchange, &sd.display(&tracer))?;
     let mut references = BTreeSet::from([tracer.clone()]);
     let (mode, replayed) = match &options.replay {
         Some(item) => {
@@ -57,17 +51,7 @@ pub(super) fn traced_python(
         .map(|m| Gateway::start(&gateway_dir, m))
         .transpose()
         .context("starting the recording gateway")?;
-    let mut env = vec![
-        (
-            "PYTHONUSERBASE".to_owned(),
-            format!("{EXCHANGE_DIR}/{USER_BASE}"),
-        ),
-        ("GUIXIE_PYTRACE_DIR".to_owned(), EXCHANGE_DIR.to_owned()),
-        (
-            "GUIXIE_PYTRACE_MAX_CALLS".to_owned(),
-            python::MAX_CALLS.to_string(),
-        ),
-    ];
+    let mut env = tracer_env();
     let network = match &gateway {
         Some(_) => {
             for var in ["http_proxy", "HTTP_PROXY"] {
@@ -128,6 +112,7 @@ pub(super) fn traced_python(
         processes,
         omitted_processes,
         http,
+        build: None,
     };
     let mut summary = crate::cmd::report::python_summary(&report);
     for request in report.http.iter().flat_map(|h| &h.unrecorded) {
@@ -154,9 +139,37 @@ pub(super) fn traced_python(
     })
 }
 
-/// The `.pth` file that loads the tracer from its store item, in the user site directory
-/// of each Python version.
-fn write_user_site(base: &Path, tracer: &str) -> anyhow::Result<()> {
+/// The tracer, as a store item of its own.
+pub(crate) fn tracer_item(store: &LocalStore) -> anyhow::Result<StorePath> {
+    Ok(store
+        .add_texts(&[TextItem::text(
+            &format!("{}.py", python::TRACER_MODULE),
+            python::TRACER.as_bytes().to_vec(),
+            BTreeSet::new(),
+        )])?
+        .remove(0))
+}
+
+/// What makes every Python process load the tracer (from the user site
+/// [`write_user_site`] makes) and write into the exchange directory.
+pub(crate) fn tracer_env() -> Vec<(String, String)> {
+    vec![
+        (
+            "PYTHONUSERBASE".to_owned(),
+            format!("{EXCHANGE_DIR}/{USER_BASE}"),
+        ),
+        ("GUIXIE_PYTRACE_DIR".to_owned(), EXCHANGE_DIR.to_owned()),
+        (
+            "GUIXIE_PYTRACE_MAX_CALLS".to_owned(),
+            python::MAX_CALLS.to_string(),
+        ),
+    ]
+}
+
+/// In the exchange directory: the `.pth` file that loads the tracer from its store item,
+/// in the user site directory of each Python version.
+pub(crate) fn write_user_site(exchange: &Path, tracer: &str) -> anyhow::Result<()> {
+    let base = exchange.join(USER_BASE);
     let module = python::TRACER_MODULE;
     let line = format!(
         "import importlib.util as u; s = u.spec_from_file_location({module:?}, {tracer:?}); \
@@ -185,7 +198,7 @@ fn read_recording(store: &LocalStore, item: &str) -> anyhow::Result<(StorePath, 
 }
 
 /// The tracer's files, one per process, by pid; beyond [`python::MAX_PROCESSES`] counted.
-fn read_traces(exchange: &Path) -> anyhow::Result<(Vec<python::Process>, usize)> {
+pub(crate) fn read_traces(exchange: &Path) -> anyhow::Result<(Vec<python::Process>, usize)> {
     let mut names: Vec<String> = std::fs::read_dir(exchange)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with("pytrace-") && n.ends_with(".json"))
