@@ -97,13 +97,21 @@ pub fn router(cache: Arc<Cache>) -> axum::Router {
 
 /// Serves `router(cache)` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, cache: Arc<Cache>) -> std::io::Result<()> {
+    serve_router(listener, router(cache)).await
+}
+
+/// Serves `app` (the cache's router with others merged in) on `listener`.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     // Without TCP_NODELAY, a small answer written as headers then body waits for the client's
     // delayed ACK (40 ms) whenever requests follow each other on one connection.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(cache)).await
+    axum::serve(listener, app).await
 }
 
 async fn respond(cache: &Arc<Cache>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {

@@ -155,6 +155,26 @@ pub struct Context {
     rng: std::sync::Arc<dyn guixie_env::Randomness>,
 }
 
+impl Context {
+    /// The global options that name this store, for a guixie process started on its behalf.
+    pub fn store_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(root) = &self.store {
+            args.push("--store".into());
+            args.push(
+                std::path::absolute(root)
+                    .unwrap_or_else(|_| root.clone())
+                    .into(),
+            );
+        }
+        if let Some(dir) = &self.store_dir {
+            args.push("--store-dir".into());
+            args.push(dir.into());
+        }
+        args
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Context {

@@ -26,6 +26,7 @@ pub mod size;
 pub mod store;
 pub mod substitutes;
 pub mod trace;
+pub mod trace_api;
 pub mod trust;
 
 use anyhow::Context as _;

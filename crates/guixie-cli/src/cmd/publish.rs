@@ -28,6 +28,16 @@ pub struct PublishArgs {
     /// store under /gnu/store, else Nix's.
     #[arg(long, value_enum)]
     dialect: Option<DialectArg>,
+    /// Also serve introspection (loopback only): reports by hash, and traces on request
+    /// with the token printed at start (`docs/introspection.md`).
+    #[arg(long)]
+    trace_api: bool,
+    /// Traces that may run at once (more are refused).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    trace_jobs: usize,
+    /// Seconds a requested trace may take before it is stopped.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    trace_timeout: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,6 +67,11 @@ impl From<CompressionArg> for guixie_cache::Compression {
 }
 
 pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.trace_api || args.listen.ip().is_loopback(),
+        "--trace-api runs traces on request: it listens on the loopback interface only, not {}",
+        args.listen
+    );
     let store = Arc::new(ctx.open_store()?);
     let key = args
         .key
@@ -87,6 +102,19 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
         Some(DialectArg::Nix) => guixie_cache::Dialect::Nix,
         Some(DialectArg::Guix) => guixie_cache::Dialect::Guix { host },
     };
+    let trace_api = args
+        .trace_api
+        .then(|| -> anyhow::Result<_> {
+            Ok(Arc::new(super::trace_api::TraceApi {
+                store: store.clone(),
+                token: super::trace_api::TraceApi::new_token(ctx.rng.as_ref()),
+                exe: std::env::current_exe().context("finding guixie's executable")?,
+                store_args: ctx.store_args(),
+                jobs: Arc::new(tokio::sync::Semaphore::new(args.trace_jobs.max(1))),
+                timeout: std::time::Duration::from_secs(args.trace_timeout),
+            }))
+        })
+        .transpose()?;
     let cache = Arc::new(guixie_cache::Cache {
         store,
         key,
@@ -108,11 +136,17 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        // The first line is the address, for scripts that asked for port 0.
+        // The first line is the address, for scripts that asked for port 0; then the
+        // token, which only whoever started the server sees.
         println!("http://{addr}");
+        let mut app = guixie_cache::router(cache);
+        if let Some(api) = trace_api {
+            println!("trace token: {}", api.token);
+            app = super::trace_api::router(api).merge(app);
+        }
         use std::io::Write;
         std::io::stdout().flush()?;
-        guixie_cache::serve(listener, cache)
+        guixie_cache::serve_router(listener, app)
             .await
             .context("serving the cache")
     })?;
