@@ -292,3 +292,34 @@ fn the_sandbox_holds_under_each_tool() {
     assert!(host.contains("file: readable"), "{host}");
     assert!(host.contains("ptrace: allowed"), "{host}");
 }
+
+#[test]
+fn a_build_under_perf_is_sampled_in_every_process_and_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hello.scm");
+    let store = || {
+        let mut c = guixie();
+        c.arg("--store").arg(&root).current_dir(dir.path());
+        c
+    };
+    let report = ok_str(store().args(["build", "--trace=perf", hello]));
+    let report = report.lines().last().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&ok(store().args(["report", "json", report]))).unwrap();
+    assert_eq!(r["schema"], "guixie.perf-report/1");
+    assert_eq!(r["build"]["outputs_equal"], true, "{r}");
+    assert!(r["program"].as_str().unwrap().ends_with("-hello-1.0.drv"));
+    let clock = r["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["event"] == "task-clock")
+        .and_then(|c| c["value"].as_f64())
+        .unwrap();
+    assert!(clock > 10.0, "{r}");
+    // gcc's compiler proper, a grandchild of the builder, is among the samples.
+    let svg = r["flamegraph"].as_str().unwrap();
+    let drawn = std::fs::read_to_string(root.join(svg.trim_start_matches('/'))).unwrap();
+    assert!(drawn.contains("<title>cc1 ("), "{svg}");
+}

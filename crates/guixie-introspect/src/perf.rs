@@ -62,6 +62,9 @@ pub struct PerfReport {
     pub samples: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flamegraph: Option<String>,
+    /// For a traced build (`guixie build --trace=perf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::report::BuildCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,19 +45,7 @@ pub struct PythonReport {
     /// For a traced build (`guixie build --trace=python`; `program` is then the
     /// derivation): how its outputs compare with the registered build's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build: Option<BuildCheck>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BuildCheck {
-    /// Output name → store path.
-    pub outputs: std::collections::BTreeMap<String, String>,
-    /// Whether the traced run gave the registered outputs bit for bit.
-    pub outputs_equal: bool,
-    /// Files that differed, when they did not.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub differences: Vec<String>,
+    pub build: Option<crate::report::BuildCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,20 @@ impl BuildTrace {
     }
 }
 
+/// A traced build's comparison with the registered build, in the reports of tools that
+/// also trace programs (`program` is then the derivation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildCheck {
+    /// Output name → store path.
+    pub outputs: std::collections::BTreeMap<String, String>,
+    /// Whether the traced run gave the registered outputs bit for bit.
+    pub outputs_equal: bool,
+    /// Files that differed, when they did not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<String>,
+}
+
 /// Any report guixie writes, told apart by its `schema`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Report {

@@ -22,12 +22,15 @@ pub enum Trace {
 
 /// What an in-sandbox tracer adds to a build: store items it loads, shown at their store
 /// paths (host path, path inside); a host directory shared read-write, where it writes
-/// what it saw (host path, path inside); and variables that make the build load it.
+/// what it saw (host path, path inside); variables that make the build load it; and the
+/// command the builder is run under, if any.
 #[derive(Clone, Debug)]
 pub struct InsideTrace {
     pub inputs: Vec<(PathBuf, PathBuf)>,
     pub exchange: (PathBuf, PathBuf),
     pub env: Vec<(String, String)>,
+    /// A command the builder runs under (the tool, its arguments), empty for none.
+    pub wrap: Vec<String>,
 }
 
 /// What a traced rebuild gives besides the comparison: what the trace is to be read with.

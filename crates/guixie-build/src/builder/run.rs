@@ -101,6 +101,17 @@ impl Builder<'_> {
                     .iter()
                     .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
             );
+            if let Some((tool, tool_args)) = inside.wrap.split_first() {
+                let spec = &mut laid_out.spec;
+                let mut args: Vec<Vec<u8>> =
+                    tool_args.iter().map(|a| a.as_bytes().to_vec()).collect();
+                args.push(std::mem::replace(
+                    &mut spec.builder,
+                    tool.as_bytes().to_vec(),
+                ));
+                args.append(&mut spec.args);
+                spec.args = args;
+            }
         }
         let writable = laid_out.spec.writable_dirs.clone();
         // What the build can see, by its paths inside: what it declared (the inputs'

@@ -27,10 +27,10 @@ pub struct BuildArgs {
     /// difference, naming the differing files and keeping the rebuilt copy.
     #[arg(long)]
     pub check: bool,
-    /// Build, then rebuild the targets under this tool (strace, from outside; or the Python
-    /// tracer, in every Python process) and keep its report in the store (`guixie report
+    /// Build, then rebuild the targets under this tool (strace, from outside; the Python
+    /// tracer, in every Python process; perf, over all the build's processes) and keep its report in the store (`guixie report
     /// show`); the traced run is compared with the build, never registered.
-    #[arg(long, value_name = "TOOL", value_parser = ["strace", "python"])]
+    #[arg(long, value_name = "TOOL", value_parser = ["strace", "python", "perf"])]
     pub trace: Option<String>,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]

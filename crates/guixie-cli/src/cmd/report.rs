@@ -260,14 +260,14 @@ pub fn perf_summary(r: &perf::PerfReport) -> String {
         .and_then(|c| c.value)
         .map_or("?".into(), |v| format!("{v:.1} ms"));
     format!(
-        "{}: task-clock {clock}, {} samples{}; exit {}{}",
+        "{}: task-clock {clock}, {} samples{}; {}{}",
         r.program,
         r.samples,
         r.flamegraph
             .as_ref()
             .map(|f| format!(", flame graph {f}"))
             .unwrap_or_default(),
-        r.exit_code.map_or("?".into(), |c| c.to_string()),
+        ending(r.build.as_ref(), r.exit_code),
         if r.pmu {
             ""
         } else {
@@ -308,12 +308,7 @@ pub fn python_summary(r: &python::PythonReport) -> String {
             )
         }
     };
-    // A build's report says how its outputs compare instead of an exit status.
-    let ending = match &r.build {
-        Some(b) if b.outputs_equal => "outputs equal to the build's".to_owned(),
-        Some(_) => "outputs DIFFER from the build's".to_owned(),
-        None => format!("exit {}", r.exit_code.map_or("?".into(), |c| c.to_string())),
-    };
+    let ending = ending(r.build.as_ref(), r.exit_code);
     format!(
         "{}: {} Python processes, {calls} calls kept{}; {ending}{http}",
         printable(&r.program),
@@ -324,6 +319,15 @@ pub fn python_summary(r: &python::PythonReport) -> String {
             String::new()
         },
     )
+}
+
+/// A build's report says how its outputs compare; a program's, how it exited.
+fn ending(build: Option<&guixie_introspect::report::BuildCheck>, exit_code: Option<i32>) -> String {
+    match build {
+        Some(b) if b.outputs_equal => "outputs equal to the build's".to_owned(),
+        Some(_) => "outputs DIFFER from the build's".to_owned(),
+        None => format!("exit {}", exit_code.map_or("?".into(), |c| c.to_string())),
+    }
 }
 
 /// Calls shown per process; the report holds them all.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod gateway;
-mod perf_graph;
+pub(crate) mod perf_graph;
 pub(crate) mod python;
 
 use anyhow::Context as _;
@@ -96,8 +96,13 @@ impl RunTracer {
     /// The host's packages its item holds: the tool and the C library's debugging symbols
     /// (valgrind cannot start on Debian's stripped loader without them; gdb names libc's
     /// frames with them).
-    fn packages(self) -> Vec<String> {
-        vec![self.debian_package().to_owned(), "libc6-dbg".to_owned()]
+    pub(crate) fn packages(self) -> Vec<String> {
+        let mut packages = vec![self.debian_package().to_owned(), "libc6-dbg".to_owned()];
+        if self == RunTracer::Perf {
+            // A shell of its own, to run perf record then perf script in a traced build.
+            packages.push("dash".to_owned());
+        }
+        packages
     }
 }
 
@@ -152,16 +157,16 @@ pub fn run(
 }
 
 /// A tool's store item and how to start its program inside the sandbox.
-struct Tool {
-    item: StorePath,
+pub(crate) struct Tool {
+    pub(crate) item: StorePath,
     /// Its `usr/` as the sandbox shows it.
-    usr: String,
-    loader: String,
-    library_path: String,
+    pub(crate) usr: String,
+    pub(crate) loader: String,
+    pub(crate) library_path: String,
 }
 
 impl Tool {
-    fn take(store: &LocalStore, packages: &[String]) -> anyhow::Result<Tool> {
+    pub(crate) fn take(store: &LocalStore, packages: &[String]) -> anyhow::Result<Tool> {
         let package = &packages[0];
         let item = guixie_trust_root::ensure_toolchain(store, packages, None)
             .map_err(anyhow::Error::msg)
@@ -188,7 +193,7 @@ impl Tool {
     }
 
     /// `program args` run through the tool's own loader and libraries.
-    fn command(&self, program: &str, args: Vec<String>) -> (String, Vec<String>) {
+    pub(crate) fn command(&self, program: &str, args: Vec<String>) -> (String, Vec<String>) {
         let mut all = vec![
             "--library-path".to_owned(),
             self.library_path.clone(),
@@ -452,8 +457,16 @@ fn traced_run(
                 perf_graph::flame_graph(&script_path, logical)
             });
             let _ = std::fs::remove_file(&script_path);
-            let report =
-                perf_graph::report(store, tool, path, logical, args, status, counters, graph)?;
+            let report = perf_graph::report(
+                store,
+                tool,
+                path,
+                logical,
+                args,
+                status.code(),
+                counters,
+                graph,
+            )?;
             let summary = super::report::perf_summary(&report.0);
             Ok(Finding {
                 json: serde_json::to_vec_pretty(&report.0)?,

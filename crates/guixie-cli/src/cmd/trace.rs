@@ -23,8 +23,10 @@ use crate::output::print_json;
 use crate::Context;
 
 pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    if args.trace.as_deref() == Some("python") {
-        return run_python(ctx, store, args);
+    match args.trace.as_deref() {
+        Some("python") => return run_python(ctx, store, args),
+        Some("perf") => return super::trace_perf::run(ctx, store, args),
+        _ => {}
     }
     let strace = find_strace()?;
     let (drvs, builder) = prepare(ctx, store, args)?;
@@ -131,7 +133,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
 }
 
 /// The traced run's outputs (name → path) and the files that differ from the build's.
-fn compared(sd: &StoreDir, traced: &Traced) -> (BTreeMap<String, String>, Vec<String>) {
+pub(super) fn compared(sd: &StoreDir, traced: &Traced) -> (BTreeMap<String, String>, Vec<String>) {
     let outputs = traced
         .results
         .iter()
@@ -158,7 +160,8 @@ fn run_python(
     args: &BuildArgs,
 ) -> anyhow::Result<ExitCode> {
     use super::run_trace::python::{read_traces, tracer_env, tracer_item, write_user_site};
-    use guixie_introspect::python::{BuildCheck, PythonReport};
+    use guixie_introspect::python::PythonReport;
+    use guixie_introspect::report::BuildCheck;
     let (drvs, builder) = prepare(ctx, store, args)?;
     realise(ctx, store, &builder, &drvs, args)?;
     // The tracer's item stays until the reports that reference it are rooted.
@@ -173,6 +176,7 @@ fn run_python(
             inputs: vec![(store.real_path(&tracer), sd.display(&tracer).into())],
             exchange: (exchange.clone(), EXCHANGE_DIR.into()),
             env: tracer_env(),
+            wrap: vec![],
         });
         let traced = builder
             .check_traced(drv, &trace)

@@ -19,13 +19,13 @@ const MAX_SCRIPT_BYTES: u64 = 512 << 20;
 /// The report, and the store items it references (its flame graph). A flame graph that
 /// cannot be drawn leaves the counters standing, with a word on stderr.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn report(
+pub(crate) fn report(
     store: &LocalStore,
     tool: &Tool,
     program: &StorePath,
     logical: &str,
     args: &[String],
-    status: std::process::ExitStatus,
+    exit_code: Option<i32>,
     counters: Vec<perf::Counter>,
     graph: anyhow::Result<(u64, Option<Vec<u8>>)>,
 ) -> anyhow::Result<(perf::PerfReport, BTreeSet<StorePath>)> {
@@ -45,7 +45,7 @@ pub(super) fn report(
     let mut references = BTreeSet::new();
     let flamegraph = match svg {
         Some(svg) => {
-            let name = format!("{}-flamegraph.svg", program.name());
+            let name = format!("{}-flamegraph.svg", program.name().trim_end_matches(".drv"));
             let item = store
                 .add_texts(&[TextItem::text(&name, svg, BTreeSet::new())])?
                 .remove(0);
@@ -59,11 +59,12 @@ pub(super) fn report(
         tool: store.store_dir().display(&tool.item),
         program: logical.to_owned(),
         args: args.to_vec(),
-        exit_code: status.code(),
+        exit_code,
         pmu: has_pmu(),
         counters,
         samples,
         flamegraph,
+        build: None,
     };
     Ok((report, references))
 }
@@ -80,13 +81,12 @@ fn has_pmu() -> bool {
 }
 
 /// The samples in `perf script`'s output, and their flame graph (none without samples).
-pub(super) fn flame_graph(script: &Path, title: &str) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
-    let size = std::fs::metadata(script)?.len();
-    anyhow::ensure!(
-        size <= MAX_SCRIPT_BYTES,
-        "perf script's output is {size} bytes; at most {MAX_SCRIPT_BYTES} are drawn"
-    );
-    let text = std::fs::read(script)?;
+pub(crate) fn flame_graph(script: &Path, title: &str) -> anyhow::Result<(u64, Option<Vec<u8>>)> {
+    // Not followed if the program made it a link, and read only if not too large.
+    let text =
+        guixie_store::safe_fs::read_capped_written(script, MAX_SCRIPT_BYTES).map_err(|e| {
+            anyhow::anyhow!("perf script's output (at most {MAX_SCRIPT_BYTES} bytes): {e}")
+        })?;
     let samples = text
         .split(|b| *b == b'\n')
         .filter(|l| perf::count_samples(&String::from_utf8_lossy(l)))
