@@ -361,7 +361,11 @@ fn write_response(out: &mut impl Write, r: &Response) -> io::Result<()> {
         if HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }
-        head.push_str(&format!("{name}: {}\r\n", value.replace(['\r', '\n'], " ")));
+        head.push_str(&format!(
+            "{}: {}\r\n",
+            name.replace(['\r', '\n', ':'], " "),
+            value.replace(['\r', '\n'], " ")
+        ));
     }
     head.push_str(&format!(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -433,11 +437,15 @@ mod tests {
         let r = Response {
             status: 200,
             reason: "OK\r\nX-Evil: 1".into(),
-            headers: vec![("A".into(), "b\r\nSet-Cookie: x".into())],
+            headers: vec![
+                ("A".into(), "b\r\nSet-Cookie: x".into()),
+                ("B\r\nX-Evil".into(), "2".into()),
+            ],
             body: b"hi".to_vec(),
         };
         write_response(&mut out, &r).unwrap();
         let text = String::from_utf8(out).unwrap();
+        // The status line, two headers, Content-Length, Connection, the blank line.
         assert_eq!(text.matches("\r\n").count(), 6, "{text}");
         assert!(text.ends_with("Connection: close\r\n\r\nhi"));
     }
