@@ -153,6 +153,9 @@ pub struct Context {
     /// The only clock and randomness the program uses, handed down from here.
     clock: std::sync::Arc<dyn guixie_env::Clock>,
     rng: std::sync::Arc<dyn guixie_env::Randomness>,
+    /// `GUIXIE_REPORT_TO`: a file where a traced run also writes its report's path, for
+    /// the trace API, which cannot trust the run's stderr (the traced program shares it).
+    report_to: Option<PathBuf>,
 }
 
 impl Context {
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
         },
         clock: std::sync::Arc::new(guixie_env::SystemClock),
         rng: std::sync::Arc::new(guixie_env::OsRandomness),
+        report_to: std::env::var_os("GUIXIE_REPORT_TO").map(PathBuf::from),
     };
     let result = match cli.command {
         Command::Hash(c) => cmd::hash::run(&ctx, c),

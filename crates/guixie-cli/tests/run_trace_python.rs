@@ -206,11 +206,14 @@ fn an_agent_recorded_then_replayed_without_the_service_prints_the_same() {
     ]));
     assert!(info.contains(&format!("reference:  {recording}")), "{info}");
 
+    // Replayed while the service still runs: it is not asked again.
+    let replayed = s.run(&["--replay", &recording], "agent", &args);
+    assert_eq!(stdout(&replayed), stdout(&recorded), "{replayed:?}");
+    assert_eq!(s.requests().len(), 4, "the replay reached the service");
     drop(service);
     let replayed = s.run(&["--replay", &recording], "agent", &args);
     assert!(replayed.status.success(), "{replayed:?}");
     assert_eq!(stdout(&replayed), stdout(&recorded));
-    assert_eq!(s.requests().len(), 4, "the replay reached the service");
     let (_, again) = s.report(&replayed);
     assert_eq!(again["http"]["mode"], "replay");
     assert_eq!(again["http"]["exchanges"], 4);
@@ -242,16 +245,25 @@ fn the_sandbox_holds_under_the_python_tracer() {
     let service = s.service();
     let port = service.port.to_string();
     let secret = s.secret.to_str().unwrap();
-    for options in [&[][..], &["--record"][..]] {
-        let out = s.run(options, "probe", &[secret, &port]);
+    let mut recording = String::new();
+    for mode in ["none", "--record", "--replay"] {
+        let options: Vec<&str> = match mode {
+            "none" => vec![],
+            "--record" => vec!["--record"],
+            _ => vec!["--replay", &recording],
+        };
+        let out = s.run(&options, "probe", &[secret, &port]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             stdout(&out),
             "file: unreachable\nnetwork: unreachable\nport: closed\ninterface: lo\n",
-            "{options:?}"
+            "{mode}"
         );
         let (_, report) = s.report(&out);
         assert_eq!(calls_of(&report, "readable"), [format!("path='{secret}'")]);
+        if mode == "--record" {
+            recording = report["http"]["recording"].as_str().unwrap().to_owned();
+        }
     }
     // Only the gateway leads out, and the probe did not take it.
     assert!(s.requests().is_empty(), "{:?}", s.requests());

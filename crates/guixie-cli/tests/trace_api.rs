@@ -131,7 +131,13 @@ fn a_trace_needs_the_token_and_a_target_in_the_store() {
     assert!(status == 400 && said.contains("trace request"), "{said}");
     assert!(reports(&root).is_empty());
 
-    // With the token: the report is made, and served by its hash.
+    // With the token: the report is made, and served by its hash. The program's arguments
+    // stay the program's: they cannot name another store (or a network) for guixie.
+    let elsewhere = dir.path().join("other-store");
+    let asked = format!(
+        r#"{{"tool": "gdb", "target": "{crash}", "args": ["--store", "{}", "--network"]}}"#,
+        elsewhere.display()
+    );
     let (status, said) = request(&server.host, "POST", "/guixie/trace", &[&bearer], &asked);
     assert_eq!(status, 200, "{said}");
     let answer: serde_json::Value = serde_json::from_str(&said).unwrap();
@@ -153,6 +159,14 @@ fn a_trace_needs_the_token_and_a_target_in_the_store() {
     let served: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(served["schema"], "guixie.gdb-report/1");
     assert_eq!(served["ending"]["signal"]["name"], "SIGSEGV", "{served}");
+    assert_eq!(
+        served["args"],
+        serde_json::json!(["--store", elsewhere, "--network"])
+    );
+    assert!(
+        !elsewhere.exists(),
+        "the request's arguments reached guixie"
+    );
     // A store item that is not a report is not served as one.
     let program_hash = item
         .trim()

@@ -97,8 +97,11 @@ def _install():
         if len(stack) >= max_depth:
             # Not kept, and no event of its own: its returns cannot unbalance the stack.
             return None
-        node = len(calls)
-        calls.append([stack[-1] if stack else -1, index, threads[ident], args_of(frame, code), None])
+        entry = [stack[-1] if stack else -1, index, threads[ident], args_of(frame, code), None]
+        with lock:
+            # One thread at a time, so that a call's index is where it lands.
+            node = len(calls)
+            calls.append(entry)
         stack.append(node)
         frame.f_trace_lines = False
         return on_event
@@ -118,7 +121,15 @@ def _install():
         return on_event
 
     def dump():
+        try:
+            write()
+        except Exception as e:
+            # The program's own exit is not to be disturbed by its tracer's failure.
+            print("guixie python tracer: %r" % (e,), file=_sys.stderr)
+
+    def write():
         _sys.settrace(None)
+        threading.settrace(None)
         profiler.disable()
         import json
 
@@ -134,8 +145,9 @@ def _install():
         # The profiler misses a call it was enabled in (the main module's): the tree's
         # count is then the floor.
         kept_calls = [0] * len(counts)
-        for c in calls:
-            kept_calls[c[1]] += 1
+        for c in list(calls):
+            if c[1] < len(kept_calls):
+                kept_calls[c[1]] += 1
         for c, k in zip(counts, kept_calls):
             c[0] = max(c[0], k)
 
@@ -177,6 +189,8 @@ def _install():
     import _lsprof
     import atexit
     import threading
+
+    lock = _thread.allocate_lock()
 
     # Every call is counted by _lsprof (cProfile's C core); the tree is made by settrace
     # until it holds max_calls.

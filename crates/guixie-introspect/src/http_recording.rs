@@ -16,8 +16,18 @@ pub const MAX_EXCHANGES: usize = 10_000;
 /// Largest recording read back (bodies are base64 in it).
 pub const MAX_RECORDING_BYTES: u64 = 1 << 30;
 
-/// Headers whose values are credentials, replaced by [`REDACTED`] in a recording.
-const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+/// Headers whose values are credentials, replaced by [`REDACTED`] in a recording (requests'
+/// and answers': a session cookie is one too).
+const CREDENTIALS: [&str; 8] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-goog-api-key",
+];
 pub const REDACTED: &str = "<not recorded>";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,12 +73,24 @@ impl Request {
 
     /// The request as kept: its credentials' values dropped.
     pub fn redacted(mut self) -> Request {
-        for (name, value) in &mut self.headers {
-            if CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
-                *value = REDACTED.to_owned();
-            }
-        }
+        redact(&mut self.headers);
         self
+    }
+}
+
+impl Response {
+    /// The answer as kept: its credentials' values dropped.
+    pub fn redacted(mut self) -> Response {
+        redact(&mut self.headers);
+        self
+    }
+}
+
+fn redact(headers: &mut [(String, String)]) {
+    for (name, value) in headers {
+        if CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
+            *value = REDACTED.to_owned();
+        }
     }
 }
 

@@ -21,7 +21,9 @@ pub const MAX_PROCESSES: usize = 256;
 /// Calls the tracer keeps per process (it counts the rest), passed to it; a file with more
 /// is refused.
 pub const MAX_CALLS: usize = 20_000;
-const MAX_FUNCTIONS: usize = 100_000;
+const MAX_FUNCTIONS: usize = 10_000;
+/// All trace files of a run read back, in bytes.
+pub const MAX_TRACES_BYTES: u64 = 256 << 20;
 const MAX_ARGS: usize = 8;
 const MAX_TEXT: usize = 256;
 

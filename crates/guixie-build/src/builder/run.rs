@@ -13,7 +13,6 @@ use super::outputs::{hand_over, SandboxRun};
 use super::supervise::{supervise, Limits, Run, Stop};
 use super::{drv_err, BuildError, BuildEvent, Builder};
 
-/// Host files that fixed-output builds see, to resolve names on their network.
 use crate::sandbox::NAME_SERVICE_FILES;
 
 impl Builder<'_> {

@@ -38,13 +38,15 @@ pub(super) fn start_carrier(spec: &GatewaySpec) -> io::Result<()> {
         return Ok(());
     }
     super::die_with_parent();
-    let code = match super::drop_capabilities() {
+    // Nothing of the carrier unwinds into PID 1's code: any failure ends the carrier.
+    let code = std::panic::catch_unwind(|| match super::drop_capabilities() {
         Ok(()) => carry(&listener, &spec.socket),
         Err(e) => {
             eprintln!("guixie sandbox: the gateway's carrier: {e}");
             1
         }
-    };
+    })
+    .unwrap_or(1);
     // SAFETY: leaving the forked carrier without running PID 1's destructors.
     unsafe { libc::_exit(code) }
 }
@@ -53,7 +55,8 @@ fn carry(listener: &TcpListener, socket: &Path) -> i32 {
     for client in listener.incoming() {
         let Ok(client) = client else { continue };
         let socket = socket.to_path_buf();
-        std::thread::spawn(move || {
+        // Out of threads (the build's RLIMIT_NPROC is shared): this connection is dropped.
+        let _ = std::thread::Builder::new().spawn(move || {
             if let Ok(gateway) = UnixStream::connect(&socket) {
                 splice(client, gateway);
             }
@@ -67,11 +70,12 @@ fn splice(client: TcpStream, gateway: UnixStream) {
     let (Ok(mut client_r), Ok(mut gateway_r)) = (client.try_clone(), gateway.try_clone()) else {
         return;
     };
-    let up = std::thread::spawn(move || {
+    let up = std::thread::Builder::new().spawn(move || {
         let mut gateway_w = gateway;
         let _ = io::copy(&mut client_r, &mut gateway_w);
         let _ = gateway_w.shutdown(Shutdown::Write);
     });
+    let Ok(up) = up else { return };
     let mut client_w = client;
     let _ = io::copy(&mut gateway_r, &mut client_w);
     let _ = client_w.shutdown(Shutdown::Write);

@@ -112,6 +112,7 @@ pub fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<ExitCode> {
                 store_args: ctx.store_args(),
                 jobs: Arc::new(tokio::sync::Semaphore::new(args.trace_jobs.max(1))),
                 timeout: std::time::Duration::from_secs(args.trace_timeout),
+                readers: Arc::new(tokio::sync::Semaphore::new(super::trace_api::READERS)),
             }))
         })
         .transpose()?;

@@ -153,6 +153,10 @@ pub fn run(
         eprintln!("{summary}");
         eprintln!("report: {}", store.store_dir().display(&report));
     }
+    if let Some(file) = &ctx.report_to {
+        std::fs::write(file, store.store_dir().display(&report))
+            .with_context(|| format!("GUIXIE_REPORT_TO {}", file.display()))?;
+    }
     Ok(status)
 }
 

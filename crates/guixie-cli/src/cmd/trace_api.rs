@@ -30,7 +30,9 @@ const MAX_ARG_BYTES: usize = 1024;
 /// What is kept of a trace's stderr (its end: the report's path is printed last).
 const STDERR_TAIL: usize = 64 << 10;
 
-const BUILD_TOOLS: [&str; 2] = ["strace", "python"];
+const BUILD_TOOLS: [&str; 3] = ["strace", "python", "perf"];
+/// Report reads at once (they need no token).
+pub const READERS: usize = 4;
 const RUN_TOOLS: [&str; 4] = ["valgrind", "gdb", "perf", "python"];
 
 pub struct TraceApi {
@@ -41,6 +43,7 @@ pub struct TraceApi {
     pub store_args: Vec<OsString>,
     pub jobs: Arc<tokio::sync::Semaphore>,
     pub timeout: Duration,
+    pub readers: Arc<tokio::sync::Semaphore>,
 }
 
 impl TraceApi {
@@ -80,6 +83,9 @@ async fn get_report(State(api): State<Arc<TraceApi>>, Path(hash): Path<String>) 
             "a report is named by its store path's hash: 32 Nix base-32 characters",
         );
     }
+    let Ok(_reading) = api.readers.clone().try_acquire_owned() else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: ask again later");
+    };
     let store = api.store.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, String> {
         let Some(path) = store.path_by_hash_part(&hash).map_err(|e| e.to_string())? else {
@@ -217,11 +223,12 @@ fn checked(api: &TraceApi, r: &TraceRequest) -> Result<Vec<String>, (StatusCode,
         ));
     }
     let trace = format!("--trace={}", r.tool);
+    // After `--`, the target and the program's arguments are never taken as options of
+    // guixie's (another store, a network, a replay).
     Ok(if is_drv {
-        owned(["build", "-q", &trace, &r.target])
+        owned(["build", "-q", &trace, "--", &r.target])
     } else {
-        let mut c = owned(["run", &trace, &r.target]);
-        // The program's own arguments, never taken as guixie's options.
+        let mut c = owned(["run", &trace, "--", &r.target]);
         c.extend(r.args.iter().cloned());
         c
     })
@@ -240,10 +247,23 @@ async fn run_trace(api: &TraceApi, command: Vec<String>) -> Response {
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let is_build = command[0] == "build";
+    // Where a run's guixie says which report it made: apart from its current directory,
+    // which the traced program shares.
+    let private = match tempfile::Builder::new()
+        .prefix("guixie-trace-api-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let report_to = private.path().join("report");
     let mut child = match tokio::process::Command::new(&api.exe)
         .args(&api.store_args)
         .args(&command)
+        .env("GUIXIE_REPORT_TO", &report_to)
         .current_dir(dir.path())
+        // Its own process group: a trace out of time is stopped whole.
+        .process_group(0)
         .stdin(std::process::Stdio::null())
         // A traced program's output is not the client's: only a build's report path is.
         .stdout(if is_build {
@@ -266,6 +286,11 @@ async fn run_trace(api: &TraceApi, command: Vec<String>) -> Response {
     })
     .await;
     let Ok((out, err, status)) = finished else {
+        if let Some(pid) = child.id() {
+            // SAFETY: kill with a process group id and a signal number; no memory involved.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        }
+        let _ = child.wait().await;
         return refuse(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
@@ -278,13 +303,11 @@ async fn run_trace(api: &TraceApi, command: Vec<String>) -> Response {
         Ok(s) => s,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    // A build's stdout is guixie's alone; a run's report is named in the private file.
     let report = if is_build {
         out.lines().last().map(str::to_owned)
     } else {
-        err.lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("report: "))
-            .map(str::to_owned)
+        std::fs::read_to_string(&report_to).ok()
     };
     let Some(report) = report.filter(|r| r.starts_with(api.store.store_dir().as_str())) else {
         return refuse(

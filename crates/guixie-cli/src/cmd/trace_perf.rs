@@ -26,7 +26,7 @@ use crate::Context;
 const SCRIPT: &str = r#"L=$1 LP=$2 P=$3; shift 3
 "$L" --library-path "$LP" "$P" RECORD "$L" --library-path "$LP" "$P" STAT "$@"
 s=$?
-"$L" --library-path "$LP" "$P" script -f -i DATA > SCRIPT_OUT 2>/dev/null
+"$L" --library-path "$LP" "$P" script -f -i DATA > SCRIPT_OUT
 exit $s"#;
 
 fn quoted(args: &[String]) -> String {

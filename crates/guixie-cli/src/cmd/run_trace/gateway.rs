@@ -22,9 +22,16 @@ const MAX_HEAD: usize = 64 << 10;
 const MAX_HEADERS: usize = 100;
 const MAX_ACTIVE: usize = 16;
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Bodies held for a recording, in all.
+const MAX_HELD: usize = 512 << 20;
+/// Unanswered requests named (a replay fails on the first anyway).
+const MAX_UNRECORDED: usize = 100;
 
-/// Headers about one hop, not the request: neither forwarded nor recorded.
-const HOP_BY_HOP: [&str; 10] = [
+/// Headers not carried: those about one hop, not the request; `content-length`, which the
+/// gateway sets itself from the body it holds; `expect`, since it answers only once it has
+/// the whole body (and ureq would hand a `100 Continue` back as the answer).
+const HOP_BY_HOP: [&str; 11] = [
+    "expect",
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -169,7 +176,11 @@ fn answer(shared: &Shared, request: Request) -> Response {
                 }
                 None => {
                     let line = request.line();
-                    shared.unrecorded.lock().unwrap().push(line.clone());
+                    let mut unrecorded = shared.unrecorded.lock().unwrap();
+                    if unrecorded.len() < MAX_UNRECORDED {
+                        unrecorded.push(line.clone());
+                    }
+                    drop(unrecorded);
                     refusal(
                         502,
                         &format!("guixie replay: no recorded answer for {line}"),
@@ -178,16 +189,26 @@ fn answer(shared: &Shared, request: Request) -> Response {
             }
         }
         Mode::Record(agent) => {
-            if shared.exchanges.lock().unwrap().len() >= MAX_EXCHANGES {
+            let response = forward(agent, &request);
+            let size = request.body.len() + response.body.len();
+            let mut kept = shared.exchanges.lock().unwrap();
+            let held: usize = kept
+                .iter()
+                .map(|e| e.request.body.len() + e.response.body.len())
+                .sum();
+            // The recording must stay readable back (base64 grows a body by a third).
+            if kept.len() >= MAX_EXCHANGES || held + size > MAX_HELD {
                 return refusal(
                     503,
-                    &format!("guixie gateway: the recording is full ({MAX_EXCHANGES} exchanges)"),
+                    &format!(
+                        "guixie gateway: the recording is full ({MAX_EXCHANGES} exchanges or \
+                         {MAX_HELD} bytes of bodies)"
+                    ),
                 );
             }
-            let response = forward(agent, &request);
-            shared.exchanges.lock().unwrap().push(Exchange {
+            kept.push(Exchange {
                 request: request.redacted(),
-                response: response.clone(),
+                response: response.clone().redacted(),
             });
             response
         }

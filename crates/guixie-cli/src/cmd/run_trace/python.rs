@@ -199,16 +199,33 @@ fn read_recording(store: &LocalStore, item: &str) -> anyhow::Result<(StorePath, 
 
 /// The tracer's files, one per process, by pid; beyond [`python::MAX_PROCESSES`] counted.
 pub(crate) fn read_traces(exchange: &Path) -> anyhow::Result<(Vec<python::Process>, usize)> {
-    let mut names: Vec<String> = std::fs::read_dir(exchange)?
+    let mut names: Vec<(u32, String)> = std::fs::read_dir(exchange)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("pytrace-") && n.ends_with(".json"))
+        .filter_map(|n| {
+            let pid = n
+                .strip_prefix("pytrace-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            Some((pid, n))
+        })
         .collect();
+    // The first processes, by pid (the file names' order is not the pids').
     names.sort();
     let omitted = names.len().saturating_sub(python::MAX_PROCESSES);
     let mut processes = Vec::new();
-    for name in names.iter().take(python::MAX_PROCESSES) {
-        let bytes = safe_fs::read_capped_written(&exchange.join(name), python::MAX_TRACE_BYTES)
-            .with_context(|| format!("reading the Python tracer's {name}"))?;
+    let mut budget = python::MAX_TRACES_BYTES;
+    for (_, name) in names.iter().take(python::MAX_PROCESSES) {
+        let bytes =
+            safe_fs::read_capped_written(&exchange.join(name), python::MAX_TRACE_BYTES.min(budget))
+                .with_context(|| {
+                    format!(
+                        "reading the Python tracer's {name} (at most {} bytes per file, {} in all)",
+                        python::MAX_TRACE_BYTES,
+                        python::MAX_TRACES_BYTES
+                    )
+                })?;
+        budget -= bytes.len() as u64;
         processes.push(
             python::parse_trace(&bytes)
                 .map_err(|e| anyhow::anyhow!("the Python tracer's {name}: {e}"))?,
