@@ -10,6 +10,8 @@ pub mod import;
 pub mod sandbox;
 mod seccomp;
 mod slirp;
+#[cfg(target_arch = "x86_64")]
+mod syscall_tracer;
 mod terminal;
 
 pub use builder::{BuildError, BuildEvent, BuildOptions, Builder, Realised};

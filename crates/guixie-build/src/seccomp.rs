@@ -7,6 +7,7 @@ use std::io;
 
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
 /// `offsetof(struct seccomp_data, nr)` and `arch`.
 const NR_OFFSET: u32 = 0;
 const ARCH_OFFSET: u32 = 4;
@@ -118,11 +119,34 @@ pub fn denied_to_debugger() -> Vec<(u32, &'static str)> {
 
 /// Installs the filter on this thread (inherited by everything it executes).
 pub fn install(traced: bool, debugger: bool) -> io::Result<()> {
-    let program = program(&match (traced, debugger) {
+    install_program(&program(&match (traced, debugger) {
         (true, _) => denied_when_traced(),
         (false, true) => denied_to_debugger(),
         (false, false) => denied(),
-    });
+    }))
+}
+
+/// The tracer's filter: the `traced` calls stop for the tracer (`SECCOMP_RET_TRACE`), the
+/// rest run untouched. It only marks; the sandbox's own filter, installed after it, still
+/// refuses what it refuses (a refusal takes precedence over a mark).
+pub(crate) fn trace_program(traced: &[u32]) -> Vec<libc::sock_filter> {
+    let mut p = vec![
+        stmt(BPF_LD_W_ABS, ARCH_OFFSET),
+        jump(BPF_JEQ_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET_K, SECCOMP_RET_ALLOW),
+        stmt(BPF_LD_W_ABS, NR_OFFSET),
+    ];
+    let n = traced.len();
+    for (i, nr) in traced.iter().enumerate() {
+        p.push(jump(BPF_JEQ_K, *nr, (n - i) as u8, 0));
+    }
+    p.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    p.push(stmt(BPF_RET_K, SECCOMP_RET_TRACE));
+    p
+}
+
+/// Installs a filter program on this thread. Only system calls: safe between fork and exec.
+pub(crate) fn install_program(program: &[libc::sock_filter]) -> io::Result<()> {
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr() as *mut libc::sock_filter,

@@ -11,7 +11,7 @@ pub mod perf;
 pub mod python;
 pub mod report;
 pub mod strace;
-mod syscall;
+pub mod syscall;
 pub mod valgrind;
 
 pub use hermetic::{Allowed, Violation};

@@ -14,9 +14,9 @@ use crate::syscall::{
 
 pub const SCHEMA: &str = "guixie.strace/1";
 
-/// How guixie runs strace: follow forks, full-length strings, exit notices but no signals,
-/// and only the calls the report needs, filtered in the kernel (`--seccomp-bpf`) so that the
-/// rest run at full speed.
+/// The strace options whose output the parser reads (the recorded traces in its tests were
+/// made with them): follow forks, full-length strings, exit notices but no signals, and
+/// only the calls the report needs. guixie's own tracer (`guixie-build`) writes the same.
 pub const STRACE_ARGS: &[&str] = &[
     "-f",
     "-q",

@@ -12,9 +12,9 @@ use super::{drv_err, BuildError, Builder};
 /// How a rebuild is traced.
 #[derive(Clone, Debug)]
 pub enum Trace {
-    /// Under strace, from outside the sandbox: the strace executable, and the file its
-    /// trace goes to (where the build cannot reach it).
-    Strace { strace: PathBuf, output: PathBuf },
+    /// Under guixie's syscall tracer, from outside the sandbox: the file its trace goes to
+    /// (where the build cannot reach it), written as `strace -f` writes.
+    Strace { output: PathBuf },
     /// By something the build itself loads (the Python tracer): what it is given besides
     /// its inputs.
     Inside(InsideTrace),

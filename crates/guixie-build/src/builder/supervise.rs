@@ -127,46 +127,12 @@ pub(super) fn supervise(
     let writer2 = writer
         .try_clone()
         .map_err(|e| BuildError::Io(e.to_string()))?;
-    // A tracer runs the helper as its child: it sees every process of the build from
-    // outside, where the build can neither see nor stop it, and the helper dies with it.
-    let mut command = match run.trace {
-        Some(super::check::Trace::Strace { strace, output }) => {
-            let mut c = Command::new(strace);
-            // If guixie dies, strace goes too, and with it the helper and the build: no
-            // traced build runs on without its watchdog.
-            // SAFETY: prctl with integer arguments only, async-signal-safe in the child.
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-                    if libc::prctl(
-                        libc::PR_SET_PDEATHSIG,
-                        libc::SIGKILL as libc::c_ulong,
-                        0,
-                        0,
-                        0,
-                    ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            c.args(guixie_introspect::strace::STRACE_ARGS)
-                .arg("-o")
-                .arg(output)
-                .arg("--")
-                .arg(run.helper);
-            c
-        }
-        Some(super::check::Trace::Inside(_)) | None => Command::new(run.helper),
-    };
-    let spawned = command
+    let mut command = Command::new(run.helper);
+    command
         .arg(run.spec_path)
         .stdin(Stdio::null())
         .stdout(writer)
-        .stderr(writer2)
-        .spawn();
-    // The command holds the pipe's write ends: the logger sees the end only once it is gone.
-    drop(command);
+        .stderr(writer2);
     let started = clock.monotonic();
     let since_start = move || clock.monotonic().saturating_sub(started);
     // When the builder last wrote something, in nanoseconds since it started.
@@ -206,23 +172,16 @@ pub(super) fn supervise(
             // written without one). Attestations record the log's hash.
             gz.finish().map(drop)
         });
-        let mut child = spawned.map_err(|e| {
-            BuildError::Io(format!(
-                "starting the sandbox helper {}: {e}",
-                run.helper.display()
-            ))
-        })?;
+        let helper = start(command, run, scope)?;
         // The watchdog kills the helper when the verdict says so (its PDEATHSIG takes the
         // build with it); otherwise we just block until it exits. It signals through a pidfd,
         // which names this process even once it is reaped, never a recycled pid.
-        let pid = rustix::process::Pid::from_child(&child);
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        let pidfd = rustix::process::pidfd_open(helper.pid(), rustix::process::PidfdFlags::empty())
             .map_err(|e| BuildError::Io(format!("pidfd_open on the sandbox helper: {e}")));
         let pidfd = match pidfd {
             Ok(fd) => fd,
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                helper.kill_and_wait();
                 return Err(e);
             }
         };
@@ -259,7 +218,7 @@ pub(super) fn supervise(
                 }
             }
         });
-        let status = child.wait().map_err(|e| BuildError::Io(e.to_string()));
+        let status = helper.wait();
         let _ = done_tx.send(());
         let stopped = watchdog.join().unwrap_or(None);
         // Every writer of the pipe is gone with the sandbox, so the logger sees its end.
@@ -269,6 +228,128 @@ pub(super) fn supervise(
         logged.map_err(|e| BuildError::Io(format!("writing {}: {e}", log.display())))?;
         Ok((status?, stopped))
     })
+}
+
+/// The running helper: a child we wait for, or one the tracer thread follows and reaps.
+enum Helper<'scope> {
+    Child(std::process::Child),
+    Traced {
+        pid: rustix::process::Pid,
+        tracer: std::thread::ScopedJoinHandle<'scope, Result<ExitStatus, BuildError>>,
+    },
+}
+
+/// A traced trace's bytes, at most: past it the trace ends incomplete.
+const MAX_TRACE_BYTES: u64 = 1 << 30;
+
+fn start<'scope>(
+    mut command: Command,
+    run: &'scope Run<'_>,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<Helper<'scope>, BuildError> {
+    let spawn_error = |e: std::io::Error| {
+        BuildError::Io(format!(
+            "starting the sandbox helper {}: {e}",
+            run.helper.display()
+        ))
+    };
+    let output = match run.trace {
+        Some(super::check::Trace::Strace { output }) => output,
+        Some(super::check::Trace::Inside(_)) | None => {
+            let child = command.spawn().map_err(spawn_error);
+            // The command holds the pipe's write ends: the logger sees the end only once
+            // it is gone.
+            drop(command);
+            return child.map(Helper::Child);
+        }
+    };
+    traced_start(command, output, spawn_error, scope)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn traced_start<'scope>(
+    mut command: Command,
+    output: &'scope std::path::Path,
+    spawn_error: impl Fn(std::io::Error) -> BuildError,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<Helper<'scope>, BuildError> {
+    let trace = std::fs::File::create(output)
+        .map_err(|e| BuildError::Io(format!("{}: {e}", output.display())))?;
+    // SAFETY: traceme makes one system call.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            crate::syscall_tracer::traceme()
+        });
+    }
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    // The tracer must be the thread that forked the helper: ptrace answers only to it.
+    let tracer = scope.spawn(move || -> Result<ExitStatus, BuildError> {
+        let child = command.spawn();
+        drop(command);
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = pid_tx.send(Err(e));
+                return Err(BuildError::Io("the helper did not start".into()));
+            }
+        };
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = pid_tx.send(Ok(pid));
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, trace);
+        crate::syscall_tracer::follow(pid.as_raw_nonzero().get(), &mut out, MAX_TRACE_BYTES)
+            .map_err(|e| BuildError::Io(format!("tracing the build: {e}")))
+    });
+    match pid_rx.recv() {
+        Ok(Ok(pid)) => Ok(Helper::Traced { pid, tracer }),
+        Ok(Err(e)) => {
+            let _ = tracer.join();
+            Err(spawn_error(e))
+        }
+        Err(_) => Err(BuildError::Io("the tracer thread failed".into())),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn traced_start<'scope>(
+    _command: Command,
+    _output: &'scope std::path::Path,
+    _spawn_error: impl Fn(std::io::Error) -> BuildError,
+    _scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<Helper<'scope>, BuildError> {
+    Err(BuildError::Io(
+        "--trace=strace: guixie's tracer reads x86_64 registers only".into(),
+    ))
+}
+
+impl Helper<'_> {
+    fn pid(&self) -> rustix::process::Pid {
+        match self {
+            Helper::Child(c) => rustix::process::Pid::from_child(c),
+            Helper::Traced { pid, .. } => *pid,
+        }
+    }
+
+    fn kill_and_wait(self) {
+        match self {
+            Helper::Child(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Helper::Traced { pid, tracer } => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = tracer.join();
+            }
+        }
+    }
+
+    fn wait(self) -> Result<ExitStatus, BuildError> {
+        match self {
+            Helper::Child(mut c) => c.wait().map_err(|e| BuildError::Io(e.to_string())),
+            Helper::Traced { tracer, .. } => tracer
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::Io("the tracer panicked".into()))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -349,6 +349,16 @@ fn enter_root(spec: &SandboxSpec) -> io::Result<std::convert::Infallible> {
         unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) as libc::c_int },
         "closing inherited descriptors",
     )?;
+    #[cfg(target_arch = "x86_64")]
+    if spec.traced {
+        // The marks guixie's tracer stops at, first: the sandbox's filter, installed next,
+        // still refuses what it refuses (a refusal outranks a mark), and the build cannot
+        // remove either.
+        crate::seccomp::install_program(&crate::seccomp::trace_program(
+            &crate::syscall_tracer::traced_numbers(),
+        ))
+        .map_err(|e| io::Error::new(e.kind(), format!("installing the tracer's filter: {e}")))?;
+    }
     crate::seccomp::install(spec.traced, spec.debugger)
         .map_err(|e| io::Error::new(e.kind(), format!("installing the seccomp filter: {e}")))?;
     if let Some(g) = &spec.gateway {

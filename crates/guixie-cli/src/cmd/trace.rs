@@ -28,7 +28,6 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
         Some("perf") => return super::trace_perf::run(ctx, store, args),
         _ => {}
     }
-    let strace = find_strace()?;
     let (drvs, builder) = prepare(ctx, store, args)?;
     realise(ctx, store, &builder, &drvs, args)?;
     let sd = store.store_dir().clone();
@@ -45,7 +44,6 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
             .check_traced(
                 drv,
                 &Trace::Strace {
-                    strace: strace.clone(),
                     output: output.clone(),
                 },
             )
@@ -227,15 +225,6 @@ fn run_python(
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn find_strace() -> anyhow::Result<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].map(Into::into))
-        .map(|d| d.join("strace"))
-        .find(|p| p.is_file())
-        .context("--trace=strace: strace is not installed (Debian's package strace)")
 }
 
 /// Lines longer than this are skipped (counted as not understood), never held whole.
