@@ -104,7 +104,10 @@ pub fn entry(name: &str, args: &[u64; 6], mem: &Memory) -> String {
 
 /// `) = RESULT` for a call that returned `ret` (a negative errno on failure).
 pub fn exit(ret: i64) -> String {
-    if (-4095..0).contains(&ret) {
+    // ERESTARTSYS and its kin (512–516): the call is restarted, its result is not this.
+    if (-516..=-512).contains(&ret) {
+        ") = ? ERESTARTSYS".to_owned()
+    } else if (-4095..0).contains(&ret) {
         let errno = -ret as i32;
         format!(") = -1 {} ({})", errno_name(errno), errno)
     } else {
@@ -201,7 +204,10 @@ fn array(mem: &Memory, addr: u64) -> String {
             items.push("...".to_owned());
             break;
         }
-        match mem.read_u64(addr + 8 * i as u64) {
+        match addr
+            .checked_add(8 * i as u64)
+            .and_then(|at| mem.read_u64(at))
+        {
             Some(0) => break,
             Some(p) => items.push(string(mem, p)),
             None => {
@@ -311,6 +317,8 @@ mod tests {
         assert!(call.args[2].contains("O_WRONLY") && call.args[2].contains("O_CREAT"));
         assert_eq!(call.result, Outcome::Err("ENOENT".into()));
         assert_eq!(parse_call("fork() = 7").unwrap().result, Outcome::Ok(7));
+        let restarted = format!("connect(3, x, 16{}", exit(-512));
+        assert_eq!(parse_call(&restarted).unwrap().result, Outcome::Unknown);
         assert_eq!(dirfd(-100i64 as u64), "AT_FDCWD");
         assert!(clone_flags(libc::CLONE_THREAD as u64 | 0x100).contains("CLONE_THREAD"));
         assert!(!clone_flags(0x11).contains("CLONE_THREAD"));

@@ -129,9 +129,13 @@ impl Tracer<'_> {
                 let Some(regs) = registers(pid) else {
                     return resume(pid, libc::PTRACE_CONT, 0);
                 };
-                let nr = regs.orig_rax as i64;
+                // The kernel dispatches on the low 32 bits of rax, sign-extended, and the filter
+                // judged those: a build setting the upper bits must not pass unnamed.
+                let nr = regs.orig_rax as u32 as i32 as i64;
                 let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
                 let Some(name) = format::name_of(nr) else {
+                    // Never expected: the trace says so, and its report is not complete.
+                    self.line(pid, &format!("marked call {nr:#x} not named"))?;
                     return resume(pid, libc::PTRACE_CONT, 0);
                 };
                 let entry = format::entry(name, &args, &Memory::of(pid));
@@ -175,9 +179,11 @@ impl Tracer<'_> {
                 resume(pid, libc::PTRACE_CONT, 0)
             }
             0 if signal == libc::SIGTRAP | 0x80 => {
-                let ret = registers(pid).map_or(0, |r| r.rax as i64);
+                // A result that cannot be read is unknown, never a success.
+                let result = registers(pid)
+                    .map_or_else(|| ") = ?".to_owned(), |r| format::exit(r.rax as i64));
                 if let Some(entry) = tracee.pending.take() {
-                    self.line(pid, &format!("{entry}{}", format::exit(ret)))?;
+                    self.line(pid, &format!("{entry}{result}"))?;
                 }
                 resume(pid, libc::PTRACE_CONT, 0)
             }
