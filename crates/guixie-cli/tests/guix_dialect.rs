@@ -101,12 +101,10 @@ fn guix_verifies_guixie_signatures_with_libgcrypt() {
     );
     let b64_at = signature_at + narinfo[signature_at..].rfind(';').unwrap() + 1;
     let mut sig = data_from_b64(&narinfo[b64_at..narinfo[b64_at..].find('\n').unwrap() + b64_at]);
-    // Flip a nibble of s inside the S-expression's hex, keeping it well formed.
-    let s_at = sig
-        .windows(5)
-        .position(|w| w == b"(s #0" || w == b"(s #1")
-        .unwrap()
-        + 5;
+    // Flip s's last nibble inside the S-expression's hex, keeping it well formed. (Its first
+    // digit may be any: libgcrypt's MPIs drop leading zero bytes.)
+    let s_hex = sig.windows(4).position(|w| w == b"(s #").unwrap() + 4;
+    let s_at = s_hex + sig[s_hex..].iter().position(|&b| b == b'#').unwrap() - 1;
     sig[s_at] = if sig[s_at] == b'A' { b'B' } else { b'A' };
     let forged = format!(
         "{}{}{}",
