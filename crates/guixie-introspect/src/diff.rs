@@ -110,10 +110,8 @@ pub fn diff(a: &Report, b: &Report) -> Result<ReportDiff, String> {
                 format!("{:?}", b.exit_code),
             );
             let errors = |r: &crate::valgrind::ValgrindReport| {
-                r.memcheck
-                    .errors
-                    .iter()
-                    .chain(&r.memcheck.leaks)
+                r.memchecks()
+                    .flat_map(|m| m.errors.iter().chain(&m.leaks))
                     .map(|e| {
                         let at = e.stack.iter().map(|f| f.describe()).collect::<Vec<_>>();
                         format!("{} at {}", e.kind, at.join(" < "))
@@ -226,6 +224,8 @@ mod tests {
                 }],
             }],
             omitted_threads: 0,
+            crashed: None,
+            build: None,
         })
     }
 

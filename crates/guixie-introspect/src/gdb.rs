@@ -16,10 +16,69 @@ pub const MAX_FRAMES: usize = 64;
 /// `log_file` (the program keeps the terminal), run, then every thread's backtrace (gdb
 /// prints "No stack." when the program exited).
 pub fn batch_args(log_file: &str, data_directory: &str, debug_dir: &str) -> Vec<String> {
+    let mut args = settings(
+        log_file,
+        data_directory,
+        debug_dir,
+        "set startup-with-shell off",
+    );
+    for command in ["run", &format!("thread apply all bt {MAX_FRAMES}")] {
+        args.push("-ex".into());
+        args.push(command.to_owned());
+    }
+    args.push("--args".into());
+    args
+}
+
+/// gdb's options for a build: every process the builder starts is followed (gdb's
+/// inferiors, all run together) until one receives a signal that stops it, whose threads'
+/// backtraces are logged, or all have ended, the builder's exit logged last. The builder
+/// is started by `$SHELL` (gdb's own environment), which unescapes its arguments: gdb 13
+/// without a shell passes them on escaped. `restore` are gdb commands run before the
+/// build starts (putting back the build's own environment).
+pub fn build_args(
+    log_file: &str,
+    data_directory: &str,
+    debug_dir: &str,
+    restore: &[String],
+) -> Vec<String> {
+    let mut args = settings(
+        log_file,
+        data_directory,
+        debug_dir,
+        "set startup-with-shell on",
+    );
+    let driver = FOLLOW_BUILD.replace("@MAX_FRAMES@", &MAX_FRAMES.to_string());
+    let commands = [
+        "set detach-on-fork off",
+        "set schedule-multiple on",
+        "set follow-exec-mode same",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(restore.iter().cloned())
+    // One line: the driver, in hexadecimal, needs no quoting.
+    .chain([format!(
+        "python exec(bytes.fromhex('{}').decode())",
+        data_encoding::HEXLOWER.encode(driver.as_bytes())
+    )]);
+    for command in commands {
+        args.push("-ex".into());
+        args.push(command);
+    }
+    args.push("--args".into());
+    args
+}
+
+const FOLLOW_BUILD: &str = include_str!("gdb/follow_build.py");
+
+/// What both modes share: no init files, no debuginfod, symbols from `debug_dir`, signals
+/// programs take in their stride passed on, gdb's own output to `log_file`.
+fn settings(log_file: &str, data_directory: &str, debug_dir: &str, shell: &str) -> Vec<String> {
     let mut args: Vec<String> = ["-nx", "-nh", "-batch"].map(String::from).to_vec();
     args.push(format!("--data-directory={data_directory}"));
     for command in [
-        "set startup-with-shell off",
+        shell,
         "set debuginfod enabled off",
         &format!("set debug-file-directory {debug_dir}"),
         "set pagination off",
@@ -32,13 +91,10 @@ pub fn batch_args(log_file: &str, data_directory: &str, debug_dir: &str) -> Vec<
         "set logging overwrite on",
         "set logging redirect on",
         "set logging enabled on",
-        "run",
-        &format!("thread apply all bt {MAX_FRAMES}"),
     ] {
         args.push("-ex".into());
         args.push(command.to_owned());
     }
-    args.push("--args".into());
     args
 }
 
@@ -56,6 +112,20 @@ pub struct GdbReport {
     /// Threads beyond [`MAX_THREADS`], not kept.
     #[serde(default)]
     pub omitted_threads: usize,
+    /// In a build, the process that received the signal (the builder or any it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crashed: Option<CrashedProcess>,
+    /// A traced build's comparison with the build (`program` is then the derivation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::report::BuildCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashedProcess {
+    pub pid: u32,
+    /// Its executable, as the sandbox shows it.
+    pub program: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,11 +257,7 @@ fn ending_of(line: &str) -> Option<Ending> {
     let thread = if who == "Program" {
         Some(1)
     } else {
-        who.strip_prefix("Thread ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
+        thread_number(who.strip_prefix("Thread ")?.split_whitespace().next()?)
     };
     let (name, description) = signal(rest)?;
     Some(Ending::Signal {
@@ -212,14 +278,33 @@ fn signal(rest: &str) -> Option<(String, String)> {
     ))
 }
 
-/// `Thread 2 (Thread 0x7f… (LWP 8352) "name"):`
+/// gdb's `2`, or `3.2` when it follows several processes (thread 2 of inferior 3: a build's
+/// log shows one process's threads).
+fn thread_number(id: &str) -> Option<u32> {
+    id.rsplit('.').next()?.parse().ok()
+}
+
+/// The process a build's driver found stopped by a signal (`follow_build.py`).
+pub fn crashed_process(log: &str) -> Option<CrashedProcess> {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("guixie-gdb: crashed process "))?;
+    let (pid, program) = line.split_once(' ')?;
+    Some(CrashedProcess {
+        pid: pid.parse().ok()?,
+        program: program.to_owned(),
+    })
+}
+
+/// `Thread 2 (Thread 0x7f… (LWP 8352) "name"):`, `Thread 2.1 (…):`
 fn thread_header(line: &str) -> Option<Thread> {
     let rest = line.strip_prefix("Thread ")?;
     if !line.ends_with("):") {
         return None;
     }
     let (id, rest) = rest.split_once(' ')?;
-    let id = id.parse().ok()?;
+    let id = thread_number(id)?;
     let lwp = rest
         .split("(LWP ")
         .nth(1)

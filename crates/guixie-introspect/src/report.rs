@@ -57,6 +57,10 @@ pub struct BuildCheck {
     /// Files that differed, when they did not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<String>,
+    /// Why there was nothing to compare: the build failed, or the traced run did (its
+    /// error); `outputs` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Any report guixie writes, told apart by its `schema`.

@@ -35,6 +35,22 @@ pub fn memcheck_args(xml_file: &str, debug_dir: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// memcheck's options for a build: every program the builder and its processes execute
+/// runs under memcheck too, each process writing its own XML into `xml_dir` (a process
+/// that executes another program starts its file anew: its earlier image's findings are
+/// lost, as with any program that replaces itself).
+pub fn memcheck_build_args(xml_dir: &str, debug_dir: &str) -> Vec<String> {
+    let mut args = memcheck_args(&format!("{xml_dir}/memcheck.%p.xml"), debug_dir);
+    args.push("--trace-children=yes".into());
+    args
+}
+
+/// Processes of a build kept in its report; the rest are counted.
+pub const MAX_PROCESSES: usize = 256;
+
+/// Command-line words kept per process.
+pub const MAX_ARGS: usize = 64;
+
 /// callgrind's options: its profile to `out_file`, nothing on the terminal.
 pub fn callgrind_args(out_file: &str, debug_dir: &str) -> Vec<String> {
     [
@@ -61,6 +77,40 @@ pub struct ValgrindReport {
     pub memcheck: Memcheck,
     /// Instructions executed (callgrind's `Ir` total), when callgrind ran.
     pub instructions: Option<u64>,
+    /// In a build: each process memcheck followed, with its own findings (`memcheck` is
+    /// then empty), in order of pid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ValgrindProcess>,
+    /// Processes beyond [`MAX_PROCESSES`], and those whose XML memcheck never finished
+    /// (killed, or replaced by another program): counted, not read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_processes: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unfinished_processes: usize,
+    /// A traced build's comparison with the build (`program` is then the derivation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::report::BuildCheck>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ValgrindReport {
+    /// The findings of the program, or of every process of a build.
+    pub fn memchecks(&self) -> impl Iterator<Item = &Memcheck> {
+        std::iter::once(&self.memcheck).chain(self.processes.iter().map(|p| &p.memcheck))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValgrindProcess {
+    pub pid: u32,
+    /// The program and its arguments, as it was run (at most [`MAX_ARGS`] words).
+    pub program: String,
+    pub args: Vec<String>,
+    pub memcheck: Memcheck,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +193,11 @@ pub enum ValgrindError {
 
 /// Parses memcheck's XML output.
 pub fn parse_memcheck(xml: &str) -> Result<Memcheck, ValgrindError> {
+    parse_memcheck_process(xml).map(|p| p.memcheck)
+}
+
+/// [`parse_memcheck`], with the process the XML is of (its pid and command line).
+pub fn parse_memcheck_process(xml: &str) -> Result<ValgrindProcess, ValgrindError> {
     let doc = roxmltree::Document::parse_with_options(
         xml,
         roxmltree::ParsingOptions {
@@ -244,7 +299,26 @@ pub fn parse_memcheck(xml: &str) -> Result<Memcheck, ValgrindError> {
             report.errors.push(error);
         }
     }
-    Ok(report)
+    let argv = root
+        .children()
+        .filter(|n| n.has_tag_name("args"))
+        .flat_map(|a| a.children().filter(|n| n.has_tag_name("argv")))
+        .next();
+    let words = |name: &str| -> Vec<String> {
+        argv.into_iter()
+            .flat_map(|a| a.children().filter(|n| n.has_tag_name(name)))
+            .map(|n| n.text().unwrap_or_default().trim().to_owned())
+            .take(MAX_ARGS)
+            .collect()
+    };
+    Ok(ValgrindProcess {
+        pid: child_text(root, "pid")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        program: words("exe").into_iter().next().unwrap_or_default(),
+        args: words("arg"),
+        memcheck: report,
+    })
 }
 
 fn frames(stack: roxmltree::Node) -> Vec<Frame> {

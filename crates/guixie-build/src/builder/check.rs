@@ -31,6 +31,9 @@ pub struct InsideTrace {
     pub env: Vec<(String, String)>,
     /// A command the builder runs under (the tool, its arguments), empty for none.
     pub wrap: Vec<String>,
+    /// The tool is a debugger: `ptrace` is allowed within the sandbox (its PID namespace
+    /// bounds it to the build's own processes; the run is never registered).
+    pub debugger: bool,
 }
 
 /// What a traced rebuild gives besides the comparison: what the trace is to be read with.
@@ -52,24 +55,46 @@ impl Builder<'_> {
     /// with the store. On a difference, the rebuilt output is kept beside the build logs and
     /// the differing files are named.
     pub fn check(&self, drv_path: &StorePath) -> Result<Vec<CheckResult>, BuildError> {
-        Ok(self.check_run(drv_path, None)?.results)
+        Ok(self.check_run(drv_path, None, false)?.results)
     }
 
     /// [`Builder::check`] under a tracer: the traced run is compared with the registered
     /// outputs like any rebuild, and nothing of it is registered.
     pub fn check_traced(&self, drv_path: &StorePath, trace: &Trace) -> Result<Traced, BuildError> {
-        self.check_run(drv_path, Some(trace))
+        self.check_run(drv_path, Some(trace), false)
     }
 
-    fn check_run(&self, drv_path: &StorePath, trace: Option<&Trace>) -> Result<Traced, BuildError> {
+    /// [`Builder::check_traced`], except that a target whose inputs are built but whose own
+    /// build failed is run under the tracer all the same (to see where it fails): there is
+    /// nothing to compare it with, so its `results` are empty. An error is the traced run's
+    /// failure, as for any build.
+    pub fn trace_even_unbuilt(
+        &self,
+        drv_path: &StorePath,
+        trace: &Trace,
+    ) -> Result<Traced, BuildError> {
+        self.check_run(drv_path, Some(trace), true)
+    }
+
+    fn check_run(
+        &self,
+        drv_path: &StorePath,
+        trace: Option<&Trace>,
+        unbuilt_allowed: bool,
+    ) -> Result<Traced, BuildError> {
         let _gc = self.store.gc_guard()?;
         let sd = self.store.store_dir().clone();
         let plan = self.plan(std::slice::from_ref(drv_path))?;
         let mut outputs_of = BTreeMap::new();
+        let mut target_built = true;
         for (p, d) in &plan {
             let outs = self.output_paths(p, d)?;
             for o in outs.values() {
                 if !self.store.is_valid(o)? {
+                    if unbuilt_allowed && p == drv_path {
+                        target_built = false;
+                        continue;
+                    }
                     return Err(drv_err(
                         &sd.display(p),
                         format!(
@@ -84,6 +109,22 @@ impl Builder<'_> {
         let (_, drv) = plan.last().expect("the plan ends with the target");
         let outputs = outputs_of[drv_path].clone();
         let run = self.run_sandboxed(drv_path, drv, &outputs, &outputs_of, &|_| {}, trace)?;
+        let traced = |results| Traced {
+            results,
+            builder: String::from_utf8_lossy(&drv.builder).into_owned(),
+            workdir: crate::builder::layout::BUILD_DIR.into(),
+            visible: run
+                .visible
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            log: run.log.clone(),
+        };
+        if !target_built {
+            let unbuilt = traced(Vec::new());
+            self.discard(&run.area);
+            return Ok(unbuilt);
+        }
         let staged = match run.stage(&outputs) {
             Ok(s) => s,
             Err(e) => {
@@ -97,7 +138,8 @@ impl Builder<'_> {
             let stored = self.store.real_path(path);
             let mut differences = Vec::new();
             compare_trees(&stored, &rebuilt, Path::new(""), &mut differences);
-            let kept = if differences.is_empty() {
+            // An output the rebuild did not make is a difference with nothing to keep.
+            let kept = if differences.is_empty() || std::fs::symlink_metadata(&rebuilt).is_err() {
                 None
             } else {
                 let keep = self
@@ -119,18 +161,9 @@ impl Builder<'_> {
                 kept,
             });
         }
+        let traced = traced(results);
         self.discard(&run.area);
-        Ok(Traced {
-            results,
-            builder: String::from_utf8_lossy(&drv.builder).into_owned(),
-            workdir: crate::builder::layout::BUILD_DIR.into(),
-            visible: run
-                .visible
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect(),
-            log: run.log.clone(),
-        })
+        Ok(traced)
     }
 }
 

@@ -94,6 +94,7 @@ impl Builder<'_> {
         if let Some(super::check::Trace::Inside(inside)) = trace {
             laid_out.spec.inputs.extend(inside.inputs.iter().cloned());
             laid_out.spec.writable_dirs.push(inside.exchange.clone());
+            laid_out.spec.debugger = inside.debugger;
             laid_out.spec.env.extend(
                 inside
                     .env

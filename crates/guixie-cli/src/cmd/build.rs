@@ -28,9 +28,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub check: bool,
     /// Build, then rebuild the targets under this tool (strace, from outside; the Python
-    /// tracer, in every Python process; perf, over all the build's processes) and keep its report in the store (`guixie report
-    /// show`); the traced run is compared with the build, never registered.
-    #[arg(long, value_name = "TOOL", value_parser = ["strace", "python", "perf"])]
+    /// tracer, in every Python process; perf, valgrind's memcheck and gdb, over all the
+    /// build's processes) and keep its report in the store (`guixie report show`); the
+    /// traced run is compared with the build, never registered. valgrind and gdb also run a
+    /// build that failed, to show where.
+    #[arg(long, value_name = "TOOL", value_parser = ["strace", "python", "perf", "valgrind", "gdb"])]
     pub trace: Option<String>,
     /// Print nothing but the output paths.
     #[arg(long, short = 'q')]

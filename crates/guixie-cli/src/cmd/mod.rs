@@ -27,6 +27,7 @@ pub mod store;
 pub mod substitutes;
 pub mod trace;
 pub mod trace_api;
+pub mod trace_native;
 pub mod trace_perf;
 pub mod trust;
 

@@ -168,48 +168,91 @@ fn show(r: &BuildTrace) {
 }
 
 pub fn valgrind_summary(r: &valgrind::ValgrindReport) -> String {
-    let lost: u64 = r.memcheck.leaks.iter().filter_map(|l| l.leaked_bytes).sum();
-    format!(
-        "{}: {} memory errors, {} leaks ({lost} bytes); exit {}; {}",
+    let leaks = || r.memchecks().flat_map(|m| &m.leaks);
+    let lost: u64 = leaks().filter_map(|l| l.leaked_bytes).sum();
+    let errors: u64 = r.memchecks().flat_map(|m| &m.errors).map(|e| e.count).sum();
+    let head = format!(
+        "{}: {errors} memory errors, {} leaks ({lost} bytes)",
         r.program,
-        r.memcheck.errors.iter().map(|e| e.count).sum::<u64>(),
-        r.memcheck.leaks.len(),
-        r.exit_code.map_or("?".into(), |c| c.to_string()),
-        r.instructions
-            .map_or("no instruction count".into(), |n| format!(
-                "{n} instructions"
-            )),
-    )
+        leaks().count()
+    );
+    match &r.build {
+        Some(build) => format!(
+            "{head} in {} processes; {}",
+            r.processes.len() + r.omitted_processes,
+            build_check_line(build)
+        ),
+        None => format!(
+            "{head}; exit {}; {}",
+            r.exit_code.map_or("?".into(), |c| c.to_string()),
+            r.instructions
+                .map_or("no instruction count".into(), |n| format!(
+                    "{n} instructions"
+                )),
+        ),
+    }
+}
+
+/// How a traced rebuild compared with the build, in a few words.
+fn build_check_line(build: &guixie_introspect::report::BuildCheck) -> String {
+    match (&build.error, build.outputs_equal) {
+        (Some(e), _) => format!("not compared: {e}"),
+        (None, true) => "outputs equal to the build's".into(),
+        (None, false) => format!("{} files differ from the build's", build.differences.len()),
+    }
 }
 
 fn show_valgrind(r: &valgrind::ValgrindReport) {
     println!("{}", valgrind_summary(r));
+    show_memcheck(&r.memcheck, "");
+    for p in &r.processes {
+        if p.memcheck.errors.is_empty() && p.memcheck.leaks.is_empty() {
+            continue;
+        }
+        println!(
+            "\nprocess {}: {} {}",
+            p.pid,
+            printable(&p.program),
+            printable(&p.args.join(" "))
+        );
+        show_memcheck(&p.memcheck, "  ");
+    }
+    if r.unfinished_processes > 0 {
+        println!(
+            "\n{} processes whose memcheck never finished (killed, or replaced by another \
+             program)",
+            r.unfinished_processes
+        );
+    }
+}
+
+fn show_memcheck(m: &valgrind::Memcheck, indent: &str) {
     let stack = |frames: &[valgrind::Frame]| {
         for f in frames {
-            println!("      {}", printable(&f.describe()));
+            println!("{indent}      {}", printable(&f.describe()));
         }
     };
-    for (title, list) in [("errors", &r.memcheck.errors), ("leaks", &r.memcheck.leaks)] {
+    for (title, list) in [("errors", &m.errors), ("leaks", &m.leaks)] {
         if list.is_empty() {
             continue;
         }
-        println!("\n{title}:");
+        println!("\n{indent}{title}:");
         for e in list {
             println!(
-                "  {} ({}, {}×)",
+                "{indent}  {} ({}, {}×)",
                 printable(&e.what),
                 printable(&e.kind),
                 e.count
             );
             stack(&e.stack);
             for a in &e.aux {
-                println!("    {}", printable(&a.what));
+                println!("{indent}    {}", printable(&a.what));
                 stack(&a.stack);
             }
         }
     }
-    if r.memcheck.omitted > 0 {
-        println!("\n{} more errors not kept", r.memcheck.omitted);
+    if m.omitted > 0 {
+        println!("\n{indent}{} more errors not kept", m.omitted);
     }
 }
 
@@ -229,7 +272,20 @@ pub fn gdb_summary(r: &gdb::GdbReport) -> String {
         .and_then(|t| t.frames.first())
         .map(|f| format!(" in {}", printable(&f.describe())))
         .unwrap_or_default();
-    format!("{}: {ending}{at}; {} threads", r.program, r.threads.len())
+    let process = r
+        .crashed
+        .as_ref()
+        .map(|c| format!(" (process {}, {})", c.pid, printable(&c.program)))
+        .unwrap_or_default();
+    let line = format!(
+        "{}: {ending}{process}{at}; {} threads",
+        r.program,
+        r.threads.len()
+    );
+    match &r.build {
+        Some(build) => format!("{line}; {}", build_check_line(build)),
+        None => line,
+    }
 }
 
 fn show_gdb(r: &gdb::GdbReport) {

@@ -77,7 +77,7 @@ impl RunOptions {
 }
 
 impl RunTracer {
-    fn package(self) -> &'static str {
+    pub(crate) fn package(self) -> &'static str {
         match self {
             RunTracer::Valgrind => "valgrind",
             RunTracer::Gdb => "gdb",
@@ -214,7 +214,7 @@ impl Tool {
     /// `.gnu_debuglink` name under its extra path: links named so, in the directories the
     /// C library's objects are loaded from, to the item's `.build-id` files (Debian names a
     /// debug link after the build ID).
-    fn link_debug_files(&self, store: &LocalStore, at: &Path) -> anyhow::Result<()> {
+    pub(crate) fn link_debug_files(&self, store: &LocalStore, at: &Path) -> anyhow::Result<()> {
         let build_ids = store.real_path(&self.item).join("usr/lib/debug/.build-id");
         let Ok(prefixes) = std::fs::read_dir(&build_ids) else {
             return Ok(());
@@ -388,6 +388,10 @@ fn traced_run(
                 exit_code: status.code(),
                 memcheck,
                 instructions,
+                processes: vec![],
+                omitted_processes: 0,
+                unfinished_processes: 0,
+                build: None,
             };
             let summary = super::report::valgrind_summary(&report);
             Ok(Finding::new(
@@ -423,6 +427,8 @@ fn traced_run(
                 ending,
                 threads,
                 omitted_threads,
+                crashed: None,
+                build: None,
             };
             let summary = super::report::gdb_summary(&report);
             Ok(Finding::new(

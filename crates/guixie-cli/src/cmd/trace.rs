@@ -1,4 +1,4 @@
-//! `guixie build --trace=strace|python`: the targets are built as usual, then rebuilt under
+//! `guixie build --trace=strace|python` (perf, valgrind and gdb have modules of their own): the targets are built as usual, then rebuilt under
 //! the tool and compared with the build; the report becomes a store item of its own
 //! (`docs/introspection.md`). strace watches from outside the sandbox, and its report has a
 //! hermeticity verdict; the Python tracer is loaded by every Python process of the build.
@@ -19,6 +19,7 @@ use guixie_introspect::strace::{Parser, TraceOptions};
 use guixie_store::{LocalStore, PathInfoQuery as _, TextItem};
 
 use super::build::{prepare, realise, BuildArgs};
+use super::run_trace::RunTracer;
 use crate::output::print_json;
 use crate::Context;
 
@@ -26,6 +27,8 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
     match args.trace.as_deref() {
         Some("python") => return run_python(ctx, store, args),
         Some("perf") => return super::trace_perf::run(ctx, store, args),
+        Some("valgrind") => return super::trace_native::run(ctx, store, args, RunTracer::Valgrind),
+        Some("gdb") => return super::trace_native::run(ctx, store, args, RunTracer::Gdb),
         _ => {}
     }
     let (drvs, builder) = prepare(ctx, store, args)?;
@@ -175,6 +178,7 @@ fn run_python(
             exchange: (exchange.clone(), EXCHANGE_DIR.into()),
             env: tracer_env(),
             wrap: vec![],
+            debugger: false,
         });
         let traced = builder
             .check_traced(drv, &trace)
@@ -196,6 +200,7 @@ fn run_python(
                 outputs,
                 outputs_equal: differences.is_empty(),
                 differences,
+                error: None,
             }),
         });
     }

@@ -68,6 +68,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
             exchange: (exchange.clone(), EXCHANGE_DIR.into()),
             env: vec![],
             wrap: wrap.clone(),
+            debugger: false,
         });
         let traced = builder
             .check_traced(drv, &trace)
@@ -91,6 +92,7 @@ pub fn run(ctx: &Context, store: &Arc<LocalStore>, args: &BuildArgs) -> anyhow::
             outputs,
             outputs_equal: equal,
             differences,
+            error: None,
         });
         let name = format!("{}-perf.json", drv.name().trim_end_matches(".drv"));
         let mut references: BTreeSet<_> = references;

@@ -33,9 +33,11 @@
      %current-system store-directory)
     ((guixie gexp)
      gexp ungexp ungexp-splicing ungexp-native ungexp-native-splicing gexp? gexp-input
-     local-file local-file? local-file-file plain-file gexp->derivation rust-toolchain)
+     local-file local-file? local-file-file plain-file gexp->derivation rust-toolchain
+     bootstrap-toolchain)
     ((guixie packages)
-     package package? package-name package-version package-full-name package-source
+     package package? package->derivation package-name package-version package-full-name
+     package-source
      package-build-system package-arguments package-inputs package-native-inputs
      package-propagated-inputs package-outputs package-synopsis package-description
      package-license package-home-page package-location
